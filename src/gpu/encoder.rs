@@ -1,0 +1,227 @@
+//! The pending command encoder: ops record dispatches into one open compute pass, and nothing is
+//! submitted until a value is read or `flush` is called. Also owns the per-batch parameter arena
+//! (one uniform buffer, 256-byte slots bound with dynamic offsets) and the bind-group cache, so a
+//! steady training loop creates no buffers and no bind groups.
+//!
+//! Why buffers released during a batch wait for the submission: `queue.write_buffer` runs before
+//! the next submitted command buffer, so a buffer reused and overwritten in the same batch could
+//! change under a dispatch recorded earlier. After the submission, queue order protects it.
+
+use std::collections::HashMap;
+
+use super::context::GpuInner;
+use super::lock;
+use super::pipelines::Overrides;
+use super::pool::{next_buffer_id, RawBuffer};
+use super::stats::Counters;
+use crate::error::{Error, Result};
+use crate::kernels::Kernel;
+
+/// Bytes of one parameter slot; every kernel's `Params` fits in it.
+pub(crate) const PARAM_SLOT: u64 = 256;
+const INITIAL_ARENA: u64 = 64 * 1024;
+/// Above this many cached bind groups the cache starts over (stale keys are never hit again).
+const MAX_BIND_GROUPS: usize = 4096;
+/// Cache key: layout id, arena generation, then the ids of the bound buffers (0 = unused).
+type BindKey = [u64; 10];
+
+/// One compute dispatch, as a kernel owner describes it.
+pub(crate) struct Dispatch<'a> {
+    pub kernel: Kernel,
+    pub overrides: &'a Overrides,
+    /// The kernel's `Params`, as bytes (at most [`PARAM_SLOT`]).
+    pub params: &'a [u8],
+    /// Storage buffers in binding order (binding 1, 2, ...); binding 0 is the params.
+    pub buffers: &'a [&'a RawBuffer],
+    pub workgroups: [u32; 3],
+}
+
+pub(crate) struct Pending {
+    encoder: Option<wgpu::CommandEncoder>,
+    pass: Option<wgpu::ComputePass<'static>>,
+    params: Vec<u8>,
+    arena: wgpu::Buffer,
+    arena_capacity: u64,
+    arena_generation: u64,
+    grow_arena_to: u64,
+    bind_groups: HashMap<BindKey, wgpu::BindGroup>,
+    /// Buffers released while this batch may still use them; pooled again after the submission.
+    retired: Vec<RawBuffer>,
+}
+
+fn create_arena(device: &wgpu::Device, bytes: u64) -> wgpu::Buffer {
+    device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("timeloom params arena"),
+        size: bytes,
+        usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    })
+}
+
+impl Pending {
+    pub fn new(device: &wgpu::Device) -> Pending {
+        Pending {
+            encoder: None,
+            pass: None,
+            params: Vec::with_capacity(INITIAL_ARENA as usize),
+            arena: create_arena(device, INITIAL_ARENA),
+            arena_capacity: INITIAL_ARENA,
+            arena_generation: next_buffer_id(),
+            grow_arena_to: 0,
+            bind_groups: HashMap::new(),
+            retired: Vec::new(),
+        }
+    }
+
+    pub fn has_work(&self) -> bool {
+        self.encoder.is_some()
+    }
+
+    /// Forgets cached bind groups (they keep their buffers alive).
+    pub fn clear_bind_groups(&mut self) {
+        self.bind_groups.clear();
+    }
+}
+
+impl GpuInner {
+    /// Records one dispatch into the pending compute pass.
+    pub(crate) fn record(&self, d: &Dispatch<'_>) -> Result<()> {
+        self.check_fault()?;
+        debug_assert_eq!(d.buffers.len(), d.kernel.bindings().len(), "{:?}", d.kernel);
+        debug_assert!(d.params.len() as u64 <= PARAM_SLOT);
+        let max = self.limits.max_compute_workgroups_per_dimension;
+        if let Some(&over) = d.workgroups.iter().find(|&&w| w > max) {
+            return Err(Error::TooLarge {
+                op: d.kernel.name(),
+                what: format!("a dispatch of {over} workgroups in one dimension"),
+                bytes: u64::from(over),
+                limit: u64::from(max),
+                limit_name: "max_compute_workgroups_per_dimension",
+            });
+        }
+        if d.workgroups.contains(&0) {
+            return Ok(());
+        }
+        let compiled = self
+            .pipelines
+            .get(&self.device, &self.counters, d.kernel, d.overrides)?;
+
+        let mut p = lock(&self.pending);
+        if p.params.len() as u64 + PARAM_SLOT > p.arena_capacity {
+            // The arena is full: submit what is recorded and grow it, so the next batch fits.
+            p.grow_arena_to = p.arena_capacity * 2;
+            self.flush_locked(&mut p);
+        }
+        let offset = p.params.len() as u32;
+        p.params.extend_from_slice(d.params);
+        p.params.resize(offset as usize + PARAM_SLOT as usize, 0);
+
+        let mut key: BindKey = [0; 10];
+        key[0] = compiled.layout_id;
+        key[1] = p.arena_generation;
+        for (k, b) in key[2..].iter_mut().zip(d.buffers) {
+            *k = b.id;
+        }
+        if !p.bind_groups.contains_key(&key) {
+            if p.bind_groups.len() >= MAX_BIND_GROUPS {
+                p.bind_groups.clear();
+            }
+            let mut entries = vec![wgpu::BindGroupEntry {
+                binding: 0,
+                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                    buffer: &p.arena,
+                    offset: 0,
+                    size: wgpu::BufferSize::new(PARAM_SLOT),
+                }),
+            }];
+            for (i, b) in d.buffers.iter().enumerate() {
+                entries.push(wgpu::BindGroupEntry {
+                    binding: i as u32 + 1,
+                    resource: b.buffer.as_entire_binding(),
+                });
+            }
+            let bg = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some(d.kernel.name()),
+                layout: &compiled.bind_group_layout,
+                entries: &entries,
+            });
+            Counters::add(&self.counters.bind_groups_created, 1);
+            p.bind_groups.insert(key, bg);
+        }
+        let bg = p.bind_groups[&key].clone();
+        let pass = self.pass(&mut p);
+        pass.set_pipeline(&compiled.pipeline);
+        pass.set_bind_group(0, &bg, &[offset]);
+        let [x, y, z] = d.workgroups;
+        pass.dispatch_workgroups(x, y, z);
+        Counters::add(&self.counters.dispatches, 1);
+        Ok(())
+    }
+
+    fn pass<'p>(&self, p: &'p mut Pending) -> &'p mut wgpu::ComputePass<'static> {
+        if p.pass.is_none() {
+            let encoder = p.encoder.get_or_insert_with(|| {
+                self.device
+                    .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                        label: Some("timeloom"),
+                    })
+            });
+            let pass = encoder
+                .begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some("timeloom"),
+                    timestamp_writes: None,
+                })
+                .forget_lifetime();
+            Counters::add(&self.counters.passes, 1);
+            p.pass = Some(pass);
+        }
+        p.pass.as_mut().expect("the pass was opened above")
+    }
+
+    /// The pending encoder outside any pass, for copies.
+    pub(crate) fn encoder<'p>(&self, p: &'p mut Pending) -> &'p mut wgpu::CommandEncoder {
+        p.pass = None; // dropping the pass ends it
+        p.encoder.get_or_insert_with(|| {
+            self.device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                    label: Some("timeloom"),
+                })
+        })
+    }
+
+    /// Submits the pending work, if any, as one command buffer.
+    pub(crate) fn flush_locked(&self, p: &mut Pending) -> Option<wgpu::SubmissionIndex> {
+        p.pass = None;
+        let index = p.encoder.take().map(|encoder| {
+            if !p.params.is_empty() {
+                self.queue.write_buffer(&p.arena, 0, &p.params);
+                p.params.clear();
+            }
+            let index = self.queue.submit([encoder.finish()]);
+            Counters::add(&self.counters.submissions, 1);
+            index
+        });
+        for b in p.retired.drain(..) {
+            self.pool.release(b);
+        }
+        if p.grow_arena_to > p.arena_capacity {
+            p.arena_capacity = p.grow_arena_to;
+            p.arena = create_arena(&self.device, p.arena_capacity);
+            p.arena_generation = next_buffer_id();
+            p.bind_groups.clear();
+        }
+        index
+    }
+
+    /// Returns a pooled buffer: at once when no recorded work can use it, else after the next
+    /// submission.
+    pub(crate) fn retire(&self, buffer: RawBuffer) {
+        let mut p = lock(&self.pending);
+        if p.has_work() {
+            p.retired.push(buffer);
+        } else {
+            drop(p);
+            self.pool.release(buffer);
+        }
+    }
+}

@@ -1,0 +1,18 @@
+//! The device layer: the `Gpu` context, the buffer pool, the pipeline cache, the pending encoder,
+//! readback and the counters. Kernels live in `crate::kernels`; this module knows none of them.
+
+mod context;
+pub(crate) mod encoder;
+pub(crate) mod pipelines;
+pub(crate) mod pool;
+mod readback;
+mod stats;
+
+pub use context::{AdapterSummary, Gpu, GpuOptions, OptionalFeatures};
+pub(crate) use context::GpuInner;
+pub use stats::Stats;
+
+/// Locks `m`, ignoring poisoning: every critical section leaves its state consistent.
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}

@@ -1,0 +1,100 @@
+//! Moving bytes between host and device: uploads through `queue.write_buffer`, readback through a
+//! pooled staging buffer, `map_async` and a futures-intrusive oneshot channel.
+//!
+//! On a device timeloom owns, a read waits on the device itself. On a host application's device
+//! (`Gpu::from_wgpu`) the async read never polls: it completes when the application polls.
+
+use futures_intrusive::channel::shared::oneshot_channel;
+
+use super::context::GpuInner;
+use super::lock;
+use super::pool::{BufferKind, RawBuffer};
+use super::stats::Counters;
+use crate::error::{Error, Result};
+
+impl GpuInner {
+    /// Writes `data` into `dst` at byte `offset`. When `dst` may be used by recorded work (an
+    /// existing tensor written in place), that work is submitted first, because a queued write
+    /// lands before the next submission's commands.
+    pub(crate) fn upload(&self, dst: &RawBuffer, offset: u64, data: &[u8], in_use: bool) -> Result<()> {
+        self.check_fault()?;
+        if data.is_empty() {
+            return Ok(());
+        }
+        if in_use {
+            let mut p = lock(&self.pending);
+            if p.has_work() {
+                self.flush_locked(&mut p);
+            }
+        }
+        self.queue.write_buffer(&dst.buffer, offset, data);
+        Counters::add(&self.counters.bytes_uploaded, data.len() as u64);
+        Ok(())
+    }
+
+    /// Reads `bytes` bytes of `src` from byte `offset` (both multiples of 4). `block` lets the
+    /// read wait on the device even when timeloom does not own it (the caller asked to block).
+    pub(crate) async fn read_bytes(
+        &self,
+        src: &RawBuffer,
+        offset: u64,
+        bytes: u64,
+        block: bool,
+    ) -> Result<Vec<u8>> {
+        self.check_fault()?;
+        if bytes == 0 {
+            return Ok(Vec::new());
+        }
+        let staging = self.pool.acquire(
+            &self.device,
+            &self.counters,
+            BufferKind::Staging,
+            bytes,
+            self.limits.max_buffer_size,
+            "read",
+        )?;
+        let index = {
+            let mut p = lock(&self.pending);
+            self.encoder(&mut p)
+                .copy_buffer_to_buffer(&src.buffer, offset, &staging.buffer, 0, bytes);
+            self.flush_locked(&mut p)
+        };
+        let (sender, receiver) = oneshot_channel();
+        staging
+            .buffer
+            .slice(0..bytes)
+            .map_async(wgpu::MapMode::Read, move |r| {
+                let _ = sender.send(r);
+            });
+        if self.owned || block {
+            self.wait(index)?;
+        }
+        let mapped = receiver.receive().await;
+        let result = match mapped {
+            Some(Ok(())) => {
+                let data = staging
+                    .buffer
+                    .slice(0..bytes)
+                    .get_mapped_range()
+                    .map(|view| view.to_vec())
+                    .map_err(|e| Error::Gpu {
+                        message: format!("reading back {bytes} bytes: {e}"),
+                    });
+                staging.buffer.unmap();
+                data
+            }
+            _ => {
+                self.check_fault()?;
+                Err(Error::Gpu {
+                    message: format!("mapping {bytes} bytes for readback failed"),
+                })
+            }
+        };
+        // The staging buffer is unmapped (or failed to map); either way it can serve again.
+        self.pool.release(staging);
+        if result.is_ok() {
+            Counters::add(&self.counters.bytes_downloaded, bytes);
+        }
+        result
+    }
+}

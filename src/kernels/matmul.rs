@@ -1,0 +1,379 @@
+//! `matmul`: params, bindings and dispatch geometry of the register-tiled batched GEMM, and the
+//! choice of tile shape per adapter: a small autotune at the first matmul of each shape class on
+//! a device timeloom owns, heuristic defaults on a host application's device.
+
+use std::time::Instant;
+
+use bytemuck::{Pod, Zeroable};
+
+use super::{fold_grid, Kernel};
+use crate::error::Result;
+use crate::gpu::encoder::Dispatch;
+use crate::gpu::lock;
+use crate::gpu::pool::RawBuffer;
+use crate::gpu::GpuInner;
+
+pub(crate) const SOURCE: &str = concat!(
+    include_str!("../../shaders/matmul.wgsl"),
+    "\n",
+    include_str!("../../shaders/common/activations.wgsl"),
+    "\n",
+    include_str!("../../shaders/common/grid.wgsl"),
+);
+
+/// Mirrors `struct Params` in shaders/matmul.wgsl field for field. Offsets and strides are in
+/// elements; `_rs`/`_cs`/`_bs` are row, column and batch strides of op(A) [M, K], op(B) [K, N]
+/// and C [M, N].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+pub struct Params {
+    pub m: u32,
+    pub n: u32,
+    pub k: u32,
+    pub batch: u32,
+    pub a_off: u32,
+    pub a_rs: u32,
+    pub a_cs: u32,
+    pub a_bs: u32,
+    pub b_off: u32,
+    pub b_rs: u32,
+    pub b_cs: u32,
+    pub b_bs: u32,
+    pub c_off: u32,
+    pub c_rs: u32,
+    pub c_cs: u32,
+    pub c_bs: u32,
+    pub bias_off: u32,
+    /// 0: no bias; 1: bias [N] added to every row; 2: bias [M] added to every column.
+    pub bias_mode: u32,
+    /// An `Activation` code (shaders/common/activations.wgsl).
+    pub activation: u32,
+    pub tiles_n: u32,
+    pub tiles_m: u32,
+    pub alpha: f32,
+    pub beta: f32,
+    pub _pad: u32,
+}
+const _: () = assert!(std::mem::size_of::<Params>() % 16 == 0);
+
+/// A workgroup tile: WG_M × WG_N invocations, each computing 4 × 4 outputs, stepping K by BK.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct TileConfig {
+    /// Invocations along M.
+    pub wg_m: u32,
+    /// Invocations along N.
+    pub wg_n: u32,
+    /// K step through workgroup memory.
+    pub bk: u32,
+}
+
+const TM: u32 = 4;
+const TN: u32 = 4;
+/// Floats per workgroup tile array (`TILE_CAPACITY` in the shader).
+const TILE_CAPACITY: u32 = 1024;
+
+impl TileConfig {
+    /// 64×64 tiles of 256 invocations: large square products.
+    pub const T64X64: TileConfig = TileConfig { wg_m: 16, wg_n: 16, bk: 16 };
+    /// 32×64 tiles of 128 invocations.
+    pub const T32X64: TileConfig = TileConfig { wg_m: 8, wg_n: 16, bk: 16 };
+    /// 32×32 tiles of 64 invocations: mid-size products, small devices.
+    pub const T32X32: TileConfig = TileConfig { wg_m: 8, wg_n: 8, bk: 32 };
+    /// 8×128 tiles: a few rows (an RNN's batch) against a wide matrix.
+    pub const T8X128: TileConfig = TileConfig { wg_m: 2, wg_n: 32, bk: 8 };
+    /// 4×256 tiles: one to four rows, matrix-vector like.
+    pub const T4X256: TileConfig = TileConfig { wg_m: 1, wg_n: 64, bk: 4 };
+    /// 128×8 tiles: many rows, few columns.
+    pub const T128X8: TileConfig = TileConfig { wg_m: 32, wg_n: 2, bk: 8 };
+
+    /// Rows of C per workgroup.
+    pub fn bm(self) -> u32 {
+        self.wg_m * TM
+    }
+
+    /// Columns of C per workgroup.
+    pub fn bn(self) -> u32 {
+        self.wg_n * TN
+    }
+
+    fn overrides(self) -> [(&'static str, f64); 3] {
+        [
+            ("WG_M", f64::from(self.wg_m)),
+            ("WG_N", f64::from(self.wg_n)),
+            ("BK", f64::from(self.bk)),
+        ]
+    }
+
+    /// Whether the tiles fit the shader's arrays and the device's workgroup limits.
+    pub fn fits(self, limits: &wgpu::Limits) -> bool {
+        self.bm() * self.bk <= TILE_CAPACITY
+            && self.bk * self.bn() <= TILE_CAPACITY
+            && self.wg_m * self.wg_n <= limits.max_compute_invocations_per_workgroup
+            && self.wg_n <= limits.max_compute_workgroup_size_x
+            && self.wg_m <= limits.max_compute_workgroup_size_y
+    }
+}
+
+impl std::fmt::Display for TileConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}x{} (bk {})", self.bm(), self.bn(), self.bk)
+    }
+}
+
+/// Shapes that want different tiles: square-ish, few rows (an RNN's batch), few columns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ShapeClass {
+    /// M > 16 and N > 16.
+    Square,
+    /// M <= 16: a batch of a few rows against a weight matrix.
+    SkinnyM,
+    /// N <= 16 < M.
+    SkinnyN,
+}
+
+impl ShapeClass {
+    /// The class of an [M, K]·[K, N] product.
+    pub fn of(m: u32, n: u32) -> ShapeClass {
+        if m <= 16 {
+            ShapeClass::SkinnyM
+        } else if n <= 16 {
+            ShapeClass::SkinnyN
+        } else {
+            ShapeClass::Square
+        }
+    }
+
+    /// What the autotune tries, best guess first (the guess is the default without autotune).
+    fn candidates(self) -> &'static [TileConfig] {
+        match self {
+            ShapeClass::Square => &[TileConfig::T64X64, TileConfig::T32X64, TileConfig::T32X32],
+            ShapeClass::SkinnyM => &[TileConfig::T8X128, TileConfig::T4X256, TileConfig::T32X32],
+            ShapeClass::SkinnyN => &[TileConfig::T128X8, TileConfig::T32X32],
+        }
+    }
+}
+
+/// The buffers of one matmul, in binding order.
+pub(crate) struct Bindings<'a> {
+    pub a: &'a RawBuffer,
+    pub b: &'a RawBuffer,
+    pub bias: Option<&'a RawBuffer>,
+    pub c: &'a RawBuffer,
+}
+
+/// Records one batched matmul with `tile`; fills in the tile counts of `p`.
+pub(crate) fn record(gpu: &GpuInner, p: &mut Params, bufs: &Bindings<'_>, tile: TileConfig) -> Result<()> {
+    p.tiles_m = p.m.div_ceil(tile.bm());
+    p.tiles_n = p.n.div_ceil(tile.bn());
+    let groups = u64::from(p.tiles_m) * u64::from(p.tiles_n) * u64::from(p.batch);
+    let workgroups = fold_grid("matmul", groups, gpu.limits.max_compute_workgroups_per_dimension)?;
+    gpu.record(&Dispatch {
+        kernel: Kernel::Matmul,
+        overrides: &tile.overrides(),
+        params: bytemuck::bytes_of(p),
+        buffers: &[bufs.a, bufs.b, bufs.bias.unwrap_or(&gpu.dummy), bufs.c],
+        workgroups,
+    })
+}
+
+/// The tile for a matmul of this shape on this device: cached per shape class.
+pub(crate) fn choose_tile(gpu: &GpuInner, m: u32, n: u32, k: u32) -> Result<TileConfig> {
+    let class = ShapeClass::of(m, n);
+    let mut tiles = lock(&gpu.tiles);
+    if let Some(&t) = tiles.get(&class) {
+        return Ok(t);
+    }
+    let candidates: Vec<TileConfig> = class
+        .candidates()
+        .iter()
+        .copied()
+        .filter(|t| t.fits(&gpu.limits))
+        .collect();
+    let tile = if gpu.autotune && candidates.len() > 1 {
+        autotune(gpu, &candidates, m, n, k)?
+    } else {
+        candidates.first().copied().unwrap_or(TileConfig::T32X32)
+    };
+    tiles.insert(class, tile);
+    Ok(tile)
+}
+
+/// Times each candidate on a proxy of the problem (each side capped at 256, so the whole tune
+/// costs well under a second on lavapipe) and returns the fastest. Blocks on the device: only
+/// called on a device timeloom owns.
+fn autotune(gpu: &GpuInner, candidates: &[TileConfig], m: u32, n: u32, k: u32) -> Result<TileConfig> {
+    let (m, n, k) = (m.min(256), n.min(256), k.min(256));
+    let a = gpu.acquire(u64::from(m * k) * 4, "matmul autotune", "proxy A")?;
+    let b = gpu.acquire(u64::from(k * n) * 4, "matmul autotune", "proxy B")?;
+    let c = gpu.acquire(u64::from(m * n) * 4, "matmul autotune", "proxy C")?;
+    gpu.upload(&a, 0, &vec![0u8; (m * k * 4) as usize], false)?;
+    gpu.upload(&b, 0, &vec![0u8; (k * n * 4) as usize], false)?;
+    let mut p = Params {
+        m,
+        n,
+        k,
+        batch: 1,
+        a_rs: k,
+        a_cs: 1,
+        b_rs: n,
+        b_cs: 1,
+        c_rs: n,
+        c_cs: 1,
+        alpha: 1.0,
+        ..Params::default()
+    };
+    let bufs = Bindings { a: &a, b: &b, bias: None, c: &c };
+    let mut best = (f64::INFINITY, candidates[0]);
+    for &tile in candidates {
+        record(gpu, &mut p, &bufs, tile)?; // compiles, and warms up
+        gpu.synchronize()?;
+        let start = Instant::now();
+        for _ in 0..3 {
+            record(gpu, &mut p, &bufs, tile)?;
+        }
+        gpu.synchronize()?;
+        let t = start.elapsed().as_secs_f64();
+        if t < best.0 {
+            best = (t, tile);
+        }
+    }
+    for buf in [a, b, c] {
+        gpu.retire(buf);
+    }
+    Ok(best.1)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::testing::{assert_close, gpu, randn, Tol, AWKWARD};
+    use crate::{Activation, Device, Matmul, Rng, Tensor};
+
+    /// One product on both devices: op(A) [batch?, M, K], op(B) [batch?, K, N], transposed
+    /// operands made as views of their transposes. C starts as NaN on the GPU so an element never
+    /// written, or C read at β = 0, fails.
+    #[allow(clippy::too_many_arguments)]
+    fn check(m: usize, n: usize, k: usize, batch: Option<usize>, ta: bool, tb: bool, alpha: f32, beta: f32, bias: bool, act: Activation, seed: u64) {
+        let (gpu, cpu) = (Device::Gpu(gpu()), Device::Cpu);
+        let bs = batch.unwrap_or(1);
+        let lead = |r: usize, c: usize| match batch {
+            Some(b) => vec![b, r, c],
+            None => vec![r, c],
+        };
+        let operand = |dev: &Device, data: &[f32], r: usize, c: usize, trans: bool| -> Tensor {
+            if trans {
+                let t = Tensor::from_slice(dev, data, &lead(c, r)).unwrap();
+                let rank = t.rank();
+                t.transpose(rank - 2, rank - 1).unwrap()
+            } else {
+                Tensor::from_slice(dev, data, &lead(r, c)).unwrap()
+            }
+        };
+        let a = randn(seed, bs * m * k);
+        let b = randn(seed + 1, bs * k * n);
+        let c0 = randn(seed + 2, bs * m * n);
+        let bias_v = randn(seed + 3, n);
+        let mut results = Vec::new();
+        for dev in [&gpu, &cpu] {
+            let (ta_t, tb_t) = (operand(dev, &a, m, k, ta), operand(dev, &b, k, n, tb));
+            let bias_t = Tensor::from_slice(dev, &bias_v, &[n]).unwrap();
+            let init = if beta == 0.0 && matches!(dev, Device::Gpu(_)) {
+                vec![f32::NAN; c0.len()]
+            } else {
+                c0.clone()
+            };
+            let c = Tensor::from_slice(dev, &init, &lead(m, n)).unwrap();
+            let mut mm = Matmul::new(&ta_t, &tb_t).alpha(alpha).activation(act);
+            if bias {
+                mm = mm.bias(&bias_t);
+            }
+            mm.accumulate_into(&c, beta).unwrap();
+            results.push(c.read_blocking().unwrap());
+        }
+        // f32 sums of K products of unit normals: error grows like sqrt(K)·ε·|terms|.
+        let tol = Tol { abs: 2e-5 * (k as f64).sqrt(), rel: 1e-4 };
+        let what = format!("matmul m={m} n={n} k={k} batch={batch:?} ta={ta} tb={tb} α={alpha} β={beta} bias={bias} {act:?}");
+        assert_close(&what, &results[0], &results[1], tol);
+    }
+
+    #[test]
+    fn matches_cpu_for_every_transpose_on_the_named_shapes() {
+        let shapes = [(1, 1, 1), (1, 64, 1), (17, 33, 65), (127, 129, 255), (1000, 1, 1000), (1, 1000, 1000)];
+        let mut seed = 10;
+        for &(m, n, k) in &shapes {
+            for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
+                seed += 4;
+                check(m, n, k, None, ta, tb, 1.0, 0.0, false, Activation::None, seed);
+            }
+        }
+    }
+
+    #[test]
+    fn matches_cpu_batched_with_alpha_beta_bias_and_activations() {
+        let acts = [Activation::None, Activation::Relu, Activation::Sigmoid, Activation::Tanh, Activation::Gelu];
+        for (i, act) in acts.into_iter().enumerate() {
+            check(33, 17, 7, Some(3), i % 2 == 0, i % 3 == 0, 0.5, 2.0, true, act, 100 + i as u64);
+        }
+        check(5, 129, 31, Some(2), false, false, -1.5, 0.0, true, Activation::Relu, 200);
+    }
+
+    #[test]
+    fn matches_cpu_on_seeded_random_shapes() {
+        let mut rng = Rng::new(42);
+        for i in 0..12 {
+            let pick = |rng: &mut Rng| if rng.uniform() < 0.5 { AWKWARD[rng.int(0, AWKWARD.len() - 1)] } else { rng.int(1, 300) };
+            let (m, n, k) = (pick(&mut rng), pick(&mut rng), pick(&mut rng));
+            let batch = if rng.uniform() < 0.3 { Some(rng.int(1, 4)) } else { None };
+            check(m, n, k, batch, rng.uniform() < 0.5, rng.uniform() < 0.5, 1.0, 0.0, false, Activation::None, 300 + i);
+        }
+    }
+
+    #[test]
+    fn shares_a_2d_operand_across_the_batch() {
+        let (gpu, cpu) = (Device::Gpu(gpu()), Device::Cpu);
+        let x = randn(1, 3 * 9 * 5);
+        let w = randn(2, 5 * 11);
+        let mut out = Vec::new();
+        for dev in [&gpu, &cpu] {
+            let xt = Tensor::from_slice(dev, &x, &[3, 9, 5]).unwrap();
+            let wt = Tensor::from_slice(dev, &w, &[5, 11]).unwrap();
+            let y = xt.matmul(&wt).unwrap();
+            assert_eq!(y.shape(), [3, 9, 11]);
+            out.push(y.read_blocking().unwrap());
+        }
+        assert_close("batch-shared B", &out[0], &out[1], Tol { abs: 1e-5, rel: 1e-5 });
+    }
+
+    #[test]
+    fn every_tile_shape_computes_the_same_product() {
+        let g = gpu();
+        let (m, n, k) = (37u32, 71u32, 45u32);
+        let a = randn(5, (m * k) as usize);
+        let b = randn(6, (k * n) as usize);
+        let want = {
+            let dev = Device::Cpu;
+            let at = Tensor::from_slice(&dev, &a, &[m as usize, k as usize]).unwrap();
+            let bt = Tensor::from_slice(&dev, &b, &[k as usize, n as usize]).unwrap();
+            at.matmul(&bt).unwrap().read_blocking().unwrap()
+        };
+        let dev = Device::Gpu(g.clone());
+        let at = Tensor::from_slice(&dev, &a, &[m as usize, k as usize]).unwrap();
+        let bt = Tensor::from_slice(&dev, &b, &[k as usize, n as usize]).unwrap();
+        for tile in [
+            super::TileConfig::T64X64,
+            super::TileConfig::T32X64,
+            super::TileConfig::T32X32,
+            super::TileConfig::T8X128,
+            super::TileConfig::T4X256,
+            super::TileConfig::T128X8,
+        ] {
+            let c = Tensor::from_slice(&dev, &vec![f32::NAN; (m * n) as usize], &[m as usize, n as usize]).unwrap();
+            let mut p = super::Params {
+                m, n, k, batch: 1, a_rs: k, a_cs: 1, b_rs: n, b_cs: 1, c_rs: n, c_cs: 1, alpha: 1.0,
+                ..super::Params::default()
+            };
+            let bufs = super::Bindings { a: at.raw().unwrap(), b: bt.raw().unwrap(), bias: None, c: c.raw().unwrap() };
+            super::record(&g.inner, &mut p, &bufs, tile).unwrap();
+            assert_close(&format!("tile {tile}"), &c.read_blocking().unwrap(), &want, Tol { abs: 1e-4, rel: 1e-4 });
+        }
+    }
+}

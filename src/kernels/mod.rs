@@ -1,0 +1,138 @@
+//! One Rust owner per WGSL kernel: its `Params` (mirroring the shader's struct field for field),
+//! its bindings, its dispatch geometry and, at the bottom, its parity test against `crate::cpu`.
+//! Owners record into the pending encoder; the ops in `crate::ops` check shapes before they call.
+
+pub(crate) mod binary;
+pub(crate) mod fma_peak;
+pub(crate) mod matmul;
+pub(crate) mod reduce;
+pub(crate) mod unary;
+
+use crate::error::{Error, Result};
+
+/// Every WGSL kernel timeloom compiles. The entry point of each is its name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Kernel {
+    Matmul,
+    Unary,
+    Binary,
+    Reduce,
+    FmaPeak,
+}
+
+/// How a kernel binds a storage buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Access {
+    Read,
+    ReadWrite,
+}
+
+impl Kernel {
+    #[cfg(test)]
+    pub const ALL: [Kernel; 5] = [
+        Kernel::Matmul,
+        Kernel::Unary,
+        Kernel::Binary,
+        Kernel::Reduce,
+        Kernel::FmaPeak,
+    ];
+
+    /// The kernel's name: its WGSL file, entry point, Rust owner and CPU twin.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kernel::Matmul => "matmul",
+            Kernel::Unary => "unary",
+            Kernel::Binary => "binary",
+            Kernel::Reduce => "reduce",
+            Kernel::FmaPeak => "fma_peak",
+        }
+    }
+
+    /// The composed WGSL source: the kernel file first, then the snippets it needs.
+    pub fn source(self) -> &'static str {
+        match self {
+            Kernel::Matmul => matmul::SOURCE,
+            Kernel::Unary => unary::SOURCE,
+            Kernel::Binary => binary::SOURCE,
+            Kernel::Reduce => reduce::SOURCE,
+            Kernel::FmaPeak => fma_peak::SOURCE,
+        }
+    }
+
+    /// Storage bindings 1, 2, ... (binding 0 is always the uniform params).
+    pub fn bindings(self) -> &'static [Access] {
+        use Access::*;
+        match self {
+            Kernel::Matmul => &[Read, Read, Read, ReadWrite],
+            Kernel::Unary => &[Read, ReadWrite],
+            Kernel::Binary => &[Read, Read, ReadWrite],
+            Kernel::Reduce => &[Read, ReadWrite],
+            Kernel::FmaPeak => &[ReadWrite],
+        }
+    }
+}
+
+/// Spreads `workgroups` over x and y when it exceeds `max` per dimension; kernels recover the
+/// linear index with `linear_workgroup` (shaders/common/grid.wgsl) and skip the overhang.
+pub(crate) fn fold_grid(op: &'static str, workgroups: u64, max: u32) -> Result<[u32; 3]> {
+    if workgroups <= u64::from(max) {
+        return Ok([workgroups as u32, 1, 1]);
+    }
+    let y = workgroups.div_ceil(u64::from(max));
+    if y > u64::from(max) {
+        return Err(Error::TooLarge {
+            op,
+            what: format!("a grid of {workgroups} workgroups"),
+            bytes: workgroups,
+            limit: u64::from(max) * u64::from(max),
+            limit_name: "max_compute_workgroups_per_dimension squared",
+        });
+    }
+    Ok([max, y as u32, 1])
+}
+
+/// Packs up to 8 sizes into the `array<vec4<u32>, 2>` layout of shaders/common/strided.wgsl.
+pub(crate) fn pack8(values: &[usize]) -> [u32; 8] {
+    let mut out = [0u32; 8];
+    for (o, &v) in out.iter_mut().zip(values) {
+        *o = v as u32;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every composed source parses and validates with naga, without a device.
+    #[test]
+    fn every_source_validates_with_naga() {
+        use wgpu::naga;
+        for k in Kernel::ALL {
+            let module = naga::front::wgsl::parse_str(k.source())
+                .unwrap_or_else(|e| panic!("{}: {}", k.name(), e.emit_to_string(k.source())));
+            naga::valid::Validator::new(
+                naga::valid::ValidationFlags::all(),
+                naga::valid::Capabilities::default(),
+            )
+            .validate(&module)
+            .unwrap_or_else(|e| panic!("{}: {e:?}", k.name()));
+            assert!(
+                module.entry_points.iter().any(|e| e.name == k.name()),
+                "{} has no entry point of its name",
+                k.name()
+            );
+        }
+    }
+
+    #[test]
+    fn grids_fold_past_the_dimension_limit() {
+        assert_eq!(fold_grid("t", 10, 65535).unwrap(), [10, 1, 1]);
+        let [x, y, _] = fold_grid("t", 200_000, 65535).unwrap();
+        assert!(u64::from(x) * u64::from(y) >= 200_000 && y == 4);
+        assert!(matches!(
+            fold_grid("t", 65536u64 * 65536, 65535),
+            Err(Error::TooLarge { .. })
+        ));
+    }
+}

@@ -1,0 +1,138 @@
+//! `reduce`: params, bindings and pass planning of a reduction over one axis of a contiguous
+//! tensor viewed as [outer, len, inner]. A long axis with few outputs runs in two passes (chunk
+//! partials, then their reduction), so a whole-tensor sum still fills the device; the order is
+//! fixed, so results are deterministic.
+
+use bytemuck::{Pod, Zeroable};
+
+use super::{fold_grid, Kernel};
+use crate::error::Result;
+use crate::gpu::encoder::Dispatch;
+use crate::gpu::pool::RawBuffer;
+use crate::gpu::GpuInner;
+
+pub(crate) const SOURCE: &str = concat!(
+    include_str!("../../shaders/reduce.wgsl"),
+    "\n",
+    include_str!("../../shaders/common/grid.wgsl"),
+);
+
+/// ⊕ and f of the reduction. Codes are the shader's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum ReduceOp {
+    Sum = 0,
+    SumSquares = 1,
+    Max = 2,
+    Min = 3,
+}
+
+impl ReduceOp {
+    #[cfg(test)]
+    pub const ALL: [ReduceOp; 4] = [
+        ReduceOp::Sum,
+        ReduceOp::SumSquares,
+        ReduceOp::Max,
+        ReduceOp::Min,
+    ];
+
+    /// The op that combines partial results of `self`.
+    pub fn merge(self) -> ReduceOp {
+        match self {
+            ReduceOp::SumSquares => ReduceOp::Sum,
+            other => other,
+        }
+    }
+}
+
+/// Mirrors `struct Params` in shaders/reduce.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+pub struct Params {
+    pub outer: u32,
+    pub len: u32,
+    pub inner: u32,
+    pub chunk: u32,
+    pub chunks: u32,
+    pub op: u32,
+    /// 0: an invocation per output; 1: a workgroup per output (inner = 1 only).
+    pub mode: u32,
+    pub x_off: u32,
+    pub y_off: u32,
+    pub scale: f32,
+    pub _pad0: u32,
+    pub _pad1: u32,
+}
+const _: () = assert!(std::mem::size_of::<Params>() % 16 == 0);
+
+const WORKGROUP: u64 = 256;
+/// Past this length with fewer than `FEW_OUTPUTS` outputs, reduce in two passes.
+const LONG_AXIS: u32 = 4096;
+const FEW_OUTPUTS: u32 = 256;
+const CHUNK: u32 = 1024;
+
+/// One pass over [outer, len, inner] in chunks of `chunk`.
+fn record_pass(gpu: &GpuInner, p: &mut Params, x: &RawBuffer, y: &RawBuffer) -> Result<()> {
+    p.chunks = p.len.div_ceil(p.chunk);
+    p.mode = u32::from(p.inner == 1 && p.chunk >= 64);
+    let outputs = u64::from(p.outer) * u64::from(p.chunks) * u64::from(p.inner);
+    let groups = if p.mode == 1 { outputs } else { outputs.div_ceil(WORKGROUP) };
+    let workgroups = fold_grid("reduce", groups, gpu.limits.max_compute_workgroups_per_dimension)?;
+    gpu.record(&Dispatch {
+        kernel: Kernel::Reduce,
+        overrides: &[],
+        params: bytemuck::bytes_of(p),
+        buffers: &[x, y],
+        workgroups,
+    })
+}
+
+/// Records y[o, i] = scale · ⊕_r f(x[o, r, i]) (x at element `x_off`, y at `y_off`), in one pass
+/// or two.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn record(
+    gpu: &GpuInner,
+    (outer, len, inner): (u32, u32, u32),
+    op: ReduceOp,
+    scale: f32,
+    x: &RawBuffer,
+    x_off: u32,
+    y: &RawBuffer,
+    y_off: u32,
+) -> Result<()> {
+    let mut p = Params {
+        outer,
+        len,
+        inner,
+        chunk: len,
+        op: op as u32,
+        x_off,
+        y_off,
+        scale,
+        ..Params::default()
+    };
+    if len <= LONG_AXIS || outer.saturating_mul(inner) >= FEW_OUTPUTS {
+        return record_pass(gpu, &mut p, x, y);
+    }
+    let chunks = len.div_ceil(CHUNK);
+    let partial_bytes = u64::from(outer) * u64::from(chunks) * u64::from(inner) * 4;
+    let partial = gpu.acquire(partial_bytes, "reduce", "chunk partials")?;
+    p.chunk = CHUNK;
+    p.scale = 1.0;
+    p.y_off = 0;
+    record_pass(gpu, &mut p, x, &partial)?;
+    let mut p2 = Params {
+        outer,
+        len: chunks,
+        inner,
+        chunk: chunks,
+        op: op.merge() as u32,
+        x_off: 0,
+        y_off,
+        scale,
+        ..Params::default()
+    };
+    let result = record_pass(gpu, &mut p2, &partial, y);
+    gpu.retire(partial);
+    result
+}

@@ -1,0 +1,29 @@
+//! The public ops: each checks devices and shapes once on the host, then records its WGSL kernel
+//! (through `crate::kernels`) or runs its CPU twin (`crate::cpu`) on the same params.
+
+pub(crate) mod elementwise;
+pub(crate) mod matmul;
+pub(crate) mod reduce;
+
+use crate::error::{Error, Result};
+use crate::tensor::Tensor;
+
+/// `Err(DeviceMismatch)` unless `other` lives on `first`'s device.
+pub(crate) fn same_device(op: &'static str, arg: &'static str, first: &Tensor, other: &Tensor) -> Result<()> {
+    let (a, b) = (first.device(), other.device());
+    if a.same(&b) {
+        Ok(())
+    } else {
+        Err(Error::DeviceMismatch {
+            op,
+            arg,
+            expected: a.to_string(),
+            got: b.to_string(),
+        })
+    }
+}
+
+/// Casts a size the tensor checks already bounded by 2³² − 1.
+pub(crate) fn u32_of(v: usize) -> u32 {
+    u32::try_from(v).expect("tensor sizes are checked to fit u32 at creation")
+}

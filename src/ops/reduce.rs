@@ -1,0 +1,99 @@
+//! Reductions over one axis: sum, mean, sum of squares, max, min; and over all elements.
+
+use crate::cpu;
+use crate::error::{shape_str, Error, Result};
+use crate::kernels::reduce::{self, ReduceOp};
+use crate::ops::u32_of;
+use crate::tensor::{host_read, host_write, Storage, Tensor};
+
+impl Tensor {
+    /// Reduces `axis` away: y[o, i] = scale · ⊕_r f(x[o, r, i]).
+    pub(crate) fn reduce_op(&self, axis: usize, op: ReduceOp, mean: bool, name: &'static str) -> Result<Tensor> {
+        if axis >= self.rank() {
+            return Err(Error::InvalidArgument {
+                op: name,
+                message: format!(
+                    "axis {axis} is out of range for a tensor of shape {}",
+                    shape_str(&self.shape)
+                ),
+            });
+        }
+        let len = self.shape[axis];
+        if len == 0 {
+            return Err(Error::InvalidArgument {
+                op: name,
+                message: format!(
+                    "axis {axis} of {} is empty; a reduction over no elements has no value",
+                    shape_str(&self.shape)
+                ),
+            });
+        }
+        let x = self.contiguous()?;
+        let outer: usize = self.shape[..axis].iter().product();
+        let inner: usize = self.shape[axis + 1..].iter().product();
+        let mut out_shape = self.shape.clone();
+        out_shape.remove(axis);
+        let y = self.output_like(&out_shape, name)?;
+        if y.numel() == 0 {
+            return Ok(y);
+        }
+        let scale = if mean { 1.0 / len as f32 } else { 1.0 };
+        let dims = (u32_of(outer), u32_of(len), u32_of(inner));
+        match &x.storage {
+            Storage::Gpu(s) => reduce::record(
+                &s.gpu.inner,
+                dims,
+                op,
+                scale,
+                s.raw(),
+                u32_of(x.offset),
+                y.raw().expect("same device"),
+                0,
+            )?,
+            Storage::Cpu(_) => {
+                let p = reduce::Params {
+                    outer: dims.0,
+                    len: dims.1,
+                    inner: dims.2,
+                    chunk: dims.1,
+                    chunks: 1,
+                    op: op as u32,
+                    x_off: u32_of(x.offset),
+                    scale,
+                    ..reduce::Params::default()
+                };
+                cpu::reduce::reduce(&p, &host_read(&x), &mut host_write(&y));
+            }
+        }
+        Ok(y)
+    }
+
+    /// Sum over `axis`, which is removed from the shape.
+    pub fn sum(&self, axis: usize) -> Result<Tensor> {
+        self.reduce_op(axis, ReduceOp::Sum, false, "sum")
+    }
+    /// Mean over `axis`, which is removed from the shape.
+    pub fn mean(&self, axis: usize) -> Result<Tensor> {
+        self.reduce_op(axis, ReduceOp::Sum, true, "mean")
+    }
+    /// Sum of squares over `axis`, which is removed from the shape.
+    pub fn sum_squares(&self, axis: usize) -> Result<Tensor> {
+        self.reduce_op(axis, ReduceOp::SumSquares, false, "sum_squares")
+    }
+    /// Maximum over `axis`, which is removed from the shape.
+    pub fn max(&self, axis: usize) -> Result<Tensor> {
+        self.reduce_op(axis, ReduceOp::Max, false, "max")
+    }
+    /// Minimum over `axis`, which is removed from the shape.
+    pub fn min(&self, axis: usize) -> Result<Tensor> {
+        self.reduce_op(axis, ReduceOp::Min, false, "min")
+    }
+    /// Sum of all elements, as a rank-0 tensor.
+    pub fn sum_all(&self) -> Result<Tensor> {
+        self.reshape(&[self.numel()])?.sum(0)
+    }
+    /// Sum of the squares of all elements, as a rank-0 tensor (a squared norm).
+    pub fn sum_squares_all(&self) -> Result<Tensor> {
+        self.reshape(&[self.numel()])?.sum_squares(0)
+    }
+}

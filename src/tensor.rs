@@ -1,0 +1,458 @@
+//! Tensor: an f32 array with a shape and a strided view (offset, strides) into storage that lives
+//! on one device: a pooled GPU buffer or host memory. Views (reshape of a contiguous tensor,
+//! transpose, permute, narrow) share storage; `contiguous` copies only when it must.
+
+use std::sync::{Arc, RwLock};
+
+use crate::device::Device;
+use crate::error::{shape_str, Error, Result};
+use crate::gpu::pool::RawBuffer;
+use crate::gpu::Gpu;
+
+/// Most dimensions a tensor may have (the kernels pack shapes into 8 slots).
+pub const MAX_RANK: usize = 8;
+
+/// Device storage of a tensor; returned to the pool when the last view drops.
+pub(crate) struct GpuStorage {
+    pub gpu: Gpu,
+    raw: Option<RawBuffer>,
+}
+
+impl GpuStorage {
+    pub fn raw(&self) -> &RawBuffer {
+        self.raw.as_ref().expect("present until drop")
+    }
+}
+
+impl Drop for GpuStorage {
+    fn drop(&mut self) {
+        if let Some(raw) = self.raw.take() {
+            self.gpu.inner.retire(raw);
+        }
+    }
+}
+
+#[derive(Clone)]
+pub(crate) enum Storage {
+    Gpu(Arc<GpuStorage>),
+    Cpu(Arc<RwLock<Vec<f32>>>),
+}
+
+/// An f32 tensor on a [`Device`]. Cloning is cheap: clones share storage.
+///
+/// Ops validate shapes on the host and then record a GPU dispatch (or run the CPU twin); nothing
+/// waits for the GPU until a value is read.
+///
+/// ```
+/// use timeloom::{Device, Tensor};
+/// let a = Tensor::from_slice(&Device::Cpu, &[1.0, 2.0, 3.0, 4.0], &[2, 2])?;
+/// let b = a.t()?.matmul(&a)?; // aᵀ·a, the transpose is a view
+/// assert_eq!(b.read_blocking()?, vec![10.0, 14.0, 14.0, 20.0]);
+/// # Ok::<(), timeloom::Error>(())
+/// ```
+///
+/// # Shapes
+/// Up to [`MAX_RANK`] dimensions and 2³² − 1 elements; a rank-0 tensor holds one value.
+#[derive(Clone)]
+pub struct Tensor {
+    pub(crate) storage: Storage,
+    pub(crate) shape: Vec<usize>,
+    pub(crate) strides: Vec<usize>,
+    pub(crate) offset: usize,
+}
+
+/// Row-major strides of `shape`.
+pub(crate) fn contiguous_strides(shape: &[usize]) -> Vec<usize> {
+    let mut strides = vec![1; shape.len()];
+    for d in (0..shape.len().saturating_sub(1)).rev() {
+        strides[d] = strides[d + 1] * shape[d + 1];
+    }
+    strides
+}
+
+/// The element count of `shape`, checked against what the kernels can index.
+pub(crate) fn checked_numel(op: &'static str, shape: &[usize]) -> Result<usize> {
+    if shape.len() > MAX_RANK {
+        return Err(Error::Unsupported {
+            op,
+            message: format!(
+                "shape {} has {} dimensions; timeloom supports up to {MAX_RANK}: reshape first",
+                shape_str(shape),
+                shape.len()
+            ),
+        });
+    }
+    let numel = shape
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .filter(|&n| n <= u32::MAX as usize)
+        .ok_or_else(|| Error::TooLarge {
+            op,
+            what: format!("tensor {}", shape_str(shape)),
+            bytes: shape.iter().fold(4u64, |a, &d| a.saturating_mul(d as u64)),
+            limit: u64::from(u32::MAX) * 4,
+            limit_name: "2^32 elements per tensor",
+        })?;
+    Ok(numel)
+}
+
+impl Tensor {
+    /// A tensor holding `data` in row-major order.
+    ///
+    /// # Errors
+    /// `ShapeMismatch` when `data.len()` is not the product of `shape`; `TooLarge` past a device
+    /// limit.
+    pub fn from_slice(device: &Device, data: &[f32], shape: &[usize]) -> Result<Tensor> {
+        let numel = checked_numel("Tensor::from_slice", shape)?;
+        if numel != data.len() {
+            return Err(Error::ShapeMismatch {
+                op: "Tensor::from_slice",
+                arg: "shape",
+                expected: format!("{} elements, as `data` holds", data.len()),
+                got: format!("{} ({numel} elements)", shape_str(shape)),
+            });
+        }
+        match device {
+            Device::Cpu => Ok(Tensor::on_host(data.to_vec(), shape)),
+            Device::Gpu(gpu) => {
+                let t = Tensor::uninit(gpu, shape, "Tensor::from_slice")?;
+                t.gpu_storage()
+                    .expect("a GPU tensor")
+                    .gpu
+                    .inner
+                    .upload(t.raw().expect("a GPU tensor"), 0, bytemuck::cast_slice(data), false)?;
+                Ok(t)
+            }
+        }
+    }
+
+    /// A tensor of zeros.
+    pub fn zeros(device: &Device, shape: &[usize]) -> Result<Tensor> {
+        Tensor::full(device, shape, 0.0)
+    }
+
+    /// A tensor with every element `value`.
+    pub fn full(device: &Device, shape: &[usize], value: f32) -> Result<Tensor> {
+        let numel = checked_numel("Tensor::full", shape)?;
+        match device {
+            Device::Cpu => Ok(Tensor::on_host(vec![value; numel], shape)),
+            Device::Gpu(gpu) => {
+                let t = Tensor::uninit(gpu, shape, "Tensor::full")?;
+                t.fill(value)?;
+                Ok(t)
+            }
+        }
+    }
+
+    pub(crate) fn on_host(data: Vec<f32>, shape: &[usize]) -> Tensor {
+        Tensor {
+            storage: Storage::Cpu(Arc::new(RwLock::new(data))),
+            shape: shape.to_vec(),
+            strides: contiguous_strides(shape),
+            offset: 0,
+        }
+    }
+
+    /// A contiguous tensor whose contents are whatever the pool's buffer held: every caller
+    /// overwrites all of it.
+    pub(crate) fn uninit(gpu: &Gpu, shape: &[usize], op: &'static str) -> Result<Tensor> {
+        let numel = checked_numel(op, shape)?;
+        let raw = gpu
+            .inner
+            .acquire(numel as u64 * 4, op, &format!("tensor {}", shape_str(shape)))?;
+        Ok(Tensor {
+            storage: Storage::Gpu(Arc::new(GpuStorage {
+                gpu: gpu.clone(),
+                raw: Some(raw),
+            })),
+            shape: shape.to_vec(),
+            strides: contiguous_strides(shape),
+            offset: 0,
+        })
+    }
+
+    /// A fresh contiguous output of `shape` on this tensor's device: uninitialised on the GPU,
+    /// zeros on the host.
+    pub(crate) fn output_like(&self, shape: &[usize], op: &'static str) -> Result<Tensor> {
+        match &self.storage {
+            Storage::Gpu(s) => Tensor::uninit(&s.gpu, shape, op),
+            Storage::Cpu(_) => Ok(Tensor::on_host(vec![0.0; checked_numel(op, shape)?], shape)),
+        }
+    }
+
+    /// The dimensions.
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    /// The number of dimensions.
+    pub fn rank(&self) -> usize {
+        self.shape.len()
+    }
+
+    /// The number of elements.
+    pub fn numel(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    /// Element strides of the view (0 on a broadcast axis).
+    pub fn strides(&self) -> &[usize] {
+        &self.strides
+    }
+
+    /// The device the tensor lives on.
+    pub fn device(&self) -> Device {
+        match &self.storage {
+            Storage::Gpu(s) => Device::Gpu(s.gpu.clone()),
+            Storage::Cpu(_) => Device::Cpu,
+        }
+    }
+
+    /// Whether the view is row-major without gaps (a copy would not change the layout).
+    pub fn is_contiguous(&self) -> bool {
+        self.shape
+            .iter()
+            .zip(&self.strides)
+            .zip(contiguous_strides(&self.shape))
+            .all(|((&n, &s), c)| n == 1 || s == c)
+    }
+
+    pub(crate) fn gpu_storage(&self) -> Option<&GpuStorage> {
+        match &self.storage {
+            Storage::Gpu(s) => Some(s),
+            Storage::Cpu(_) => None,
+        }
+    }
+
+    pub(crate) fn raw(&self) -> Option<&RawBuffer> {
+        self.gpu_storage().map(GpuStorage::raw)
+    }
+
+    /// Whether `self` and `other` view the same storage.
+    pub(crate) fn shares_storage(&self, other: &Tensor) -> bool {
+        match (&self.storage, &other.storage) {
+            (Storage::Gpu(a), Storage::Gpu(b)) => Arc::ptr_eq(a, b),
+            (Storage::Cpu(a), Storage::Cpu(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+
+    fn view(&self, shape: Vec<usize>, strides: Vec<usize>, offset: usize) -> Tensor {
+        Tensor {
+            storage: self.storage.clone(),
+            shape,
+            strides,
+            offset,
+        }
+    }
+
+    /// The same elements with another shape: a view when contiguous, else a copy.
+    pub fn reshape(&self, shape: &[usize]) -> Result<Tensor> {
+        let numel = checked_numel("reshape", shape)?;
+        if numel != self.numel() {
+            return Err(Error::ShapeMismatch {
+                op: "reshape",
+                arg: "shape",
+                expected: format!("{} elements, as {} has", self.numel(), shape_str(&self.shape)),
+                got: format!("{} ({numel} elements)", shape_str(shape)),
+            });
+        }
+        let base = if self.is_contiguous() { self.clone() } else { self.contiguous()? };
+        Ok(base.view(shape.to_vec(), contiguous_strides(shape), base.offset))
+    }
+
+    fn check_axis(&self, op: &'static str, axis: usize) -> Result<()> {
+        if axis >= self.rank() {
+            return Err(Error::InvalidArgument {
+                op,
+                message: format!(
+                    "axis {axis} is out of range for a tensor of shape {}",
+                    shape_str(&self.shape)
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Swaps two axes (a view).
+    pub fn transpose(&self, a: usize, b: usize) -> Result<Tensor> {
+        self.check_axis("transpose", a)?;
+        self.check_axis("transpose", b)?;
+        let (mut shape, mut strides) = (self.shape.clone(), self.strides.clone());
+        shape.swap(a, b);
+        strides.swap(a, b);
+        Ok(self.view(shape, strides, self.offset))
+    }
+
+    /// The transpose of a matrix (a view).
+    pub fn t(&self) -> Result<Tensor> {
+        if self.rank() != 2 {
+            return Err(Error::ShapeMismatch {
+                op: "t",
+                arg: "self",
+                expected: "a matrix [rows, columns]; use `transpose(a, b)` for other ranks".into(),
+                got: shape_str(&self.shape),
+            });
+        }
+        self.transpose(0, 1)
+    }
+
+    /// Reorders the axes: axis `i` of the result is axis `order[i]` of `self` (a view).
+    pub fn permute(&self, order: &[usize]) -> Result<Tensor> {
+        let mut seen = vec![false; self.rank()];
+        if order.len() != self.rank() || order.iter().any(|&a| a >= self.rank() || std::mem::replace(&mut seen[a], true)) {
+            return Err(Error::InvalidArgument {
+                op: "permute",
+                message: format!(
+                    "{order:?} is not a permutation of the {} axes of {}",
+                    self.rank(),
+                    shape_str(&self.shape)
+                ),
+            });
+        }
+        let shape = order.iter().map(|&a| self.shape[a]).collect();
+        let strides = order.iter().map(|&a| self.strides[a]).collect();
+        Ok(self.view(shape, strides, self.offset))
+    }
+
+    /// Elements `start..start + len` along `axis` (a view).
+    pub fn narrow(&self, axis: usize, start: usize, len: usize) -> Result<Tensor> {
+        self.check_axis("narrow", axis)?;
+        if start.checked_add(len).is_none_or(|end| end > self.shape[axis]) {
+            return Err(Error::InvalidArgument {
+                op: "narrow",
+                message: format!(
+                    "{start}..{} is outside axis {axis} of length {}",
+                    start.saturating_add(len),
+                    self.shape[axis]
+                ),
+            });
+        }
+        let mut shape = self.shape.clone();
+        shape[axis] = len;
+        Ok(self.view(shape, self.strides.clone(), self.offset + start * self.strides[axis]))
+    }
+
+    /// A view of this tensor broadcast to `shape` (stride 0 on stretched axes). Internal: the
+    /// result aliases elements, so it is only ever read.
+    pub(crate) fn broadcast_strides(&self, shape: &[usize]) -> Vec<usize> {
+        let lead = shape.len() - self.rank();
+        (0..shape.len())
+            .map(|d| {
+                if d < lead || self.shape[d - lead] == 1 && shape[d] != 1 {
+                    0
+                } else {
+                    self.strides[d - lead]
+                }
+            })
+            .collect()
+    }
+
+    /// A contiguous tensor with the same elements: `self` when already contiguous.
+    pub fn contiguous(&self) -> Result<Tensor> {
+        if self.is_contiguous() {
+            return Ok(self.clone());
+        }
+        self.unary_op(crate::kernels::unary::UnaryOp::Identity, 1.0, 0.0)
+    }
+
+    /// The elements in row-major order. On a device timeloom owns this waits for the device; on
+    /// a host application's device it completes when the application polls.
+    pub async fn read(&self) -> Result<Vec<f32>> {
+        self.read_inner(false).await
+    }
+
+    /// [`Tensor::read`], blocking the calling thread until the device has finished.
+    pub fn read_blocking(&self) -> Result<Vec<f32>> {
+        pollster::block_on(self.read_inner(true))
+    }
+
+    async fn read_inner(&self, block: bool) -> Result<Vec<f32>> {
+        let t = self.contiguous()?;
+        match &t.storage {
+            Storage::Cpu(data) => {
+                let data = data.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+                Ok(data[t.offset..t.offset + t.numel()].to_vec())
+            }
+            Storage::Gpu(s) => {
+                let bytes = s
+                    .gpu
+                    .inner
+                    .read_bytes(s.raw(), t.offset as u64 * 4, t.numel() as u64 * 4, block)
+                    .await?;
+                Ok(bytemuck::pod_collect_to_vec(&bytes))
+            }
+        }
+    }
+
+    /// Overwrites the elements in row-major order. The tensor must be contiguous; clones share
+    /// storage, so they see the new values too. On the GPU, work recorded before is submitted
+    /// first so that it still sees the old values.
+    pub fn write(&self, data: &[f32]) -> Result<()> {
+        if data.len() != self.numel() {
+            return Err(Error::ShapeMismatch {
+                op: "Tensor::write",
+                arg: "data",
+                expected: format!("{} elements for {}", self.numel(), shape_str(&self.shape)),
+                got: format!("{} elements", data.len()),
+            });
+        }
+        if !self.is_contiguous() {
+            return Err(Error::InvalidArgument {
+                op: "Tensor::write",
+                message: "the tensor is a non-contiguous view; write into a contiguous tensor".into(),
+            });
+        }
+        match &self.storage {
+            Storage::Cpu(v) => {
+                let mut v = v.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+                v[self.offset..self.offset + data.len()].copy_from_slice(data);
+                Ok(())
+            }
+            Storage::Gpu(s) => {
+                s.gpu
+                    .inner
+                    .upload(s.raw(), self.offset as u64 * 4, bytemuck::cast_slice(data), true)
+            }
+        }
+    }
+
+    /// A copy on `device` (a clone when it is already there). Moving off a GPU reads it back,
+    /// which waits for the device.
+    pub fn to_device(&self, device: &Device) -> Result<Tensor> {
+        if self.device().same(device) {
+            return Ok(self.clone());
+        }
+        let data = self.read_blocking()?;
+        Tensor::from_slice(device, &data, &self.shape)
+    }
+}
+
+impl std::fmt::Debug for Tensor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Tensor({} on {})", shape_str(&self.shape), self.device())
+    }
+}
+
+/// Held-lock access to host storage for the CPU path of ops.
+pub(crate) fn host_read(t: &Tensor) -> std::sync::RwLockReadGuard<'_, Vec<f32>> {
+    match &t.storage {
+        Storage::Cpu(v) => v.read().unwrap_or_else(std::sync::PoisonError::into_inner),
+        Storage::Gpu(_) => unreachable!("host_read on a GPU tensor: ops check devices first"),
+    }
+}
+
+/// Held-lock write access to host storage for the CPU path of in-place ops.
+pub(crate) fn host_write(t: &Tensor) -> std::sync::RwLockWriteGuard<'_, Vec<f32>> {
+    match &t.storage {
+        Storage::Cpu(v) => v.write().unwrap_or_else(std::sync::PoisonError::into_inner),
+        Storage::Gpu(_) => unreachable!("host_write on a GPU tensor: ops check devices first"),
+    }
+}
+
+#[allow(dead_code)]
+fn _assert_send_sync() {
+    fn is<T: Send + Sync>() {}
+    is::<Tensor>();
+    is::<Gpu>();
+}
