@@ -1,1 +1,319 @@
-fn main() {}
+//! GPU path vs CPU path for every op, measured in the same run on the same machine.
+//!
+//! ```text
+//! cargo bench --bench gpu_vs_cpu                          # everything
+//! cargo bench --bench gpu_vs_cpu -- matmul --sizes 256,1024
+//! cargo bench --bench gpu_vs_cpu -- fma_peak matmul_cold_start
+//! ```
+//! Positional arguments keep the rows whose op starts with one of them; `--sizes` keeps the
+//! matmul rows whose N is listed; `--reps R` sets the timed calls per row (default: adaptive, at
+//! least 3). Prints a table and writes `target/bench/gpu_vs_cpu.json`, one object per row, each
+//! with the adapter and backend it ran on.
+//!
+//! Timing: pipelines compile in an untimed warm-up call; a GPU call is timed from recording to the
+//! end of the device's work (submit + wait), so a number includes submission overhead, as a user's
+//! step would. The first row measured is the cold start, with Mesa's on-disk shader cache off, so
+//! it counts the compiles a user's first run pays.
+
+use std::fmt::Write as _;
+use std::time::Instant;
+
+use timeloom::{diagnostics, Device, Gpu, Stats, Tensor};
+
+/// Square matmuls: M = N = K.
+const MATMUL_SQUARE: [usize; 5] = [128, 256, 512, 1024, 2048];
+/// Skinny matmuls, as an RNN's recurrent step: M = batch rows against K = N.
+const MATMUL_SKINNY_M: [usize; 3] = [1, 16, 64];
+const MATMUL_SKINNY_KN: [usize; 2] = [256, 1024];
+
+struct Args {
+    ops: Vec<String>,
+    sizes: Option<Vec<usize>>,
+    reps: Option<usize>,
+}
+
+fn parse_args() -> Args {
+    let mut args = Args {
+        ops: Vec::new(),
+        sizes: None,
+        reps: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--bench" => {}
+            "--sizes" => {
+                let v = it.next().unwrap_or_default();
+                args.sizes = Some(v.split(',').filter_map(|s| s.trim().parse().ok()).collect());
+            }
+            "--reps" => args.reps = it.next().and_then(|s| s.parse().ok()),
+            other if other.starts_with("--") => eprintln!("ignoring unknown flag {other}"),
+            op => args.ops.push(op.to_string()),
+        }
+    }
+    args
+}
+
+impl Args {
+    fn wants(&self, op: &str) -> bool {
+        self.ops.is_empty() || self.ops.iter().any(|o| op.starts_with(o.as_str()))
+    }
+    fn wants_size(&self, n: usize) -> bool {
+        self.sizes.as_ref().is_none_or(|s| s.contains(&n))
+    }
+}
+
+struct Row {
+    op: &'static str,
+    shape: Vec<(&'static str, usize)>,
+    path: &'static str,
+    adapter: String,
+    backend: String,
+    median_ms: f64,
+    gflops: Option<f64>,
+    dispatches: f64,
+    submissions: f64,
+}
+
+/// Times `call` `reps` times (adaptive when `None`: until 2 s or 10 calls, at least 3) after one
+/// untimed warm-up; returns the median in ms and the counters of one call.
+fn time_calls(gpu: Option<&Gpu>, reps: Option<usize>, mut call: impl FnMut()) -> (f64, Stats) {
+    call();
+    let before = gpu.map(Gpu::stats).unwrap_or_default();
+    let mut times = Vec::new();
+    let start = Instant::now();
+    loop {
+        let t = Instant::now();
+        call();
+        times.push(t.elapsed().as_secs_f64() * 1e3);
+        let enough = match reps {
+            Some(r) => times.len() >= r,
+            None => times.len() >= 3 && (start.elapsed().as_secs_f64() > 2.0 || times.len() >= 10),
+        };
+        if enough {
+            break;
+        }
+    }
+    let after = gpu.map(Gpu::stats).unwrap_or_default();
+    let mut per_call = after.since(&before);
+    let n = times.len() as u64;
+    per_call.dispatches /= n;
+    per_call.submissions /= n;
+    times.sort_by(f64::total_cmp);
+    (times[times.len() / 2], per_call)
+}
+
+fn matmul_rows(gpu: &Gpu, args: &Args, rows: &mut Vec<Row>) {
+    let mut shapes: Vec<(usize, usize, usize)> = MATMUL_SQUARE.iter().map(|&n| (n, n, n)).collect();
+    for &m in &MATMUL_SKINNY_M {
+        for &kn in &MATMUL_SKINNY_KN {
+            shapes.push((m, kn, kn));
+        }
+    }
+    let adapter = gpu.adapter();
+    for (m, n, k) in shapes {
+        if !args.wants_size(n) {
+            continue;
+        }
+        // 2·M·N·K FLOP: one multiply and one add per term.
+        let flop = 2.0 * (m * n * k) as f64;
+        let a = seq(m * k);
+        let b = seq(k * n);
+        let mut pair = Vec::new();
+        for (path, dev) in [("gpu", Device::Gpu(gpu.clone())), ("cpu", Device::Cpu)] {
+            let ta = Tensor::from_slice(&dev, &a, &[m, k]).expect("upload");
+            let tb = Tensor::from_slice(&dev, &b, &[k, n]).expect("upload");
+            let g = dev.as_gpu();
+            let (ms, s) = time_calls(g, args.reps, || {
+                let c = ta.matmul(&tb).expect("matmul");
+                if let Some(g) = g {
+                    g.synchronize().expect("sync");
+                }
+                drop(c);
+            });
+            pair.push(ms);
+            rows.push(Row {
+                op: "matmul",
+                shape: vec![("M", m), ("N", n), ("K", k)],
+                path,
+                adapter: if g.is_some() {
+                    adapter.name.clone()
+                } else {
+                    cpu_name()
+                },
+                backend: if g.is_some() {
+                    adapter.backend.clone()
+                } else {
+                    "cpu".into()
+                },
+                median_ms: ms,
+                gflops: Some(flop / ms / 1e6),
+                dispatches: s.dispatches as f64,
+                submissions: s.submissions as f64,
+            });
+            print_row(rows.last().expect("pushed"), None);
+        }
+        println!("{:>60} gpu/cpu time ratio {:.2}", "", pair[0] / pair[1]);
+    }
+}
+
+/// Seconds from creating a `Gpu` to the first finished 1024³ matmul: adapter, device, every
+/// pipeline compile and the autotune included.
+fn cold_start(rows: &mut Vec<Row>) -> Gpu {
+    let n = 1024;
+    let (a, b) = (seq(n * n), seq(n * n));
+    let start = Instant::now();
+    let gpu = Gpu::new_blocking().expect("no GPU adapter; install mesa-vulkan-drivers");
+    let dev = Device::Gpu(gpu.clone());
+    let ta = Tensor::from_slice(&dev, &a, &[n, n]).expect("upload");
+    let tb = Tensor::from_slice(&dev, &b, &[n, n]).expect("upload");
+    let c = ta.matmul(&tb).expect("matmul");
+    c.read_blocking().expect("read");
+    let ms = start.elapsed().as_secs_f64() * 1e3;
+    let s = gpu.stats();
+    let adapter = gpu.adapter();
+    rows.push(Row {
+        op: "matmul_cold_start",
+        shape: vec![("M", n), ("N", n), ("K", n)],
+        path: "gpu",
+        adapter: adapter.name,
+        backend: adapter.backend,
+        median_ms: ms,
+        gflops: None,
+        dispatches: s.dispatches as f64,
+        submissions: s.submissions as f64,
+    });
+    print_row(
+        rows.last().expect("pushed"),
+        Some(&format!("{} pipeline compiles", s.pipeline_compiles)),
+    );
+    gpu
+}
+
+fn seq(n: usize) -> Vec<f32> {
+    let mut rng = timeloom::Rng::new(n as u64);
+    rng.normals(n)
+}
+
+fn cpu_name() -> String {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    format!("host CPU ({threads} threads, matrixmultiply)")
+}
+
+fn shape_str(shape: &[(&str, usize)]) -> String {
+    shape
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn print_row(r: &Row, note: Option<&str>) {
+    println!(
+        "{:<18} {:<22} {:<4} {:>10.3} ms {:>9} GFLOP/s {:>5} disp {:>3} subm  {} [{}]{}",
+        r.op,
+        shape_str(&r.shape),
+        r.path,
+        r.median_ms,
+        r.gflops.map_or("-".into(), |g| format!("{g:.2}")),
+        r.dispatches,
+        r.submissions,
+        r.adapter,
+        r.backend,
+        note.map_or(String::new(), |n| format!("  ({n})")),
+    );
+}
+
+fn json_str(s: &str) -> String {
+    let mut o = String::from("\"");
+    for ch in s.chars() {
+        match ch {
+            '"' => o.push_str("\\\""),
+            '\\' => o.push_str("\\\\"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(o, "\\u{:04x}", c as u32);
+            }
+            c => o.push(c),
+        }
+    }
+    o.push('"');
+    o
+}
+
+fn write_json(rows: &[Row]) -> std::io::Result<std::path::PathBuf> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench");
+    std::fs::create_dir_all(&dir)?;
+    let mut out = String::from("[\n");
+    for (i, r) in rows.iter().enumerate() {
+        let shape = r
+            .shape
+            .iter()
+            .map(|(k, v)| format!("{}:{v}", json_str(k)))
+            .collect::<Vec<_>>()
+            .join(",");
+        let _ = writeln!(
+            out,
+            "  {{\"op\":{},\"shape\":{{{shape}}},\"path\":{},\"adapter\":{},\"backend\":{},\"median_ms\":{:.4},\"gflops\":{},\"dispatches\":{},\"submissions\":{}}}{}",
+            json_str(r.op),
+            json_str(r.path),
+            json_str(&r.adapter),
+            json_str(&r.backend),
+            r.median_ms,
+            r.gflops.map_or("null".into(), |g| format!("{g:.4}")),
+            r.dispatches,
+            r.submissions,
+            if i + 1 < rows.len() { "," } else { "" },
+        );
+    }
+    out.push_str("]\n");
+    let path = dir.join("gpu_vs_cpu.json");
+    // Written whole to a temporary file, then renamed: a reader never sees half a file.
+    let tmp = dir.join("gpu_vs_cpu.json.tmp");
+    std::fs::write(&tmp, out)?;
+    std::fs::rename(&tmp, &path)?;
+    Ok(path)
+}
+
+fn main() {
+    let args = parse_args();
+    if std::env::var_os("MESA_SHADER_CACHE_DISABLE").is_none() {
+        // Before any Vulkan instance exists: the cold start must pay the real compiles.
+        std::env::set_var("MESA_SHADER_CACHE_DISABLE", "true");
+    }
+    let mut rows = Vec::new();
+    let gpu = if args.wants("matmul_cold_start") {
+        cold_start(&mut rows)
+    } else {
+        Gpu::new_blocking().expect("no GPU adapter; install mesa-vulkan-drivers")
+    };
+    println!("adapter: {}", gpu.adapter());
+    if args.wants("fma_peak") {
+        let peak = diagnostics::fma_peak_gflops(&gpu).expect("fma_peak");
+        let a = gpu.adapter();
+        rows.push(Row {
+            op: "fma_peak",
+            shape: vec![("invocations", 65536), ("iters", 4096)],
+            path: "gpu",
+            adapter: a.name,
+            backend: a.backend,
+            median_ms: f64::NAN,
+            gflops: Some(peak),
+            dispatches: 1.0,
+            submissions: 1.0,
+        });
+        println!("fma_peak: {peak:.2} GFLOP/s (independent FMA chains: the adapter's ceiling)");
+    }
+    if args.ops.iter().any(|o| o == "matmul") || args.ops.is_empty() {
+        matmul_rows(&gpu, &args, &mut rows);
+        for (class, tile) in diagnostics::matmul_tiles(&gpu) {
+            println!("matmul tile for {class:?}: {tile}");
+        }
+    }
+    for r in rows.iter_mut().filter(|r| r.median_ms.is_nan()) {
+        r.median_ms = 0.0;
+    }
+    match write_json(&rows) {
+        Ok(p) => println!("wrote {}", p.display()),
+        Err(e) => eprintln!("could not write the JSON: {e}"),
+    }
+}

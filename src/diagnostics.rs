@@ -13,7 +13,10 @@ pub fn fma_peak_gflops(gpu: &Gpu) -> Result<f64> {
 
 /// The matmul tile shape chosen so far for each shape class on this device.
 pub fn matmul_tiles(gpu: &Gpu) -> Vec<(ShapeClass, TileConfig)> {
-    let mut v: Vec<_> = lock(&gpu.inner.tiles).iter().map(|(&c, &t)| (c, t)).collect();
+    let mut v: Vec<_> = lock(&gpu.inner.tiles)
+        .iter()
+        .map(|(&c, &t)| (c, t))
+        .collect();
     v.sort_by_key(|(c, _)| *c as u8);
     v
 }

@@ -116,11 +116,12 @@ impl Tensor {
             Device::Cpu => Ok(Tensor::on_host(data.to_vec(), shape)),
             Device::Gpu(gpu) => {
                 let t = Tensor::uninit(gpu, shape, "Tensor::from_slice")?;
-                t.gpu_storage()
-                    .expect("a GPU tensor")
-                    .gpu
-                    .inner
-                    .upload(t.raw().expect("a GPU tensor"), 0, bytemuck::cast_slice(data), false)?;
+                t.gpu_storage().expect("a GPU tensor").gpu.inner.upload(
+                    t.raw().expect("a GPU tensor"),
+                    0,
+                    bytemuck::cast_slice(data),
+                    false,
+                )?;
                 Ok(t)
             }
         }
@@ -157,9 +158,11 @@ impl Tensor {
     /// overwrites all of it.
     pub(crate) fn uninit(gpu: &Gpu, shape: &[usize], op: &'static str) -> Result<Tensor> {
         let numel = checked_numel(op, shape)?;
-        let raw = gpu
-            .inner
-            .acquire(numel as u64 * 4, op, &format!("tensor {}", shape_str(shape)))?;
+        let raw = gpu.inner.acquire(
+            numel as u64 * 4,
+            op,
+            &format!("tensor {}", shape_str(shape)),
+        )?;
         Ok(Tensor {
             storage: Storage::Gpu(Arc::new(GpuStorage {
                 gpu: gpu.clone(),
@@ -253,11 +256,19 @@ impl Tensor {
             return Err(Error::ShapeMismatch {
                 op: "reshape",
                 arg: "shape",
-                expected: format!("{} elements, as {} has", self.numel(), shape_str(&self.shape)),
+                expected: format!(
+                    "{} elements, as {} has",
+                    self.numel(),
+                    shape_str(&self.shape)
+                ),
                 got: format!("{} ({numel} elements)", shape_str(shape)),
             });
         }
-        let base = if self.is_contiguous() { self.clone() } else { self.contiguous()? };
+        let base = if self.is_contiguous() {
+            self.clone()
+        } else {
+            self.contiguous()?
+        };
         Ok(base.view(shape.to_vec(), contiguous_strides(shape), base.offset))
     }
 
@@ -300,7 +311,11 @@ impl Tensor {
     /// Reorders the axes: axis `i` of the result is axis `order[i]` of `self` (a view).
     pub fn permute(&self, order: &[usize]) -> Result<Tensor> {
         let mut seen = vec![false; self.rank()];
-        if order.len() != self.rank() || order.iter().any(|&a| a >= self.rank() || std::mem::replace(&mut seen[a], true)) {
+        if order.len() != self.rank()
+            || order
+                .iter()
+                .any(|&a| a >= self.rank() || std::mem::replace(&mut seen[a], true))
+        {
             return Err(Error::InvalidArgument {
                 op: "permute",
                 message: format!(
@@ -318,7 +333,10 @@ impl Tensor {
     /// Elements `start..start + len` along `axis` (a view).
     pub fn narrow(&self, axis: usize, start: usize, len: usize) -> Result<Tensor> {
         self.check_axis("narrow", axis)?;
-        if start.checked_add(len).is_none_or(|end| end > self.shape[axis]) {
+        if start
+            .checked_add(len)
+            .is_none_or(|end| end > self.shape[axis])
+        {
             return Err(Error::InvalidArgument {
                 op: "narrow",
                 message: format!(
@@ -330,7 +348,11 @@ impl Tensor {
         }
         let mut shape = self.shape.clone();
         shape[axis] = len;
-        Ok(self.view(shape, self.strides.clone(), self.offset + start * self.strides[axis]))
+        Ok(self.view(
+            shape,
+            self.strides.clone(),
+            self.offset + start * self.strides[axis],
+        ))
     }
 
     /// A view of this tensor broadcast to `shape` (stride 0 on stretched axes). Internal: the
@@ -371,7 +393,9 @@ impl Tensor {
         let t = self.contiguous()?;
         match &t.storage {
             Storage::Cpu(data) => {
-                let data = data.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+                let data = data
+                    .read()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
                 Ok(data[t.offset..t.offset + t.numel()].to_vec())
             }
             Storage::Gpu(s) => {
@@ -400,7 +424,8 @@ impl Tensor {
         if !self.is_contiguous() {
             return Err(Error::InvalidArgument {
                 op: "Tensor::write",
-                message: "the tensor is a non-contiguous view; write into a contiguous tensor".into(),
+                message: "the tensor is a non-contiguous view; write into a contiguous tensor"
+                    .into(),
             });
         }
         match &self.storage {
@@ -409,11 +434,12 @@ impl Tensor {
                 v[self.offset..self.offset + data.len()].copy_from_slice(data);
                 Ok(())
             }
-            Storage::Gpu(s) => {
-                s.gpu
-                    .inner
-                    .upload(s.raw(), self.offset as u64 * 4, bytemuck::cast_slice(data), true)
-            }
+            Storage::Gpu(s) => s.gpu.inner.upload(
+                s.raw(),
+                self.offset as u64 * 4,
+                bytemuck::cast_slice(data),
+                true,
+            ),
         }
     }
 

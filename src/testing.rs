@@ -34,9 +34,13 @@ pub(crate) fn assert_close(what: &str, got: &[f32], want: &[f32], tol: Tol) {
     for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
         let err = (f64::from(g) - f64::from(w)).abs();
         let bound = tol.abs + tol.rel * f64::from(w).abs();
-        if !(err <= bound) {
+        if err.is_nan() || err > bound {
             bad += 1;
-            let excess = if err.is_nan() { f64::INFINITY } else { err / bound };
+            let excess = if err.is_nan() {
+                f64::INFINITY
+            } else {
+                err / bound
+            };
             if excess > worst.1 {
                 worst = (i, excess);
             }

@@ -17,11 +17,10 @@ pub(crate) fn erf_approx<F: Float>(x: F) -> F {
     let c = F::from_f64;
     let a = x.abs();
     let t = F::ONE / (F::ONE + c(0.3275911) * a);
-    let poly = ((((c(1.061405429) * t - c(1.453152027)) * t + c(1.421413741)) * t
-        - c(0.284496736))
-        * t
-        + c(0.254829592))
-        * t;
+    let poly =
+        ((((c(1.061405429) * t - c(1.453152027)) * t + c(1.421413741)) * t - c(0.284496736)) * t
+            + c(0.254829592))
+            * t;
     x.signum() * (F::ONE - poly * (-(a * a)).exp())
 }
 

@@ -26,6 +26,7 @@ pub(crate) fn binary<F: Float>(p: &Params, a: &[F], b: &[F], y: &mut [F]) {
                 strided_offset(i, shape, &p.b_strides[..rank]),
             )
         };
-        y[p.y_off as usize + i] = binary_op(a[p.a_off as usize + ia], b[p.b_off as usize + ib], p.op);
+        y[p.y_off as usize + i] =
+            binary_op(a[p.a_off as usize + ia], b[p.b_off as usize + ib], p.op);
     }
 }

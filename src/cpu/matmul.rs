@@ -87,10 +87,19 @@ mod tests {
                 for j in 0..p.n as usize {
                     let mut s = 0.0;
                     for l in 0..p.k as usize {
-                        s += a[p.a_off as usize + bi * p.a_bs as usize + i * p.a_rs as usize + l * p.a_cs as usize]
-                            * b[p.b_off as usize + bi * p.b_bs as usize + l * p.b_rs as usize + j * p.b_cs as usize];
+                        s += a[p.a_off as usize
+                            + bi * p.a_bs as usize
+                            + i * p.a_rs as usize
+                            + l * p.a_cs as usize]
+                            * b[p.b_off as usize
+                                + bi * p.b_bs as usize
+                                + l * p.b_rs as usize
+                                + j * p.b_cs as usize];
                     }
-                    let ci = p.c_off as usize + bi * p.c_bs as usize + i * p.c_rs as usize + j * p.c_cs as usize;
+                    let ci = p.c_off as usize
+                        + bi * p.c_bs as usize
+                        + i * p.c_rs as usize
+                        + j * p.c_cs as usize;
                     c[ci] = f64::from(p.alpha) * s + f64::from(p.beta) * c[ci];
                 }
             }

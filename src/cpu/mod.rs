@@ -30,7 +30,6 @@ pub trait Float:
 {
     const ZERO: Self;
     const ONE: Self;
-    const INFINITY: Self;
     fn from_f64(v: f64) -> Self;
     fn to_f64(self) -> f64;
     fn exp(self) -> Self;
@@ -71,7 +70,6 @@ macro_rules! float_impl {
         impl Float for $t {
             const ZERO: Self = 0.0;
             const ONE: Self = 1.0;
-            const INFINITY: Self = <$t>::INFINITY;
             fn from_f64(v: f64) -> Self {
                 v as $t
             }

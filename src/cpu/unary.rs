@@ -20,7 +20,10 @@ fn unary_op<F: Float>(v: F, op: u32) -> F {
 
 pub(crate) fn unary<F: Float>(p: &Params, x: &[F], y: &mut [F]) {
     let rank = p.rank as usize;
-    let (alpha, beta) = (F::from_f64(f64::from(p.alpha)), F::from_f64(f64::from(p.beta)));
+    let (alpha, beta) = (
+        F::from_f64(f64::from(p.alpha)),
+        F::from_f64(f64::from(p.beta)),
+    );
     for i in 0..p.numel as usize {
         let v = if p.op == UnaryOp::Fill as u32 {
             F::ZERO

@@ -219,10 +219,7 @@ impl Gpu {
             })
             .await
             .map_err(|e| Error::NoAdapter {
-                message: format!(
-                    "{} could not open a device: {e}",
-                    adapter.get_info().name
-                ),
+                message: format!("{} could not open a device: {e}", adapter.get_info().name),
             })?;
         let gpu = Gpu::build(
             device,
@@ -234,13 +231,15 @@ impl Gpu {
         );
         // Errors and loss on our own device become typed errors at the next call, never panics.
         let fault = gpu.inner.fault.clone();
-        gpu.inner.device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
-            let f = match e {
-                wgpu::Error::OutOfMemory { .. } => Fault::Gpu("out of memory".into()),
-                other => Fault::Gpu(other.to_string()),
-            };
-            lock(&fault).get_or_insert(f);
-        }));
+        gpu.inner
+            .device
+            .on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+                let f = match e {
+                    wgpu::Error::OutOfMemory { .. } => Fault::Gpu("out of memory".into()),
+                    other => Fault::Gpu(other.to_string()),
+                };
+                lock(&fault).get_or_insert(f);
+            }));
         let fault = gpu.inner.fault.clone();
         gpu.inner
             .device

@@ -8,8 +8,8 @@ pub(crate) mod pool;
 mod readback;
 mod stats;
 
-pub use context::{AdapterSummary, Gpu, GpuOptions, OptionalFeatures};
 pub(crate) use context::GpuInner;
+pub use context::{AdapterSummary, Gpu, GpuOptions, OptionalFeatures};
 pub use stats::Stats;
 
 /// Locks `m`, ignoring poisoning: every critical section leaves its state consistent.

@@ -8,8 +8,8 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
-use super::stats::Counters;
 use super::lock;
+use super::stats::Counters;
 use crate::error::{Error, Result};
 
 /// Smallest buffer the pool hands out, in bytes.
@@ -140,7 +140,10 @@ mod tests {
         for bytes in [1u64, 4, 255, 256, 257, 1000, 4096, 4097, 123_457, 1 << 30] {
             let c = size_class(bytes);
             assert!(c >= bytes, "{bytes} -> {c}");
-            assert!(bytes <= 256 || c * 4 <= bytes * 5 + 4 * 64, "{bytes} -> {c}");
+            assert!(
+                bytes <= 256 || c * 4 <= bytes * 5 + 4 * 64,
+                "{bytes} -> {c}"
+            );
             assert_eq!(c % 4, 0);
         }
         assert_eq!(size_class(1000), size_class(1001));

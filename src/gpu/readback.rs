@@ -16,7 +16,13 @@ impl GpuInner {
     /// Writes `data` into `dst` at byte `offset`. When `dst` may be used by recorded work (an
     /// existing tensor written in place), that work is submitted first, because a queued write
     /// lands before the next submission's commands.
-    pub(crate) fn upload(&self, dst: &RawBuffer, offset: u64, data: &[u8], in_use: bool) -> Result<()> {
+    pub(crate) fn upload(
+        &self,
+        dst: &RawBuffer,
+        offset: u64,
+        data: &[u8],
+        in_use: bool,
+    ) -> Result<()> {
         self.check_fault()?;
         if data.is_empty() {
             return Ok(());
@@ -55,8 +61,13 @@ impl GpuInner {
         )?;
         let index = {
             let mut p = lock(&self.pending);
-            self.encoder(&mut p)
-                .copy_buffer_to_buffer(&src.buffer, offset, &staging.buffer, 0, bytes);
+            self.encoder(&mut p).copy_buffer_to_buffer(
+                &src.buffer,
+                offset,
+                &staging.buffer,
+                0,
+                bytes,
+            );
             self.flush_locked(&mut p)
         };
         let (sender, receiver) = oneshot_channel();

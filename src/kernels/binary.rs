@@ -68,13 +68,23 @@ pub struct Params {
     pub a_strides: [u32; 8],
     pub b_strides: [u32; 8],
 }
-const _: () = assert!(std::mem::size_of::<Params>() % 16 == 0);
+const _: () = assert!(std::mem::size_of::<Params>().is_multiple_of(16));
 
 const WORKGROUP: u64 = 256;
 
-pub(crate) fn record(gpu: &GpuInner, p: &Params, a: &RawBuffer, b: &RawBuffer, y: &RawBuffer) -> Result<()> {
+pub(crate) fn record(
+    gpu: &GpuInner,
+    p: &Params,
+    a: &RawBuffer,
+    b: &RawBuffer,
+    y: &RawBuffer,
+) -> Result<()> {
     let groups = u64::from(p.numel).div_ceil(WORKGROUP);
-    let workgroups = fold_grid("binary", groups, gpu.limits.max_compute_workgroups_per_dimension)?;
+    let workgroups = fold_grid(
+        "binary",
+        groups,
+        gpu.limits.max_compute_workgroups_per_dimension,
+    )?;
     gpu.record(&Dispatch {
         kernel: Kernel::Binary,
         overrides: &[],
@@ -82,4 +92,74 @@ pub(crate) fn record(gpu: &GpuInner, p: &Params, a: &RawBuffer, b: &RawBuffer, y
         buffers: &[a, b, y],
         workgroups,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::BinaryOp;
+    use crate::testing::{assert_close, gpu, randn, Tol};
+    use crate::{Device, Error, Tensor};
+
+    #[test]
+    fn every_op_matches_cpu_with_row_and_column_broadcasting() {
+        let (gpu, cpu) = (Device::Gpu(gpu()), Device::Cpu);
+        let cases: [(&[usize], &[usize]); 7] = [
+            (&[1], &[1]),
+            (&[17, 33], &[17, 33]),
+            (&[17, 33], &[33]),
+            (&[17, 33], &[17, 1]),
+            (&[1, 33], &[17, 1]),
+            (&[3, 7, 5], &[7, 5]),
+            (&[127, 1, 9], &[1, 13, 1]),
+        ];
+        for (i, op) in BinaryOp::ALL.into_iter().enumerate() {
+            for (j, (sa, sb)) in cases.iter().enumerate() {
+                let seed = (i * 10 + j) as u64;
+                let a = randn(seed, sa.iter().product());
+                // Keep divisors away from zero.
+                let b: Vec<f32> = randn(seed + 99, sb.iter().product())
+                    .iter()
+                    .map(|v| v.signum() * (v.abs() + 0.5))
+                    .collect();
+                let mut out = Vec::new();
+                for dev in [&gpu, &cpu] {
+                    let ta = Tensor::from_slice(dev, &a, sa).unwrap();
+                    let tb = Tensor::from_slice(dev, &b, sb).unwrap();
+                    let y = ta.binary_op(&tb, op).unwrap();
+                    out.push((y.shape().to_vec(), y.read_blocking().unwrap()));
+                }
+                assert_eq!(out[0].0, out[1].0);
+                assert_close(
+                    &format!("{op:?} {sa:?} {sb:?}"),
+                    &out[0].1,
+                    &out[1].1,
+                    Tol {
+                        abs: 1e-6,
+                        rel: 1e-6,
+                    },
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn broadcasting_follows_numpy() {
+        let dev = Device::Cpu;
+        let a = Tensor::from_slice(&dev, &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3]).unwrap();
+        let row = Tensor::from_slice(&dev, &[10.0, 20.0, 30.0], &[3]).unwrap();
+        let col = Tensor::from_slice(&dev, &[100.0, 200.0], &[2, 1]).unwrap();
+        assert_eq!(
+            a.add(&row).unwrap().read_blocking().unwrap(),
+            [11.0, 22.0, 33.0, 14.0, 25.0, 36.0]
+        );
+        assert_eq!(
+            a.add(&col).unwrap().read_blocking().unwrap(),
+            [101.0, 102.0, 103.0, 204.0, 205.0, 206.0]
+        );
+        let bad = Tensor::from_slice(&dev, &[1.0, 2.0], &[2]).unwrap();
+        assert!(matches!(
+            a.add(&bad),
+            Err(Error::ShapeMismatch { op: "add", .. })
+        ));
+    }
 }

@@ -36,9 +36,17 @@ fn flop(p: &Params) -> f64 {
 pub fn measure(gpu: &Gpu, invocations: u32, iters: u32) -> Result<f64> {
     let inner = &gpu.inner;
     let out = inner.acquire(u64::from(invocations) * 4, "fma_peak", "output")?;
-    let p = Params { iters, invocations, ..Params::default() };
+    let p = Params {
+        iters,
+        invocations,
+        ..Params::default()
+    };
     let groups = u64::from(invocations).div_ceil(256);
-    let workgroups = fold_grid("fma_peak", groups, inner.limits.max_compute_workgroups_per_dimension)?;
+    let workgroups = fold_grid(
+        "fma_peak",
+        groups,
+        inner.limits.max_compute_workgroups_per_dimension,
+    )?;
     let dispatch = Dispatch {
         kernel: Kernel::FmaPeak,
         overrides: &[],

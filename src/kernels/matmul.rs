@@ -54,7 +54,7 @@ pub struct Params {
     pub beta: f32,
     pub _pad: u32,
 }
-const _: () = assert!(std::mem::size_of::<Params>() % 16 == 0);
+const _: () = assert!(std::mem::size_of::<Params>().is_multiple_of(16));
 
 /// A workgroup tile: WG_M × WG_N invocations, each computing 4 × 4 outputs, stepping K by BK.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -74,17 +74,41 @@ const TILE_CAPACITY: u32 = 1024;
 
 impl TileConfig {
     /// 64×64 tiles of 256 invocations: large square products.
-    pub const T64X64: TileConfig = TileConfig { wg_m: 16, wg_n: 16, bk: 16 };
+    pub const T64X64: TileConfig = TileConfig {
+        wg_m: 16,
+        wg_n: 16,
+        bk: 16,
+    };
     /// 32×64 tiles of 128 invocations.
-    pub const T32X64: TileConfig = TileConfig { wg_m: 8, wg_n: 16, bk: 16 };
+    pub const T32X64: TileConfig = TileConfig {
+        wg_m: 8,
+        wg_n: 16,
+        bk: 16,
+    };
     /// 32×32 tiles of 64 invocations: mid-size products, small devices.
-    pub const T32X32: TileConfig = TileConfig { wg_m: 8, wg_n: 8, bk: 32 };
+    pub const T32X32: TileConfig = TileConfig {
+        wg_m: 8,
+        wg_n: 8,
+        bk: 32,
+    };
     /// 8×128 tiles: a few rows (an RNN's batch) against a wide matrix.
-    pub const T8X128: TileConfig = TileConfig { wg_m: 2, wg_n: 32, bk: 8 };
+    pub const T8X128: TileConfig = TileConfig {
+        wg_m: 2,
+        wg_n: 32,
+        bk: 8,
+    };
     /// 4×256 tiles: one to four rows, matrix-vector like.
-    pub const T4X256: TileConfig = TileConfig { wg_m: 1, wg_n: 64, bk: 4 };
+    pub const T4X256: TileConfig = TileConfig {
+        wg_m: 1,
+        wg_n: 64,
+        bk: 4,
+    };
     /// 128×8 tiles: many rows, few columns.
-    pub const T128X8: TileConfig = TileConfig { wg_m: 32, wg_n: 2, bk: 8 };
+    pub const T128X8: TileConfig = TileConfig {
+        wg_m: 32,
+        wg_n: 2,
+        bk: 8,
+    };
 
     /// Rows of C per workgroup.
     pub fn bm(self) -> u32 {
@@ -162,11 +186,20 @@ pub(crate) struct Bindings<'a> {
 }
 
 /// Records one batched matmul with `tile`; fills in the tile counts of `p`.
-pub(crate) fn record(gpu: &GpuInner, p: &mut Params, bufs: &Bindings<'_>, tile: TileConfig) -> Result<()> {
+pub(crate) fn record(
+    gpu: &GpuInner,
+    p: &mut Params,
+    bufs: &Bindings<'_>,
+    tile: TileConfig,
+) -> Result<()> {
     p.tiles_m = p.m.div_ceil(tile.bm());
     p.tiles_n = p.n.div_ceil(tile.bn());
     let groups = u64::from(p.tiles_m) * u64::from(p.tiles_n) * u64::from(p.batch);
-    let workgroups = fold_grid("matmul", groups, gpu.limits.max_compute_workgroups_per_dimension)?;
+    let workgroups = fold_grid(
+        "matmul",
+        groups,
+        gpu.limits.max_compute_workgroups_per_dimension,
+    )?;
     gpu.record(&Dispatch {
         kernel: Kernel::Matmul,
         overrides: &tile.overrides(),
@@ -201,7 +234,13 @@ pub(crate) fn choose_tile(gpu: &GpuInner, m: u32, n: u32, k: u32) -> Result<Tile
 /// Times each candidate on a proxy of the problem (each side capped at 256, so the whole tune
 /// costs well under a second on lavapipe) and returns the fastest. Blocks on the device: only
 /// called on a device timeloom owns.
-fn autotune(gpu: &GpuInner, candidates: &[TileConfig], m: u32, n: u32, k: u32) -> Result<TileConfig> {
+fn autotune(
+    gpu: &GpuInner,
+    candidates: &[TileConfig],
+    m: u32,
+    n: u32,
+    k: u32,
+) -> Result<TileConfig> {
     let (m, n, k) = (m.min(256), n.min(256), k.min(256));
     let a = gpu.acquire(u64::from(m * k) * 4, "matmul autotune", "proxy A")?;
     let b = gpu.acquire(u64::from(k * n) * 4, "matmul autotune", "proxy B")?;
@@ -222,7 +261,12 @@ fn autotune(gpu: &GpuInner, candidates: &[TileConfig], m: u32, n: u32, k: u32) -
         alpha: 1.0,
         ..Params::default()
     };
-    let bufs = Bindings { a: &a, b: &b, bias: None, c: &c };
+    let bufs = Bindings {
+        a: &a,
+        b: &b,
+        bias: None,
+        c: &c,
+    };
     let mut best = (f64::INFINITY, candidates[0]);
     for &tile in candidates {
         record(gpu, &mut p, &bufs, tile)?; // compiles, and warms up
@@ -252,7 +296,19 @@ mod tests {
     /// operands made as views of their transposes. C starts as NaN on the GPU so an element never
     /// written, or C read at β = 0, fails.
     #[allow(clippy::too_many_arguments)]
-    fn check(m: usize, n: usize, k: usize, batch: Option<usize>, ta: bool, tb: bool, alpha: f32, beta: f32, bias: bool, act: Activation, seed: u64) {
+    fn check(
+        m: usize,
+        n: usize,
+        k: usize,
+        batch: Option<usize>,
+        ta: bool,
+        tb: bool,
+        alpha: f32,
+        beta: f32,
+        bias: bool,
+        act: Activation,
+        seed: u64,
+    ) {
         let (gpu, cpu) = (Device::Gpu(gpu()), Device::Cpu);
         let bs = batch.unwrap_or(1);
         let lead = |r: usize, c: usize| match batch {
@@ -290,40 +346,114 @@ mod tests {
             results.push(c.read_blocking().unwrap());
         }
         // f32 sums of K products of unit normals: error grows like sqrt(K)·ε·|terms|.
-        let tol = Tol { abs: 2e-5 * (k as f64).sqrt(), rel: 1e-4 };
+        let tol = Tol {
+            abs: 2e-5 * (k as f64).sqrt(),
+            rel: 1e-4,
+        };
         let what = format!("matmul m={m} n={n} k={k} batch={batch:?} ta={ta} tb={tb} α={alpha} β={beta} bias={bias} {act:?}");
         assert_close(&what, &results[0], &results[1], tol);
     }
 
     #[test]
     fn matches_cpu_for_every_transpose_on_the_named_shapes() {
-        let shapes = [(1, 1, 1), (1, 64, 1), (17, 33, 65), (127, 129, 255), (1000, 1, 1000), (1, 1000, 1000)];
+        let shapes = [
+            (1, 1, 1),
+            (1, 64, 1),
+            (17, 33, 65),
+            (127, 129, 255),
+            (1000, 1, 1000),
+            (1, 1000, 1000),
+        ];
         let mut seed = 10;
         for &(m, n, k) in &shapes {
             for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
                 seed += 4;
-                check(m, n, k, None, ta, tb, 1.0, 0.0, false, Activation::None, seed);
+                check(
+                    m,
+                    n,
+                    k,
+                    None,
+                    ta,
+                    tb,
+                    1.0,
+                    0.0,
+                    false,
+                    Activation::None,
+                    seed,
+                );
             }
         }
     }
 
     #[test]
     fn matches_cpu_batched_with_alpha_beta_bias_and_activations() {
-        let acts = [Activation::None, Activation::Relu, Activation::Sigmoid, Activation::Tanh, Activation::Gelu];
+        let acts = [
+            Activation::None,
+            Activation::Relu,
+            Activation::Sigmoid,
+            Activation::Tanh,
+            Activation::Gelu,
+        ];
         for (i, act) in acts.into_iter().enumerate() {
-            check(33, 17, 7, Some(3), i % 2 == 0, i % 3 == 0, 0.5, 2.0, true, act, 100 + i as u64);
+            check(
+                33,
+                17,
+                7,
+                Some(3),
+                i % 2 == 0,
+                i % 3 == 0,
+                0.5,
+                2.0,
+                true,
+                act,
+                100 + i as u64,
+            );
         }
-        check(5, 129, 31, Some(2), false, false, -1.5, 0.0, true, Activation::Relu, 200);
+        check(
+            5,
+            129,
+            31,
+            Some(2),
+            false,
+            false,
+            -1.5,
+            0.0,
+            true,
+            Activation::Relu,
+            200,
+        );
     }
 
     #[test]
     fn matches_cpu_on_seeded_random_shapes() {
         let mut rng = Rng::new(42);
         for i in 0..12 {
-            let pick = |rng: &mut Rng| if rng.uniform() < 0.5 { AWKWARD[rng.int(0, AWKWARD.len() - 1)] } else { rng.int(1, 300) };
+            let pick = |rng: &mut Rng| {
+                if rng.uniform() < 0.5 {
+                    AWKWARD[rng.int(0, AWKWARD.len() - 1)]
+                } else {
+                    rng.int(1, 300)
+                }
+            };
             let (m, n, k) = (pick(&mut rng), pick(&mut rng), pick(&mut rng));
-            let batch = if rng.uniform() < 0.3 { Some(rng.int(1, 4)) } else { None };
-            check(m, n, k, batch, rng.uniform() < 0.5, rng.uniform() < 0.5, 1.0, 0.0, false, Activation::None, 300 + i);
+            let batch = if rng.uniform() < 0.3 {
+                Some(rng.int(1, 4))
+            } else {
+                None
+            };
+            check(
+                m,
+                n,
+                k,
+                batch,
+                rng.uniform() < 0.5,
+                rng.uniform() < 0.5,
+                1.0,
+                0.0,
+                false,
+                Activation::None,
+                300 + i,
+            );
         }
     }
 
@@ -340,7 +470,15 @@ mod tests {
             assert_eq!(y.shape(), [3, 9, 11]);
             out.push(y.read_blocking().unwrap());
         }
-        assert_close("batch-shared B", &out[0], &out[1], Tol { abs: 1e-5, rel: 1e-5 });
+        assert_close(
+            "batch-shared B",
+            &out[0],
+            &out[1],
+            Tol {
+                abs: 1e-5,
+                rel: 1e-5,
+            },
+        );
     }
 
     #[test]
@@ -366,14 +504,42 @@ mod tests {
             super::TileConfig::T4X256,
             super::TileConfig::T128X8,
         ] {
-            let c = Tensor::from_slice(&dev, &vec![f32::NAN; (m * n) as usize], &[m as usize, n as usize]).unwrap();
+            let c = Tensor::from_slice(
+                &dev,
+                &vec![f32::NAN; (m * n) as usize],
+                &[m as usize, n as usize],
+            )
+            .unwrap();
             let mut p = super::Params {
-                m, n, k, batch: 1, a_rs: k, a_cs: 1, b_rs: n, b_cs: 1, c_rs: n, c_cs: 1, alpha: 1.0,
+                m,
+                n,
+                k,
+                batch: 1,
+                a_rs: k,
+                a_cs: 1,
+                b_rs: n,
+                b_cs: 1,
+                c_rs: n,
+                c_cs: 1,
+                alpha: 1.0,
                 ..super::Params::default()
             };
-            let bufs = super::Bindings { a: at.raw().unwrap(), b: bt.raw().unwrap(), bias: None, c: c.raw().unwrap() };
+            let bufs = super::Bindings {
+                a: at.raw().unwrap(),
+                b: bt.raw().unwrap(),
+                bias: None,
+                c: c.raw().unwrap(),
+            };
             super::record(&g.inner, &mut p, &bufs, tile).unwrap();
-            assert_close(&format!("tile {tile}"), &c.read_blocking().unwrap(), &want, Tol { abs: 1e-4, rel: 1e-4 });
+            assert_close(
+                &format!("tile {tile}"),
+                &c.read_blocking().unwrap(),
+                &want,
+                Tol {
+                    abs: 1e-4,
+                    rel: 1e-4,
+                },
+            );
         }
     }
 }

@@ -63,7 +63,7 @@ pub struct Params {
     pub _pad0: u32,
     pub _pad1: u32,
 }
-const _: () = assert!(std::mem::size_of::<Params>() % 16 == 0);
+const _: () = assert!(std::mem::size_of::<Params>().is_multiple_of(16));
 
 const WORKGROUP: u64 = 256;
 /// Past this length with fewer than `FEW_OUTPUTS` outputs, reduce in two passes.
@@ -76,8 +76,16 @@ fn record_pass(gpu: &GpuInner, p: &mut Params, x: &RawBuffer, y: &RawBuffer) -> 
     p.chunks = p.len.div_ceil(p.chunk);
     p.mode = u32::from(p.inner == 1 && p.chunk >= 64);
     let outputs = u64::from(p.outer) * u64::from(p.chunks) * u64::from(p.inner);
-    let groups = if p.mode == 1 { outputs } else { outputs.div_ceil(WORKGROUP) };
-    let workgroups = fold_grid("reduce", groups, gpu.limits.max_compute_workgroups_per_dimension)?;
+    let groups = if p.mode == 1 {
+        outputs
+    } else {
+        outputs.div_ceil(WORKGROUP)
+    };
+    let workgroups = fold_grid(
+        "reduce",
+        groups,
+        gpu.limits.max_compute_workgroups_per_dimension,
+    )?;
     gpu.record(&Dispatch {
         kernel: Kernel::Reduce,
         overrides: &[],
@@ -135,4 +143,96 @@ pub(crate) fn record(
     let result = record_pass(gpu, &mut p2, &partial, y);
     gpu.retire(partial);
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ReduceOp;
+    use crate::testing::{assert_close, gpu, randn, Tol};
+    use crate::{Device, Tensor};
+
+    fn both(shape: &[usize], axis: usize, op: ReduceOp, seed: u64) -> (Vec<f32>, Vec<f32>) {
+        let x = randn(seed, shape.iter().product());
+        let mut out = Vec::new();
+        for dev in [Device::Gpu(gpu()), Device::Cpu] {
+            let t = Tensor::from_slice(&dev, &x, shape).unwrap();
+            out.push(
+                t.reduce_op(axis, op, false, "test")
+                    .unwrap()
+                    .read_blocking()
+                    .unwrap(),
+            );
+        }
+        (out.remove(0), out.remove(0))
+    }
+
+    #[test]
+    fn every_op_matches_cpu_over_every_axis() {
+        for (i, op) in ReduceOp::ALL.into_iter().enumerate() {
+            for shape in [
+                [1usize, 1, 1],
+                [7, 17, 3],
+                [2, 129, 1],
+                [33, 1, 65],
+                [3, 300, 5],
+            ] {
+                for axis in 0..3 {
+                    let (g, c) = both(&shape, axis, op, i as u64 * 7 + axis as u64);
+                    assert_close(
+                        &format!("{op:?} {shape:?} axis {axis}"),
+                        &g,
+                        &c,
+                        Tol {
+                            abs: 1e-5,
+                            rel: 1e-5,
+                        },
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn long_axes_reduce_in_two_passes_to_the_same_value() {
+        // 1e6 elements into one output: the chunked two-pass plan.
+        for op in ReduceOp::ALL {
+            let (g, c) = both(&[1_000_003], 0, op, 9);
+            assert_close(
+                &format!("{op:?} over 1e6"),
+                &g,
+                &c,
+                Tol {
+                    abs: 1e-3,
+                    rel: 1e-4,
+                },
+            );
+        }
+        // A long axis with a few inner columns (bias gradients over many rows).
+        let (g, c) = both(&[50_001, 3], 0, ReduceOp::Sum, 10);
+        assert_close(
+            "column sums",
+            &g,
+            &c,
+            Tol {
+                abs: 1e-3,
+                rel: 1e-4,
+            },
+        );
+    }
+
+    #[test]
+    fn mean_and_sum_all_have_the_documented_shapes() {
+        let dev = Device::Gpu(gpu());
+        let t = Tensor::from_slice(&dev, &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3]).unwrap();
+        let m = t.mean(1).unwrap();
+        assert_eq!(m.shape(), [2]);
+        assert_eq!(m.read_blocking().unwrap(), [2.0, 5.0]);
+        let s = t.sum_all().unwrap();
+        assert_eq!(s.shape(), [] as [usize; 0]);
+        assert_eq!(s.read_blocking().unwrap(), [21.0]);
+        assert_eq!(
+            t.sum_squares_all().unwrap().read_blocking().unwrap(),
+            [91.0]
+        );
+    }
 }

@@ -74,16 +74,25 @@ pub struct Params {
     pub shape: [u32; 8],
     pub x_strides: [u32; 8],
 }
-const _: () = assert!(std::mem::size_of::<Params>() % 16 == 0);
+const _: () = assert!(std::mem::size_of::<Params>().is_multiple_of(16));
 
 /// Elements per workgroup (`@workgroup_size` in the shader).
 const WORKGROUP: u64 = 256;
 
 /// Records y = α·f(x) + β. `x` is `None` only for `Fill`, which reads nothing (the device's
 /// dummy buffer is bound in its place).
-pub(crate) fn record(gpu: &GpuInner, p: &Params, x: Option<&RawBuffer>, y: &RawBuffer) -> Result<()> {
+pub(crate) fn record(
+    gpu: &GpuInner,
+    p: &Params,
+    x: Option<&RawBuffer>,
+    y: &RawBuffer,
+) -> Result<()> {
     let groups = u64::from(p.numel).div_ceil(WORKGROUP);
-    let workgroups = fold_grid("unary", groups, gpu.limits.max_compute_workgroups_per_dimension)?;
+    let workgroups = fold_grid(
+        "unary",
+        groups,
+        gpu.limits.max_compute_workgroups_per_dimension,
+    )?;
     gpu.record(&Dispatch {
         kernel: Kernel::Unary,
         overrides: &[],
@@ -91,4 +100,104 @@ pub(crate) fn record(gpu: &GpuInner, p: &Params, x: Option<&RawBuffer>, y: &RawB
         buffers: &[x.unwrap_or(&gpu.dummy), y],
         workgroups,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::UnaryOp;
+    use crate::testing::{assert_close, gpu, randn, Tol, AWKWARD};
+    use crate::{Device, Tensor};
+
+    /// Inputs inside each op's domain, with large magnitudes where stability matters.
+    fn input(op: UnaryOp, n: usize, seed: u64) -> Vec<f32> {
+        let x = randn(seed, n);
+        match op {
+            UnaryOp::Log | UnaryOp::Sqrt | UnaryOp::Recip => {
+                x.iter().map(|v| v.abs() + 0.1).collect()
+            }
+            UnaryOp::Sigmoid | UnaryOp::Tanh => x
+                .iter()
+                .enumerate()
+                .map(|(i, v)| if i % 7 == 0 { v * 1e4 } else { v * 3.0 })
+                .collect(),
+            _ => x.iter().map(|v| v * 3.0).collect(),
+        }
+    }
+
+    #[test]
+    fn every_op_matches_cpu_on_strided_awkward_shapes() {
+        let (gpu, cpu) = (Device::Gpu(gpu()), Device::Cpu);
+        for (i, op) in UnaryOp::ALL.into_iter().enumerate() {
+            for &r in &AWKWARD[..5] {
+                let c = AWKWARD[(i + 2) % AWKWARD.len()];
+                let x = input(op, r * c, i as u64);
+                let mut out = Vec::new();
+                for dev in [&gpu, &cpu] {
+                    // A transposed view: the strided path of the kernel.
+                    let t = Tensor::from_slice(dev, &x, &[c, r]).unwrap().t().unwrap();
+                    out.push(
+                        t.unary_op(op, 0.75, -0.25)
+                            .unwrap()
+                            .read_blocking()
+                            .unwrap(),
+                    );
+                }
+                for v in &out[0] {
+                    assert!(v.is_finite(), "{op:?} produced {v}");
+                }
+                assert_close(
+                    &format!("{op:?} [{r}, {c}]"),
+                    &out[0],
+                    &out[1],
+                    Tol {
+                        abs: 1e-6,
+                        rel: 2e-6,
+                    },
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn contiguous_copies_a_permuted_view_exactly() {
+        let x: Vec<f32> = (0..2 * 3 * 5 * 7).map(|v| v as f32).collect();
+        let want = {
+            let t = Tensor::from_slice(&Device::Cpu, &x, &[2, 3, 5, 7]).unwrap();
+            t.permute(&[3, 1, 0, 2])
+                .unwrap()
+                .contiguous()
+                .unwrap()
+                .read_blocking()
+                .unwrap()
+        };
+        // The host twin by hand: y[d, b, a, c] = x[a, b, c, d].
+        let mut by_hand = Vec::new();
+        for d in 0..7 {
+            for b in 0..3 {
+                for a in 0..2 {
+                    for c in 0..5 {
+                        by_hand.push(x[((a * 3 + b) * 5 + c) * 7 + d]);
+                    }
+                }
+            }
+        }
+        assert_eq!(want, by_hand);
+        let t = Tensor::from_slice(&Device::Gpu(gpu()), &x, &[2, 3, 5, 7]).unwrap();
+        let got = t.permute(&[3, 1, 0, 2]).unwrap().contiguous().unwrap();
+        assert!(got.is_contiguous());
+        assert_eq!(got.read_blocking().unwrap(), by_hand);
+    }
+
+    #[test]
+    fn fill_writes_every_element_of_a_large_tensor() {
+        // 70,000 workgroups: past the 65,535 limit of one dimension, so the grid is folded.
+        let n = 70_000 * 256 + 3;
+        let t = Tensor::full(&Device::Gpu(gpu()), &[n], 2.5).unwrap();
+        let v = t.read_blocking().unwrap();
+        assert!(
+            v.iter().all(|&x| x == 2.5),
+            "first wrong at {:?}",
+            v.iter().position(|&x| x != 2.5)
+        );
+    }
 }

@@ -12,7 +12,13 @@ use crate::tensor::{host_read, host_write, Storage, Tensor};
 /// The shape both operands broadcast to, NumPy style (trailing axes aligned; 1 stretches).
 pub(crate) fn broadcast_shape(op: &'static str, a: &[usize], b: &[usize]) -> Result<Vec<usize>> {
     let rank = a.len().max(b.len());
-    let at = |s: &[usize], d: usize| if d + s.len() < rank { 1 } else { s[d + s.len() - rank] };
+    let at = |s: &[usize], d: usize| {
+        if d + s.len() < rank {
+            1
+        } else {
+            s[d + s.len() - rank]
+        }
+    };
     (0..rank)
         .map(|d| match (at(a, d), at(b, d)) {
             (x, y) if x == y => Ok(x),
@@ -48,7 +54,12 @@ impl Tensor {
             return Ok(y);
         }
         match &self.storage {
-            Storage::Gpu(s) => unary::record(&s.gpu.inner, &p, Some(s.raw()), y.raw().expect("same device"))?,
+            Storage::Gpu(s) => unary::record(
+                &s.gpu.inner,
+                &p,
+                Some(s.raw()),
+                y.raw().expect("same device"),
+            )?,
             Storage::Cpu(_) => cpu::unary::unary(&p, &host_read(self), &mut host_write(&y)),
         }
         Ok(y)
@@ -136,8 +147,10 @@ impl Tensor {
         same_device(op.name(), "rhs", self, rhs)?;
         let shape = broadcast_shape(op.name(), &self.shape, &rhs.shape)?;
         let y = self.output_like(&shape, op.name())?;
-        let contiguous =
-            self.shape == shape && rhs.shape == shape && self.is_contiguous() && rhs.is_contiguous();
+        let contiguous = self.shape == shape
+            && rhs.shape == shape
+            && self.is_contiguous()
+            && rhs.is_contiguous();
         let p = binary::Params {
             numel: u32_of(y.numel()),
             rank: u32_of(shape.len()),

@@ -141,7 +141,8 @@ impl<'a> Matmul<'a> {
         if aliased {
             return Err(Error::InvalidArgument {
                 op: "matmul",
-                message: "`c` shares storage with an input; accumulate into a separate tensor".into(),
+                message: "`c` shares storage with an input; accumulate into a separate tensor"
+                    .into(),
             });
         }
         self.run(c, beta)
@@ -246,7 +247,13 @@ impl<'a> Matmul<'a> {
             _ => {
                 let bias_guard = bias.as_ref().map(|(t, _)| host_read(t));
                 let bias_slice: &[f32] = bias_guard.as_deref().map_or(&[], |v| v.as_slice());
-                cpu::matmul::matmul(&p, &host_read(self.a), &host_read(self.b), bias_slice, &mut host_write(c));
+                cpu::matmul::matmul(
+                    &p,
+                    &host_read(self.a),
+                    &host_read(self.b),
+                    bias_slice,
+                    &mut host_write(c),
+                );
                 Ok(())
             }
         }

@@ -9,7 +9,12 @@ use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 
 /// `Err(DeviceMismatch)` unless `other` lives on `first`'s device.
-pub(crate) fn same_device(op: &'static str, arg: &'static str, first: &Tensor, other: &Tensor) -> Result<()> {
+pub(crate) fn same_device(
+    op: &'static str,
+    arg: &'static str,
+    first: &Tensor,
+    other: &Tensor,
+) -> Result<()> {
     let (a, b) = (first.device(), other.device());
     if a.same(&b) {
         Ok(())

@@ -8,7 +8,13 @@ use crate::tensor::{host_read, host_write, Storage, Tensor};
 
 impl Tensor {
     /// Reduces `axis` away: y[o, i] = scale · ⊕_r f(x[o, r, i]).
-    pub(crate) fn reduce_op(&self, axis: usize, op: ReduceOp, mean: bool, name: &'static str) -> Result<Tensor> {
+    pub(crate) fn reduce_op(
+        &self,
+        axis: usize,
+        op: ReduceOp,
+        mean: bool,
+        name: &'static str,
+    ) -> Result<Tensor> {
         if axis >= self.rank() {
             return Err(Error::InvalidArgument {
                 op: name,

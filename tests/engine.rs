@@ -1,0 +1,329 @@
+//! Public behaviour of the engine foundation: counters and pool reuse, error paths, and running on
+//! a device the test (standing in for a host application) created itself.
+
+use std::sync::OnceLock;
+
+use timeloom::{Activation, Device, Error, Gpu, GpuOptions, Matmul, Tensor};
+
+/// The binary's shared device, for tests that do not assert counters.
+fn shared() -> Gpu {
+    static GPU: OnceLock<Gpu> = OnceLock::new();
+    GPU.get_or_init(|| {
+        Gpu::new_blocking().expect("the tests need a GPU adapter; install mesa-vulkan-drivers")
+    })
+    .clone()
+}
+
+/// A device of its own, for tests that assert counters while other tests run in parallel.
+fn private() -> Gpu {
+    Gpu::new_blocking().expect("the tests need a GPU adapter")
+}
+
+fn seq(n: usize, scale: f32) -> Vec<f32> {
+    (0..n)
+        .map(|i| ((i * 37 % 101) as f32 - 50.0) * scale)
+        .collect()
+}
+
+mod counters {
+    use super::*;
+
+    /// One "training-like" step: new inputs written in place, a Linear layer with ReLU, a squared
+    /// norm, the scalar read back.
+    fn step(x: &Tensor, w: &Tensor, b: &Tensor, data: &[f32]) -> f32 {
+        x.write(data).unwrap();
+        let y = Matmul::new(x, &w.t().unwrap())
+            .bias(b)
+            .activation(Activation::Relu)
+            .compute()
+            .unwrap();
+        let loss = y.sum_squares_all().unwrap();
+        loss.read_blocking().unwrap()[0]
+    }
+
+    #[test]
+    fn a_steady_loop_allocates_nothing_after_its_first_step() {
+        let gpu = private();
+        let dev = Device::Gpu(gpu.clone());
+        let x = Tensor::zeros(&dev, &[8, 33]).unwrap();
+        let w = Tensor::from_slice(&dev, &seq(17 * 33, 0.01), &[17, 33]).unwrap();
+        let b = Tensor::from_slice(&dev, &seq(17, 0.1), &[17]).unwrap();
+        let first = step(&x, &w, &b, &seq(8 * 33, 0.02));
+        let after_first = gpu.stats();
+        let mut last = 0.0;
+        for i in 0..5 {
+            let before = gpu.stats();
+            last = step(&x, &w, &b, &seq(8 * 33, 0.02 + i as f32 * 1e-3));
+            let d = gpu.stats().since(&before);
+            assert_eq!(d.submissions, 1, "one submission per step: {d:?}");
+            assert_eq!(d.dispatches, 2, "matmul + reduction: {d:?}");
+            assert_eq!(
+                d.pool_misses, 0,
+                "no new buffers after the first step: {d:?}"
+            );
+            assert_eq!(d.bind_groups_created, 0, "bind groups are reused: {d:?}");
+            assert_eq!(d.pipeline_compiles, 0, "{d:?}");
+        }
+        let total = gpu.stats().since(&after_first);
+        assert_eq!(
+            total.bytes_resident, after_first.bytes_resident,
+            "resident bytes stay flat"
+        );
+        assert!(first > 0.0 && last > 0.0 && first != last);
+    }
+
+    #[test]
+    fn flush_submits_once_and_only_when_there_is_work() {
+        let gpu = private();
+        let dev = Device::Gpu(gpu.clone());
+        let a = Tensor::from_slice(&dev, &seq(64, 1.0), &[8, 8]).unwrap();
+        let before = gpu.stats();
+        let mut t = a.clone();
+        for _ in 0..10 {
+            t = t.relu().unwrap().add(&a).unwrap();
+        }
+        let recorded = gpu.stats().since(&before);
+        assert_eq!(recorded.dispatches, 20);
+        assert_eq!(recorded.submissions, 0, "recording submits nothing");
+        gpu.flush().unwrap();
+        gpu.flush().unwrap();
+        let d = gpu.stats().since(&before);
+        assert_eq!(d.submissions, 1, "two flushes, one with work: {d:?}");
+        assert_eq!(d.passes, 1, "all dispatches in one compute pass: {d:?}");
+        let v = t.read_blocking().unwrap();
+        assert_eq!(
+            gpu.stats().since(&before).submissions,
+            2,
+            "the read submits its copy"
+        );
+        assert_eq!(v.len(), 64);
+    }
+
+    #[test]
+    fn each_kernel_compiles_once_per_device() {
+        let gpu = private();
+        let dev = Device::Gpu(gpu.clone());
+        let a = Tensor::from_slice(&dev, &seq(6, 1.0), &[2, 3]).unwrap();
+        a.relu()
+            .unwrap()
+            .exp()
+            .unwrap()
+            .add(&a)
+            .unwrap()
+            .sum(1)
+            .unwrap()
+            .read_blocking()
+            .unwrap();
+        let compiled = gpu.stats().pipeline_compiles;
+        a.tanh()
+            .unwrap()
+            .mul(&a)
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .read_blocking()
+            .unwrap();
+        assert_eq!(
+            gpu.stats().pipeline_compiles,
+            compiled,
+            "unary, binary and reduce are each one pipeline"
+        );
+    }
+}
+
+mod errors {
+    use super::*;
+
+    #[test]
+    fn mismatched_shapes_are_shape_mismatch_errors_naming_the_argument() {
+        let dev = Device::Gpu(shared());
+        let a = Tensor::zeros(&dev, &[3, 4]).unwrap();
+        let b = Tensor::zeros(&dev, &[5, 6]).unwrap();
+        let e = a.matmul(&b).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Error::ShapeMismatch {
+                    op: "matmul",
+                    arg: "b",
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        assert!(e.to_string().contains("4 rows"), "{e}");
+        let e = Tensor::from_slice(&dev, &[1.0, 2.0, 3.0], &[2, 2]).unwrap_err();
+        assert!(matches!(e, Error::ShapeMismatch { .. }), "{e}");
+        let bias = Tensor::zeros(&dev, &[7]).unwrap();
+        let e = Matmul::new(&a, &a.t().unwrap())
+            .bias(&bias)
+            .compute()
+            .unwrap_err();
+        assert!(matches!(e, Error::ShapeMismatch { arg: "bias", .. }), "{e}");
+        let e = a.add(&b).unwrap_err();
+        assert!(matches!(e, Error::ShapeMismatch { op: "add", .. }), "{e}");
+        let e = a.reshape(&[5]).unwrap_err();
+        assert!(
+            matches!(e, Error::ShapeMismatch { op: "reshape", .. }),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn zero_size_dimensions_are_rejected_where_they_are_invalid() {
+        let dev = Device::Gpu(shared());
+        let empty = Tensor::zeros(&dev, &[0, 4]).unwrap();
+        let w = Tensor::zeros(&dev, &[4, 2]).unwrap();
+        assert!(matches!(
+            empty.matmul(&w),
+            Err(Error::InvalidArgument { op: "matmul", .. })
+        ));
+        assert!(matches!(
+            empty.sum(0),
+            Err(Error::InvalidArgument { op: "sum", .. })
+        ));
+        // Elementwise maps of an empty tensor are fine and empty.
+        assert_eq!(
+            empty.relu().unwrap().read_blocking().unwrap(),
+            Vec::<f32>::new()
+        );
+    }
+
+    #[test]
+    fn a_tensor_over_the_binding_limit_is_too_large() {
+        // A device with WebGPU's default limits: 128 MiB per storage binding.
+        let gpu = default_limits_gpu();
+        let limit = gpu.limits().max_storage_buffer_binding_size;
+        let floats = (limit / 4 + 1) as usize;
+        let e = Tensor::zeros(&Device::Gpu(gpu), &[floats]).unwrap_err();
+        match e {
+            Error::TooLarge {
+                bytes, limit: l, ..
+            } => {
+                assert_eq!(bytes, floats as u64 * 4);
+                assert_eq!(l, limit);
+            }
+            other => panic!("expected TooLarge, got {other}"),
+        }
+        // Past 2^32 elements the kernels cannot index at all.
+        let e = Tensor::zeros(&Device::Cpu, &[1 << 20, 1 << 13]).unwrap_err();
+        assert!(matches!(e, Error::TooLarge { .. }), "{e}");
+    }
+
+    #[test]
+    fn operands_on_different_devices_are_a_device_mismatch() {
+        let g = Tensor::zeros(&Device::Gpu(shared()), &[2, 2]).unwrap();
+        let c = Tensor::zeros(&Device::Cpu, &[2, 2]).unwrap();
+        let e = g.matmul(&c).unwrap_err();
+        assert!(matches!(e, Error::DeviceMismatch { .. }), "{e}");
+        assert!(
+            e.to_string().contains("to_device"),
+            "the message says what to do: {e}"
+        );
+        let moved = c.to_device(&g.device()).unwrap();
+        assert!(g.matmul(&moved).is_ok());
+    }
+
+    #[test]
+    fn an_adapter_filter_that_matches_nothing_is_no_adapter() {
+        let options = GpuOptions {
+            adapter: Some("no-such-adapter-xyz".into()),
+            ..GpuOptions::default()
+        };
+        let e = pollster::block_on(Gpu::with_options(options)).unwrap_err();
+        match &e {
+            Error::NoAdapter { message } => assert!(message.contains("found"), "{message}"),
+            other => panic!("expected NoAdapter, got {other}"),
+        }
+    }
+
+    #[test]
+    fn out_of_range_axes_and_bad_views_are_invalid_arguments() {
+        let t = Tensor::zeros(&Device::Cpu, &[2, 3]).unwrap();
+        assert!(matches!(t.sum(2), Err(Error::InvalidArgument { .. })));
+        assert!(matches!(
+            t.transpose(0, 5),
+            Err(Error::InvalidArgument { .. })
+        ));
+        assert!(matches!(
+            t.permute(&[0, 0]),
+            Err(Error::InvalidArgument { .. })
+        ));
+        assert!(matches!(
+            t.narrow(1, 2, 2),
+            Err(Error::InvalidArgument { .. })
+        ));
+        let c = Tensor::zeros(&Device::Cpu, &[2, 2]).unwrap();
+        let e = Matmul::new(&c, &c).accumulate_into(&c, 1.0).unwrap_err();
+        assert!(
+            matches!(e, Error::InvalidArgument { .. }),
+            "aliasing output: {e}"
+        );
+    }
+}
+
+/// A device the test creates itself, as a host application would, with WebGPU's default limits.
+fn default_limits_gpu() -> Gpu {
+    let (device, queue) = app_device(wgpu_limits_default());
+    Gpu::from_wgpu(device, queue)
+}
+
+fn wgpu_limits_default() -> timeloom::wgpu::Limits {
+    timeloom::wgpu::Limits::default()
+}
+
+fn app_device(limits: timeloom::wgpu::Limits) -> (timeloom::wgpu::Device, timeloom::wgpu::Queue) {
+    use timeloom::wgpu;
+    pollster::block_on(async {
+        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle());
+        let adapter = instance
+            .request_adapter(&wgpu::RequestAdapterOptions::default())
+            .await
+            .expect("an adapter");
+        adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("host app"),
+                required_limits: limits,
+                ..Default::default()
+            })
+            .await
+            .expect("a device")
+    })
+}
+
+mod interop {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    #[test]
+    fn runs_on_a_device_the_application_created() {
+        let (device, queue) = app_device(timeloom::wgpu::Limits::default());
+        let gpu = Gpu::from_wgpu(device.clone(), queue);
+        assert!(!gpu.owns_device());
+        let dev = Device::Gpu(gpu.clone());
+        let a = Tensor::from_slice(&dev, &[1.0, 2.0, 3.0, 4.0], &[2, 2]).unwrap();
+        let c = a.matmul(&a.t().unwrap()).unwrap();
+
+        // The application's event loop: polls its device until told to stop.
+        let stop = Arc::new(AtomicBool::new(false));
+        let poller = {
+            let (device, stop) = (device.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let _ = device.poll(timeloom::wgpu::PollType::Poll);
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+            })
+        };
+        let v = pollster::block_on(c.read()).unwrap();
+        stop.store(true, Ordering::Relaxed);
+        poller.join().unwrap();
+        assert_eq!(v, [5.0, 11.0, 11.0, 25.0]);
+        assert_eq!(
+            gpu.stats().blocking_waits,
+            0,
+            "the engine never blocked on the app's device"
+        );
+    }
+}
