@@ -309,6 +309,44 @@ fn main() {
             println!("matmul tile for {class:?}: {tile}");
         }
     }
+    if args.ops.iter().any(|o| o == "matmul_tiles") {
+        let sizes = args.sizes.clone().unwrap_or(vec![256, 1024]);
+        for n in sizes {
+            for (tile, gflops) in
+                diagnostics::matmul_tile_sweep(&gpu, n as u32, n as u32, n as u32).expect("sweep")
+            {
+                println!(
+                    "matmul_tiles N={n:<5} {:<18} {gflops:>7.2} GFLOP/s",
+                    tile.to_string()
+                );
+            }
+            // TIMELOOM_SWEEP_DIRECT="rows:wg_n,..." times extra direct-kernel shapes.
+            if let Ok(list) = std::env::var("TIMELOOM_SWEEP_DIRECT") {
+                let parse = |s: &str| -> Option<(u32, u32)> {
+                    let (r, w) = s.split_once(':')?;
+                    Some((r.parse().ok()?, w.parse().ok()?))
+                };
+                for (rows, wg_n) in list.split(',').filter_map(parse) {
+                    {
+                        let tile = timeloom::TileConfig {
+                            wg_m: 1,
+                            wg_n,
+                            bk: 0,
+                            direct_rows: rows,
+                        };
+                        let n32 = n as u32;
+                        match diagnostics::matmul_tile_gflops(&gpu, tile, n32, n32, n32) {
+                            Ok(g) => println!(
+                                "matmul_tiles N={n:<5} {:<18} {g:>7.2} GFLOP/s",
+                                tile.to_string()
+                            ),
+                            Err(e) => println!("{tile}: {e}"),
+                        }
+                    }
+                }
+            }
+        }
+    }
     for r in rows.iter_mut().filter(|r| r.median_ms.is_nan()) {
         r.median_ms = 0.0;
     }

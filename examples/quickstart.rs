@@ -28,7 +28,10 @@ fn main() -> Result<(), timeloom::Error> {
         let w = Tensor::from_slice(&dev, &w, &[outputs, inputs])?; // PyTorch layout [out, in]
         let b = Tensor::from_slice(&dev, &b, &[outputs])?;
         // y = relu(x·wᵀ + b): one kernel; wᵀ is a view, never copied.
-        let y = Matmul::new(&x, &w.t()?).bias(&b).activation(Activation::Relu).compute()?;
+        let y = Matmul::new(&x, &w.t()?)
+            .bias(&b)
+            .activation(Activation::Relu)
+            .compute()?;
         let per_row = y.mean(1)?;
         results.push(per_row.read_blocking()?);
     }

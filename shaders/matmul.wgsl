@@ -10,6 +10,9 @@
 override WG_M: u32 = 16u;
 override WG_N: u32 = 16u;
 override BK: u32 = 16u;
+// 0: the workgroup-memory kernel above. R > 0: the direct kernel below, R rows per workgroup.
+override DIRECT_ROWS: u32 = 0u;
+const DIRECT_MAX_ROWS: u32 = 16u;
 const TM: u32 = 4u;
 const TN: u32 = 4u;
 // Each tile holds at most 1,024 floats (8 KiB for both): within WebGPU's 16 KiB guarantee.
@@ -40,13 +43,17 @@ fn matmul(
     @builtin(local_invocation_id) lid: vec3<u32>,
     @builtin(local_invocation_index) lindex: u32,
 ) {
-    let bm = WG_M * TM;
-    let bn = WG_N * TN;
-    let threads = WG_M * WG_N;
     let tile = linear_workgroup(wid, nwg);
     if tile >= p.tiles_m * p.tiles_n * p.batch {
         return;
     }
+    if DIRECT_ROWS > 0u {
+        matmul_direct(tile, lid.x);
+        return;
+    }
+    let bm = WG_M * TM;
+    let bn = WG_N * TN;
+    let threads = WG_M * WG_N;
     let tile_n = tile % p.tiles_n;
     let tile_m = (tile / p.tiles_n) % p.tiles_m;
     let bi = tile / (p.tiles_n * p.tiles_m);
@@ -121,18 +128,70 @@ fn matmul(
             if col >= p.n {
                 continue;
             }
-            let ci = p.c_off + bi * p.c_bs + row * p.c_rs + col * p.c_cs;
-            var v = p.alpha * acc[i * TN + j];
-            // β = 0 must not read C: a fresh output holds whatever the pool left in it.
-            if p.beta != 0.0 {
-                v += p.beta * c[ci];
-            }
-            if p.bias_mode == 1u {
-                v += bias[p.bias_off + col];
-            } else if p.bias_mode == 2u {
-                v += bias[p.bias_off + row];
-            }
-            c[ci] = activate(v, p.activation);
+            store_c(bi, row, col, acc[i * TN + j]);
         }
     }
+}
+
+// The direct kernel: no workgroup memory and no barriers. A workgroup of WG_N invocations (WG_M
+// is 1) owns DIRECT_ROWS rows and WG_N·TN columns; each invocation keeps DIRECT_ROWS × TN sums,
+// its columns strided by WG_N so neighbours read neighbouring elements of B. Every invocation of
+// a workgroup reads the same A element at each step, a uniform load. Wins where workgroup memory
+// is no faster than cached global memory (CPU-backed adapters such as lavapipe); the autotune
+// decides per adapter.
+fn matmul_direct(tile: u32, lx: u32) {
+    let bn = WG_N * TN;
+    let tile_n = tile % p.tiles_n;
+    let tile_m = (tile / p.tiles_n) % p.tiles_m;
+    let bi = tile / (p.tiles_n * p.tiles_m);
+    let row0 = tile_m * DIRECT_ROWS;
+    let a_base = p.a_off + bi * p.a_bs;
+    let b_base = p.b_off + bi * p.b_bs;
+    // Out-of-range rows and columns load a clamped (valid) element and are never stored, so the
+    // inner loop has no branches.
+    var b_col: array<u32, 4>;
+    for (var j = 0u; j < TN; j += 1u) {
+        b_col[j] = b_base + min(tile_n * bn + lx + j * WG_N, p.n - 1u) * p.b_cs;
+    }
+    var a_row: array<u32, DIRECT_MAX_ROWS>;
+    for (var i = 0u; i < DIRECT_ROWS; i += 1u) {
+        a_row[i] = a_base + min(row0 + i, p.m - 1u) * p.a_rs;
+    }
+    var acc: array<vec4<f32>, DIRECT_MAX_ROWS>;
+    for (var k = 0u; k < p.k; k += 1u) {
+        let bk = k * p.b_rs;
+        let bv = vec4<f32>(b[b_col[0] + bk], b[b_col[1] + bk], b[b_col[2] + bk], b[b_col[3] + bk]);
+        let ak = k * p.a_cs;
+        for (var i = 0u; i < DIRECT_ROWS; i += 1u) {
+            acc[i] = fma(vec4<f32>(a[a_row[i] + ak]), bv, acc[i]);
+        }
+    }
+    for (var i = 0u; i < DIRECT_ROWS; i += 1u) {
+        let row = row0 + i;
+        if row >= p.m {
+            break;
+        }
+        for (var j = 0u; j < TN; j += 1u) {
+            let col = tile_n * bn + lx + j * WG_N;
+            if col < p.n {
+                store_c(bi, row, col, acc[i][j]);
+            }
+        }
+    }
+}
+
+// The epilogue shared by both kernels: α, β·C, bias, activation.
+fn store_c(bi: u32, row: u32, col: u32, sum: f32) {
+    let ci = p.c_off + bi * p.c_bs + row * p.c_rs + col * p.c_cs;
+    var v = p.alpha * sum;
+    // β = 0 must not read C: a fresh output holds whatever the pool left in it.
+    if p.beta != 0.0 {
+        v += p.beta * c[ci];
+    }
+    if p.bias_mode == 1u {
+        v += bias[p.bias_off + col];
+    } else if p.bias_mode == 2u {
+        v += bias[p.bias_off + row];
+    }
+    c[ci] = activate(v, p.activation);
 }

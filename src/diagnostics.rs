@@ -3,7 +3,7 @@
 
 use crate::error::Result;
 use crate::gpu::{lock, Gpu};
-use crate::kernels::matmul::{ShapeClass, TileConfig};
+use crate::kernels::matmul::{self, ShapeClass, TileConfig};
 
 /// The adapter's fused multiply-add throughput in GFLOP/s, from independent FMA chains (the
 /// ceiling a compute kernel can reach). Blocks on the device for about a second on lavapipe.
@@ -17,6 +17,36 @@ pub fn matmul_tiles(gpu: &Gpu) -> Vec<(ShapeClass, TileConfig)> {
         .iter()
         .map(|(&c, &t)| (c, t))
         .collect();
-    v.sort_by_key(|(c, _)| *c as u8);
+    v.sort_by_key(|(c, _)| *c);
     v
+}
+
+/// Every matmul tile shape timeloom knows, and GFLOP/s of each on an M×K by K×N product here
+/// (best of three after a warm-up; tiles that do not fit the device are skipped). Blocks on the
+/// device.
+pub fn matmul_tile_sweep(gpu: &Gpu, m: u32, n: u32, k: u32) -> Result<Vec<(TileConfig, f64)>> {
+    let mut out = Vec::new();
+    for tile in matmul::ALL_TILES {
+        if tile.fits(&gpu.inner.limits) {
+            out.push((tile, matmul_tile_gflops(gpu, tile, m, n, k)?));
+        }
+    }
+    Ok(out)
+}
+
+/// GFLOP/s of one tile shape on an M×K by K×N product (best of three after a warm-up). Blocks
+/// on the device.
+///
+/// # Errors
+/// `Unsupported` when the tile does not fit the shader's arrays or the device's limits.
+pub fn matmul_tile_gflops(gpu: &Gpu, tile: TileConfig, m: u32, n: u32, k: u32) -> Result<f64> {
+    if !tile.fits(&gpu.inner.limits) {
+        return Err(crate::Error::Unsupported {
+            op: "matmul_tile_gflops",
+            message: format!("tile {tile} does not fit this device or the shader's tile arrays"),
+        });
+    }
+    let flop = 2.0 * f64::from(m) * f64::from(n) * f64::from(k);
+    let secs = matmul::time_tile(&gpu.inner, tile, m, n, k, 3)?;
+    Ok(flop / secs / 1e9)
 }

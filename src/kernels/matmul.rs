@@ -65,12 +65,17 @@ pub struct TileConfig {
     pub wg_n: u32,
     /// K step through workgroup memory.
     pub bk: u32,
+    /// 0 for the workgroup-memory kernel; else the direct kernel with this many rows per
+    /// workgroup (and `wg_m` = 1).
+    pub direct_rows: u32,
 }
 
 const TM: u32 = 4;
 const TN: u32 = 4;
 /// Floats per workgroup tile array (`TILE_CAPACITY` in the shader).
 const TILE_CAPACITY: u32 = 1024;
+/// `DIRECT_MAX_ROWS` in the shader.
+const DIRECT_MAX_ROWS: u32 = 16;
 
 impl TileConfig {
     /// 64×64 tiles of 256 invocations: large square products.
@@ -78,41 +83,72 @@ impl TileConfig {
         wg_m: 16,
         wg_n: 16,
         bk: 16,
+        direct_rows: 0,
     };
     /// 32×64 tiles of 128 invocations.
     pub const T32X64: TileConfig = TileConfig {
         wg_m: 8,
         wg_n: 16,
         bk: 16,
+        direct_rows: 0,
     };
     /// 32×32 tiles of 64 invocations: mid-size products, small devices.
     pub const T32X32: TileConfig = TileConfig {
         wg_m: 8,
         wg_n: 8,
         bk: 32,
+        direct_rows: 0,
     };
     /// 8×128 tiles: a few rows (an RNN's batch) against a wide matrix.
     pub const T8X128: TileConfig = TileConfig {
         wg_m: 2,
         wg_n: 32,
         bk: 8,
+        direct_rows: 0,
     };
     /// 4×256 tiles: one to four rows, matrix-vector like.
     pub const T4X256: TileConfig = TileConfig {
         wg_m: 1,
         wg_n: 64,
         bk: 4,
+        direct_rows: 0,
+    };
+    /// Direct kernel, 8×256 tiles.
+    pub const D8X256: TileConfig = TileConfig {
+        wg_m: 1,
+        wg_n: 64,
+        bk: 0,
+        direct_rows: 8,
+    };
+    /// Direct kernel, 16×128 tiles.
+    pub const D16X128: TileConfig = TileConfig {
+        wg_m: 1,
+        wg_n: 32,
+        bk: 0,
+        direct_rows: 16,
+    };
+    /// Direct kernel, 4×256 tiles: matrix-vector like.
+    pub const D4X256: TileConfig = TileConfig {
+        wg_m: 1,
+        wg_n: 64,
+        bk: 0,
+        direct_rows: 4,
     };
     /// 128×8 tiles: many rows, few columns.
     pub const T128X8: TileConfig = TileConfig {
         wg_m: 32,
         wg_n: 2,
         bk: 8,
+        direct_rows: 0,
     };
 
     /// Rows of C per workgroup.
     pub fn bm(self) -> u32 {
-        self.wg_m * TM
+        if self.direct_rows > 0 {
+            self.direct_rows
+        } else {
+            self.wg_m * TM
+        }
     }
 
     /// Columns of C per workgroup.
@@ -120,17 +156,21 @@ impl TileConfig {
         self.wg_n * TN
     }
 
-    fn overrides(self) -> [(&'static str, f64); 3] {
+    fn overrides(self) -> [(&'static str, f64); 4] {
         [
             ("WG_M", f64::from(self.wg_m)),
             ("WG_N", f64::from(self.wg_n)),
-            ("BK", f64::from(self.bk)),
+            ("BK", f64::from(self.bk.max(1))),
+            ("DIRECT_ROWS", f64::from(self.direct_rows)),
         ]
     }
 
     /// Whether the tiles fit the shader's arrays and the device's workgroup limits.
     pub fn fits(self, limits: &wgpu::Limits) -> bool {
-        self.bm() * self.bk <= TILE_CAPACITY
+        let direct_ok =
+            self.direct_rows == 0 || (self.wg_m == 1 && self.direct_rows <= DIRECT_MAX_ROWS);
+        direct_ok
+            && self.bm() * self.bk <= TILE_CAPACITY
             && self.bk * self.bn() <= TILE_CAPACITY
             && self.wg_m * self.wg_n <= limits.max_compute_invocations_per_workgroup
             && self.wg_n <= limits.max_compute_workgroup_size_x
@@ -140,39 +180,63 @@ impl TileConfig {
 
 impl std::fmt::Display for TileConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}x{} (bk {})", self.bm(), self.bn(), self.bk)
+        if self.direct_rows > 0 {
+            write!(f, "{}x{} direct", self.bm(), self.bn())
+        } else {
+            write!(f, "{}x{} (bk {})", self.bm(), self.bn(), self.bk)
+        }
     }
 }
 
 /// Shapes that want different tiles: square-ish, few rows (an RNN's batch), few columns.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ShapeClass {
     /// M > 16 and N > 16.
     Square,
-    /// M <= 16: a batch of a few rows against a weight matrix.
-    SkinnyM,
+    /// M <= 16, rounded up to 1, 2, 4, 8 or 16: a batch of a few rows against a weight matrix.
+    FewRows(u32),
     /// N <= 16 < M.
-    SkinnyN,
+    FewColumns,
 }
 
 impl ShapeClass {
     /// The class of an [M, K]·[K, N] product.
     pub fn of(m: u32, n: u32) -> ShapeClass {
         if m <= 16 {
-            ShapeClass::SkinnyM
+            ShapeClass::FewRows(m.next_power_of_two())
         } else if n <= 16 {
-            ShapeClass::SkinnyN
+            ShapeClass::FewColumns
         } else {
             ShapeClass::Square
         }
     }
 
-    /// What the autotune tries, best guess first (the guess is the default without autotune).
-    fn candidates(self) -> &'static [TileConfig] {
+    /// What the autotune tries, best guess for a discrete GPU first (the choice without
+    /// autotune): the workgroup-memory kernel, then direct ones.
+    fn candidates(self) -> Vec<TileConfig> {
         match self {
-            ShapeClass::Square => &[TileConfig::T64X64, TileConfig::T32X64, TileConfig::T32X32],
-            ShapeClass::SkinnyM => &[TileConfig::T8X128, TileConfig::T4X256, TileConfig::T32X32],
-            ShapeClass::SkinnyN => &[TileConfig::T128X8, TileConfig::T32X32],
+            ShapeClass::Square => vec![
+                TileConfig::T64X64,
+                TileConfig::T32X64,
+                TileConfig::D8X256,
+                TileConfig::D16X128,
+            ],
+            ShapeClass::FewRows(rows) => vec![
+                if rows <= 4 {
+                    TileConfig::T4X256
+                } else {
+                    TileConfig::T8X128
+                },
+                TileConfig {
+                    wg_m: 1,
+                    wg_n: 64,
+                    bk: 0,
+                    direct_rows: rows,
+                },
+            ],
+            ShapeClass::FewColumns => {
+                vec![TileConfig::T128X8, TileConfig::T32X32, TileConfig::D16X128]
+            }
         }
     }
 }
@@ -218,8 +282,7 @@ pub(crate) fn choose_tile(gpu: &GpuInner, m: u32, n: u32, k: u32) -> Result<Tile
     }
     let candidates: Vec<TileConfig> = class
         .candidates()
-        .iter()
-        .copied()
+        .into_iter()
         .filter(|t| t.fits(&gpu.limits))
         .collect();
     let tile = if gpu.autotune && candidates.len() > 1 {
@@ -231,17 +294,29 @@ pub(crate) fn choose_tile(gpu: &GpuInner, m: u32, n: u32, k: u32) -> Result<Tile
     Ok(tile)
 }
 
-/// Times each candidate on a proxy of the problem (each side capped at 256, so the whole tune
-/// costs well under a second on lavapipe) and returns the fastest. Blocks on the device: only
-/// called on a device timeloom owns.
-fn autotune(
+/// Every tile shape timeloom knows, for sweeps.
+pub(crate) const ALL_TILES: [TileConfig; 9] = [
+    TileConfig::T64X64,
+    TileConfig::T32X64,
+    TileConfig::T32X32,
+    TileConfig::T8X128,
+    TileConfig::T4X256,
+    TileConfig::T128X8,
+    TileConfig::D8X256,
+    TileConfig::D16X128,
+    TileConfig::D4X256,
+];
+
+/// Seconds per call of an M×K by K×N product with `tile`: best of `reps` after a warm-up.
+/// Blocks on the device.
+pub(crate) fn time_tile(
     gpu: &GpuInner,
-    candidates: &[TileConfig],
+    tile: TileConfig,
     m: u32,
     n: u32,
     k: u32,
-) -> Result<TileConfig> {
-    let (m, n, k) = (m.min(256), n.min(256), k.min(256));
+    reps: usize,
+) -> Result<f64> {
     let a = gpu.acquire(u64::from(m * k) * 4, "matmul autotune", "proxy A")?;
     let b = gpu.acquire(u64::from(k * n) * 4, "matmul autotune", "proxy B")?;
     let c = gpu.acquire(u64::from(m * n) * 4, "matmul autotune", "proxy C")?;
@@ -267,22 +342,38 @@ fn autotune(
         bias: None,
         c: &c,
     };
-    let mut best = (f64::INFINITY, candidates[0]);
-    for &tile in candidates {
-        record(gpu, &mut p, &bufs, tile)?; // compiles, and warms up
-        gpu.synchronize()?;
+    record(gpu, &mut p, &bufs, tile)?; // compiles, and warms up
+    gpu.synchronize()?;
+    let mut best = f64::INFINITY;
+    for _ in 0..reps {
         let start = Instant::now();
-        for _ in 0..3 {
-            record(gpu, &mut p, &bufs, tile)?;
-        }
+        record(gpu, &mut p, &bufs, tile)?;
         gpu.synchronize()?;
-        let t = start.elapsed().as_secs_f64();
-        if t < best.0 {
-            best = (t, tile);
-        }
+        best = best.min(start.elapsed().as_secs_f64());
     }
     for buf in [a, b, c] {
         gpu.retire(buf);
+    }
+    Ok(best)
+}
+
+/// Times each candidate on a proxy of the problem (each side capped at 256, so the whole tune
+/// costs well under a second on lavapipe) and returns the fastest. Blocks on the device: only
+/// called on a device timeloom owns.
+fn autotune(
+    gpu: &GpuInner,
+    candidates: &[TileConfig],
+    m: u32,
+    n: u32,
+    k: u32,
+) -> Result<TileConfig> {
+    let (m, n, k) = (m.min(256), n.min(256), k.min(256));
+    let mut best = (f64::INFINITY, candidates[0]);
+    for &tile in candidates {
+        let t = time_tile(gpu, tile, m, n, k, 2)?;
+        if t < best.0 {
+            best = (t, tile);
+        }
     }
     Ok(best.1)
 }
@@ -503,6 +594,9 @@ mod tests {
             super::TileConfig::T8X128,
             super::TileConfig::T4X256,
             super::TileConfig::T128X8,
+            super::TileConfig::D8X256,
+            super::TileConfig::D16X128,
+            super::TileConfig::D4X256,
         ] {
             let c = Tensor::from_slice(
                 &dev,
