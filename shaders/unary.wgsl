@@ -9,6 +9,7 @@ struct Params {
     x_off: u32, y_off: u32, alpha: f32, beta: f32,
     shape: array<vec4<u32>, 2>,
     x_strides: array<vec4<u32>, 2>,
+    slope: f32, _pad0: u32, _pad1: u32, _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -25,6 +26,7 @@ fn unary_op(v: f32, op: u32) -> f32 {
         case 10u: { return v * v; }
         case 11u: { return 1.0 / v; }
         case 12u: { return 0.0; }  // fill: y = β
+        case 13u: { return select(p.slope * v, v, v >= 0.0); }  // leaky ReLU
         default: { return activate(v, op); }
     }
 }

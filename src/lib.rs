@@ -24,21 +24,29 @@
 
 #![warn(missing_docs)]
 
+mod autodiff;
 pub(crate) mod cpu;
+pub mod data;
 mod device;
 pub mod diagnostics;
 mod error;
 mod gpu;
+pub mod init;
 pub(crate) mod kernels;
+pub mod nn;
 mod ops;
+pub mod optim;
 mod rng;
 mod tensor;
 
+pub use autodiff::{is_grad_enabled, no_grad};
 pub use device::Device;
 pub use error::{Error, Result};
 pub use gpu::{AdapterSummary, Gpu, GpuOptions, OptionalFeatures, Stats};
 pub use kernels::matmul::{ShapeClass, TileConfig};
+pub use ops::loss::{bce_with_logits, mse_loss, CrossEntropy, Reduction};
 pub use ops::matmul::{Activation, Matmul};
+pub use optim::{Algorithm, Optimizer, Schedule};
 pub use rng::Rng;
 pub use tensor::{Tensor, MAX_RANK};
 

@@ -4,6 +4,7 @@
 
 use std::sync::{Arc, RwLock};
 
+use crate::autodiff::record;
 use crate::device::Device;
 use crate::error::{shape_str, Error, Result};
 use crate::gpu::pool::RawBuffer;
@@ -59,6 +60,8 @@ pub struct Tensor {
     pub(crate) shape: Vec<usize>,
     pub(crate) strides: Vec<usize>,
     pub(crate) offset: usize,
+    /// How this tensor takes part in autodiff: a parameter, an op's output, or neither.
+    pub(crate) autograd: Option<crate::autodiff::Autograd>,
 }
 
 /// Row-major strides of `shape`.
@@ -115,7 +118,7 @@ impl Tensor {
         match device {
             Device::Cpu => Ok(Tensor::on_host(data.to_vec(), shape)),
             Device::Gpu(gpu) => {
-                let t = Tensor::uninit(gpu, shape, "Tensor::from_slice")?;
+                let t = Tensor::uninit(gpu, shape, "Tensor::from_slice", false)?;
                 t.gpu_storage().expect("a GPU tensor").gpu.inner.upload(
                     t.raw().expect("a GPU tensor"),
                     0,
@@ -138,7 +141,7 @@ impl Tensor {
         match device {
             Device::Cpu => Ok(Tensor::on_host(vec![value; numel], shape)),
             Device::Gpu(gpu) => {
-                let t = Tensor::uninit(gpu, shape, "Tensor::full")?;
+                let t = Tensor::uninit(gpu, shape, "Tensor::full", true)?;
                 t.fill(value)?;
                 Ok(t)
             }
@@ -151,18 +154,26 @@ impl Tensor {
             shape: shape.to_vec(),
             strides: contiguous_strides(shape),
             offset: 0,
+            autograd: None,
         }
     }
 
     /// A contiguous tensor whose contents are whatever the pool's buffer held: every caller
-    /// overwrites all of it.
-    pub(crate) fn uninit(gpu: &Gpu, shape: &[usize], op: &'static str) -> Result<Tensor> {
+    /// overwrites all of it. `by_kernel`: a kernel writes it (so a buffer released earlier in
+    /// this batch will do); else an upload does.
+    pub(crate) fn uninit(
+        gpu: &Gpu,
+        shape: &[usize],
+        op: &'static str,
+        by_kernel: bool,
+    ) -> Result<Tensor> {
         let numel = checked_numel(op, shape)?;
-        let raw = gpu.inner.acquire(
-            numel as u64 * 4,
-            op,
-            &format!("tensor {}", shape_str(shape)),
-        )?;
+        let (bytes, what) = (numel as u64 * 4, format!("tensor {}", shape_str(shape)));
+        let raw = if by_kernel {
+            gpu.inner.acquire_output(bytes, op, &what)?
+        } else {
+            gpu.inner.acquire(bytes, op, &what)?
+        };
         Ok(Tensor {
             storage: Storage::Gpu(Arc::new(GpuStorage {
                 gpu: gpu.clone(),
@@ -171,6 +182,7 @@ impl Tensor {
             shape: shape.to_vec(),
             strides: contiguous_strides(shape),
             offset: 0,
+            autograd: None,
         })
     }
 
@@ -178,7 +190,7 @@ impl Tensor {
     /// zeros on the host.
     pub(crate) fn output_like(&self, shape: &[usize], op: &'static str) -> Result<Tensor> {
         match &self.storage {
-            Storage::Gpu(s) => Tensor::uninit(&s.gpu, shape, op),
+            Storage::Gpu(s) => Tensor::uninit(&s.gpu, shape, op, true),
             Storage::Cpu(_) => Ok(Tensor::on_host(vec![0.0; checked_numel(op, shape)?], shape)),
         }
     }
@@ -227,6 +239,12 @@ impl Tensor {
         }
     }
 
+    /// The device buffer of a tensor the caller knows is on a GPU (checked by `same_device`).
+    pub(crate) fn gpu_raw(&self) -> &RawBuffer {
+        self.raw()
+            .expect("a GPU tensor: the op checked that its operands share the device")
+    }
+
     pub(crate) fn raw(&self) -> Option<&RawBuffer> {
         self.gpu_storage().map(GpuStorage::raw)
     }
@@ -246,6 +264,7 @@ impl Tensor {
             shape,
             strides,
             offset,
+            autograd: None,
         }
     }
 
@@ -269,7 +288,11 @@ impl Tensor {
         } else {
             self.contiguous()?
         };
-        Ok(base.view(shape.to_vec(), contiguous_strides(shape), base.offset))
+        let out = base.view(shape.to_vec(), contiguous_strides(shape), base.offset);
+        let from = self.shape.clone();
+        Ok(record(out, "reshape", &[self], move |g, dy| {
+            g.add(0, dy.reshape(&from)?)
+        }))
     }
 
     fn check_axis(&self, op: &'static str, axis: usize) -> Result<()> {
@@ -292,7 +315,10 @@ impl Tensor {
         let (mut shape, mut strides) = (self.shape.clone(), self.strides.clone());
         shape.swap(a, b);
         strides.swap(a, b);
-        Ok(self.view(shape, strides, self.offset))
+        let out = self.view(shape, strides, self.offset);
+        Ok(record(out, "transpose", &[self], move |g, dy| {
+            g.add(0, dy.transpose(a, b)?)
+        }))
     }
 
     /// The transpose of a matrix (a view).
@@ -327,12 +353,20 @@ impl Tensor {
         }
         let shape = order.iter().map(|&a| self.shape[a]).collect();
         let strides = order.iter().map(|&a| self.strides[a]).collect();
-        Ok(self.view(shape, strides, self.offset))
+        let out = self.view(shape, strides, self.offset);
+        let mut inverse = vec![0; order.len()];
+        for (i, &a) in order.iter().enumerate() {
+            inverse[a] = i;
+        }
+        Ok(record(out, "permute", &[self], move |g, dy| {
+            g.add(0, dy.permute(&inverse)?)
+        }))
     }
 
     /// Elements `start..start + len` along `axis` (a view).
     pub fn narrow(&self, axis: usize, start: usize, len: usize) -> Result<Tensor> {
         self.check_axis("narrow", axis)?;
+        crate::autodiff::refuse_grad("narrow", &[self])?;
         if start
             .checked_add(len)
             .is_none_or(|end| end > self.shape[axis])

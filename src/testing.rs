@@ -62,3 +62,35 @@ pub(crate) fn assert_close(what: &str, got: &[f32], want: &[f32], tol: Tol) {
 pub(crate) fn randn(seed: u64, n: usize) -> Vec<f32> {
     Rng::new(seed).normals(n)
 }
+
+/// Checks `analytic` = ∇f(x) by central differences in f64: (f(x + h·e_i) − f(x − h·e_i)) / 2h,
+/// with |error| ≤ tol·(1 + |numeric|) for every i.
+pub(crate) fn assert_gradient(
+    what: &str,
+    f: impl Fn(&[f64]) -> f64,
+    x: &[f64],
+    analytic: &[f64],
+    tol: f64,
+) {
+    let h = 1e-6;
+    let mut xp = x.to_vec();
+    for i in 0..x.len() {
+        xp[i] = x[i] + h;
+        let fp = f(&xp);
+        xp[i] = x[i] - h;
+        let fm = f(&xp);
+        xp[i] = x[i];
+        let numeric = (fp - fm) / (2.0 * h);
+        let err = (numeric - analytic[i]).abs();
+        assert!(
+            err <= tol * (1.0 + numeric.abs()),
+            "{what}: d/dx[{i}] analytic {} vs numeric {numeric} (error {err:.3e}, bound {tol:.0e})",
+            analytic[i]
+        );
+    }
+}
+
+/// `n` seeded normals in f64.
+pub(crate) fn randn64(seed: u64, n: usize) -> Vec<f64> {
+    randn(seed, n).into_iter().map(f64::from).collect()
+}

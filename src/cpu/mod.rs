@@ -4,10 +4,19 @@
 //! time goes (GEMM through `matrixmultiply`, all cores) and plain everywhere else.
 
 pub(crate) mod activations;
+pub(crate) mod axpy;
 pub(crate) mod binary;
+pub(crate) mod clip_scale;
+pub(crate) mod cross_entropy_backward;
+pub(crate) mod cross_entropy_forward;
+pub(crate) mod dropout;
 pub(crate) mod matmul;
+pub(crate) mod optimizer_step;
 pub(crate) mod reduce;
+pub(crate) mod softmax_backward;
+pub(crate) mod softmax_forward;
 pub(crate) mod unary;
+pub(crate) mod unary_backward;
 
 use std::fmt::Debug;
 use std::ops::{Add, AddAssign, Div, Mul, Neg, Sub};

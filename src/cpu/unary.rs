@@ -4,8 +4,10 @@ use super::activations::activate;
 use super::{strided_offset, Float};
 use crate::kernels::unary::{Params, UnaryOp};
 
-fn unary_op<F: Float>(v: F, op: u32) -> F {
+fn unary_op<F: Float>(v: F, op: u32, slope: F) -> F {
     match op {
+        13 if v >= F::ZERO => v,
+        13 => slope * v,
         5 => -v,
         6 => v.abs(),
         7 => v.exp(),
@@ -32,6 +34,6 @@ pub(crate) fn unary<F: Float>(p: &Params, x: &[F], y: &mut [F]) {
         } else {
             x[p.x_off as usize + strided_offset(i, &p.shape[..rank], &p.x_strides[..rank])]
         };
-        y[p.y_off as usize + i] = alpha * unary_op(v, p.op) + beta;
+        y[p.y_off as usize + i] = alpha * unary_op(v, p.op, F::from_f64(f64::from(p.slope))) + beta;
     }
 }

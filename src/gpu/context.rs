@@ -420,7 +420,22 @@ impl GpuInner {
         self.check_fault()
     }
 
-    /// A storage buffer of at least `bytes` from the pool, checked against the device's limits.
+    /// A storage buffer for a kernel to write: may be one released earlier in this very batch.
+    pub(crate) fn acquire_output(
+        &self,
+        bytes: u64,
+        op: &'static str,
+        what: &str,
+    ) -> Result<RawBuffer> {
+        let class = super::pool::size_class(bytes.max(4));
+        if let Some(b) = self.reuse_retired(class) {
+            return Ok(b);
+        }
+        self.acquire(bytes, op, what)
+    }
+
+    /// A storage buffer of at least `bytes` from the pool, checked against the device's limits;
+    /// never one that unsubmitted work uses, so it may be the target of an upload.
     pub(crate) fn acquire(&self, bytes: u64, op: &'static str, what: &str) -> Result<RawBuffer> {
         self.check_fault()?;
         let limit = self

@@ -45,8 +45,10 @@ pub(crate) struct Pending {
     arena_generation: u64,
     grow_arena_to: u64,
     bind_groups: HashMap<BindKey, wgpu::BindGroup>,
-    /// Buffers released while this batch may still use them; pooled again after the submission.
-    retired: Vec<RawBuffer>,
+    /// Buffers released while this batch may still use them, by size class: reusable at once as
+    /// a kernel's output (dispatches in one queue run in order, with barriers), but not as the
+    /// target of an upload; pooled again after the submission.
+    retired: HashMap<u64, Vec<RawBuffer>>,
 }
 
 fn create_arena(device: &wgpu::Device, bytes: u64) -> wgpu::Buffer {
@@ -69,7 +71,7 @@ impl Pending {
             arena_generation: next_buffer_id(),
             grow_arena_to: 0,
             bind_groups: HashMap::new(),
-            retired: Vec::new(),
+            retired: HashMap::new(),
         }
     }
 
@@ -201,8 +203,10 @@ impl GpuInner {
             Counters::add(&self.counters.submissions, 1);
             index
         });
-        for b in p.retired.drain(..) {
-            self.pool.release(b);
+        for (_, list) in p.retired.drain() {
+            for b in list {
+                self.pool.release(b);
+            }
         }
         if p.grow_arena_to > p.arena_capacity {
             p.arena_capacity = p.grow_arena_to;
@@ -213,12 +217,19 @@ impl GpuInner {
         index
     }
 
+    /// A buffer of size class `class` released during this batch, for a kernel to write.
+    pub(crate) fn reuse_retired(&self, class: u64) -> Option<RawBuffer> {
+        let b = lock(&self.pending).retired.get_mut(&class)?.pop()?;
+        Counters::add(&self.counters.pool_hits, 1);
+        Some(b)
+    }
+
     /// Returns a pooled buffer: at once when no recorded work can use it, else after the next
     /// submission.
     pub(crate) fn retire(&self, buffer: RawBuffer) {
         let mut p = lock(&self.pending);
         if p.has_work() {
-            p.retired.push(buffer);
+            p.retired.entry(buffer.class).or_default().push(buffer);
         } else {
             drop(p);
             self.pool.release(buffer);

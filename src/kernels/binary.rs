@@ -2,19 +2,12 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{fold_grid, Kernel};
+use super::{record_flat, wgsl, Kernel};
 use crate::error::Result;
-use crate::gpu::encoder::Dispatch;
 use crate::gpu::pool::RawBuffer;
 use crate::gpu::GpuInner;
 
-pub(crate) const SOURCE: &str = concat!(
-    include_str!("../../shaders/binary.wgsl"),
-    "\n",
-    include_str!("../../shaders/common/grid.wgsl"),
-    "\n",
-    include_str!("../../shaders/common/strided.wgsl"),
-);
+pub(crate) const SOURCE: &str = wgsl!("binary", "grid", "strided");
 
 /// f in y = f(a, b). Codes are the shader's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,8 +63,6 @@ pub struct Params {
 }
 const _: () = assert!(std::mem::size_of::<Params>().is_multiple_of(16));
 
-const WORKGROUP: u64 = 256;
-
 pub(crate) fn record(
     gpu: &GpuInner,
     p: &Params,
@@ -79,19 +70,13 @@ pub(crate) fn record(
     b: &RawBuffer,
     y: &RawBuffer,
 ) -> Result<()> {
-    let groups = u64::from(p.numel).div_ceil(WORKGROUP);
-    let workgroups = fold_grid(
-        "binary",
-        groups,
-        gpu.limits.max_compute_workgroups_per_dimension,
-    )?;
-    gpu.record(&Dispatch {
-        kernel: Kernel::Binary,
-        overrides: &[],
-        params: bytemuck::bytes_of(p),
-        buffers: &[a, b, y],
-        workgroups,
-    })
+    record_flat(
+        gpu,
+        Kernel::Binary,
+        bytemuck::bytes_of(p),
+        &[a, b, y],
+        u64::from(p.numel),
+    )
 }
 
 #[cfg(test)]

@@ -5,16 +5,12 @@ use std::time::Instant;
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{fold_grid, Kernel};
+use super::{fold_grid, wgsl, Kernel};
 use crate::error::Result;
 use crate::gpu::encoder::Dispatch;
 use crate::gpu::Gpu;
 
-pub(crate) const SOURCE: &str = concat!(
-    include_str!("../../shaders/fma_peak.wgsl"),
-    "\n",
-    include_str!("../../shaders/common/grid.wgsl"),
-);
+pub(crate) const SOURCE: &str = wgsl!("fma_peak", "grid");
 
 /// Mirrors `struct Params` in shaders/fma_peak.wgsl.
 #[repr(C)]

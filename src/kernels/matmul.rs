@@ -6,20 +6,14 @@ use std::time::Instant;
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{fold_grid, Kernel};
+use super::{fold_grid, wgsl, Kernel};
 use crate::error::Result;
 use crate::gpu::encoder::Dispatch;
 use crate::gpu::lock;
 use crate::gpu::pool::RawBuffer;
 use crate::gpu::GpuInner;
 
-pub(crate) const SOURCE: &str = concat!(
-    include_str!("../../shaders/matmul.wgsl"),
-    "\n",
-    include_str!("../../shaders/common/activations.wgsl"),
-    "\n",
-    include_str!("../../shaders/common/grid.wgsl"),
-);
+pub(crate) const SOURCE: &str = wgsl!("matmul", "activations", "grid");
 
 /// Mirrors `struct Params` in shaders/matmul.wgsl field for field. Offsets and strides are in
 /// elements; `_rs`/`_cs`/`_bs` are row, column and batch strides of op(A) [M, K], op(B) [K, N]

@@ -2,21 +2,42 @@
 //! its bindings, its dispatch geometry and, at the bottom, its parity test against `crate::cpu`.
 //! Owners record into the pending encoder; the ops in `crate::ops` check shapes before they call.
 
+pub(crate) mod axpy;
 pub(crate) mod binary;
+pub(crate) mod clip_scale;
+pub(crate) mod cross_entropy_backward;
+pub(crate) mod cross_entropy_forward;
+pub(crate) mod dropout;
 pub(crate) mod fma_peak;
 pub(crate) mod matmul;
+pub(crate) mod optimizer_step;
 pub(crate) mod reduce;
+pub(crate) mod softmax_backward;
+pub(crate) mod softmax_forward;
 pub(crate) mod unary;
+pub(crate) mod unary_backward;
 
 use crate::error::{Error, Result};
+use crate::gpu::encoder::Dispatch;
+use crate::gpu::pool::RawBuffer;
+use crate::gpu::GpuInner;
 
 /// Every WGSL kernel timeloom compiles. The entry point of each is its name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum Kernel {
     Matmul,
     Unary,
+    UnaryBackward,
     Binary,
+    Axpy,
     Reduce,
+    SoftmaxForward,
+    SoftmaxBackward,
+    CrossEntropyForward,
+    CrossEntropyBackward,
+    OptimizerStep,
+    ClipScale,
+    Dropout,
     FmaPeak,
 }
 
@@ -29,11 +50,20 @@ pub(crate) enum Access {
 
 impl Kernel {
     #[cfg(test)]
-    pub const ALL: [Kernel; 5] = [
+    pub const ALL: [Kernel; 14] = [
         Kernel::Matmul,
         Kernel::Unary,
+        Kernel::UnaryBackward,
         Kernel::Binary,
+        Kernel::Axpy,
         Kernel::Reduce,
+        Kernel::SoftmaxForward,
+        Kernel::SoftmaxBackward,
+        Kernel::CrossEntropyForward,
+        Kernel::CrossEntropyBackward,
+        Kernel::OptimizerStep,
+        Kernel::ClipScale,
+        Kernel::Dropout,
         Kernel::FmaPeak,
     ];
 
@@ -42,8 +72,17 @@ impl Kernel {
         match self {
             Kernel::Matmul => "matmul",
             Kernel::Unary => "unary",
+            Kernel::UnaryBackward => "unary_backward",
             Kernel::Binary => "binary",
+            Kernel::Axpy => "axpy",
             Kernel::Reduce => "reduce",
+            Kernel::SoftmaxForward => "softmax_forward",
+            Kernel::SoftmaxBackward => "softmax_backward",
+            Kernel::CrossEntropyForward => "cross_entropy_forward",
+            Kernel::CrossEntropyBackward => "cross_entropy_backward",
+            Kernel::OptimizerStep => "optimizer_step",
+            Kernel::ClipScale => "clip_scale",
+            Kernel::Dropout => "dropout",
             Kernel::FmaPeak => "fma_peak",
         }
     }
@@ -53,8 +92,17 @@ impl Kernel {
         match self {
             Kernel::Matmul => matmul::SOURCE,
             Kernel::Unary => unary::SOURCE,
+            Kernel::UnaryBackward => unary_backward::SOURCE,
             Kernel::Binary => binary::SOURCE,
+            Kernel::Axpy => axpy::SOURCE,
             Kernel::Reduce => reduce::SOURCE,
+            Kernel::SoftmaxForward => softmax_forward::SOURCE,
+            Kernel::SoftmaxBackward => softmax_backward::SOURCE,
+            Kernel::CrossEntropyForward => cross_entropy_forward::SOURCE,
+            Kernel::CrossEntropyBackward => cross_entropy_backward::SOURCE,
+            Kernel::OptimizerStep => optimizer_step::SOURCE,
+            Kernel::ClipScale => clip_scale::SOURCE,
+            Kernel::Dropout => dropout::SOURCE,
             Kernel::FmaPeak => fma_peak::SOURCE,
         }
     }
@@ -65,8 +113,17 @@ impl Kernel {
         match self {
             Kernel::Matmul => &[Read, Read, Read, ReadWrite],
             Kernel::Unary => &[Read, ReadWrite],
+            Kernel::UnaryBackward => &[Read, Read, ReadWrite],
             Kernel::Binary => &[Read, Read, ReadWrite],
+            Kernel::Axpy => &[Read, ReadWrite],
             Kernel::Reduce => &[Read, ReadWrite],
+            Kernel::SoftmaxForward => &[Read, ReadWrite],
+            Kernel::SoftmaxBackward => &[Read, Read, ReadWrite],
+            Kernel::CrossEntropyForward => &[Read, Read, ReadWrite],
+            Kernel::CrossEntropyBackward => &[Read, Read, Read, Read, Read, ReadWrite],
+            Kernel::OptimizerStep => &[ReadWrite, Read, ReadWrite, ReadWrite, Read],
+            Kernel::ClipScale => &[Read, ReadWrite],
+            Kernel::Dropout => &[Read, ReadWrite],
             Kernel::FmaPeak => &[ReadWrite],
         }
     }
@@ -90,6 +147,63 @@ pub(crate) fn fold_grid(op: &'static str, workgroups: u64, max: u32) -> Result<[
     }
     Ok([max, y as u32, 1])
 }
+
+/// Records `kernel` over `elements` elements, 256 per workgroup (the `@workgroup_size(256)`
+/// kernels that give one invocation to each element).
+pub(crate) fn record_flat(
+    gpu: &GpuInner,
+    kernel: Kernel,
+    params: &[u8],
+    buffers: &[&RawBuffer],
+    elements: u64,
+) -> Result<()> {
+    let workgroups = fold_grid(
+        kernel.name(),
+        elements.div_ceil(256),
+        gpu.limits.max_compute_workgroups_per_dimension,
+    )?;
+    gpu.record(&Dispatch {
+        kernel,
+        overrides: &[],
+        params,
+        buffers,
+        workgroups,
+    })
+}
+
+/// Records `kernel` with one workgroup per row (the row-reduction kernels).
+pub(crate) fn record_rows(
+    gpu: &GpuInner,
+    kernel: Kernel,
+    params: &[u8],
+    buffers: &[&RawBuffer],
+    rows: u64,
+) -> Result<()> {
+    let workgroups = fold_grid(
+        kernel.name(),
+        rows,
+        gpu.limits.max_compute_workgroups_per_dimension,
+    )?;
+    gpu.record(&Dispatch {
+        kernel,
+        overrides: &[],
+        params,
+        buffers,
+        workgroups,
+    })
+}
+
+/// Composes a kernel's source: the kernel file first (so naga's line numbers match it), then
+/// the shared snippets it names.
+macro_rules! wgsl {
+    ($kernel:literal $(, $snippet:literal)*) => {
+        concat!(
+            include_str!(concat!("../../shaders/", $kernel, ".wgsl"))
+            $(, "\n", include_str!(concat!("../../shaders/common/", $snippet, ".wgsl")))*
+        )
+    };
+}
+pub(crate) use wgsl;
 
 /// Packs up to 8 sizes into the `array<vec4<u32>, 2>` layout of shaders/common/strided.wgsl.
 pub(crate) fn pack8(values: &[usize]) -> [u32; 8] {

@@ -5,17 +5,13 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{fold_grid, Kernel};
+use super::{fold_grid, wgsl, Kernel};
 use crate::error::Result;
 use crate::gpu::encoder::Dispatch;
 use crate::gpu::pool::RawBuffer;
 use crate::gpu::GpuInner;
 
-pub(crate) const SOURCE: &str = concat!(
-    include_str!("../../shaders/reduce.wgsl"),
-    "\n",
-    include_str!("../../shaders/common/grid.wgsl"),
-);
+pub(crate) const SOURCE: &str = wgsl!("reduce", "grid");
 
 /// ⊕ and f of the reduction. Codes are the shader's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -124,7 +120,7 @@ pub(crate) fn record(
     }
     let chunks = len.div_ceil(CHUNK);
     let partial_bytes = u64::from(outer) * u64::from(chunks) * u64::from(inner) * 4;
-    let partial = gpu.acquire(partial_bytes, "reduce", "chunk partials")?;
+    let partial = gpu.acquire_output(partial_bytes, "reduce", "chunk partials")?;
     p.chunk = CHUNK;
     p.scale = 1.0;
     p.y_off = 0;

@@ -3,21 +3,12 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{fold_grid, Kernel};
+use super::{record_flat, wgsl, Kernel};
 use crate::error::Result;
-use crate::gpu::encoder::Dispatch;
 use crate::gpu::pool::RawBuffer;
 use crate::gpu::GpuInner;
 
-pub(crate) const SOURCE: &str = concat!(
-    include_str!("../../shaders/unary.wgsl"),
-    "\n",
-    include_str!("../../shaders/common/activations.wgsl"),
-    "\n",
-    include_str!("../../shaders/common/grid.wgsl"),
-    "\n",
-    include_str!("../../shaders/common/strided.wgsl"),
-);
+pub(crate) const SOURCE: &str = wgsl!("unary", "activations", "grid", "strided");
 
 /// f in y = α·f(x) + β. Codes are the shader's; 0..=4 equal the `Activation` codes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,11 +28,13 @@ pub enum UnaryOp {
     Recip = 11,
     /// y = β; x is not read.
     Fill = 12,
+    /// x for x ≥ 0, slope·x below.
+    LeakyRelu = 13,
 }
 
 impl UnaryOp {
     #[cfg(test)]
-    pub const ALL: [UnaryOp; 13] = [
+    pub const ALL: [UnaryOp; 14] = [
         UnaryOp::Identity,
         UnaryOp::Relu,
         UnaryOp::Sigmoid,
@@ -55,6 +48,7 @@ impl UnaryOp {
         UnaryOp::Square,
         UnaryOp::Recip,
         UnaryOp::Fill,
+        UnaryOp::LeakyRelu,
     ];
 }
 
@@ -73,33 +67,26 @@ pub struct Params {
     pub beta: f32,
     pub shape: [u32; 8],
     pub x_strides: [u32; 8],
+    /// The negative slope of `LeakyRelu`.
+    pub slope: f32,
+    pub _pad: [u32; 3],
 }
 const _: () = assert!(std::mem::size_of::<Params>().is_multiple_of(16));
 
-/// Elements per workgroup (`@workgroup_size` in the shader).
-const WORKGROUP: u64 = 256;
-
-/// Records y = α·f(x) + β. `x` is `None` only for `Fill`, which reads nothing (the device's
-/// dummy buffer is bound in its place).
 pub(crate) fn record(
     gpu: &GpuInner,
     p: &Params,
     x: Option<&RawBuffer>,
     y: &RawBuffer,
 ) -> Result<()> {
-    let groups = u64::from(p.numel).div_ceil(WORKGROUP);
-    let workgroups = fold_grid(
-        "unary",
-        groups,
-        gpu.limits.max_compute_workgroups_per_dimension,
-    )?;
-    gpu.record(&Dispatch {
-        kernel: Kernel::Unary,
-        overrides: &[],
-        params: bytemuck::bytes_of(p),
-        buffers: &[x.unwrap_or(&gpu.dummy), y],
-        workgroups,
-    })
+    let x = x.unwrap_or(&gpu.dummy);
+    record_flat(
+        gpu,
+        Kernel::Unary,
+        bytemuck::bytes_of(p),
+        &[x, y],
+        u64::from(p.numel),
+    )
 }
 
 #[cfg(test)]
@@ -136,7 +123,7 @@ mod tests {
                     // A transposed view: the strided path of the kernel.
                     let t = Tensor::from_slice(dev, &x, &[c, r]).unwrap().t().unwrap();
                     out.push(
-                        t.unary_op(op, 0.75, -0.25)
+                        t.unary_op_sloped(op, 0.75, -0.25, 0.1)
                             .unwrap()
                             .read_blocking()
                             .unwrap(),

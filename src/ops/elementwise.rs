@@ -1,11 +1,12 @@
 //! Elementwise ops: unary maps (activations, math, affine, fill, strided copy) and binary maps
 //! with NumPy broadcasting.
 
+use crate::autodiff::{record, refuse_grad};
 use crate::cpu;
 use crate::error::{shape_str, Error, Result};
 use crate::kernels::binary::{self, BinaryOp};
-use crate::kernels::pack8;
 use crate::kernels::unary::{self, UnaryOp};
+use crate::kernels::{axpy, pack8, unary_backward};
 use crate::ops::{same_device, u32_of};
 use crate::tensor::{host_read, host_write, Storage, Tensor};
 
@@ -37,6 +38,17 @@ pub(crate) fn broadcast_shape(op: &'static str, a: &[usize], b: &[usize]) -> Res
 impl Tensor {
     /// y = α·f(x) + β into a fresh contiguous tensor.
     pub(crate) fn unary_op(&self, op: UnaryOp, alpha: f32, beta: f32) -> Result<Tensor> {
+        self.unary_op_sloped(op, alpha, beta, 0.0)
+    }
+
+    /// [`Tensor::unary_op`] with the negative slope of `LeakyRelu`.
+    pub(crate) fn unary_op_sloped(
+        &self,
+        op: UnaryOp,
+        alpha: f32,
+        beta: f32,
+        slope: f32,
+    ) -> Result<Tensor> {
         let y = self.output_like(&self.shape, "unary")?;
         let p = unary::Params {
             numel: u32_of(self.numel()),
@@ -49,6 +61,8 @@ impl Tensor {
             beta,
             shape: pack8(&self.shape),
             x_strides: pack8(&self.strides),
+            slope,
+            _pad: [0; 3],
         };
         if p.numel == 0 {
             return Ok(y);
@@ -62,7 +76,149 @@ impl Tensor {
             )?,
             Storage::Cpu(_) => cpu::unary::unary(&p, &host_read(self), &mut host_write(&y)),
         }
-        Ok(y)
+        let x = self.detach();
+        Ok(record(y, "unary", &[self], move |g, dy| {
+            if op == UnaryOp::Identity && alpha == 1.0 {
+                return g.add(0, dy.clone()); // a copy passes its gradient through
+            }
+            g.add(0, x.unary_backward(op, alpha, slope, dy)?)
+        }))
+    }
+
+    /// dx = α · dy · f'(self) for the unary map `op`: the backward of [`Tensor::unary_op`].
+    pub(crate) fn unary_backward(
+        &self,
+        op: UnaryOp,
+        alpha: f32,
+        slope: f32,
+        dy: &Tensor,
+    ) -> Result<Tensor> {
+        let (x, dy) = (self.contiguous()?, dy.contiguous()?);
+        let dx = x.output_like(&x.shape, "unary_backward")?;
+        let p = unary_backward::Params {
+            numel: u32_of(x.numel()),
+            op: op as u32,
+            x_off: u32_of(x.offset),
+            dy_off: u32_of(dy.offset),
+            dx_off: 0,
+            alpha,
+            slope,
+            _pad: 0,
+        };
+        if p.numel == 0 {
+            return Ok(dx);
+        }
+        match (&x.storage, &dy.storage) {
+            (Storage::Gpu(xs), Storage::Gpu(ds)) => unary_backward::record(
+                &xs.gpu.inner,
+                &p,
+                xs.raw(),
+                ds.raw(),
+                dx.raw().expect("same device"),
+            )?,
+            _ => cpu::unary_backward::unary_backward(
+                &p,
+                &host_read(&x),
+                &host_read(&dy),
+                &mut host_write(&dx),
+            ),
+        }
+        Ok(dx)
+    }
+
+    /// self = α·x + β·self in place (self contiguous; β = 0 overwrites without reading).
+    pub(crate) fn axpy_from(&self, x: &Tensor, alpha: f32, beta: f32) -> Result<()> {
+        same_device("axpy", "x", self, x)?;
+        debug_assert!(self.is_contiguous() && x.numel() == self.numel());
+        let x = x.contiguous()?;
+        let p = axpy::Params {
+            numel: u32_of(self.numel()),
+            x_off: u32_of(x.offset),
+            y_off: u32_of(self.offset),
+            alpha,
+            beta,
+            ..axpy::Params::default()
+        };
+        if p.numel == 0 {
+            return Ok(());
+        }
+        match (&x.storage, &self.storage) {
+            (Storage::Gpu(xs), Storage::Gpu(ys)) => {
+                axpy::record(&xs.gpu.inner, &p, xs.raw(), ys.raw())
+            }
+            _ => {
+                // A host copy when x aliases self: a read lock and a write lock cannot coexist.
+                let xs: Vec<f32> = host_read(&x).clone();
+                cpu::axpy::axpy(&p, &xs, &mut host_write(self));
+                Ok(())
+            }
+        }
+    }
+
+    /// A contiguous copy of this tensor broadcast to `shape` (NumPy rules).
+    pub fn expand(&self, shape: &[usize]) -> Result<Tensor> {
+        let target = broadcast_shape("expand", &self.shape, shape)?;
+        if target != shape {
+            return Err(Error::ShapeMismatch {
+                op: "expand",
+                arg: "shape",
+                expected: format!("a shape that {} broadcasts to", shape_str(&self.shape)),
+                got: shape_str(shape),
+            });
+        }
+        let view = Tensor {
+            storage: self.storage.clone(),
+            shape: shape.to_vec(),
+            strides: self.broadcast_strides(shape),
+            offset: self.offset,
+            autograd: None,
+        };
+        let y = view.unary_op(UnaryOp::Identity, 1.0, 0.0)?;
+        let from = self.shape.clone();
+        Ok(record(y, "expand", &[self], move |g, dy| {
+            g.add(0, dy.sum_to(&from)?)
+        }))
+    }
+
+    /// Sums this tensor down to `shape`, the reverse of broadcasting to its own shape: the
+    /// gradient of a broadcast operand.
+    pub fn sum_to(&self, shape: &[usize]) -> Result<Tensor> {
+        if self.shape == shape {
+            return Ok(self.clone());
+        }
+        let mismatch = || Error::ShapeMismatch {
+            op: "sum_to",
+            arg: "shape",
+            expected: format!("a shape that broadcasts to {}", shape_str(&self.shape)),
+            got: shape_str(shape),
+        };
+        let lead = self.rank().checked_sub(shape.len()).ok_or_else(mismatch)?;
+        let mut t = self.clone();
+        for _ in 0..lead {
+            t = t.sum(0)?;
+        }
+        for (d, &n) in shape.iter().enumerate() {
+            if n == 1 && t.shape[d] != 1 {
+                let mut keep = t.shape.clone();
+                keep[d] = 1;
+                t = t.sum(d)?.reshape(&keep)?;
+            }
+        }
+        if t.shape != shape {
+            return Err(mismatch());
+        }
+        Ok(t)
+    }
+
+    /// Sets every element of this contiguous view to `value`, in place.
+    pub(crate) fn fill_view(&self, value: f32) -> Result<()> {
+        if !self.is_contiguous() {
+            return Err(Error::InvalidArgument {
+                op: "fill",
+                message: "a non-contiguous view".into(),
+            });
+        }
+        self.fill(value)
     }
 
     /// Sets every element of a contiguous tensor to `value`, in place.
@@ -133,6 +289,10 @@ impl Tensor {
     pub fn recip(&self) -> Result<Tensor> {
         self.unary_op(UnaryOp::Recip, 1.0, 0.0)
     }
+    /// x for x ≥ 0, `slope`·x below.
+    pub fn leaky_relu(&self, slope: f32) -> Result<Tensor> {
+        self.unary_op_sloped(UnaryOp::LeakyRelu, 1.0, 0.0, slope)
+    }
     /// α·x + β.
     pub fn affine(&self, alpha: f32, beta: f32) -> Result<Tensor> {
         self.unary_op(UnaryOp::Identity, alpha, beta)
@@ -145,6 +305,9 @@ impl Tensor {
     /// y = f(self, rhs) with broadcasting into a fresh contiguous tensor.
     pub(crate) fn binary_op(&self, rhs: &Tensor, op: BinaryOp) -> Result<Tensor> {
         same_device(op.name(), "rhs", self, rhs)?;
+        if matches!(op, BinaryOp::Max | BinaryOp::Min) {
+            refuse_grad(op.name(), &[self, rhs])?;
+        }
         let shape = broadcast_shape(op.name(), &self.shape, &rhs.shape)?;
         let y = self.output_like(&shape, op.name())?;
         let contiguous = self.shape == shape
@@ -180,7 +343,34 @@ impl Tensor {
                 cpu::binary::binary(&p, &host_read(self), &host_read(rhs), &mut host_write(&y))
             }
         }
-        Ok(y)
+        let (a, b) = (self.detach(), rhs.detach());
+        Ok(record(y, op.name(), &[self, rhs], move |g, dy| {
+            let (da, db) = match op {
+                BinaryOp::Add => (dy.clone(), dy.clone()),
+                BinaryOp::Sub => (dy.clone(), if g.wants(1) { dy.neg()? } else { dy.clone() }),
+                BinaryOp::Mul => (
+                    if g.wants(0) { dy.mul(&b)? } else { dy.clone() },
+                    if g.wants(1) { dy.mul(&a)? } else { dy.clone() },
+                ),
+                BinaryOp::Div => (
+                    if g.wants(0) { dy.div(&b)? } else { dy.clone() },
+                    // d(a/b)/db = −a/b²
+                    if g.wants(1) {
+                        dy.mul(&a)?.div(&b.square()?)?.neg()?
+                    } else {
+                        dy.clone()
+                    },
+                ),
+                BinaryOp::Max | BinaryOp::Min => unreachable!("refused above"),
+            };
+            if g.wants(0) {
+                g.add(0, da.sum_to(a.shape())?)?;
+            }
+            if g.wants(1) {
+                g.add(1, db.sum_to(b.shape())?)?;
+            }
+            Ok(())
+        }))
     }
 
     /// self + rhs, broadcasting.

@@ -104,17 +104,94 @@ impl<'a> Matmul<'a> {
         self
     }
 
-    /// A fresh result: act(α·A·B + bias).
+    /// A fresh result: act(α·A·B + bias). Records onto the tape when an operand tracks
+    /// gradients.
     pub fn compute(self) -> Result<Tensor> {
         let (batch, m, n) = self.check()?;
+        let tracked = crate::autodiff::is_grad_enabled()
+            && (self.a.tracks_grad()
+                || self.b.tracks_grad()
+                || self.bias.is_some_and(|(t, _)| t.tracks_grad()));
+        if tracked && self.activation != Activation::None {
+            // The activation's backward needs its input: keep the pre-activation as its own node.
+            let act = self.activation;
+            let z = Matmul {
+                activation: Activation::None,
+                ..self
+            }
+            .compute()?;
+            return match act {
+                Activation::Relu => z.relu(),
+                Activation::Sigmoid => z.sigmoid(),
+                Activation::Tanh => z.tanh(),
+                Activation::Gelu => z.gelu(),
+                Activation::None => Ok(z),
+            };
+        }
         let shape = if batch == 1 && self.a.rank() == 2 && self.b.rank() == 2 {
             vec![m, n]
         } else {
             vec![batch, m, n]
         };
         let c = self.a.output_like(&shape, "matmul")?;
-        self.run(&c, 0.0)?;
-        Ok(c)
+        self.clone().run(&c, 0.0)?;
+        if !tracked {
+            return Ok(c);
+        }
+        let (a, b, alpha) = (self.a.detach(), self.b.detach(), self.alpha);
+        let bias_mode = self.bias.map(|(_, mode)| mode);
+        let mut inputs = vec![self.a, self.b];
+        if let Some((t, _)) = self.bias {
+            inputs.push(t);
+        }
+        Ok(crate::autodiff::record(
+            c,
+            "matmul",
+            &inputs,
+            move |g, dy| {
+                let last2 = |t: &Tensor| t.transpose(t.rank() - 2, t.rank() - 1);
+                if g.wants(0) {
+                    // dA = α·dC·Bᵀ, summed over the batch when A was shared by it.
+                    let bt = last2(&b)?;
+                    let mm = Matmul::new(dy, &bt).alpha(alpha);
+                    if a.rank() == 2 && dy.rank() == 3 {
+                        g.add(0, mm.compute()?.sum(0)?)?;
+                    } else {
+                        g.add_matmul(0, mm)?;
+                    }
+                }
+                if g.wants(1) {
+                    // dB = α·Aᵀ·dC; a B shared by the batch gets one GEMM with K = batch·M.
+                    if b.rank() == 2 && dy.rank() == 3 {
+                        let k = a.shape()[a.rank() - 1];
+                        let a2 = if a.rank() == 3 {
+                            a.reshape(&[batch * m, k])?
+                        } else {
+                            a.expand(&[batch, m, k])?.reshape(&[batch * m, k])?
+                        };
+                        let dy2 = dy.reshape(&[batch * m, n])?;
+                        let a2t = a2.t()?;
+                        g.add_matmul(1, Matmul::new(&a2t, &dy2).alpha(alpha))?;
+                    } else {
+                        let at = last2(&a)?;
+                        g.add_matmul(1, Matmul::new(&at, dy).alpha(alpha))?;
+                    }
+                }
+                if let Some(mode) = bias_mode {
+                    if g.wants(2) {
+                        let rows = dy.reshape(&[dy.numel() / n, n])?;
+                        let db = if mode == 1 {
+                            rows.sum(0)? // [N]: summed over every row of every batch
+                        } else {
+                            let per_row = rows.sum(1)?.reshape(&[dy.numel() / (m * n), m])?;
+                            per_row.sum(0)? // [M]
+                        };
+                        g.add(2, db)?;
+                    }
+                }
+                Ok(())
+            },
+        ))
     }
 
     /// Writes act(α·A·B + β·C + bias) into `c` in place (β = 1 accumulates, as gradients do).

@@ -1,9 +1,12 @@
 //! The public ops: each checks devices and shapes once on the host, then records its WGSL kernel
 //! (through `crate::kernels`) or runs its CPU twin (`crate::cpu`) on the same params.
 
+pub(crate) mod dropout;
 pub(crate) mod elementwise;
+pub(crate) mod loss;
 pub(crate) mod matmul;
 pub(crate) mod reduce;
+pub(crate) mod softmax;
 
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;

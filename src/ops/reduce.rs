@@ -1,5 +1,6 @@
 //! Reductions over one axis: sum, mean, sum of squares, max, min; and over all elements.
 
+use crate::autodiff::{record, refuse_grad};
 use crate::cpu;
 use crate::error::{shape_str, Error, Result};
 use crate::kernels::reduce::{self, ReduceOp};
@@ -34,7 +35,10 @@ impl Tensor {
                 ),
             });
         }
-        let x = self.contiguous()?;
+        if matches!(op, ReduceOp::Max | ReduceOp::Min) {
+            refuse_grad(name, &[self])?;
+        }
+        let x = self.contiguous()?.detach();
         let outer: usize = self.shape[..axis].iter().product();
         let inner: usize = self.shape[axis + 1..].iter().product();
         let mut out_shape = self.shape.clone();
@@ -71,7 +75,19 @@ impl Tensor {
                 cpu::reduce::reduce(&p, &host_read(&x), &mut host_write(&y));
             }
         }
-        Ok(y)
+        let in_shape = self.shape.clone();
+        Ok(record(y, name, &[self], move |g, dy| {
+            // dy has the input's shape less `axis`: put the axis back as 1 and broadcast.
+            let mut keep = in_shape.clone();
+            keep[axis] = 1;
+            let spread = dy.reshape(&keep)?.expand(&in_shape)?;
+            let dx = match op {
+                ReduceOp::SumSquares => spread.mul(&x)?.scale(2.0)?,
+                _ if scale != 1.0 => spread.scale(scale)?,
+                _ => spread,
+            };
+            g.add(0, dx)
+        }))
     }
 
     /// Sum over `axis`, which is removed from the shape.

@@ -1,0 +1,144 @@
+//! Layers and the plain way to compose them. A layer owns its parameters (tensors made with
+//! `requires_grad`) and lists them by stable names, PyTorch's (`weight`, `bias`, `0.weight` in
+//! a `Sequential`), which become safetensors keys.
+
+mod linear;
+
+pub use linear::Linear;
+
+use crate::error::Result;
+use crate::tensor::Tensor;
+
+/// A layer or a model: a forward map with named parameters.
+pub trait Module: Send + Sync {
+    /// The layer applied to `x`.
+    fn forward(&self, x: &Tensor) -> Result<Tensor>;
+
+    /// The parameters, by name, in a stable order.
+    fn named_parameters(&self) -> Vec<(String, Tensor)>;
+
+    /// Training mode (dropout active) or evaluation mode.
+    fn set_training(&mut self, _training: bool) {}
+
+    /// The parameters without names, for an optimizer.
+    fn parameters(&self) -> Vec<Tensor> {
+        self.named_parameters()
+            .into_iter()
+            .map(|(_, t)| t)
+            .collect()
+    }
+}
+
+/// An elementwise activation as a layer.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Activation {
+    /// max(x, 0).
+    Relu,
+    /// x or slope·x.
+    LeakyRelu(f32),
+    /// tanh.
+    Tanh,
+    /// The logistic function.
+    Sigmoid,
+    /// x·Φ(x).
+    Gelu,
+}
+
+impl Module for Activation {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        match *self {
+            Activation::Relu => x.relu(),
+            Activation::LeakyRelu(s) => x.leaky_relu(s),
+            Activation::Tanh => x.tanh(),
+            Activation::Sigmoid => x.sigmoid(),
+            Activation::Gelu => x.gelu(),
+        }
+    }
+    fn named_parameters(&self) -> Vec<(String, Tensor)> {
+        Vec::new()
+    }
+}
+
+/// Inverted dropout as a layer: active in training mode, the identity in evaluation mode.
+/// Each forward draws a new mask (the seed advances).
+pub struct Dropout {
+    p: f32,
+    seed: std::sync::atomic::AtomicU64,
+    training: bool,
+}
+
+impl Dropout {
+    /// Drops with probability `p`; `seed` fixes the sequence of masks.
+    pub fn new(p: f32, seed: u64) -> Dropout {
+        Dropout {
+            p,
+            seed: std::sync::atomic::AtomicU64::new(seed),
+            training: true,
+        }
+    }
+}
+
+impl Module for Dropout {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        if !self.training || self.p == 0.0 {
+            return Ok(x.clone());
+        }
+        let seed = self
+            .seed
+            .fetch_add(0x9E37_79B9_7F4A_7C15, std::sync::atomic::Ordering::Relaxed);
+        x.dropout(self.p, seed)
+    }
+    fn named_parameters(&self) -> Vec<(String, Tensor)> {
+        Vec::new()
+    }
+    fn set_training(&mut self, training: bool) {
+        self.training = training;
+    }
+}
+
+/// Layers applied in order; parameter names are prefixed with the layer's index, as PyTorch's
+/// `nn.Sequential` does (`0.weight`, `2.bias`).
+#[derive(Default)]
+pub struct Sequential {
+    layers: Vec<Box<dyn Module>>,
+}
+
+impl Sequential {
+    /// An empty stack.
+    pub fn new() -> Sequential {
+        Sequential::default()
+    }
+
+    /// Appends a layer.
+    #[allow(clippy::should_implement_trait)]
+    pub fn add(mut self, layer: impl Module + 'static) -> Self {
+        self.layers.push(Box::new(layer));
+        self
+    }
+}
+
+impl Module for Sequential {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let mut h = x.clone();
+        for l in &self.layers {
+            h = l.forward(&h)?;
+        }
+        Ok(h)
+    }
+    fn named_parameters(&self) -> Vec<(String, Tensor)> {
+        self.layers
+            .iter()
+            .enumerate()
+            .flat_map(|(i, l)| {
+                l.named_parameters()
+                    .into_iter()
+                    .map(move |(n, t)| (format!("{i}.{n}"), t))
+            })
+            .collect()
+    }
+    fn set_training(&mut self, training: bool) {
+        for l in &mut self.layers {
+            l.set_training(training);
+        }
+    }
+}

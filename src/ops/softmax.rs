@@ -1,0 +1,87 @@
+//! Softmax and log-softmax over the last axis, forward and backward kernels.
+
+use crate::autodiff::record;
+use crate::cpu;
+use crate::error::{Error, Result};
+use crate::kernels::{softmax_backward, softmax_forward};
+use crate::ops::u32_of;
+use crate::tensor::{host_read, host_write, Storage, Tensor};
+
+impl Tensor {
+    fn softmax_impl(&self, log: bool, name: &'static str) -> Result<Tensor> {
+        let cols = *self.shape.last().ok_or_else(|| Error::InvalidArgument {
+            op: name,
+            message: "a rank-0 tensor has no last axis; reshape to [1] first".into(),
+        })?;
+        if cols == 0 {
+            return Err(Error::InvalidArgument {
+                op: name,
+                message: "the last axis is empty".into(),
+            });
+        }
+        let x = self.contiguous()?.detach();
+        let rows = x.numel() / cols;
+        let y = x.output_like(&self.shape, name)?;
+        let p = softmax_forward::Params {
+            rows: u32_of(rows),
+            cols: u32_of(cols),
+            log: u32::from(log),
+            x_off: u32_of(x.offset),
+            y_off: 0,
+            _pad: [0; 3],
+        };
+        if rows > 0 {
+            match &x.storage {
+                Storage::Gpu(s) => softmax_forward::record(
+                    &s.gpu.inner,
+                    &p,
+                    s.raw(),
+                    y.raw().expect("same device"),
+                )?,
+                Storage::Cpu(_) => {
+                    cpu::softmax_forward::softmax_forward(&p, &host_read(&x), &mut host_write(&y))
+                }
+            }
+        }
+        let saved = y.detach();
+        Ok(record(y, name, &[self], move |g, dy| {
+            let dy = dy.contiguous()?;
+            let dx = saved.output_like(saved.shape(), "softmax_backward")?;
+            let p = softmax_backward::Params {
+                rows: u32_of(rows),
+                cols: u32_of(cols),
+                log: u32::from(log),
+                y_off: 0,
+                dy_off: u32_of(dy.offset),
+                dx_off: 0,
+                _pad: [0; 2],
+            };
+            match (&saved.storage, &dy.storage) {
+                (Storage::Gpu(ys), Storage::Gpu(ds)) => softmax_backward::record(
+                    &ys.gpu.inner,
+                    &p,
+                    ys.raw(),
+                    ds.raw(),
+                    dx.raw().expect("same device"),
+                )?,
+                _ => cpu::softmax_backward::softmax_backward(
+                    &p,
+                    &host_read(&saved),
+                    &host_read(&dy),
+                    &mut host_write(&dx),
+                ),
+            }
+            g.add(0, dx)
+        }))
+    }
+
+    /// Softmax over the last axis, max-subtracted (stable for logits of ±1e4).
+    pub fn softmax(&self) -> Result<Tensor> {
+        self.softmax_impl(false, "softmax")
+    }
+
+    /// Log-softmax over the last axis, max-subtracted.
+    pub fn log_softmax(&self) -> Result<Tensor> {
+        self.softmax_impl(true, "log_softmax")
+    }
+}

@@ -1,0 +1,472 @@
+//! Optimizers as one fused update kernel per parameter (`optimizer_step`), with their state on
+//! the device; learning-rate schedules; gradient clipping by global norm (reduced on the device
+//! and applied inside the update kernel: no readback per step) or by value.
+
+mod schedule;
+
+pub use schedule::Schedule;
+
+use crate::cpu;
+use crate::error::{shape_str, Error, Result};
+use crate::kernels::optimizer_step::{self, Params, CLIP_SCALE, CLIP_VALUE, NESTEROV};
+use crate::kernels::{clip_scale, reduce};
+use crate::ops::u32_of;
+use crate::tensor::{host_read, host_write, Storage, Tensor};
+
+/// The update rule, with its own hyper-parameters (PyTorch's names and defaults).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Algorithm {
+    /// SGD, with momentum μ, dampening τ and optional Nesterov momentum.
+    Sgd {
+        /// μ (0: plain SGD).
+        momentum: f32,
+        /// τ.
+        dampening: f32,
+        /// Nesterov accelerated gradient.
+        nesterov: bool,
+    },
+    /// AdaGrad.
+    AdaGrad {
+        /// The rate decays as lr / (1 + (t − 1)·lr_decay).
+        lr_decay: f32,
+        /// Initial value of the sum of squares.
+        initial_accumulator_value: f32,
+    },
+    /// RMSProp (not centred).
+    RmsProp {
+        /// Smoothing constant α of the squared-gradient average.
+        alpha: f32,
+        /// Momentum μ.
+        momentum: f32,
+    },
+    /// AdaDelta.
+    AdaDelta {
+        /// ρ, the decay of both running averages.
+        rho: f32,
+    },
+    /// Adam (bias-corrected).
+    Adam {
+        /// β1.
+        beta1: f32,
+        /// β2.
+        beta2: f32,
+    },
+    /// AdamW: Adam with decoupled weight decay.
+    AdamW {
+        /// β1.
+        beta1: f32,
+        /// β2.
+        beta2: f32,
+    },
+}
+
+impl Algorithm {
+    fn code(self) -> u32 {
+        match self {
+            Algorithm::Sgd { .. } => 0,
+            Algorithm::AdaGrad { .. } => 1,
+            Algorithm::RmsProp { .. } => 2,
+            Algorithm::AdaDelta { .. } => 3,
+            Algorithm::Adam { .. } => 4,
+            Algorithm::AdamW { .. } => 5,
+        }
+    }
+
+    /// PyTorch's default ε for the rule.
+    fn default_eps(self) -> f32 {
+        match self {
+            Algorithm::AdaGrad { .. } => 1e-10,
+            Algorithm::AdaDelta { .. } => 1e-6,
+            _ => 1e-8,
+        }
+    }
+}
+
+/// An optimizer over a list of parameters.
+///
+/// ```
+/// use timeloom::{Device, Optimizer, Tensor};
+/// let w = Tensor::from_slice(&Device::Cpu, &[3.0], &[1])?.requires_grad();
+/// let mut opt = Optimizer::sgd(vec![w.clone()], 0.25);
+/// for _ in 0..20 {
+///     opt.zero_grad();
+///     w.square()?.sum_all()?.backward()?; // d/dw w² = 2w
+///     opt.step()?;
+/// }
+/// assert!(w.read_blocking()?[0].abs() < 1e-3);
+/// # Ok::<(), timeloom::Error>(())
+/// ```
+pub struct Optimizer {
+    algorithm: Algorithm,
+    lr: f32,
+    eps: f32,
+    weight_decay: f32,
+    l1: f32,
+    schedule: Schedule,
+    clip_norm: Option<f32>,
+    clip_value: Option<f32>,
+    params: Vec<Tensor>,
+    states: Vec<Option<(Tensor, Tensor)>>,
+    step: u32,
+    /// [P] partial sums of squares and [2] (norm, scale), for clipping by norm.
+    clip_buffers: Option<(Tensor, Tensor)>,
+}
+
+impl Optimizer {
+    /// An optimizer with `algorithm` at base rate `lr` and PyTorch's default ε.
+    pub fn new(params: Vec<Tensor>, algorithm: Algorithm, lr: f32) -> Optimizer {
+        let weight_decay = if matches!(algorithm, Algorithm::AdamW { .. }) {
+            1e-2
+        } else {
+            0.0
+        };
+        Optimizer {
+            algorithm,
+            lr,
+            eps: algorithm.default_eps(),
+            weight_decay,
+            l1: 0.0,
+            schedule: Schedule::Constant,
+            clip_norm: None,
+            clip_value: None,
+            states: vec![None; params.len()],
+            params,
+            step: 0,
+            clip_buffers: None,
+        }
+    }
+    /// Plain SGD.
+    pub fn sgd(params: Vec<Tensor>, lr: f32) -> Optimizer {
+        Optimizer::new(
+            params,
+            Algorithm::Sgd {
+                momentum: 0.0,
+                dampening: 0.0,
+                nesterov: false,
+            },
+            lr,
+        )
+    }
+    /// SGD with momentum.
+    pub fn momentum(params: Vec<Tensor>, lr: f32, momentum: f32) -> Optimizer {
+        Optimizer::new(
+            params,
+            Algorithm::Sgd {
+                momentum,
+                dampening: 0.0,
+                nesterov: false,
+            },
+            lr,
+        )
+    }
+    /// SGD with Nesterov momentum.
+    pub fn nesterov(params: Vec<Tensor>, lr: f32, momentum: f32) -> Optimizer {
+        Optimizer::new(
+            params,
+            Algorithm::Sgd {
+                momentum,
+                dampening: 0.0,
+                nesterov: true,
+            },
+            lr,
+        )
+    }
+    /// AdaGrad (PyTorch's default rate is 0.01).
+    pub fn adagrad(params: Vec<Tensor>, lr: f32) -> Optimizer {
+        Optimizer::new(
+            params,
+            Algorithm::AdaGrad {
+                lr_decay: 0.0,
+                initial_accumulator_value: 0.0,
+            },
+            lr,
+        )
+    }
+    /// RMSProp with α = 0.99 (PyTorch's default rate is 0.01).
+    pub fn rmsprop(params: Vec<Tensor>, lr: f32) -> Optimizer {
+        Optimizer::new(
+            params,
+            Algorithm::RmsProp {
+                alpha: 0.99,
+                momentum: 0.0,
+            },
+            lr,
+        )
+    }
+    /// AdaDelta with ρ = 0.9 (PyTorch's default rate is 1.0).
+    pub fn adadelta(params: Vec<Tensor>, lr: f32) -> Optimizer {
+        Optimizer::new(params, Algorithm::AdaDelta { rho: 0.9 }, lr)
+    }
+    /// Adam with β = (0.9, 0.999) (PyTorch's default rate is 1e-3).
+    pub fn adam(params: Vec<Tensor>, lr: f32) -> Optimizer {
+        Optimizer::new(
+            params,
+            Algorithm::Adam {
+                beta1: 0.9,
+                beta2: 0.999,
+            },
+            lr,
+        )
+    }
+    /// AdamW with β = (0.9, 0.999) and weight decay 1e-2.
+    pub fn adamw(params: Vec<Tensor>, lr: f32) -> Optimizer {
+        Optimizer::new(
+            params,
+            Algorithm::AdamW {
+                beta1: 0.9,
+                beta2: 0.999,
+            },
+            lr,
+        )
+    }
+
+    /// L2 weight decay λ (added to the gradient; for AdamW, decoupled).
+    pub fn weight_decay(mut self, lambda: f32) -> Self {
+        self.weight_decay = lambda;
+        self
+    }
+    /// L1 penalty: l1·sign(θ) is added to the gradient.
+    pub fn l1(mut self, l1: f32) -> Self {
+        self.l1 = l1;
+        self
+    }
+    /// ε of the rule.
+    pub fn eps(mut self, eps: f32) -> Self {
+        self.eps = eps;
+        self
+    }
+    /// The learning-rate schedule.
+    pub fn schedule(mut self, schedule: Schedule) -> Self {
+        self.schedule = schedule;
+        self
+    }
+    /// Scales all gradients together so their global L2 norm is at most `max_norm`, on the
+    /// device, inside the update kernels.
+    pub fn clip_grad_norm(mut self, max_norm: f32) -> Self {
+        self.clip_norm = Some(max_norm);
+        self
+    }
+    /// Clamps every gradient element to [−c, c].
+    pub fn clip_grad_value(mut self, c: f32) -> Self {
+        self.clip_value = Some(c);
+        self
+    }
+
+    /// The parameters, in the order given.
+    pub fn params(&self) -> &[Tensor] {
+        &self.params
+    }
+    /// Steps taken.
+    pub fn steps(&self) -> u32 {
+        self.step
+    }
+    /// The rate the next step will use.
+    pub fn current_lr(&self) -> f32 {
+        self.lr * self.schedule.factor(self.step)
+    }
+    /// The global gradient norm before clipping at the last step, as a rank-0 tensor on the
+    /// device (read it asynchronously for logging; reading does not stall the next step's
+    /// recording). `None` without `clip_grad_norm`.
+    pub fn grad_norm(&self) -> Option<Tensor> {
+        let (_, out) = self.clip_buffers.as_ref()?;
+        out.narrow(0, 0, 1).ok()?.reshape(&[]).ok()
+    }
+
+    /// Forgets every parameter's gradient (dispatches nothing).
+    pub fn zero_grad(&self) {
+        for p in &self.params {
+            p.zero_grad();
+        }
+    }
+
+    /// One update of every parameter that received a gradient: at most one dispatch per
+    /// parameter, plus P + 1 for clipping by norm.
+    pub fn step(&mut self) -> Result<()> {
+        self.step += 1;
+        let t = self.step;
+        let lr = self.current_lr_for(t - 1);
+        let grads: Vec<Option<Tensor>> = self.params.iter().map(Tensor::grad).collect();
+        let clip = match self.clip_norm {
+            Some(max_norm) => Some(self.global_norm_scale(&grads, max_norm)?),
+            None => None,
+        };
+        let (beta1, beta2, dampening, lr_decay, nesterov) = match self.algorithm {
+            Algorithm::Sgd {
+                momentum,
+                dampening,
+                nesterov,
+            } => (momentum, 0.0, dampening, 0.0, nesterov),
+            Algorithm::AdaGrad { lr_decay, .. } => (0.0, 0.0, 0.0, lr_decay, false),
+            Algorithm::RmsProp { alpha, momentum } => (momentum, alpha, 0.0, 0.0, false),
+            Algorithm::AdaDelta { rho } => (0.0, rho, 0.0, 0.0, false),
+            Algorithm::Adam { beta1, beta2 } | Algorithm::AdamW { beta1, beta2 } => {
+                (beta1, beta2, 0.0, 0.0, false)
+            }
+        };
+        let mut flags = 0;
+        if nesterov {
+            flags |= NESTEROV;
+        }
+        if clip.is_some() {
+            flags |= CLIP_SCALE;
+        }
+        if self.clip_value.is_some() {
+            flags |= CLIP_VALUE;
+        }
+        for (i, g) in grads.iter().enumerate() {
+            let Some(g) = g else { continue };
+            let param = &self.params[i];
+            if !param.is_contiguous() || param.offset != 0 {
+                return Err(Error::InvalidArgument {
+                    op: "Optimizer::step",
+                    message: format!(
+                        "parameter {i} ({}) is a view; parameters must own their storage",
+                        shape_str(param.shape())
+                    ),
+                });
+            }
+            if self.states[i].is_none() {
+                let init = match self.algorithm {
+                    Algorithm::AdaGrad {
+                        initial_accumulator_value,
+                        ..
+                    } => initial_accumulator_value,
+                    _ => 0.0,
+                };
+                let dev = param.device();
+                self.states[i] = Some((
+                    Tensor::full(&dev, param.shape(), init)?,
+                    Tensor::zeros(&dev, param.shape())?,
+                ));
+            }
+            let (s1, s2) = self.states[i].as_ref().expect("created above");
+            let p = Params {
+                numel: u32_of(param.numel()),
+                algo: self.algorithm.code(),
+                step: t,
+                flags,
+                lr,
+                beta1,
+                beta2,
+                eps: self.eps,
+                weight_decay: self.weight_decay,
+                l1: self.l1,
+                dampening,
+                clip_value: self.clip_value.unwrap_or(0.0),
+                bias_correction1: 1.0 - beta1.powi(t as i32),
+                bias_correction2: 1.0 - beta2.powi(t as i32),
+                lr_decay,
+                _pad: 0,
+            };
+            match &param.storage {
+                Storage::Gpu(ps) => {
+                    let gpu = &ps.gpu.inner;
+                    let clip_buf = clip.as_ref().map_or(&gpu.dummy, Tensor::gpu_raw);
+                    let b = optimizer_step::Bindings {
+                        param: ps.raw(),
+                        grad: g.gpu_raw(),
+                        s1: s1.gpu_raw(),
+                        s2: s2.gpu_raw(),
+                        clip: clip_buf,
+                    };
+                    optimizer_step::record(gpu, &p, &b)?;
+                }
+                Storage::Cpu(_) => {
+                    let clip_v: Vec<f32> = clip
+                        .as_ref()
+                        .map_or(vec![0.0, 1.0], |c| host_read(c).clone());
+                    cpu::optimizer_step::optimizer_step(
+                        &p,
+                        &mut host_write(param),
+                        &host_read(g)[g.offset..],
+                        &mut host_write(s1),
+                        &mut host_write(s2),
+                        &clip_v,
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn current_lr_for(&self, k: u32) -> f32 {
+        self.lr * self.schedule.factor(k)
+    }
+
+    /// Records Σ‖g‖² per parameter into a [P] buffer and the (norm, scale) pair into [2].
+    fn global_norm_scale(&mut self, grads: &[Option<Tensor>], max_norm: f32) -> Result<Tensor> {
+        let Some(first) = grads.iter().flatten().next() else {
+            return Tensor::from_slice(&Device::Cpu, &[0.0, 1.0], &[2]);
+        };
+        let dev = first.device();
+        let count = self.params.len();
+        if self
+            .clip_buffers
+            .as_ref()
+            .is_none_or(|(p, _)| !p.device().same(&dev))
+        {
+            self.clip_buffers = Some((Tensor::zeros(&dev, &[count])?, Tensor::zeros(&dev, &[2])?));
+        }
+        let (partial, out) = self.clip_buffers.clone().expect("created above");
+        for (i, g) in grads.iter().enumerate() {
+            match g {
+                Some(g) => g.sum_squares_into(&partial, i)?,
+                None => partial.narrow(0, i, 1)?.fill_view(0.0)?,
+            }
+        }
+        let p = clip_scale::Params {
+            count: u32_of(count),
+            _pad0: 0,
+            _pad1: 0,
+            max_norm,
+        };
+        match &partial.storage {
+            Storage::Gpu(s) => {
+                clip_scale::record(&s.gpu.inner, &p, s.raw(), out.raw().expect("same device"))?
+            }
+            Storage::Cpu(_) => {
+                cpu::clip_scale::clip_scale(&p, &host_read(&partial), &mut host_write(&out))
+            }
+        }
+        Ok(out)
+    }
+}
+
+use crate::device::Device;
+
+impl Tensor {
+    /// Writes Σ self² into element `slot` of the contiguous `dst`.
+    pub(crate) fn sum_squares_into(&self, dst: &Tensor, slot: usize) -> Result<()> {
+        let x = self.contiguous()?;
+        let n = u32_of(x.numel());
+        match (&x.storage, &dst.storage) {
+            (Storage::Gpu(xs), Storage::Gpu(ds)) => reduce::record(
+                &xs.gpu.inner,
+                (1, n, 1),
+                reduce::ReduceOp::SumSquares,
+                1.0,
+                xs.raw(),
+                u32_of(x.offset),
+                ds.raw(),
+                u32_of(dst.offset + slot),
+            ),
+            _ => {
+                let p = reduce::Params {
+                    outer: 1,
+                    len: n,
+                    inner: 1,
+                    chunk: n,
+                    chunks: 1,
+                    op: reduce::ReduceOp::SumSquares as u32,
+                    x_off: u32_of(x.offset),
+                    y_off: u32_of(dst.offset + slot),
+                    scale: 1.0,
+                    ..reduce::Params::default()
+                };
+                let xs: Vec<f32> = host_read(&x).clone();
+                cpu::reduce::reduce(&p, &xs, &mut host_write(dst));
+                Ok(())
+            }
+        }
+    }
+}

@@ -1,0 +1,237 @@
+//! Public behaviour of the training core: gradients through the tape against finite
+//! differences and GPU against CPU, the stochastic-gradient toy problem with and without a
+//! decaying schedule, and a shortened run of the `mlp_digits` example.
+
+#[path = "../examples/mlp_digits.rs"]
+#[allow(dead_code)]
+mod mlp_digits;
+
+use std::sync::OnceLock;
+
+use timeloom::nn::{Activation, Linear, Module, Sequential};
+use timeloom::{
+    bce_with_logits, mse_loss, no_grad, CrossEntropy, Device, Gpu, Optimizer, Rng, Schedule, Tensor,
+};
+
+fn gpu() -> Device {
+    static GPU: OnceLock<Gpu> = OnceLock::new();
+    Device::Gpu(
+        GPU.get_or_init(|| Gpu::new_blocking().expect("the tests need a GPU adapter"))
+            .clone(),
+    )
+}
+
+/// Central differences of `loss` with respect to every element of `param` (f32 engine on the
+/// CPU device, evaluated in f64 from the f32 results), compared with the tape's gradient.
+fn check_gradient(what: &str, param: &Tensor, loss: &dyn Fn() -> Tensor) {
+    param.zero_grad();
+    loss().backward().unwrap();
+    let analytic = param.grad().unwrap().read_blocking().unwrap();
+    let base = param.read_blocking().unwrap();
+    let h = 1e-2f32;
+    for i in 0..base.len() {
+        let mut v = base.clone();
+        v[i] = base[i] + h;
+        param.write(&v).unwrap();
+        let fp = f64::from(no_grad(loss).read_blocking().unwrap()[0]);
+        v[i] = base[i] - h;
+        param.write(&v).unwrap();
+        let fm = f64::from(no_grad(loss).read_blocking().unwrap()[0]);
+        let numeric = (fp - fm) / (2.0 * f64::from(h));
+        let err = (numeric - f64::from(analytic[i])).abs();
+        // f32 forward passes: the difference quotient carries ~1e-5/h of rounding.
+        assert!(
+            err <= 2e-3 * (1.0 + numeric.abs()),
+            "{what}[{i}]: tape {} vs numeric {numeric}",
+            analytic[i]
+        );
+    }
+    param.write(&base).unwrap();
+}
+
+#[test]
+fn tape_gradients_of_an_mlp_match_finite_differences() {
+    let dev = Device::Cpu;
+    let mut rng = Rng::new(3);
+    let l1 = Linear::new(&dev, 5, 4, &mut rng).unwrap();
+    let l2 = Linear::new(&dev, 4, 3, &mut rng).unwrap();
+    let x = Tensor::from_slice(&dev, &rng.normals(6 * 5), &[6, 5]).unwrap();
+    let t = Tensor::from_slice(&dev, &[0.0, 2.0, 1.0, 1.0, 0.0, 2.0], &[6]).unwrap();
+    let loss = || {
+        let h = l1.forward(&x).unwrap().tanh().unwrap();
+        CrossEntropy::new()
+            .compute(&l2.forward(&h).unwrap(), &t)
+            .unwrap()
+    };
+    for (name, p) in l1
+        .named_parameters()
+        .into_iter()
+        .chain(l2.named_parameters())
+    {
+        check_gradient(&name, &p, &loss);
+    }
+}
+
+#[test]
+fn broadcasting_ops_and_losses_have_correct_gradients() {
+    let dev = Device::Cpu;
+    let mut rng = Rng::new(4);
+    let a = Tensor::from_slice(&dev, &rng.normals(12), &[3, 4])
+        .unwrap()
+        .requires_grad();
+    let row: Vec<f32> = rng.normals(4).iter().map(|v| v.abs() + 1.0).collect();
+    let row = Tensor::from_slice(&dev, &row, &[4])
+        .unwrap()
+        .requires_grad();
+    let col = Tensor::from_slice(&dev, &rng.normals(3), &[3, 1])
+        .unwrap()
+        .requires_grad();
+    let target = Tensor::from_slice(&dev, &rng.normals(12), &[3, 4]).unwrap();
+    let bits = Tensor::from_slice(
+        &dev,
+        &[1.0, 0.0, 1.0, 1.0, 0.0, 0.0, 1.0, 0.0, 1.0, 1.0, 0.0, 1.0],
+        &[3, 4],
+    )
+    .unwrap();
+    let loss = || {
+        let y = a
+            .add(&col)
+            .unwrap()
+            .mul(&col)
+            .unwrap()
+            .div(&row)
+            .unwrap()
+            .sub(&row)
+            .unwrap();
+        let z = y
+            .sigmoid()
+            .unwrap()
+            .gelu()
+            .unwrap()
+            .leaky_relu(0.1)
+            .unwrap();
+        let m = z.mean(1).unwrap().sum_all().unwrap();
+        let s = y
+            .softmax()
+            .unwrap()
+            .log_softmax()
+            .unwrap()
+            .sum_squares(0)
+            .unwrap()
+            .sum_all()
+            .unwrap();
+        m.add(&s)
+            .unwrap()
+            .add(&mse_loss(&y, &target).unwrap())
+            .unwrap()
+            .add(&bce_with_logits(&y, &bits).unwrap())
+            .unwrap()
+    };
+    check_gradient("a", &a, &loss);
+    check_gradient("row", &row, &loss);
+    check_gradient("col", &col, &loss);
+}
+
+#[test]
+fn gpu_gradients_equal_cpu_gradients_for_a_training_step() {
+    let mut out = Vec::new();
+    for dev in [gpu(), Device::Cpu] {
+        let mut rng = Rng::new(8);
+        let model = Sequential::new()
+            .add(Linear::new(&dev, 33, 17, &mut rng).unwrap())
+            .add(Activation::Gelu)
+            .add(Linear::new(&dev, 17, 7, &mut rng).unwrap());
+        let x = Tensor::from_slice(&dev, &rng.normals(13 * 33), &[13, 33]).unwrap();
+        let t: Vec<f32> = (0..13).map(|i| (i % 7) as f32).collect();
+        let t = Tensor::from_slice(&dev, &t, &[13]).unwrap();
+        CrossEntropy::new()
+            .compute(&model.forward(&x).unwrap(), &t)
+            .unwrap()
+            .backward()
+            .unwrap();
+        let grads: Vec<Vec<f32>> = model
+            .parameters()
+            .iter()
+            .map(|p| p.grad().unwrap().read_blocking().unwrap())
+            .collect();
+        out.push(grads);
+    }
+    for (i, (g, c)) in out[0].iter().zip(&out[1]).enumerate() {
+        for (j, (a, b)) in g.iter().zip(c).enumerate() {
+            assert!(
+                (a - b).abs() <= 1e-5 + 1e-4 * b.abs(),
+                "param {i}[{j}]: gpu {a} vs cpu {b}"
+            );
+        }
+    }
+}
+
+/// The toy problem from the course material: data x ∈ {−10, …, 10}, loss (x_i − θ)², batch 1,
+/// θ₀ = −20, step 0.5. A constant step jumps θ onto each sample in turn (θ − 0.5·2(θ − x) = x),
+/// so it never settles; α₀/(1 + k) makes θ the running mean of the samples, which converges to 0.
+fn toy_sgd(schedule: Schedule, epochs: usize) -> Vec<f32> {
+    let dev = Device::Cpu;
+    let theta = Tensor::from_slice(&dev, &[-20.0], &[1])
+        .unwrap()
+        .requires_grad();
+    let mut opt = Optimizer::sgd(vec![theta.clone()], 0.5).schedule(schedule);
+    let data: Vec<f32> = (-10..=10).map(|v| v as f32).collect();
+    let mut rng = Rng::new(5);
+    let mut trace = Vec::new();
+    for _ in 0..epochs {
+        let mut order: Vec<usize> = (0..data.len()).collect();
+        timeloom::data::shuffle(&mut order, &mut rng);
+        for i in order {
+            let x = Tensor::from_slice(&dev, &[data[i]], &[1]).unwrap();
+            opt.zero_grad();
+            x.sub(&theta)
+                .unwrap()
+                .square()
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
+            opt.step().unwrap();
+            trace.push(theta.read_blocking().unwrap()[0]);
+        }
+    }
+    trace
+}
+
+#[test]
+fn constant_step_sgd_keeps_bouncing_and_a_decaying_step_converges_to_the_mean() {
+    let constant = toy_sgd(Schedule::Constant, 10);
+    let last_epoch = &constant[constant.len() - 21..];
+    let spread = last_epoch.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    assert!(
+        spread >= 9.0,
+        "a constant step should keep jumping between samples; max |θ| = {spread}"
+    );
+    let decaying = toy_sgd(Schedule::InverseTime { decay: 1.0 }, 10);
+    let end = *decaying.last().unwrap();
+    assert!(
+        end.abs() < 1e-3,
+        "α₀/(1+k) should converge to the mean 0, got {end}"
+    );
+    let late = &decaying[decaying.len() - 21..];
+    assert!(
+        late.iter().all(|v| v.abs() < 1.0),
+        "and stay near it: {late:?}"
+    );
+}
+
+#[test]
+fn mlp_digits_learns_real_digits() {
+    // A shortened default run: 6 epochs instead of 20. The full run reaches ≈ 97%.
+    let cfg = mlp_digits::Config {
+        device: gpu(),
+        epochs: 6,
+        quiet: true,
+        ..mlp_digits::Config::default()
+    };
+    let history = mlp_digits::run(&cfg).unwrap();
+    let (loss, acc) = *history.last().unwrap();
+    assert!(history[0].0 > loss, "the loss falls: {history:?}");
+    assert!(acc >= 0.93, "test accuracy after 6 epochs: {acc}");
+}
