@@ -157,6 +157,63 @@ fn matmul_rows(gpu: &Gpu, args: &Args, rows: &mut Vec<Row>) {
     }
 }
 
+/// One MLP training step (Linear-ReLU-Linear, cross-entropy, backward, Adam) per call.
+fn mlp_rows(gpu: &Gpu, args: &Args, rows: &mut Vec<Row>) {
+    use timeloom::nn::{Activation, Linear, Module, Sequential};
+    use timeloom::{CrossEntropy, Optimizer};
+    let adapter = gpu.adapter();
+    for (b, i, h, o) in [(32, 64, 128, 10), (256, 784, 256, 10)] {
+        // Forward 2·B·(I·H + H·O), backward twice that: 6·B·(I·H + H·O) FLOP, Adam aside.
+        let flop = 6.0 * (b * (i * h + h * o)) as f64;
+        let mut pair = Vec::new();
+        for (path, dev) in [("gpu", Device::Gpu(gpu.clone())), ("cpu", Device::Cpu)] {
+            let mut rng = timeloom::Rng::new(1);
+            let model = Sequential::new()
+                .add(Linear::new(&dev, i, h, &mut rng).expect("layer"))
+                .add(Activation::Relu)
+                .add(Linear::new(&dev, h, o, &mut rng).expect("layer"));
+            let mut opt = Optimizer::adam(model.parameters(), 1e-3);
+            let x = Tensor::from_slice(&dev, &seq(b * i), &[b, i]).expect("upload");
+            let labels: Vec<f32> = (0..b).map(|k| (k % o) as f32).collect();
+            let t = Tensor::from_slice(&dev, &labels, &[b]).expect("upload");
+            let g = dev.as_gpu();
+            let (ms, s) = time_calls(g, args.reps, || {
+                opt.zero_grad();
+                let loss = CrossEntropy::new()
+                    .compute(&model.forward(&x).expect("forward"), &t)
+                    .expect("loss");
+                loss.backward().expect("backward");
+                opt.step().expect("step");
+                if let Some(g) = g {
+                    g.synchronize().expect("sync");
+                }
+            });
+            pair.push(ms);
+            rows.push(Row {
+                op: "mlp_train_step",
+                shape: vec![("B", b), ("I", i), ("H", h), ("O", o)],
+                path,
+                adapter: if g.is_some() {
+                    adapter.name.clone()
+                } else {
+                    cpu_name()
+                },
+                backend: if g.is_some() {
+                    adapter.backend.clone()
+                } else {
+                    "cpu".into()
+                },
+                median_ms: ms,
+                gflops: Some(flop / ms / 1e6),
+                dispatches: s.dispatches as f64,
+                submissions: s.submissions as f64,
+            });
+            print_row(rows.last().expect("pushed"), None);
+        }
+        println!("{:>60} gpu/cpu time ratio {:.2}", "", pair[0] / pair[1]);
+    }
+}
+
 /// Seconds from creating a `Gpu` to the first finished 1024³ matmul: adapter, device, every
 /// pipeline compile and the autotune included.
 fn cold_start(rows: &mut Vec<Row>) -> Gpu {
@@ -308,6 +365,9 @@ fn main() {
         for (class, tile) in diagnostics::matmul_tiles(&gpu) {
             println!("matmul tile for {class:?}: {tile}");
         }
+    }
+    if args.wants("mlp_train_step") {
+        mlp_rows(&gpu, &args, &mut rows);
     }
     if args.ops.iter().any(|o| o == "matmul_tiles") {
         let sizes = args.sizes.clone().unwrap_or(vec![256, 1024]);

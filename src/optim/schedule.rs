@@ -74,3 +74,45 @@ impl Schedule {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Schedule;
+
+    #[test]
+    fn every_schedule_follows_its_formula() {
+        let close = |a: f32, b: f32| (a - b).abs() < 1e-6;
+        assert!(close(Schedule::Constant.factor(7), 1.0));
+        assert!(close(
+            Schedule::InverseTime { decay: 0.5 }.factor(4),
+            1.0 / 3.0
+        ));
+        assert!(close(Schedule::InverseSqrt.factor(3), 0.5));
+        let step = Schedule::Step {
+            every: 10,
+            gamma: 0.1,
+        };
+        assert!(
+            close(step.factor(9), 1.0)
+                && close(step.factor(10), 0.1)
+                && close(step.factor(25), 0.01)
+        );
+        assert!(close(Schedule::Exponential { gamma: 0.5 }.factor(3), 0.125));
+        let cos = Schedule::Cosine {
+            total: 100,
+            min_factor: 0.1,
+        };
+        assert!(
+            close(cos.factor(0), 1.0)
+                && close(cos.factor(50), 0.55)
+                && close(cos.factor(100), 0.1)
+                && close(cos.factor(500), 0.1)
+        );
+        let warm = Schedule::Warmup {
+            steps: 4,
+            then: Box::new(Schedule::Exponential { gamma: 0.5 }),
+        };
+        let got: Vec<f32> = (0..6).map(|k| warm.factor(k)).collect();
+        assert_eq!(got, [0.25, 0.5, 0.75, 1.0, 1.0, 0.5]);
+    }
+}
