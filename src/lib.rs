@@ -36,6 +36,7 @@ pub(crate) mod kernels;
 pub mod nn;
 mod ops;
 pub mod optim;
+pub mod recurrent;
 mod rng;
 mod tensor;
 

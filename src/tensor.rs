@@ -366,7 +366,6 @@ impl Tensor {
     /// Elements `start..start + len` along `axis` (a view).
     pub fn narrow(&self, axis: usize, start: usize, len: usize) -> Result<Tensor> {
         self.check_axis("narrow", axis)?;
-        crate::autodiff::refuse_grad("narrow", &[self])?;
         if start
             .checked_add(len)
             .is_none_or(|end| end > self.shape[axis])
@@ -380,13 +379,29 @@ impl Tensor {
                 ),
             });
         }
+        // The backward writes the gradient into a zero tensor's slice, which must be one
+        // contiguous range: a contiguous tensor narrowed on its first non-unit axis.
+        let slice_is_range = self.is_contiguous() && self.shape[..axis].iter().all(|&n| n == 1);
+        if !slice_is_range {
+            crate::autodiff::refuse_grad("narrow", &[self])?;
+        }
         let mut shape = self.shape.clone();
         shape[axis] = len;
-        Ok(self.view(
+        let out = self.view(
             shape,
             self.strides.clone(),
             self.offset + start * self.strides[axis],
-        ))
+        );
+        let full = self.shape.clone();
+        Ok(record(out, "narrow", &[self], move |g, dy| {
+            let dx = Tensor::zeros(&dy.device(), &full)?;
+            let inner: usize = full[axis + 1..].iter().product();
+            let slice = dx
+                .reshape(&[dx.numel()])?
+                .narrow(0, start * inner, len * inner)?;
+            slice.axpy_from(dy, 1.0, 0.0)?;
+            g.add(0, dx)
+        }))
     }
 
     /// A view of this tensor broadcast to `shape` (stride 0 on stretched axes). Internal: the

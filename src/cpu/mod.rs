@@ -12,6 +12,8 @@ pub(crate) mod cross_entropy_forward;
 pub(crate) mod dropout;
 pub(crate) mod matmul;
 pub(crate) mod optimizer_step;
+pub(crate) mod recurrent_step_backward;
+pub(crate) mod recurrent_step_forward;
 pub(crate) mod reduce;
 pub(crate) mod softmax_backward;
 pub(crate) mod softmax_forward;

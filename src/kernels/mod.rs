@@ -11,6 +11,8 @@ pub(crate) mod dropout;
 pub(crate) mod fma_peak;
 pub(crate) mod matmul;
 pub(crate) mod optimizer_step;
+pub(crate) mod recurrent_step_backward;
+pub(crate) mod recurrent_step_forward;
 pub(crate) mod reduce;
 pub(crate) mod softmax_backward;
 pub(crate) mod softmax_forward;
@@ -38,6 +40,8 @@ pub(crate) enum Kernel {
     OptimizerStep,
     ClipScale,
     Dropout,
+    RecurrentStepForward,
+    RecurrentStepBackward,
     FmaPeak,
 }
 
@@ -50,7 +54,7 @@ pub(crate) enum Access {
 
 impl Kernel {
     #[cfg(test)]
-    pub const ALL: [Kernel; 14] = [
+    pub const ALL: [Kernel; 16] = [
         Kernel::Matmul,
         Kernel::Unary,
         Kernel::UnaryBackward,
@@ -64,6 +68,8 @@ impl Kernel {
         Kernel::OptimizerStep,
         Kernel::ClipScale,
         Kernel::Dropout,
+        Kernel::RecurrentStepForward,
+        Kernel::RecurrentStepBackward,
         Kernel::FmaPeak,
     ];
 
@@ -83,6 +89,8 @@ impl Kernel {
             Kernel::OptimizerStep => "optimizer_step",
             Kernel::ClipScale => "clip_scale",
             Kernel::Dropout => "dropout",
+            Kernel::RecurrentStepForward => "recurrent_step_forward",
+            Kernel::RecurrentStepBackward => "recurrent_step_backward",
             Kernel::FmaPeak => "fma_peak",
         }
     }
@@ -103,6 +111,8 @@ impl Kernel {
             Kernel::OptimizerStep => optimizer_step::SOURCE,
             Kernel::ClipScale => clip_scale::SOURCE,
             Kernel::Dropout => dropout::SOURCE,
+            Kernel::RecurrentStepForward => recurrent_step_forward::SOURCE,
+            Kernel::RecurrentStepBackward => recurrent_step_backward::SOURCE,
             Kernel::FmaPeak => fma_peak::SOURCE,
         }
     }
@@ -124,6 +134,10 @@ impl Kernel {
             Kernel::OptimizerStep => &[ReadWrite, Read, ReadWrite, ReadWrite, Read],
             Kernel::ClipScale => &[Read, ReadWrite],
             Kernel::Dropout => &[Read, ReadWrite],
+            Kernel::RecurrentStepForward => {
+                &[Read, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite]
+            }
+            Kernel::RecurrentStepBackward => &[Read, Read, Read, Read, Read, ReadWrite, ReadWrite],
             Kernel::FmaPeak => &[ReadWrite],
         }
     }

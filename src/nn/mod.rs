@@ -3,8 +3,11 @@
 //! a `Sequential`), which become safetensors keys.
 
 mod linear;
+mod recurrent;
 
+pub use crate::recurrent::CellKind;
 pub use linear::Linear;
+pub use recurrent::{Recurrent, RecurrentBuilder, RecurrentConfig, RecurrentOutput};
 
 use crate::error::Result;
 use crate::tensor::Tensor;

@@ -398,3 +398,55 @@ impl Tensor {
         self.binary_op(rhs, BinaryOp::Min)
     }
 }
+
+impl Tensor {
+    /// Concatenates contiguous tensors of equal trailing shape along axis 0.
+    pub fn cat0(parts: &[&Tensor]) -> Result<Tensor> {
+        let first = parts.first().ok_or_else(|| Error::InvalidArgument {
+            op: "cat0",
+            message: "nothing to concatenate".into(),
+        })?;
+        let tail = &first.shape()[1.min(first.rank())..];
+        let mut rows = 0;
+        for (i, p) in parts.iter().enumerate() {
+            same_device("cat0", "parts", first, p)?;
+            if p.rank() == 0 || &p.shape()[1..] != tail {
+                return Err(Error::ShapeMismatch {
+                    op: "cat0",
+                    arg: "parts",
+                    expected: format!(
+                        "[_, {}] like part 0",
+                        tail.iter()
+                            .map(usize::to_string)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                    got: format!("part {i}: {}", shape_str(p.shape())),
+                });
+            }
+            rows += p.shape()[0];
+        }
+        let mut shape = first.shape().to_vec();
+        shape[0] = rows;
+        let out = first.output_like(&shape, "cat0")?;
+        let flat = out.detach().reshape(&[out.numel()])?;
+        let mut at = 0;
+        let mut sizes = Vec::new();
+        for p in parts {
+            flat.narrow(0, at, p.numel())?
+                .axpy_from(&p.detach(), 1.0, 0.0)?;
+            sizes.push(p.shape()[0]);
+            at += p.numel();
+        }
+        Ok(record(out, "cat0", parts, move |g, dy| {
+            let mut row = 0;
+            for (i, &n) in sizes.iter().enumerate() {
+                if g.wants(i) {
+                    g.add(i, dy.narrow(0, row, n)?.contiguous()?)?;
+                }
+                row += n;
+            }
+            Ok(())
+        }))
+    }
+}

@@ -1,0 +1,111 @@
+//! CPU twin of shaders/recurrent_step_backward.wgsl.
+
+use super::recurrent_step_forward::{cell_gates, cell_saved};
+use super::Float;
+use crate::kernels::recurrent_step_forward::Params;
+
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn recurrent_step_backward<F: Float>(
+    cell: u32,
+    p: &Params,
+    dy: &[F],
+    w_hh: &[F],
+    gates: &[F],
+    state: &[F],
+    lengths: &[F],
+    dg: &mut [F],
+    carry: &mut [F],
+) {
+    let (batch, h, steps) = (p.batch as usize, p.hidden as usize, p.steps as usize);
+    let (t, slot) = (p.t as usize, p.slot as usize);
+    let g_count = cell_gates(cell);
+    let gh = g_count * h;
+    let plane = steps * batch * gh; // the dG_h plane of dg
+    let c_plane = (steps + 1) * batch * h;
+    for b in 0..batch {
+        let prev = (slot * batch + b) * h;
+        let next = ((slot + 1) * batch + b) * h;
+        let valid = (t as f64) < lengths[b].to_f64();
+        for j in 0..h {
+            let mut dh = carry[next + j];
+            if valid {
+                dh += dy[(t * batch + b) * p.y_stride as usize + p.y_off as usize + j];
+            }
+            if slot + 1 < steps {
+                let src = plane + ((slot + 1) * batch + b) * gh; // dG_h[slot + 1, b, :]
+                for r in 0..gh {
+                    dh += dg[src + r] * w_hh[r * h + j]; // W_hh[r, j]
+                }
+            }
+            let gx = (t * batch + b) * gh + j;
+            let gr = plane + (slot * batch + b) * gh + j;
+            let saved = (slot * batch + b) * cell_saved(cell) * h + j;
+            if !valid {
+                for g in 0..g_count {
+                    dg[gx + g * h] = F::ZERO;
+                    dg[gr + g * h] = F::ZERO;
+                }
+                carry[prev + j] = dh;
+                if cell == 2 {
+                    carry[c_plane + prev + j] = carry[c_plane + next + j];
+                }
+                continue;
+            }
+            let one = F::ONE;
+            let pre: Vec<F> = match cell {
+                2 => {
+                    let (ig, fg, gg, og) = (
+                        gates[saved],
+                        gates[saved + h],
+                        gates[saved + 2 * h],
+                        gates[saved + 3 * h],
+                    );
+                    let tc = state[c_plane + next + j].tanh();
+                    let dc = carry[c_plane + next + j] + dh * og * (one - tc * tc);
+                    carry[prev + j] = F::ZERO;
+                    carry[c_plane + prev + j] = dc * fg;
+                    vec![
+                        dc * gg * ig * (one - ig),
+                        dc * state[c_plane + prev + j] * fg * (one - fg),
+                        dc * ig * (one - gg * gg),
+                        dh * tc * og * (one - og),
+                    ]
+                }
+                3 => {
+                    let (r, z, n, hn) = (
+                        gates[saved],
+                        gates[saved + h],
+                        gates[saved + 2 * h],
+                        gates[saved + 3 * h],
+                    );
+                    let dn = dh * (one - z) * (one - n * n);
+                    let dz = dh * (state[prev + j] - n) * z * (one - z);
+                    let dr = dn * hn * r * (one - r);
+                    carry[prev + j] = dh * z;
+                    dg[gr + 2 * h] = dn * r; // the recurrent n path carries the factor r
+                    vec![dr, dz, dn]
+                }
+                _ => {
+                    let hv = gates[saved];
+                    carry[prev + j] = F::ZERO;
+                    let d = if cell == 1 {
+                        if hv > F::ZERO {
+                            dh
+                        } else {
+                            F::ZERO
+                        }
+                    } else {
+                        dh * (one - hv * hv)
+                    };
+                    vec![d]
+                }
+            };
+            for (g, &v) in pre.iter().enumerate() {
+                dg[gx + g * h] = v;
+                if !(cell == 3 && g == 2) {
+                    dg[gr + g * h] = v;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,106 @@
+//! CPU twin of shaders/recurrent_step_forward.wgsl: the same buffers, layouts and cell math.
+
+use super::activations::sigmoid;
+use super::Float;
+use crate::kernels::recurrent_step_forward::Params;
+
+/// Gates per cell: RNN 1, LSTM 4, GRU 3.
+pub(crate) fn cell_gates(cell: u32) -> usize {
+    match cell {
+        2 => 4,
+        3 => 3,
+        _ => 1,
+    }
+}
+
+/// Floats saved per hidden unit for the backward.
+pub(crate) fn cell_saved(cell: u32) -> usize {
+    match cell {
+        2 | 3 => 4,
+        _ => 1,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn recurrent_step_forward<F: Float>(
+    cell: u32,
+    p: &Params,
+    xg: &[F],
+    w_t: &[F],
+    b_hh: &[F],
+    lengths: &[F],
+    state: &mut [F],
+    gates: &mut [F],
+    y: &mut [F],
+) {
+    let (batch, h) = (p.batch as usize, p.hidden as usize);
+    let (t, slot) = (p.t as usize, p.slot as usize);
+    let gh = cell_gates(cell) * h;
+    let c_plane = (p.steps as usize + 1) * batch * h;
+    for b in 0..batch {
+        let prev = (slot * batch + b) * h; // state[0, slot, b, :]
+        let next = ((slot + 1) * batch + b) * h;
+        let valid = (t as f64) < lengths[b].to_f64();
+        for j in 0..h {
+            let mut acc = [F::ZERO; 4];
+            for (g, a) in acc.iter_mut().enumerate().take(cell_gates(cell)) {
+                *a = b_hh[g * h + j];
+            }
+            for k in 0..h {
+                let hk = state[prev + k];
+                for (g, a) in acc.iter_mut().enumerate().take(cell_gates(cell)) {
+                    *a += hk * w_t[k * gh + g * h + j]; // W_hhᵀ[k, g·H + j]
+                }
+            }
+            let xb = (t * batch + b) * gh + j; // xg[t, b, j]
+            let h_prev = state[prev + j];
+            let saved = (slot * batch + b) * cell_saved(cell) * h + j;
+            let mut h_new = h_prev;
+            match cell {
+                2 => {
+                    let ig = sigmoid(xg[xb] + acc[0]);
+                    let fg = sigmoid(xg[xb + h] + acc[1]);
+                    let gg = (xg[xb + 2 * h] + acc[2]).tanh();
+                    let og = sigmoid(xg[xb + 3 * h] + acc[3]);
+                    let c_prev = state[c_plane + prev + j];
+                    let mut c_new = c_prev;
+                    if valid {
+                        c_new = fg * c_prev + ig * gg;
+                        h_new = og * c_new.tanh();
+                    }
+                    state[c_plane + next + j] = c_new;
+                    gates[saved] = ig;
+                    gates[saved + h] = fg;
+                    gates[saved + 2 * h] = gg;
+                    gates[saved + 3 * h] = og;
+                }
+                3 => {
+                    let r = sigmoid(xg[xb] + acc[0]);
+                    let z = sigmoid(xg[xb + h] + acc[1]);
+                    let n = (xg[xb + 2 * h] + r * acc[2]).tanh();
+                    if valid {
+                        h_new = (F::ONE - z) * n + z * h_prev;
+                    }
+                    gates[saved] = r;
+                    gates[saved + h] = z;
+                    gates[saved + 2 * h] = n;
+                    gates[saved + 3 * h] = acc[2];
+                }
+                _ => {
+                    let pre = xg[xb] + acc[0];
+                    if valid {
+                        h_new = if cell == 1 {
+                            pre.max(F::ZERO)
+                        } else {
+                            pre.tanh()
+                        };
+                    }
+                    gates[saved] = h_new;
+                }
+            }
+            state[next + j] = h_new;
+            y[(t * batch + b) * p.y_stride as usize + p.y_off as usize + j] =
+                if valid { h_new } else { F::ZERO };
+        }
+    }
+}

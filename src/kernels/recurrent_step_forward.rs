@@ -1,0 +1,66 @@
+//! `recurrent_step_forward`: params, bindings and geometry of one fused RNN/LSTM/GRU timestep of
+//! one layer direction. The cell is an `override` (`CELL`), so each cell type is one pipeline.
+
+use bytemuck::{Pod, Zeroable};
+
+use super::{fold_grid, wgsl, Kernel};
+use crate::error::Result;
+use crate::gpu::encoder::Dispatch;
+use crate::gpu::pool::RawBuffer;
+use crate::gpu::GpuInner;
+
+pub(crate) const SOURCE: &str = wgsl!("recurrent_step_forward", "activations", "cells");
+
+/// Invocations per workgroup: hidden units per workgroup.
+pub(crate) const WG: u32 = 64;
+
+/// Mirrors `struct Params` in shaders/recurrent_step_forward.wgsl (and the backward's).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+pub struct Params {
+    pub batch: u32,
+    pub hidden: u32,
+    /// T, the steps of the sequence.
+    pub steps: u32,
+    /// The time index this step reads and writes.
+    pub t: u32,
+    /// The state slot this step reads (it writes slot + 1).
+    pub slot: u32,
+    /// Row stride of the output: dirs·H.
+    pub y_stride: u32,
+    /// Column offset of this direction in the output: d·H.
+    pub y_off: u32,
+    pub _pad: u32,
+}
+const _: () = assert!(std::mem::size_of::<Params>().is_multiple_of(16));
+
+/// The buffers of one step, in binding order.
+pub(crate) struct Bindings<'a> {
+    pub xg: &'a RawBuffer,
+    pub w_t: &'a RawBuffer,
+    pub b_hh: &'a RawBuffer,
+    pub lengths: &'a RawBuffer,
+    pub state: &'a RawBuffer,
+    pub gates: &'a RawBuffer,
+    pub y: &'a RawBuffer,
+}
+
+/// Grid of a step: ceil(H / WG) × B.
+pub(crate) fn workgroups(gpu: &GpuInner, p: &Params) -> Result<[u32; 3]> {
+    let [x, ..] = fold_grid(
+        "recurrent_step",
+        u64::from(p.hidden.div_ceil(WG)),
+        gpu.limits.max_compute_workgroups_per_dimension,
+    )?;
+    Ok([x, p.batch, 1])
+}
+
+pub(crate) fn record(gpu: &GpuInner, cell: u32, p: &Params, b: &Bindings<'_>) -> Result<()> {
+    gpu.record(&Dispatch {
+        kernel: Kernel::RecurrentStepForward,
+        overrides: &[("CELL", f64::from(cell)), ("WG", f64::from(WG))],
+        params: bytemuck::bytes_of(p),
+        buffers: &[b.xg, b.w_t, b.b_hh, b.lengths, b.state, b.gates, b.y],
+        workgroups: workgroups(gpu, p)?,
+    })
+}

@@ -1,0 +1,702 @@
+//! The timestep scheduler: turns one recurrent layer (all directions) over a sequence into a
+//! short, fixed list of dispatches, and one node on the tape.
+//!
+//! Forward, per direction: one GEMM for the input projection of all T steps, one copy of W_hhᵀ,
+//! then T fused step dispatches (`recurrent_step_forward`). Backward, per direction: T fused step
+//! dispatches in reverse (`recurrent_step_backward`), then the weight gradients as single GEMMs
+//! over all timesteps (K = T·B), the bias gradients as column sums, dX as one GEMM and dh0 as one
+//! more. Everything is recorded into the pending encoder: nothing here submits or waits.
+
+use crate::autodiff::{no_grad, record};
+use crate::cpu;
+use crate::error::{shape_str, Error, Result};
+use crate::kernels::recurrent_step_backward as bwd;
+use crate::kernels::recurrent_step_forward::{self as fwd, Params};
+use crate::ops::matmul::Matmul;
+use crate::ops::u32_of;
+use crate::tensor::{host_read, host_write, Storage, Tensor};
+
+/// The recurrent cell, with PyTorch's semantics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CellKind {
+    /// h' = tanh(W_ih x + b_ih + W_hh h + b_hh), `nn.RNN` with `nonlinearity='tanh'`.
+    RnnTanh,
+    /// h' = relu(...), `nn.RNN` with `nonlinearity='relu'`.
+    RnnRelu,
+    /// `nn.LSTM`: gates i, f, g, o.
+    Lstm,
+    /// `nn.GRU`: gates r, z, n, reset applied after the hidden projection.
+    Gru,
+}
+
+impl CellKind {
+    pub(crate) fn code(self) -> u32 {
+        match self {
+            CellKind::RnnTanh => 0,
+            CellKind::RnnRelu => 1,
+            CellKind::Lstm => 2,
+            CellKind::Gru => 3,
+        }
+    }
+
+    /// Gates per hidden unit: 1, 4 or 3.
+    pub fn gates(self) -> usize {
+        cpu::recurrent_step_forward::cell_gates(self.code())
+    }
+}
+
+/// The four parameters of one layer direction, PyTorch's layouts.
+#[derive(Clone)]
+pub(crate) struct DirectionWeights {
+    /// [G·H, I]
+    pub w_ih: Tensor,
+    /// [G·H, H]
+    pub w_hh: Tensor,
+    /// [G·H]
+    pub b_ih: Tensor,
+    /// [G·H]
+    pub b_hh: Tensor,
+}
+
+/// What one layer returns: the outputs of every step and the final states.
+pub(crate) struct LayerOutput {
+    /// [T, B, dirs·H]
+    pub y: Tensor,
+    /// [dirs, B, H]
+    pub h_n: Tensor,
+    /// [dirs, B, H], LSTM only.
+    pub c_n: Option<Tensor>,
+}
+
+/// A contiguous element range of a contiguous tensor, as a 1-D view.
+fn span(t: &Tensor, start: usize, len: usize) -> Result<Tensor> {
+    t.reshape(&[t.numel()])?.narrow(0, start, len)
+}
+
+/// Records one step on the GPU or runs its CPU twin.
+#[allow(clippy::too_many_arguments)]
+fn step_forward(
+    cell: u32,
+    p: &Params,
+    xg: &Tensor,
+    w_t: &Tensor,
+    b_hh: &Tensor,
+    lengths: &Tensor,
+    state: &Tensor,
+    gates: &Tensor,
+    y: &Tensor,
+) -> Result<()> {
+    match &xg.storage {
+        Storage::Gpu(s) => {
+            let b = fwd::Bindings {
+                xg: xg.gpu_raw(),
+                w_t: w_t.gpu_raw(),
+                b_hh: b_hh.gpu_raw(),
+                lengths: lengths.gpu_raw(),
+                state: state.gpu_raw(),
+                gates: gates.gpu_raw(),
+                y: y.gpu_raw(),
+            };
+            fwd::record(&s.gpu.inner, cell, p, &b)
+        }
+        Storage::Cpu(_) => {
+            cpu::recurrent_step_forward::recurrent_step_forward(
+                cell,
+                p,
+                &host_read(xg),
+                &host_read(w_t),
+                &host_read(b_hh)[b_hh.offset..],
+                &host_read(lengths)[lengths.offset..],
+                &mut host_write(state),
+                &mut host_write(gates),
+                &mut host_write(y),
+            );
+            Ok(())
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn step_backward(
+    cell: u32,
+    p: &Params,
+    dy: &Tensor,
+    w_hh: &Tensor,
+    gates: &Tensor,
+    state: &Tensor,
+    lengths: &Tensor,
+    dg: &Tensor,
+    carry: &Tensor,
+) -> Result<()> {
+    match &dy.storage {
+        Storage::Gpu(s) => {
+            let b = bwd::Bindings {
+                dy: dy.gpu_raw(),
+                w_hh: w_hh.gpu_raw(),
+                gates: gates.gpu_raw(),
+                state: state.gpu_raw(),
+                lengths: lengths.gpu_raw(),
+                dg: dg.gpu_raw(),
+                carry: carry.gpu_raw(),
+            };
+            bwd::record(&s.gpu.inner, cell, p, &b)
+        }
+        Storage::Cpu(_) => {
+            cpu::recurrent_step_backward::recurrent_step_backward(
+                cell,
+                p,
+                &host_read(dy),
+                &host_read(w_hh),
+                &host_read(gates),
+                &host_read(state),
+                &host_read(lengths)[lengths.offset..],
+                &mut host_write(dg),
+                &mut host_write(carry),
+            );
+            Ok(())
+        }
+    }
+}
+
+/// Runs one layer over x [T, B, I] with initial states h0 (and c0) [dirs, B, H] and per-sequence
+/// `lengths` [B] (f32, ≤ T), as one node on the tape.
+pub(crate) fn layer(
+    cell: CellKind,
+    x: &Tensor,
+    h0: &Tensor,
+    c0: Option<&Tensor>,
+    dirs: &[DirectionWeights],
+    lengths: &Tensor,
+) -> Result<LayerOutput> {
+    let [steps, batch, input] = *x.shape() else {
+        return Err(Error::ShapeMismatch {
+            op: "recurrent",
+            arg: "input",
+            expected: "[T, B, I]".into(),
+            got: shape_str(x.shape()),
+        });
+    };
+    let nd = dirs.len();
+    let hidden = dirs[0].w_hh.shape()[1];
+    let g = cell.gates();
+    let code = cell.code();
+    let lstm = cell == CellKind::Lstm;
+    let (y_len, s_len) = (steps * batch * nd * hidden, nd * batch * hidden);
+    let packed_len = y_len + s_len * if lstm { 2 } else { 1 };
+    let saved_per = cpu::recurrent_step_forward::cell_saved(code);
+
+    // Everything inside runs detached: the node below is the only thing the tape sees.
+    let xd = x.detach().contiguous()?;
+    let x2 = xd.reshape(&[steps * batch, input])?;
+    let h0d = h0.detach().contiguous()?;
+    let c0d = c0.map(|c| c.detach().contiguous()).transpose()?;
+    let lengths = lengths.detach().contiguous()?;
+    let packed = x.output_like(&[packed_len], "recurrent")?;
+    let mut saved = Vec::with_capacity(nd);
+    no_grad(|| -> Result<()> {
+        for (d, w) in dirs.iter().enumerate() {
+            let xg = Matmul::new(&x2, &w.w_ih.detach().t()?)
+                .bias(&w.b_ih.detach())
+                .compute()?;
+            let w_t = w.w_hh.detach().t()?.contiguous()?;
+            let state = x.output_like(&[2, steps + 1, batch, hidden], "recurrent state")?;
+            let plane = (steps + 1) * batch * hidden;
+            span(&state, 0, batch * hidden)?.axpy_from(
+                &span(&h0d, d * batch * hidden, batch * hidden)?,
+                1.0,
+                0.0,
+            )?;
+            if let Some(c0d) = &c0d {
+                span(&state, plane, batch * hidden)?.axpy_from(
+                    &span(c0d, d * batch * hidden, batch * hidden)?,
+                    1.0,
+                    0.0,
+                )?;
+            }
+            let gates = x.output_like(&[steps, batch, saved_per * hidden], "recurrent gates")?;
+            let b_hh = w.b_hh.detach().contiguous()?;
+            for s in 0..steps {
+                let t = if d == 1 { steps - 1 - s } else { s };
+                let p = Params {
+                    batch: u32_of(batch),
+                    hidden: u32_of(hidden),
+                    steps: u32_of(steps),
+                    t: u32_of(t),
+                    slot: u32_of(s),
+                    y_stride: u32_of(nd * hidden),
+                    y_off: u32_of(d * hidden),
+                    _pad: 0,
+                };
+                step_forward(
+                    code, &p, &xg, &w_t, &b_hh, &lengths, &state, &gates, &packed,
+                )?;
+            }
+            // Final states out of slot T into the packed result.
+            span(&packed, y_len + d * batch * hidden, batch * hidden)?.axpy_from(
+                &span(&state, steps * batch * hidden, batch * hidden)?,
+                1.0,
+                0.0,
+            )?;
+            if lstm {
+                span(&packed, y_len + s_len + d * batch * hidden, batch * hidden)?.axpy_from(
+                    &span(&state, plane + steps * batch * hidden, batch * hidden)?,
+                    1.0,
+                    0.0,
+                )?;
+            }
+            saved.push((state, gates));
+        }
+        Ok(())
+    })?;
+
+    let mut inputs: Vec<&Tensor> = vec![x, h0];
+    if let Some(c0) = c0 {
+        inputs.push(c0);
+    }
+    let first_weight = inputs.len();
+    for w in dirs {
+        inputs.extend([&w.w_ih, &w.w_hh, &w.b_ih, &w.b_hh]);
+    }
+    let weights: Vec<DirectionWeights> = dirs
+        .iter()
+        .map(|w| DirectionWeights {
+            w_ih: w.w_ih.detach(),
+            w_hh: w.w_hh.detach(),
+            b_ih: w.b_ih.detach(),
+            b_hh: w.b_hh.detach(),
+        })
+        .collect();
+    let has_c0 = c0.is_some();
+    let packed = record(packed, "recurrent", &inputs, move |grads, dp| {
+        let dp = dp.contiguous()?;
+        let dy = span(&dp, 0, y_len)?;
+        let mut dx: Option<Tensor> = None;
+        let dh0 = x2.output_like(&[nd, batch, hidden], "recurrent dh0")?;
+        let dc0 = x2.output_like(&[nd, batch, hidden], "recurrent dc0")?;
+        for (d, ((state, gates), w)) in saved.iter().zip(&weights).enumerate() {
+            let plane = (steps + 1) * batch * hidden;
+            let carry = x2.output_like(&[2, steps + 1, batch, hidden], "recurrent carry")?;
+            span(&carry, steps * batch * hidden, batch * hidden)?.axpy_from(
+                &span(&dp, y_len + d * batch * hidden, batch * hidden)?,
+                1.0,
+                0.0,
+            )?;
+            if lstm {
+                span(&carry, plane + steps * batch * hidden, batch * hidden)?.axpy_from(
+                    &span(&dp, y_len + s_len + d * batch * hidden, batch * hidden)?,
+                    1.0,
+                    0.0,
+                )?;
+            }
+            let dg = x2.output_like(&[2, steps, batch, g * hidden], "recurrent dg")?;
+            let w_hh = w.w_hh.contiguous()?;
+            for s in (0..steps).rev() {
+                let t = if d == 1 { steps - 1 - s } else { s };
+                let p = Params {
+                    batch: u32_of(batch),
+                    hidden: u32_of(hidden),
+                    steps: u32_of(steps),
+                    t: u32_of(t),
+                    slot: u32_of(s),
+                    y_stride: u32_of(nd * hidden),
+                    y_off: u32_of(d * hidden),
+                    _pad: 0,
+                };
+                step_backward(code, &p, &dy, &w_hh, gates, state, &lengths, &dg, &carry)?;
+            }
+            let rows = steps * batch;
+            let dgx = span(&dg, 0, rows * g * hidden)?.reshape(&[rows, g * hidden])?;
+            let dgh =
+                span(&dg, rows * g * hidden, rows * g * hidden)?.reshape(&[rows, g * hidden])?;
+            let hs = span(state, 0, rows * hidden)?.reshape(&[rows, hidden])?; // h before each step
+            let base = first_weight + 4 * d;
+            // Weight gradients: one GEMM each over all T·B rows, accumulated into the parameters.
+            if grads.wants(base) {
+                grads.add_matmul(base, Matmul::new(&dgx.t()?, &x2))?;
+            }
+            if grads.wants(base + 1) {
+                grads.add_matmul(base + 1, Matmul::new(&dgh.t()?, &hs))?;
+            }
+            if grads.wants(base + 2) {
+                grads.add(base + 2, dgx.sum(0)?)?;
+            }
+            if grads.wants(base + 3) {
+                grads.add(base + 3, dgh.sum(0)?)?;
+            }
+            if grads.wants(0) {
+                let part = Matmul::new(&dgx, &w.w_ih).compute()?;
+                dx = Some(match dx {
+                    Some(acc) => acc.add(&part)?,
+                    None => part,
+                });
+            }
+            // dh0 = direct carry into slot 0 + dG_h[slot 0]·W_hh.
+            let dh0_d =
+                span(&dh0, d * batch * hidden, batch * hidden)?.reshape(&[batch, hidden])?;
+            dh0_d.reshape(&[batch * hidden])?.axpy_from(
+                &span(&carry, 0, batch * hidden)?,
+                1.0,
+                0.0,
+            )?;
+            let dgh0 =
+                span(&dg, rows * g * hidden, batch * g * hidden)?.reshape(&[batch, g * hidden])?;
+            Matmul::new(&dgh0, &w_hh).accumulate_into(&dh0_d, 1.0)?;
+            if lstm {
+                span(&dc0, d * batch * hidden, batch * hidden)?.axpy_from(
+                    &span(&carry, plane, batch * hidden)?,
+                    1.0,
+                    0.0,
+                )?;
+            }
+        }
+        if let Some(dx) = dx {
+            grads.add(0, dx.reshape(&[steps, batch, input])?)?;
+        }
+        grads.add(1, dh0)?;
+        if has_c0 {
+            grads.add(2, dc0)?;
+        }
+        Ok(())
+    });
+    let y = packed
+        .narrow(0, 0, y_len)?
+        .reshape(&[steps, batch, nd * hidden])?;
+    let h_n = packed
+        .narrow(0, y_len, s_len)?
+        .reshape(&[nd, batch, hidden])?;
+    let c_n = if lstm {
+        Some(
+            packed
+                .narrow(0, y_len + s_len, s_len)?
+                .reshape(&[nd, batch, hidden])?,
+        )
+    } else {
+        None
+    };
+    Ok(LayerOutput { y, h_n, c_n })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CellKind;
+    use crate::nn::{Module, Recurrent};
+    use crate::testing::{assert_close, gpu, Tol};
+    use crate::{no_grad, Device, Rng, Tensor};
+
+    const CELLS: [CellKind; 4] = [
+        CellKind::RnnTanh,
+        CellKind::RnnRelu,
+        CellKind::Lstm,
+        CellKind::Gru,
+    ];
+
+    fn stack(
+        cell: CellKind,
+        i: usize,
+        h: usize,
+        layers: usize,
+        bi: bool,
+        dev: &Device,
+    ) -> Recurrent {
+        let b = match cell {
+            CellKind::Lstm => Recurrent::lstm(i, h),
+            CellKind::Gru => Recurrent::gru(i, h),
+            CellKind::RnnTanh => Recurrent::rnn(i, h),
+            CellKind::RnnRelu => Recurrent::rnn_relu(i, h),
+        };
+        b.layers(layers)
+            .bidirectional(bi)
+            .build(dev, &mut Rng::new(11))
+            .unwrap()
+    }
+
+    /// Everything a run produces: outputs, final states and the gradient of every input.
+    fn run(
+        cell: CellKind,
+        dev: &Device,
+        (t, b, i, h): (usize, usize, usize, usize),
+        layers: usize,
+        bi: bool,
+        lengths: Option<&[f32]>,
+    ) -> Vec<(String, Vec<f32>)> {
+        let model = stack(cell, i, h, layers, bi, dev);
+        let dirs = if bi { 2 } else { 1 };
+        let mut rng = Rng::new(5);
+        let x = Tensor::from_slice(dev, &rng.normals(t * b * i), &[t, b, i])
+            .unwrap()
+            .requires_grad();
+        let h0 = Tensor::from_slice(
+            dev,
+            &rng.normals(layers * dirs * b * h),
+            &[layers * dirs, b, h],
+        )
+        .unwrap()
+        .requires_grad();
+        let c0 = Tensor::from_slice(
+            dev,
+            &rng.normals(layers * dirs * b * h),
+            &[layers * dirs, b, h],
+        )
+        .unwrap()
+        .requires_grad();
+        let lengths = lengths.map(|l| Tensor::from_slice(dev, l, &[b]).unwrap());
+        let lstm = cell == CellKind::Lstm;
+        let out = model
+            .forward_with(
+                &x,
+                Some((&h0, if lstm { Some(&c0) } else { None })),
+                lengths.as_ref(),
+            )
+            .unwrap();
+        // A loss that weighs every output and final state differently.
+        let wy =
+            Tensor::from_slice(dev, &rng.normals(out.output.numel()), out.output.shape()).unwrap();
+        let wh = Tensor::from_slice(dev, &rng.normals(out.h_n.numel()), out.h_n.shape()).unwrap();
+        let mut loss = out
+            .output
+            .mul(&wy)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .add(&out.h_n.mul(&wh).unwrap().sum_all().unwrap())
+            .unwrap();
+        if let Some(c_n) = &out.c_n {
+            loss = loss.add(&c_n.square().unwrap().sum_all().unwrap()).unwrap();
+        }
+        loss.backward().unwrap();
+        let mut v = vec![
+            ("output".to_string(), out.output.read_blocking().unwrap()),
+            ("h_n".to_string(), out.h_n.read_blocking().unwrap()),
+            (
+                "d x".to_string(),
+                x.grad().unwrap().read_blocking().unwrap(),
+            ),
+            (
+                "d h0".to_string(),
+                h0.grad().unwrap().read_blocking().unwrap(),
+            ),
+        ];
+        if lstm {
+            v.push((
+                "d c0".to_string(),
+                c0.grad().unwrap().read_blocking().unwrap(),
+            ));
+        }
+        for (name, p) in model.named_parameters() {
+            v.push((
+                format!("d {name}"),
+                p.grad().unwrap().read_blocking().unwrap(),
+            ));
+        }
+        v
+    }
+
+    #[test]
+    fn every_cell_matches_cpu_forward_and_every_gradient() {
+        let g = Device::Gpu(gpu());
+        let shapes = [(1, 1, 1, 1), (5, 3, 7, 17), (4, 7, 9, 67), (200, 2, 3, 5)];
+        for cell in CELLS {
+            for (k, &shape) in shapes.iter().enumerate() {
+                let bi = k % 2 == 1;
+                let layers = if k == 1 { 2 } else { 1 };
+                let lengths: Option<Vec<f32>> = (shape.1 > 1).then(|| {
+                    (0..shape.1)
+                        .map(|b| (shape.0 - b % shape.0) as f32)
+                        .collect()
+                });
+                let gpu_run = run(cell, &g, shape, layers, bi, lengths.as_deref());
+                let cpu_run = run(cell, &Device::Cpu, shape, layers, bi, lengths.as_deref());
+                for ((name, a), (_, b)) in gpu_run.iter().zip(&cpu_run) {
+                    assert_close(
+                        &format!("{cell:?} {shape:?} layers={layers} bi={bi}: {name}"),
+                        a,
+                        b,
+                        Tol {
+                            abs: 1e-4,
+                            rel: 1e-3,
+                        },
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_cell_matches_finite_differences_on_the_cpu() {
+        let dev = Device::Cpu;
+        let (t, b, i, h) = (3, 2, 2, 3);
+        for cell in CELLS {
+            let model = stack(cell, i, h, 1, true, &dev);
+            let mut rng = Rng::new(21);
+            let x = Tensor::from_slice(&dev, &rng.normals(t * b * i), &[t, b, i])
+                .unwrap()
+                .requires_grad();
+            let h0 = Tensor::from_slice(&dev, &rng.normals(2 * b * h), &[2, b, h])
+                .unwrap()
+                .requires_grad();
+            let c0 = Tensor::from_slice(&dev, &rng.normals(2 * b * h), &[2, b, h])
+                .unwrap()
+                .requires_grad();
+            let wy = Tensor::from_slice(&dev, &rng.normals(t * b * 2 * h), &[t, b, 2 * h]).unwrap();
+            let lengths = Tensor::from_slice(&dev, &[3.0, 2.0], &[b]).unwrap();
+            let lstm = cell == CellKind::Lstm;
+            let loss = || {
+                let out = model
+                    .forward_with(
+                        &x,
+                        Some((&h0, if lstm { Some(&c0) } else { None })),
+                        Some(&lengths),
+                    )
+                    .unwrap();
+                let mut l = out
+                    .output
+                    .mul(&wy)
+                    .unwrap()
+                    .sum_all()
+                    .unwrap()
+                    .add(&out.h_n.sum_all().unwrap())
+                    .unwrap();
+                if let Some(c) = out.c_n {
+                    l = l.add(&c.sum_all().unwrap()).unwrap();
+                }
+                l
+            };
+            let mut params: Vec<(String, Tensor)> = model.named_parameters();
+            params.push(("x".into(), x.clone()));
+            params.push(("h0".into(), h0.clone()));
+            if lstm {
+                params.push(("c0".into(), c0.clone()));
+            }
+            for (_, p) in &params {
+                p.zero_grad();
+            }
+            loss().backward().unwrap();
+            for (name, p) in &params {
+                let analytic = p.grad().unwrap().read_blocking().unwrap();
+                let base = p.read_blocking().unwrap();
+                for k in 0..base.len() {
+                    let eval = |d: f32| {
+                        let mut v = base.clone();
+                        v[k] += d;
+                        p.write(&v).unwrap();
+                        f64::from(no_grad(loss).read_blocking().unwrap()[0])
+                    };
+                    let hstep = 1e-2;
+                    let numeric = (eval(hstep) - eval(-hstep)) / (2.0 * f64::from(hstep));
+                    p.write(&base).unwrap();
+                    let err = (numeric - f64::from(analytic[k])).abs();
+                    assert!(
+                        err <= 3e-3 * (1.0 + numeric.abs()),
+                        "{cell:?} {name}[{k}]: tape {} vs numeric {numeric}",
+                        analytic[k]
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_padded_sequence_gives_what_it_gives_alone() {
+        let dev = Device::Gpu(gpu());
+        for cell in [CellKind::Lstm, CellKind::Gru] {
+            let model = stack(cell, 4, 6, 2, true, &dev);
+            let (t, b) = (5, 3);
+            let xs = Rng::new(2).normals(t * b * 4);
+            let x = Tensor::from_slice(&dev, &xs, &[t, b, 4]).unwrap();
+            let lengths = Tensor::from_slice(&dev, &[5.0, 2.0, 4.0], &[b]).unwrap();
+            let batched = model.forward_with(&x, None, Some(&lengths)).unwrap();
+            let (ys, hs) = (
+                batched.output.read_blocking().unwrap(),
+                batched.h_n.read_blocking().unwrap(),
+            );
+            for (bi, len) in [(1usize, 2usize), (2, 4)] {
+                let alone: Vec<f32> = (0..len)
+                    .flat_map(|ti| xs[(ti * b + bi) * 4..(ti * b + bi) * 4 + 4].to_vec())
+                    .collect();
+                let xa = Tensor::from_slice(&dev, &alone, &[len, 1, 4]).unwrap();
+                let out = model.forward_with(&xa, None, None).unwrap();
+                let ya = out.output.read_blocking().unwrap();
+                for ti in 0..t {
+                    let got = &ys[(ti * b + bi) * 12..(ti * b + bi) * 12 + 12];
+                    let want: Vec<f32> = if ti < len {
+                        ya[ti * 12..ti * 12 + 12].to_vec()
+                    } else {
+                        vec![0.0; 12]
+                    };
+                    assert_close(
+                        &format!("{cell:?} seq {bi} step {ti}"),
+                        got,
+                        &want,
+                        Tol {
+                            abs: 1e-5,
+                            rel: 1e-5,
+                        },
+                    );
+                }
+                let ha = out.h_n.read_blocking().unwrap();
+                for s in 0..4 {
+                    assert_close(
+                        &format!("{cell:?} seq {bi} h_n[{s}]"),
+                        &hs[(s * b + bi) * 6..(s * b + bi) * 6 + 6],
+                        &ha[s * 6..s * 6 + 6],
+                        Tol {
+                            abs: 1e-5,
+                            rel: 1e-5,
+                        },
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn dispatches_grow_with_steps_and_a_training_step_is_one_submission() {
+        let g = crate::Gpu::new_blocking().unwrap();
+        let dev = Device::Gpu(g.clone());
+        let (layers, b, i, h) = (2, 4, 8, 16);
+        let model = stack(CellKind::Lstm, i, h, layers, false, &dev);
+        let mut opt = crate::Optimizer::adam(model.parameters(), 1e-3);
+        let mut counts = Vec::new();
+        for t in [10usize, 40] {
+            let x = Tensor::from_slice(&dev, &Rng::new(1).normals(t * b * i), &[t, b, i]).unwrap();
+            let step = |opt: &mut crate::Optimizer| -> (u64, u64) {
+                let before = g.stats();
+                opt.zero_grad();
+                let y = model.forward(&x).unwrap();
+                let fwd = g.stats().since(&before).dispatches;
+                y.square().unwrap().sum_all().unwrap().backward().unwrap();
+                opt.step().unwrap();
+                let all = g.stats().since(&before);
+                (fwd, all.dispatches - fwd)
+            };
+            step(&mut opt); // the first step of a shape may autotune matmul tiles (waits)
+            g.flush().unwrap();
+            let before = g.stats();
+            let (fwd, rest) = step(&mut opt);
+            assert_eq!(
+                g.stats().since(&before).submissions,
+                0,
+                "nothing is submitted while recording"
+            );
+            g.flush().unwrap();
+            assert_eq!(
+                g.stats().since(&before).submissions,
+                1,
+                "forward + backward + update = one submission"
+            );
+            // At most L·(T + c) each way: the steps plus a constant per layer.
+            assert!(
+                fwd <= (layers * (t + 10)) as u64,
+                "T={t}: {fwd} forward dispatches"
+            );
+            assert!(
+                rest <= (layers * (t + 24)) as u64 + 8,
+                "T={t}: {rest} backward and update dispatches"
+            );
+            counts.push((fwd, rest));
+        }
+        // Linear in T: 30 more steps cost exactly L·30 more dispatches each way.
+        assert_eq!(counts[1].0 - counts[0].0, (layers * 30) as u64);
+        assert_eq!(counts[1].1 - counts[0].1, (layers * 30) as u64);
+    }
+}
