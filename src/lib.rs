@@ -32,6 +32,7 @@ pub mod diagnostics;
 mod error;
 mod gpu;
 pub mod init;
+pub mod io;
 pub(crate) mod kernels;
 pub mod nn;
 mod ops;

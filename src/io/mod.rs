@@ -1,0 +1,257 @@
+//! Weights in and out as safetensors with PyTorch's parameter names, so a model moves between
+//! PyTorch and timeloom both ways; atomic writes (temporary file, fsync, rename), so a crash never
+//! leaves a half-written file where a good one was.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+
+use crate::error::{shape_str, Error, Result};
+use crate::nn::Module;
+use crate::tensor::Tensor;
+
+/// Tensors read from a safetensors file, by name, as host f32 values.
+#[derive(Clone, Debug, Default)]
+pub struct Weights {
+    /// name → (shape, row-major values)
+    pub tensors: BTreeMap<String, (Vec<usize>, Vec<f32>)>,
+    /// The file's `__metadata__`.
+    pub metadata: HashMap<String, String>,
+    /// Where they came from, for messages.
+    pub source: String,
+}
+
+impl Weights {
+    /// The values of `key`, checked against `shape`.
+    pub fn get(&self, key: &str, shape: &[usize]) -> Result<&[f32]> {
+        let (s, v) = self.tensors.get(key).ok_or_else(|| Error::Format {
+            what: format!("{}: key `{key}`", self.source),
+            message: "missing; the file does not hold this parameter".into(),
+        })?;
+        if s != shape {
+            return Err(Error::Format {
+                what: format!("{}: key `{key}`", self.source),
+                message: format!(
+                    "has shape {}; the model expects {}",
+                    shape_str(s),
+                    shape_str(shape)
+                ),
+            });
+        }
+        Ok(v)
+    }
+}
+
+/// Parses safetensors bytes; `what` names them in errors. Only F32 tensors are accepted (a file
+/// saved from PyTorch in another dtype: convert with `.float()` first).
+pub fn parse(what: &str, bytes: &[u8]) -> Result<Weights> {
+    let st = SafeTensors::deserialize(bytes).map_err(|e| Error::Format {
+        what: what.to_string(),
+        message: format!("not a valid safetensors file: {e}"),
+    })?;
+    let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| Error::Format {
+        what: what.to_string(),
+        message: e.to_string(),
+    })?;
+    let mut tensors = BTreeMap::new();
+    for (name, view) in st.tensors() {
+        if view.dtype() != Dtype::F32 {
+            return Err(Error::Format {
+                what: format!("{what}: key `{name}`"),
+                message: format!(
+                    "has dtype {:?}; timeloom reads F32 (save with tensor.float() in PyTorch)",
+                    view.dtype()
+                ),
+            });
+        }
+        let values: Vec<f32> = bytemuck::pod_collect_to_vec(view.data());
+        tensors.insert(name, (view.shape().to_vec(), values));
+    }
+    Ok(Weights {
+        tensors,
+        metadata: meta.metadata().clone().unwrap_or_default(),
+        source: what.to_string(),
+    })
+}
+
+/// Reads a safetensors file.
+pub fn load(path: impl AsRef<Path>) -> Result<Weights> {
+    let path = path.as_ref();
+    let bytes = std::fs::read(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse(&path.display().to_string(), &bytes)
+}
+
+/// Serialises named tensors (read back from their devices) with `metadata`.
+pub fn serialize(
+    named: &[(String, Tensor)],
+    metadata: Option<HashMap<String, String>>,
+) -> Result<Vec<u8>> {
+    let mut host: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::with_capacity(named.len());
+    for (name, t) in named {
+        let v = t.read_blocking()?;
+        host.push((
+            name.clone(),
+            t.shape().to_vec(),
+            bytemuck::cast_slice(&v).to_vec(),
+        ));
+    }
+    let views: Vec<(String, TensorView<'_>)> = host
+        .iter()
+        .map(|(n, s, b)| TensorView::new(Dtype::F32, s.clone(), b).map(|v| (n.clone(), v)))
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|e| Error::Format {
+            what: "serialize".into(),
+            message: e.to_string(),
+        })?;
+    safetensors::tensor::serialize(views, metadata).map_err(|e| Error::Format {
+        what: "serialize".into(),
+        message: e.to_string(),
+    })
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file beside it, flushed to disk, then renamed
+/// over `path`. A failure at any point leaves the previous file as it was.
+pub fn write_atomic(path: impl AsRef<Path>, bytes: &[u8]) -> Result<()> {
+    write_atomic_with(path.as_ref(), bytes, None)
+}
+
+/// [`write_atomic`] that can fail after `fail_after` bytes, to test the interrupted case.
+#[doc(hidden)]
+pub fn write_atomic_with(path: &Path, bytes: &[u8], fail_after: Option<usize>) -> Result<()> {
+    let io = |p: &Path| {
+        let p: PathBuf = p.to_path_buf();
+        move |source| Error::Io { path: p, source }
+    };
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "file".into());
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
+        match fail_after {
+            Some(n) if n < bytes.len() => {
+                f.write_all(&bytes[..n]).map_err(io(&tmp))?;
+                return Err(Error::Io {
+                    path: tmp.clone(),
+                    source: std::io::Error::other("simulated failure part-way through the write"),
+                });
+            }
+            _ => f.write_all(bytes).map_err(io(&tmp))?,
+        }
+        f.sync_all().map_err(io(&tmp))?;
+        drop(f);
+        std::fs::rename(&tmp, path).map_err(io(path))?;
+        // Persist the rename itself (best effort: not every platform can open a directory).
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Saves a module's parameters under their names, atomically.
+pub fn save_module(module: &dyn Module, path: impl AsRef<Path>) -> Result<()> {
+    write_atomic(path, &serialize(&module.named_parameters(), None)?)
+}
+
+/// Loads every parameter of `module` from `weights` (names and shapes must match; extra keys in
+/// the file are allowed). Nothing is written unless every parameter is found and fits.
+pub fn load_into(module: &dyn Module, weights: &Weights) -> Result<()> {
+    let params = module.named_parameters();
+    let mut values = Vec::with_capacity(params.len());
+    for (name, p) in &params {
+        values.push(weights.get(name, p.shape())?);
+    }
+    for ((_, p), v) in params.iter().zip(values) {
+        p.write(v)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::Recurrent;
+    use crate::{Device, Rng};
+
+    #[test]
+    fn weights_round_trip_and_bad_files_are_format_errors() {
+        let dev = Device::Cpu;
+        let lstm = Recurrent::lstm(3, 4)
+            .layers(2)
+            .bidirectional(true)
+            .build(&dev, &mut Rng::new(1))
+            .unwrap();
+        let bytes = serialize(&lstm.named_parameters(), None).unwrap();
+        let w = parse("mem", &bytes).unwrap();
+        assert!(w.tensors.contains_key("weight_hh_l1_reverse"));
+        let other = Recurrent::lstm(3, 4)
+            .layers(2)
+            .bidirectional(true)
+            .build(&dev, &mut Rng::new(2))
+            .unwrap();
+        load_into(&other, &w).unwrap();
+        for ((n, a), (_, b)) in lstm.named_parameters().iter().zip(other.named_parameters()) {
+            assert_eq!(
+                a.read_blocking().unwrap(),
+                b.read_blocking().unwrap(),
+                "{n}"
+            );
+        }
+        // Missing key, wrong shape, garbage: typed errors naming the key.
+        let small = Recurrent::lstm(3, 5).build(&dev, &mut Rng::new(3)).unwrap();
+        let e = load_into(&small, &w).unwrap_err();
+        assert!(
+            matches!(&e, Error::Format { what, .. } if what.contains("weight_ih_l0")),
+            "{e}"
+        );
+        let gru = Recurrent::gru(3, 4)
+            .layers(3)
+            .build(&dev, &mut Rng::new(3))
+            .unwrap();
+        let e = load_into(&gru, &w).unwrap_err();
+        assert!(
+            e.to_string().contains("weight_ih_l0") || e.to_string().contains("l2"),
+            "{e}"
+        );
+        assert!(matches!(
+            parse("junk", b"not safetensors at all"),
+            Err(Error::Format { .. })
+        ));
+        assert!(matches!(
+            parse("cut", &bytes[..bytes.len() / 2]),
+            Err(Error::Format { .. })
+        ));
+    }
+
+    #[test]
+    fn an_interrupted_write_leaves_the_previous_file_loadable() {
+        let dir = std::env::temp_dir().join(format!("timeloom-atomic-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("w.safetensors");
+        let t = Tensor::from_slice(&Device::Cpu, &[1.0, 2.0], &[2]).unwrap();
+        let good = serialize(&[("a".into(), t.clone())], None).unwrap();
+        write_atomic(&path, &good).unwrap();
+        let newer = serialize(&[("a".into(), t.scale(3.0).unwrap())], None).unwrap();
+        assert!(write_atomic_with(&path, &newer, Some(10)).is_err());
+        let back = load(&path).unwrap();
+        assert_eq!(back.get("a", &[2]).unwrap(), &[1.0, 2.0]);
+        let leftovers = std::fs::read_dir(&dir).unwrap().count();
+        std::fs::remove_dir_all(&dir).ok();
+        assert_eq!(leftovers, 1, "no temporary file is left behind");
+    }
+}

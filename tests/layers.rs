@@ -1,0 +1,185 @@
+//! Layers against PyTorch: fixtures written by `tools/make_fixtures.py` (torch, float64, stored as
+//! f32) hold parameters, inputs, upstream gradients and torch's outputs and gradients; each
+//! layer here loads the same parameters by PyTorch's names and must agree on both devices.
+
+use std::sync::OnceLock;
+
+use timeloom::io::{load, load_into, Weights};
+use timeloom::nn::{Module, Recurrent};
+use timeloom::{Device, Gpu, Rng, Tensor};
+
+fn gpu() -> Device {
+    static GPU: OnceLock<Gpu> = OnceLock::new();
+    Device::Gpu(
+        GPU.get_or_init(|| Gpu::new_blocking().expect("the tests need a GPU adapter"))
+            .clone(),
+    )
+}
+
+fn fixture(name: &str) -> Weights {
+    load(format!(
+        "{}/tests/fixtures/{name}.safetensors",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+}
+
+fn tensor(w: &Weights, dev: &Device, key: &str) -> Tensor {
+    let (shape, v) = &w.tensors[key];
+    Tensor::from_slice(dev, v, shape).unwrap()
+}
+
+/// |got − want| ≤ abs + rel·|want| everywhere, reporting the worst element.
+fn close(what: &str, got: &[f32], want: &[f32], abs: f32, rel: f32) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    let worst = got
+        .iter()
+        .zip(want)
+        .enumerate()
+        .map(|(i, (g, w))| (i, (g - w).abs() / (abs + rel * w.abs())))
+        .fold(
+            (0, 0.0f32),
+            |m, x| if x.1 > m.1 || x.1.is_nan() { x } else { m },
+        );
+    assert!(
+        worst.1 <= 1.0,
+        "{what}: worst at [{}]: got {}, want {}",
+        worst.0,
+        got[worst.0],
+        want[worst.0]
+    );
+}
+
+/// Runs the fixture's recurrent model on `dev` and compares everything torch computed.
+fn check_recurrent(name: &str, dev: &Device) {
+    let w = fixture(name);
+    let meta = |k: &str| w.metadata[k].clone();
+    let num = |k: &str| meta(k).parse::<usize>().unwrap();
+    let (i, h) = (num("I"), num("H"));
+    let builder = match meta("cell").as_str() {
+        "lstm" => Recurrent::lstm(i, h),
+        "gru" => Recurrent::gru(i, h),
+        "rnn" if name.contains("relu") => Recurrent::rnn_relu(i, h),
+        _ => Recurrent::rnn(i, h),
+    };
+    let model = builder
+        .layers(num("layers"))
+        .bidirectional(meta("bidirectional") == "true")
+        .build(dev, &mut Rng::new(0))
+        .unwrap();
+    load_into(&model, &w).unwrap();
+    let x = tensor(&w, dev, "input").requires_grad();
+    let h0 = tensor(&w, dev, "h0").requires_grad();
+    let lstm = w.tensors.contains_key("c0");
+    let c0 = lstm.then(|| tensor(&w, dev, "c0").requires_grad());
+    let lengths = tensor(&w, dev, "lengths");
+    let out = model
+        .forward_with(&x, Some((&h0, c0.as_ref())), Some(&lengths))
+        .unwrap();
+    let dot = |a: &Tensor, key: &str| a.mul(&tensor(&w, dev, key)).unwrap().sum_all().unwrap();
+    let mut loss = dot(&out.output, "grad_output")
+        .add(&dot(&out.h_n, "grad_h_n"))
+        .unwrap();
+    if let Some(c_n) = &out.c_n {
+        loss = loss.add(&dot(c_n, "grad_c_n")).unwrap();
+    }
+    loss.backward().unwrap();
+    let want = |k: &str| &w.tensors[k].1;
+    let what = |k: &str| format!("{name} on {dev}: {k}");
+    // Outputs to ~1e-5 relative, gradients to ~1e-4 (f32 here, float64 in torch).
+    close(
+        &what("output"),
+        &out.output.read_blocking().unwrap(),
+        want("output"),
+        1e-5,
+        1e-5,
+    );
+    close(
+        &what("h_n"),
+        &out.h_n.read_blocking().unwrap(),
+        want("h_n"),
+        1e-5,
+        1e-5,
+    );
+    if let Some(c_n) = &out.c_n {
+        close(
+            &what("c_n"),
+            &c_n.read_blocking().unwrap(),
+            want("c_n"),
+            1e-5,
+            1e-5,
+        );
+    }
+    close(
+        &what("grad_input"),
+        &x.grad().unwrap().read_blocking().unwrap(),
+        want("grad_input"),
+        1e-5,
+        1e-4,
+    );
+    close(
+        &what("grad_h0"),
+        &h0.grad().unwrap().read_blocking().unwrap(),
+        want("grad_h0"),
+        1e-5,
+        1e-4,
+    );
+    if let Some(c0) = &c0 {
+        close(
+            &what("grad_c0"),
+            &c0.grad().unwrap().read_blocking().unwrap(),
+            want("grad_c0"),
+            1e-5,
+            1e-4,
+        );
+    }
+    for (pname, p) in model.named_parameters() {
+        let key = format!("grad.{pname}");
+        close(
+            &what(&key),
+            &p.grad().unwrap().read_blocking().unwrap(),
+            want(&key),
+            1e-5,
+            1e-4,
+        );
+    }
+}
+
+const FIXTURES: [&str; 6] = [
+    "rnn_tanh",
+    "rnn_relu",
+    "lstm_1layer",
+    "lstm_2layer_bidirectional",
+    "gru_1layer",
+    "gru_2layer_bidirectional",
+];
+
+#[test]
+fn recurrent_layers_match_torch_on_the_gpu() {
+    for name in FIXTURES {
+        check_recurrent(name, &gpu());
+    }
+}
+
+#[test]
+fn recurrent_layers_match_torch_on_the_cpu() {
+    for name in FIXTURES {
+        check_recurrent(name, &Device::Cpu);
+    }
+}
+
+#[test]
+fn a_file_with_a_missing_or_misshapen_key_names_it() {
+    let w = fixture("lstm_1layer");
+    let wrong = Recurrent::lstm(5, 7)
+        .build(&Device::Cpu, &mut Rng::new(0))
+        .unwrap();
+    let e = load_into(&wrong, &w).unwrap_err().to_string();
+    assert!(e.contains("weight_ih_l0") && e.contains("shape"), "{e}");
+    let two = Recurrent::lstm(5, 6)
+        .layers(2)
+        .build(&Device::Cpu, &mut Rng::new(0))
+        .unwrap();
+    let e = load_into(&two, &w).unwrap_err().to_string();
+    assert!(e.contains("weight_ih_l1") && e.contains("missing"), "{e}");
+}

@@ -1,0 +1,69 @@
+#!/usr/bin/env python3
+"""Writes the PyTorch fixtures the layer tests compare against (tests/fixtures/*.safetensors).
+
+Each file holds a model's parameters under PyTorch's names, the inputs (input, h0, c0, lengths as
+float32), the upstream gradients, and what PyTorch computed: outputs, final states and the
+gradients of the input, the initial states and every parameter. Needs torch and safetensors:
+
+    pip install torch safetensors
+    python3 tools/make_fixtures.py
+
+The tests themselves need no Python: the fixtures are committed.
+"""
+import os
+
+import torch
+from safetensors.torch import save_file
+
+torch.manual_seed(0)
+OUT = os.path.join(os.path.dirname(__file__), "..", "tests", "fixtures")
+
+
+def recurrent(name, cls, T, B, I, H, layers=1, bidirectional=False, lengths=None, **kw):
+    model = cls(I, H, num_layers=layers, bidirectional=bidirectional, **kw).double()
+    dirs = 2 if bidirectional else 1
+    x = torch.randn(T, B, I, dtype=torch.float64, requires_grad=True)
+    h0 = torch.randn(layers * dirs, B, H, dtype=torch.float64, requires_grad=True)
+    c0 = torch.randn(layers * dirs, B, H, dtype=torch.float64, requires_grad=True)
+    lstm = cls is torch.nn.LSTM
+    state = (h0, c0) if lstm else h0
+    if lengths is None:
+        lengths = [T] * B
+    packed = torch.nn.utils.rnn.pack_padded_sequence(x, torch.tensor(lengths), enforce_sorted=False)
+    out_packed, final = model(packed, state)
+    out, _ = torch.nn.utils.rnn.pad_packed_sequence(out_packed, total_length=T)
+    h_n, c_n = final if lstm else (final, None)
+    g_out = torch.randn_like(out)
+    g_h = torch.randn_like(h_n)
+    loss = (out * g_out).sum() + (h_n * g_h).sum()
+    tensors = {"input": x, "h0": h0, "lengths": torch.tensor(lengths, dtype=torch.float64),
+               "grad_output": g_out, "grad_h_n": g_h, "output": out, "h_n": h_n}
+    if lstm:
+        g_c = torch.randn_like(c_n)
+        loss = loss + (c_n * g_c).sum()
+        tensors.update({"c0": c0, "grad_c_n": g_c, "c_n": c_n})
+    loss.backward()
+    tensors.update({"grad_input": x.grad, "grad_h0": h0.grad})
+    if lstm:
+        tensors["grad_c0"] = c0.grad
+    for pname, p in model.named_parameters():
+        tensors[pname] = p
+        tensors["grad." + pname] = p.grad
+    meta = {"T": str(T), "B": str(B), "I": str(I), "H": str(H), "layers": str(layers),
+            "bidirectional": str(bidirectional).lower(), "cell": name.split("_")[0],
+            "made_by": "tools/make_fixtures.py, torch " + torch.__version__}
+    save_file({k: v.detach().float().contiguous() for k, v in tensors.items()},
+              os.path.join(OUT, name + ".safetensors"), metadata=meta)
+
+
+if __name__ == "__main__":
+    os.makedirs(OUT, exist_ok=True)
+    recurrent("rnn_tanh", torch.nn.RNN, T=6, B=3, I=4, H=5, lengths=[6, 3, 5])
+    recurrent("rnn_relu", torch.nn.RNN, T=5, B=2, I=3, H=4, nonlinearity="relu")
+    recurrent("lstm_1layer", torch.nn.LSTM, T=7, B=3, I=5, H=6, lengths=[7, 2, 4])
+    recurrent("lstm_2layer_bidirectional", torch.nn.LSTM, T=6, B=4, I=3, H=5, layers=2,
+              bidirectional=True, lengths=[6, 1, 4, 5])
+    recurrent("gru_1layer", torch.nn.GRU, T=6, B=3, I=4, H=5, lengths=[6, 4, 2])
+    recurrent("gru_2layer_bidirectional", torch.nn.GRU, T=5, B=2, I=3, H=4, layers=2,
+              bidirectional=True)
+    print("wrote", sorted(os.listdir(OUT)))
