@@ -30,6 +30,8 @@ struct Args {
     ops: Vec<String>,
     sizes: Option<Vec<usize>>,
     reps: Option<usize>,
+    /// `--shape T=64,B=32,I=128,H=256`: one recurrent shape instead of the sweep.
+    shape: Option<Vec<(String, usize)>>,
 }
 
 fn parse_args() -> Args {
@@ -37,6 +39,7 @@ fn parse_args() -> Args {
         ops: Vec::new(),
         sizes: None,
         reps: None,
+        shape: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -47,6 +50,14 @@ fn parse_args() -> Args {
                 args.sizes = Some(v.split(',').filter_map(|s| s.trim().parse().ok()).collect());
             }
             "--reps" => args.reps = it.next().and_then(|s| s.parse().ok()),
+            "--shape" => {
+                let v = it.next().unwrap_or_default();
+                let pair = |kv: &str| -> Option<(String, usize)> {
+                    let (k, n) = kv.split_once('=')?;
+                    Some((k.trim().to_string(), n.trim().parse().ok()?))
+                };
+                args.shape = Some(v.split(',').filter_map(pair).collect());
+            }
             other if other.starts_with("--") => eprintln!("ignoring unknown flag {other}"),
             op => args.ops.push(op.to_string()),
         }
@@ -73,6 +84,8 @@ struct Row {
     gflops: Option<f64>,
     dispatches: f64,
     submissions: f64,
+    /// Sequences per second, for the recurrent rows.
+    seq_per_s: Option<f64>,
 }
 
 /// Times `call` `reps` times (adaptive when `None`: until 2 s or 10 calls, at least 3) after one
@@ -150,6 +163,7 @@ fn matmul_rows(gpu: &Gpu, args: &Args, rows: &mut Vec<Row>) {
                 gflops: Some(flop / ms / 1e6),
                 dispatches: s.dispatches as f64,
                 submissions: s.submissions as f64,
+                seq_per_s: None,
             });
             print_row(rows.last().expect("pushed"), None);
         }
@@ -207,6 +221,7 @@ fn mlp_rows(gpu: &Gpu, args: &Args, rows: &mut Vec<Row>) {
                 gflops: Some(flop / ms / 1e6),
                 dispatches: s.dispatches as f64,
                 submissions: s.submissions as f64,
+                seq_per_s: None,
             });
             print_row(rows.last().expect("pushed"), None);
         }
@@ -239,6 +254,7 @@ fn cold_start(rows: &mut Vec<Row>) -> Gpu {
         gflops: None,
         dispatches: s.dispatches as f64,
         submissions: s.submissions as f64,
+        seq_per_s: None,
     });
     print_row(
         rows.last().expect("pushed"),
@@ -310,7 +326,7 @@ fn write_json(rows: &[Row]) -> std::io::Result<std::path::PathBuf> {
             .join(",");
         let _ = writeln!(
             out,
-            "  {{\"op\":{},\"shape\":{{{shape}}},\"path\":{},\"adapter\":{},\"backend\":{},\"median_ms\":{:.4},\"gflops\":{},\"dispatches\":{},\"submissions\":{}}}{}",
+            "  {{\"op\":{},\"shape\":{{{shape}}},\"path\":{},\"adapter\":{},\"backend\":{},\"median_ms\":{:.4},\"gflops\":{},\"dispatches\":{},\"submissions\":{},\"sequences_per_s\":{}}}{}",
             json_str(r.op),
             json_str(r.path),
             json_str(&r.adapter),
@@ -319,6 +335,7 @@ fn write_json(rows: &[Row]) -> std::io::Result<std::path::PathBuf> {
             r.gflops.map_or("null".into(), |g| format!("{g:.4}")),
             r.dispatches,
             r.submissions,
+            r.seq_per_s.map_or("null".into(), |v| format!("{v:.3}")),
             if i + 1 < rows.len() { "," } else { "" },
         );
     }
@@ -329,6 +346,153 @@ fn write_json(rows: &[Row]) -> std::io::Result<std::path::PathBuf> {
     std::fs::write(&tmp, out)?;
     std::fs::rename(&tmp, &path)?;
     Ok(path)
+}
+
+/// The recurrent shapes of the sweep: T ∈ {16, 64, 256}, B ∈ {1, 16, 64}, H ∈ {64, 256, 512},
+/// I = H; or the one `--shape` names.
+fn rnn_shapes(args: &Args) -> Vec<[usize; 4]> {
+    if let Some(kv) = &args.shape {
+        let get = |k: &str, d: usize| kv.iter().find(|(n, _)| n == k).map_or(d, |(_, v)| *v);
+        let h = get("H", 256);
+        return vec![[get("T", 64), get("B", 32), get("I", h), h]];
+    }
+    let mut v = Vec::new();
+    for t in [16, 64, 256] {
+        for b in [1, 16, 64] {
+            for h in [64, 256, 512] {
+                v.push([t, b, h, h]);
+            }
+        }
+    }
+    v
+}
+
+/// LSTM and GRU rows: forward only (no tape) and a full training step of one layer (forward,
+/// backward through time, Adam), GPU path and CPU path.
+fn rnn_rows(gpu: &Gpu, args: &Args, rows: &mut Vec<Row>) {
+    use timeloom::nn::{Module, Recurrent};
+    use timeloom::{no_grad, Optimizer};
+    let adapter = gpu.adapter();
+    for (cell, gates) in [("lstm", 4usize), ("gru", 3)] {
+        for [t, b, i, h] in rnn_shapes(args) {
+            for train in [false, true] {
+                let op: &'static str = match (cell, train) {
+                    ("lstm", false) => "lstm_forward",
+                    ("lstm", true) => "lstm_train_step",
+                    ("gru", false) => "gru_forward",
+                    _ => "gru_train_step",
+                };
+                if !args.wants(op) {
+                    continue;
+                }
+                // Forward: 2·T·B·(I + H)·G·H FLOP; a training step about three times that.
+                let flop =
+                    2.0 * (t * b * (i + h) * gates * h) as f64 * if train { 3.0 } else { 1.0 };
+                let mut pair = Vec::new();
+                for (path, dev) in [("gpu", Device::Gpu(gpu.clone())), ("cpu", Device::Cpu)] {
+                    let mut rng = timeloom::Rng::new(2);
+                    let builder = if cell == "lstm" {
+                        Recurrent::lstm(i, h)
+                    } else {
+                        Recurrent::gru(i, h)
+                    };
+                    let model = builder.build(&dev, &mut rng).expect("model");
+                    let mut opt = Optimizer::adam(model.parameters(), 1e-3);
+                    let x = Tensor::from_slice(&dev, &seq(t * b * i), &[t, b, i]).expect("upload");
+                    let g = dev.as_gpu();
+                    let (ms, s) = time_calls(g, args.reps, || {
+                        if train {
+                            opt.zero_grad();
+                            let y = model.forward(&x).expect("forward");
+                            y.square()
+                                .expect("loss")
+                                .sum_all()
+                                .expect("loss")
+                                .backward()
+                                .expect("backward");
+                            opt.step().expect("step");
+                        } else {
+                            no_grad(|| model.forward(&x)).expect("forward");
+                        }
+                        if let Some(g) = g {
+                            g.synchronize().expect("sync");
+                        }
+                    });
+                    pair.push(ms);
+                    let seq_per_s = b as f64 / (ms / 1e3);
+                    rows.push(Row {
+                        op,
+                        shape: vec![("T", t), ("B", b), ("I", i), ("H", h)],
+                        path,
+                        adapter: if g.is_some() {
+                            adapter.name.clone()
+                        } else {
+                            cpu_name()
+                        },
+                        backend: if g.is_some() {
+                            adapter.backend.clone()
+                        } else {
+                            "cpu".into()
+                        },
+                        median_ms: ms,
+                        gflops: Some(flop / ms / 1e6),
+                        dispatches: s.dispatches as f64,
+                        submissions: s.submissions as f64,
+                        seq_per_s: Some(seq_per_s),
+                    });
+                    print_row(
+                        rows.last().expect("pushed"),
+                        Some(&format!("{seq_per_s:.1} seq/s")),
+                    );
+                }
+                println!("{:>60} gpu/cpu time ratio {:.2}", "", pair[0] / pair[1]);
+            }
+        }
+    }
+}
+
+/// Seconds from creating a `Gpu` to the end of its first LSTM training step of (T, B, I, H) =
+/// (64, 32, 128, 256): device, every compile and autotune included.
+fn lstm_cold_start(rows: &mut Vec<Row>) {
+    use timeloom::nn::{Module, Recurrent};
+    let (t, b, i, h) = (64, 32, 128, 256);
+    let x = seq(t * b * i);
+    let start = Instant::now();
+    let gpu = Gpu::new_blocking().expect("no GPU adapter");
+    let dev = Device::Gpu(gpu.clone());
+    let model = Recurrent::lstm(i, h)
+        .build(&dev, &mut timeloom::Rng::new(0))
+        .expect("model");
+    let mut opt = timeloom::Optimizer::adam(model.parameters(), 1e-3);
+    let xt = Tensor::from_slice(&dev, &x, &[t, b, i]).expect("upload");
+    let y = model.forward(&xt).expect("forward");
+    y.square()
+        .expect("loss")
+        .sum_all()
+        .expect("loss")
+        .backward()
+        .expect("backward");
+    opt.step().expect("step");
+    gpu.synchronize().expect("sync");
+    let ms = start.elapsed().as_secs_f64() * 1e3;
+    let s = gpu.stats();
+    let a = gpu.adapter();
+    rows.push(Row {
+        op: "lstm_cold_start",
+        shape: vec![("T", t), ("B", b), ("I", i), ("H", h)],
+        path: "gpu",
+        adapter: a.name,
+        backend: a.backend,
+        median_ms: ms,
+        gflops: None,
+        dispatches: s.dispatches as f64,
+        submissions: s.submissions as f64,
+        seq_per_s: None,
+    });
+    print_row(
+        rows.last().expect("pushed"),
+        Some(&format!("{} pipeline compiles", s.pipeline_compiles)),
+    );
 }
 
 fn main() {
@@ -357,6 +521,7 @@ fn main() {
             gflops: Some(peak),
             dispatches: 1.0,
             submissions: 1.0,
+            seq_per_s: None,
         });
         println!("fma_peak: {peak:.2} GFLOP/s (independent FMA chains: the adapter's ceiling)");
     }
@@ -366,6 +531,10 @@ fn main() {
             println!("matmul tile for {class:?}: {tile}");
         }
     }
+    if args.wants("lstm_cold_start") {
+        lstm_cold_start(&mut rows);
+    }
+    rnn_rows(&gpu, &args, &mut rows);
     if args.wants("mlp_train_step") {
         mlp_rows(&gpu, &args, &mut rows);
     }

@@ -4,10 +4,12 @@
 // gradients for the input side (dG_x, by time, for W_ih, b_ih and dX) and the recurrent side
 // (dG_h, by slot, for W_hh, b_hh and the next step), and the carries into the previous state.
 // A padded step passes dh and dc through untouched and gets no gate gradient.
-// Grid: x = ceil(H / WG), y = B. Needs: common/cells.wgsl.
+// An invocation owns BT batch rows of its hidden unit, so each W_hh element serves BT rows.
+// Grid: x = ceil(H / WG), y = ceil(B / BT). Needs: common/cells.wgsl.
 
 override CELL: u32 = 2u;
 override WG: u32 = 64u;
+const BT: u32 = 8u;
 
 struct Params {
     batch: u32, hidden: u32, steps: u32, t: u32,
@@ -30,93 +32,101 @@ fn recurrent_step_backward(
 ) {
     let h = p.hidden;
     let j = wid.x * WG + lid.x;
-    let b = wid.y;
-    if j >= h || b >= p.batch {
+    let b0 = wid.y * BT;
+    if j >= h {
         return;
     }
     let g_count = cell_gates(CELL);
     let gh = g_count * h;
+    let rows = min(BT, p.batch - b0);
     let plane = p.steps * p.batch * gh;             // dG_h plane of dg
     let c_plane = (p.steps + 1u) * p.batch * h;     // c plane of state and carry
-    let prev = (p.slot * p.batch + b) * h;
-    let next = ((p.slot + 1u) * p.batch + b) * h;
-    let valid = f32(p.t) < lengths[b];
-
-    var dh = carry[next + j];
-    if valid {
-        dh += dy[(p.t * p.batch + b) * p.y_stride + p.y_off + j];
-    }
+    // The recurrent term dG_h[slot + 1]·W_hh for BT rows: every invocation reads the same dG_h
+    // element (a broadcast), and each W_hh element it loads serves all BT rows.
+    var rec: array<f32, 8>;
     if p.slot + 1u < p.steps {
-        // Every invocation reads the same dG_h element (a broadcast); W_hh columns along j.
-        let src = plane + ((p.slot + 1u) * p.batch + b) * gh;
-        for (var r = 0u; r < gh; r += 1u) {
-            dh = fma(dg[src + r], w_hh[r * h + j], dh);
-        }
-    }
-    let gx = (p.t * p.batch + b) * gh + j;
-    let gr = plane + (p.slot * p.batch + b) * gh + j;
-    let saved = ((p.slot * p.batch + b) * cell_saved(CELL)) * h + j;
-    if !valid {
-        for (var g = 0u; g < g_count; g += 1u) {
-            dg[gx + g * h] = 0.0;
-            dg[gr + g * h] = 0.0;
-        }
-        carry[prev + j] = dh;
-        if CELL == 2u {
-            carry[c_plane + prev + j] = carry[c_plane + next + j];
-        }
-        return;
-    }
-    switch CELL {
-        case 2u: {
-            let ig = gates[saved];
-            let fg = gates[saved + h];
-            let gg = gates[saved + 2u * h];
-            let og = gates[saved + 3u * h];
-            let tc = tanh(state[c_plane + next + j]);
-            let dc = carry[c_plane + next + j] + dh * og * (1.0 - tc * tc);
-            let d_i = dc * gg * ig * (1.0 - ig);
-            let d_f = dc * state[c_plane + prev + j] * fg * (1.0 - fg);
-            let d_g = dc * ig * (1.0 - gg * gg);
-            let d_o = dh * tc * og * (1.0 - og);
-            dg[gx] = d_i;
-            dg[gx + h] = d_f;
-            dg[gx + 2u * h] = d_g;
-            dg[gx + 3u * h] = d_o;
-            dg[gr] = d_i;
-            dg[gr + h] = d_f;
-            dg[gr + 2u * h] = d_g;
-            dg[gr + 3u * h] = d_o;
-            carry[prev + j] = 0.0;
-            carry[c_plane + prev + j] = dc * fg;
-        }
-        case 3u: {
-            let r = gates[saved];
-            let z = gates[saved + h];
-            let n = gates[saved + 2u * h];
-            let hn = gates[saved + 3u * h];
-            let h_prev = state[prev + j];
-            let dn = dh * (1.0 - z) * (1.0 - n * n);
-            let dz = dh * (h_prev - n) * z * (1.0 - z);
-            let dr = dn * hn * r * (1.0 - r);
-            dg[gx] = dr;
-            dg[gx + h] = dz;
-            dg[gx + 2u * h] = dn;
-            dg[gr] = dr;
-            dg[gr + h] = dz;
-            // The recurrent n path is r ⊙ (W_hn h + b_hn): its gradient carries the factor r.
-            dg[gr + 2u * h] = dn * r;
-            carry[prev + j] = dh * z;
-        }
-        default: {
-            let hv = gates[saved];
-            var d = dh * (1.0 - hv * hv);
-            if CELL == 1u {
-                d = select(0.0, dh, hv > 0.0);
+        let src0 = plane + ((p.slot + 1u) * p.batch + b0) * gh;
+        for (var q = 0u; q < gh; q += 1u) {
+            let w = w_hh[q * h + j];
+            for (var r = 0u; r < BT; r += 1u) {
+                rec[r] = fma(dg[src0 + select(0u, r, r < rows) * gh + q], w, rec[r]);
             }
-            dg[gx] = d;
-            dg[gr] = d;
-            carry[prev + j] = 0.0;
+        }
+    }
+    for (var r = 0u; r < rows; r += 1u) {
+        let b = b0 + r;
+        let prev = (p.slot * p.batch + b) * h;
+        let next = ((p.slot + 1u) * p.batch + b) * h;
+        let valid = f32(p.t) < lengths[b];
+        var dh = carry[next + j] + rec[r];
+        if valid {
+            dh += dy[(p.t * p.batch + b) * p.y_stride + p.y_off + j];
+        }
+        let gx = (p.t * p.batch + b) * gh + j;
+        let gr = plane + (p.slot * p.batch + b) * gh + j;
+        let saved = ((p.slot * p.batch + b) * cell_saved(CELL)) * h + j;
+        if !valid {
+            for (var g = 0u; g < g_count; g += 1u) {
+                dg[gx + g * h] = 0.0;
+                dg[gr + g * h] = 0.0;
+            }
+            carry[prev + j] = dh;
+            if CELL == 2u {
+                carry[c_plane + prev + j] = carry[c_plane + next + j];
+            }
+            continue;
+        }
+        switch CELL {
+            case 2u: {
+                let ig = gates[saved];
+                let fg = gates[saved + h];
+                let gg = gates[saved + 2u * h];
+                let og = gates[saved + 3u * h];
+                let tc = tanh(state[c_plane + next + j]);
+                let dc = carry[c_plane + next + j] + dh * og * (1.0 - tc * tc);
+                let d_i = dc * gg * ig * (1.0 - ig);
+                let d_f = dc * state[c_plane + prev + j] * fg * (1.0 - fg);
+                let d_g = dc * ig * (1.0 - gg * gg);
+                let d_o = dh * tc * og * (1.0 - og);
+                dg[gx] = d_i;
+                dg[gx + h] = d_f;
+                dg[gx + 2u * h] = d_g;
+                dg[gx + 3u * h] = d_o;
+                dg[gr] = d_i;
+                dg[gr + h] = d_f;
+                dg[gr + 2u * h] = d_g;
+                dg[gr + 3u * h] = d_o;
+                carry[prev + j] = 0.0;
+                carry[c_plane + prev + j] = dc * fg;
+            }
+            case 3u: {
+                let rg = gates[saved];
+                let z = gates[saved + h];
+                let n = gates[saved + 2u * h];
+                let hn = gates[saved + 3u * h];
+                let h_prev = state[prev + j];
+                let dn = dh * (1.0 - z) * (1.0 - n * n);
+                let dz = dh * (h_prev - n) * z * (1.0 - z);
+                let dr = dn * hn * rg * (1.0 - rg);
+                dg[gx] = dr;
+                dg[gx + h] = dz;
+                dg[gx + 2u * h] = dn;
+                dg[gr] = dr;
+                dg[gr + h] = dz;
+                // The recurrent n path is r ⊙ (W_hn h + b_hn): its gradient carries the factor r.
+                dg[gr + 2u * h] = dn * rg;
+                carry[prev + j] = dh * z;
+            }
+            default: {
+                let hv = gates[saved];
+                var d = dh * (1.0 - hv * hv);
+                if CELL == 1u {
+                    d = select(0.0, dh, hv > 0.0);
+                }
+                dg[gx] = d;
+                dg[gr] = d;
+                carry[prev + j] = 0.0;
+            }
         }
     }
 }

@@ -5,11 +5,14 @@
 // A step at or past a sequence's length keeps the state and outputs 0 (packed-sequence rules).
 // State slots: slot s holds the state before the s-th step of this direction (slot 0 = h0); the
 // step at slot s reads time `t` (t = s forward, T − 1 − s reverse).
-// Grid: x = ceil(H / WG), y = B. Saves: gates[slot] (see cell_saved), state[slot + 1].
+// An invocation owns BT batch rows of its hidden unit, so each W_hh element it loads serves BT
+// rows (weights are the traffic that matters; h_prev reads are broadcasts).
+// Grid: x = ceil(H / WG), y = ceil(B / BT). Saves: gates[slot] (see cell_saved), state[slot + 1].
 // Needs: common/activations.wgsl, common/cells.wgsl.
 
 override CELL: u32 = 2u;
 override WG: u32 = 64u;
+const BT: u32 = 8u;
 
 struct Params {
     batch: u32, hidden: u32, steps: u32, t: u32,
@@ -32,72 +35,87 @@ fn recurrent_step_forward(
 ) {
     let h = p.hidden;
     let j = wid.x * WG + lid.x;
-    let b = wid.y;
-    if j >= h || b >= p.batch {
+    let b0 = wid.y * BT;
+    if j >= h {
         return;
     }
     let g_count = cell_gates(CELL);
     let gh = g_count * h;
-    let prev = (p.slot * p.batch + b) * h;          // state slot s, row b
-    let next = ((p.slot + 1u) * p.batch + b) * h;   // state slot s + 1
+    let rows = min(BT, p.batch - b0);
     let c_plane = (p.steps + 1u) * p.batch * h;
-    // Recurrent pre-activations W_hh·h_prev + b_hh, one per gate. Every invocation of the
-    // workgroup reads the same h_prev element (a broadcast); W_hhᵀ rows are read along j.
-    var acc = array<f32, 4>(0.0, 0.0, 0.0, 0.0);
+    // Recurrent pre-activations W_hh·h_prev + b_hh: [row][gate].
+    var acc: array<f32, 32>;
     for (var g = 0u; g < g_count; g += 1u) {
-        acc[g] = b_hh[g * h + j];
+        let bias = b_hh[g * h + j];
+        for (var r = 0u; r < BT; r += 1u) {
+            acc[r * 4u + g] = bias;
+        }
     }
+    let prev0 = (p.slot * p.batch + b0) * h;
     for (var k = 0u; k < h; k += 1u) {
-        let hk = state[prev + k];
         let row = k * gh + j;
+        var w = array<f32, 4>(0.0, 0.0, 0.0, 0.0);
         for (var g = 0u; g < g_count; g += 1u) {
-            acc[g] = fma(hk, w_t[row + g * h], acc[g]);
+            w[g] = w_t[row + g * h];
+        }
+        for (var r = 0u; r < BT; r += 1u) {
+            // Rows past the batch read row 0 again (in bounds) and are never stored.
+            let hk = state[prev0 + select(0u, r, r < rows) * h + k];
+            for (var g = 0u; g < g_count; g += 1u) {
+                acc[r * 4u + g] = fma(hk, w[g], acc[r * 4u + g]);
+            }
         }
     }
-    let xb = (p.t * p.batch + b) * gh + j;
-    let valid = f32(p.t) < lengths[b];
-    let h_prev = state[prev + j];
-    let saved = ((p.slot * p.batch + b) * cell_saved(CELL)) * h + j;
-    var h_new = h_prev;
-    switch CELL {
-        case 2u: {
-            let ig = sigmoid_stable(xg[xb] + acc[0]);
-            let fg = sigmoid_stable(xg[xb + h] + acc[1]);
-            let gg = tanh_stable(xg[xb + 2u * h] + acc[2]);
-            let og = sigmoid_stable(xg[xb + 3u * h] + acc[3]);
-            let c_prev = state[c_plane + prev + j];
-            var c_new = c_prev;
-            if valid {
-                c_new = fg * c_prev + ig * gg;
-                h_new = og * tanh_stable(c_new);
+    for (var r = 0u; r < rows; r += 1u) {
+        let b = b0 + r;
+        let prev = (p.slot * p.batch + b) * h;
+        let next = ((p.slot + 1u) * p.batch + b) * h;
+        let xb = (p.t * p.batch + b) * gh + j;
+        let valid = f32(p.t) < lengths[b];
+        let h_prev = state[prev + j];
+        let saved = ((p.slot * p.batch + b) * cell_saved(CELL)) * h + j;
+        let a = r * 4u;
+        var h_new = h_prev;
+        switch CELL {
+            case 2u: {
+                let ig = sigmoid_stable(xg[xb] + acc[a]);
+                let fg = sigmoid_stable(xg[xb + h] + acc[a + 1u]);
+                let gg = tanh_stable(xg[xb + 2u * h] + acc[a + 2u]);
+                let og = sigmoid_stable(xg[xb + 3u * h] + acc[a + 3u]);
+                let c_prev = state[c_plane + prev + j];
+                var c_new = c_prev;
+                if valid {
+                    c_new = fg * c_prev + ig * gg;
+                    h_new = og * tanh_stable(c_new);
+                }
+                state[c_plane + next + j] = c_new;
+                gates[saved] = ig;
+                gates[saved + h] = fg;
+                gates[saved + 2u * h] = gg;
+                gates[saved + 3u * h] = og;
             }
-            state[c_plane + next + j] = c_new;
-            gates[saved] = ig;
-            gates[saved + h] = fg;
-            gates[saved + 2u * h] = gg;
-            gates[saved + 3u * h] = og;
-        }
-        case 3u: {
-            let r = sigmoid_stable(xg[xb] + acc[0]);
-            let z = sigmoid_stable(xg[xb + h] + acc[1]);
-            // reset-after: n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn)).
-            let n = tanh_stable(xg[xb + 2u * h] + r * acc[2]);
-            if valid {
-                h_new = (1.0 - z) * n + z * h_prev;
+            case 3u: {
+                let rg = sigmoid_stable(xg[xb] + acc[a]);
+                let z = sigmoid_stable(xg[xb + h] + acc[a + 1u]);
+                // reset-after: n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn)).
+                let n = tanh_stable(xg[xb + 2u * h] + rg * acc[a + 2u]);
+                if valid {
+                    h_new = (1.0 - z) * n + z * h_prev;
+                }
+                gates[saved] = rg;
+                gates[saved + h] = z;
+                gates[saved + 2u * h] = n;
+                gates[saved + 3u * h] = acc[a + 2u];
             }
-            gates[saved] = r;
-            gates[saved + h] = z;
-            gates[saved + 2u * h] = n;
-            gates[saved + 3u * h] = acc[2];
-        }
-        default: {
-            let pre = xg[xb] + acc[0];
-            if valid {
-                h_new = select(tanh_stable(pre), max(pre, 0.0), CELL == 1u);
+            default: {
+                let pre = xg[xb] + acc[a];
+                if valid {
+                    h_new = select(tanh_stable(pre), max(pre, 0.0), CELL == 1u);
+                }
+                gates[saved] = h_new;
             }
-            gates[saved] = h_new;
         }
+        state[next + j] = h_new;
+        y[(p.t * p.batch + b) * p.y_stride + p.y_off + j] = select(0.0, h_new, valid);
     }
-    state[next + j] = h_new;
-    y[(p.t * p.batch + b) * p.y_stride + p.y_off + j] = select(0.0, h_new, valid);
 }

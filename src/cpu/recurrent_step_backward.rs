@@ -22,20 +22,42 @@ pub(crate) fn recurrent_step_backward<F: Float>(
     let gh = g_count * h;
     let plane = steps * batch * gh; // the dG_h plane of dg
     let c_plane = (steps + 1) * batch * h;
+    // The recurrent term for every row at once: dG_h[slot + 1] [B, G·H] · W_hh [G·H, H].
+    let mut rec = vec![F::ZERO; batch * h];
+    if slot + 1 < steps {
+        let src = plane + (slot + 1) * batch * gh;
+        assert!(
+            dg.len() >= src + batch * gh && w_hh.len() >= gh * h,
+            "recurrent_step_backward: buffers too small"
+        );
+        // SAFETY: dG_h[slot + 1] is B×G·H at src inside `dg`, W_hh is G·H×H, rec is B×H.
+        unsafe {
+            F::gemm(
+                batch,
+                gh,
+                h,
+                F::ONE,
+                dg[src..].as_ptr(),
+                gh as isize,
+                1,
+                w_hh.as_ptr(),
+                h as isize,
+                1,
+                F::ZERO,
+                rec.as_mut_ptr(),
+                h as isize,
+                1,
+            );
+        }
+    }
     for b in 0..batch {
         let prev = (slot * batch + b) * h;
         let next = ((slot + 1) * batch + b) * h;
         let valid = (t as f64) < lengths[b].to_f64();
         for j in 0..h {
-            let mut dh = carry[next + j];
+            let mut dh = carry[next + j] + rec[b * h + j];
             if valid {
                 dh += dy[(t * batch + b) * p.y_stride as usize + p.y_off as usize + j];
-            }
-            if slot + 1 < steps {
-                let src = plane + ((slot + 1) * batch + b) * gh; // dG_h[slot + 1, b, :]
-                for r in 0..gh {
-                    dh += dg[src + r] * w_hh[r * h + j]; // W_hh[r, j]
-                }
             }
             let gx = (t * batch + b) * gh + j;
             let gr = plane + (slot * batch + b) * gh + j;

@@ -37,6 +37,33 @@ pub(crate) fn recurrent_step_forward<F: Float>(
     let (t, slot) = (p.t as usize, p.slot as usize);
     let gh = cell_gates(cell) * h;
     let c_plane = (p.steps as usize + 1) * batch * h;
+    // The recurrent pre-activations for every row at once: rec = h_prev [B, H] · W_hhᵀ [H, G·H],
+    // one GEMM (as the shader's per-invocation dot products, summed in another order).
+    let mut rec = vec![F::ZERO; batch * gh];
+    let prev0 = slot * batch * h;
+    assert!(
+        state.len() >= prev0 + batch * h && w_t.len() >= h * gh,
+        "recurrent_step_forward: buffers too small"
+    );
+    // SAFETY: h_prev is B×H at prev0 inside `state`, W_hhᵀ is H×G·H, rec is B×G·H.
+    unsafe {
+        F::gemm(
+            batch,
+            h,
+            gh,
+            F::ONE,
+            state[prev0..].as_ptr(),
+            h as isize,
+            1,
+            w_t.as_ptr(),
+            gh as isize,
+            1,
+            F::ZERO,
+            rec.as_mut_ptr(),
+            gh as isize,
+            1,
+        );
+    }
     for b in 0..batch {
         let prev = (slot * batch + b) * h; // state[0, slot, b, :]
         let next = ((slot + 1) * batch + b) * h;
@@ -44,13 +71,7 @@ pub(crate) fn recurrent_step_forward<F: Float>(
         for j in 0..h {
             let mut acc = [F::ZERO; 4];
             for (g, a) in acc.iter_mut().enumerate().take(cell_gates(cell)) {
-                *a = b_hh[g * h + j];
-            }
-            for k in 0..h {
-                let hk = state[prev + k];
-                for (g, a) in acc.iter_mut().enumerate().take(cell_gates(cell)) {
-                    *a += hk * w_t[k * gh + g * h + j]; // W_hhᵀ[k, g·H + j]
-                }
+                *a = b_hh[g * h + j] + rec[b * gh + g * h + j];
             }
             let xb = (t * batch + b) * gh + j; // xg[t, b, j]
             let h_prev = state[prev + j];

@@ -45,14 +45,18 @@ pub(crate) struct Bindings<'a> {
     pub y: &'a RawBuffer,
 }
 
-/// Grid of a step: ceil(H / WG) × B.
+/// Batch rows per invocation (`BT` in the shaders).
+pub(crate) const BT: u32 = 8;
+
+/// Grid of a step: ceil(H / WG) × ceil(B / BT).
 pub(crate) fn workgroups(gpu: &GpuInner, p: &Params) -> Result<[u32; 3]> {
-    let [x, ..] = fold_grid(
-        "recurrent_step",
-        u64::from(p.hidden.div_ceil(WG)),
-        gpu.limits.max_compute_workgroups_per_dimension,
-    )?;
-    Ok([x, p.batch, 1])
+    let max = gpu.limits.max_compute_workgroups_per_dimension;
+    let (x, y) = (p.hidden.div_ceil(WG), p.batch.div_ceil(BT));
+    if x > max || y > max {
+        // 65,535 × 64 hidden units or × 8 batch rows: far past any layer that fits in memory.
+        return fold_grid("recurrent_step", u64::from(max) + 1, 1).map(|_| [x, y, 1]);
+    }
+    Ok([x, y, 1])
 }
 
 pub(crate) fn record(gpu: &GpuInner, cell: u32, p: &Params, b: &Bindings<'_>) -> Result<()> {

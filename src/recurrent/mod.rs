@@ -494,7 +494,13 @@ mod tests {
     #[test]
     fn every_cell_matches_cpu_forward_and_every_gradient() {
         let g = Device::Gpu(gpu());
-        let shapes = [(1, 1, 1, 1), (5, 3, 7, 17), (4, 7, 9, 67), (200, 2, 3, 5)];
+        let shapes = [
+            (1, 1, 1, 1),
+            (5, 3, 7, 17),
+            (4, 7, 9, 67),
+            (200, 2, 3, 5),
+            (3, 19, 4, 9),
+        ];
         for cell in CELLS {
             for (k, &shape) in shapes.iter().enumerate() {
                 let bi = k % 2 == 1;
@@ -698,5 +704,54 @@ mod tests {
         // Linear in T: 30 more steps cost exactly L·30 more dispatches each way.
         assert_eq!(counts[1].0 - counts[0].0, (layers * 30) as u64);
         assert_eq!(counts[1].1 - counts[0].1, (layers * 30) as u64);
+    }
+}
+
+#[cfg(test)]
+mod truncation_tests {
+    use crate::nn::Recurrent;
+    use crate::testing::{assert_close, gpu, Tol};
+    use crate::{Device, Rng, Tensor};
+
+    /// Truncated BPTT: carrying the final state, detached, into the next window gives the same
+    /// outputs as one long run, and no gradient crosses the window boundary.
+    #[test]
+    fn carried_detached_state_continues_the_sequence() {
+        let dev = Device::Gpu(gpu());
+        let lstm = Recurrent::lstm(3, 5)
+            .layers(2)
+            .build(&dev, &mut Rng::new(4))
+            .unwrap();
+        let xs = Rng::new(6).normals(6 * 2 * 3);
+        let whole = Tensor::from_slice(&dev, &xs, &[6, 2, 3]).unwrap();
+        let long = lstm
+            .forward_with(&whole, None, None)
+            .unwrap()
+            .output
+            .read_blocking()
+            .unwrap();
+        let first = Tensor::from_slice(&dev, &xs[..18], &[3, 2, 3]).unwrap();
+        let second = Tensor::from_slice(&dev, &xs[18..], &[3, 2, 3])
+            .unwrap()
+            .requires_grad();
+        let a = lstm.forward_with(&first, None, None).unwrap();
+        let (h, c) = (a.h_n.detach(), a.c_n.unwrap().detach());
+        assert!(!h.tracks_grad() && !c.tracks_grad());
+        let b = lstm
+            .forward_with(&second, Some((&h, Some(&c))), None)
+            .unwrap();
+        let mut joined = a.output.read_blocking().unwrap();
+        joined.extend(b.output.read_blocking().unwrap());
+        assert_close(
+            "two windows vs one run",
+            &joined,
+            &long,
+            Tol {
+                abs: 1e-5,
+                rel: 1e-5,
+            },
+        );
+        b.output.sum_all().unwrap().backward().unwrap();
+        assert!(second.grad().is_some());
     }
 }
