@@ -272,6 +272,43 @@ impl Optimizer {
         out.narrow(0, 0, 1).ok()?.reshape(&[]).ok()
     }
 
+    /// The state to checkpoint: the step count and, per parameter, its two state tensors
+    /// (`None` before its first update).
+    pub fn state(&self) -> (u32, Vec<Option<(Tensor, Tensor)>>) {
+        (self.step, self.states.clone())
+    }
+
+    /// Restores a state from [`Optimizer::state`] (of an optimizer over the same parameters).
+    pub fn load_state(&mut self, step: u32, states: Vec<Option<(Tensor, Tensor)>>) -> Result<()> {
+        if states.len() != self.params.len() {
+            return Err(Error::Format {
+                what: "optimizer state".into(),
+                message: format!(
+                    "holds {} parameters; this optimizer has {}",
+                    states.len(),
+                    self.params.len()
+                ),
+            });
+        }
+        for (i, (s, p)) in states.iter().zip(&self.params).enumerate() {
+            if let Some((a, b)) = s {
+                if a.shape() != p.shape() || b.shape() != p.shape() {
+                    return Err(Error::Format {
+                        what: format!("optimizer state of parameter {i}"),
+                        message: format!(
+                            "has shape {}; the parameter has {}",
+                            shape_str(a.shape()),
+                            shape_str(p.shape())
+                        ),
+                    });
+                }
+            }
+        }
+        self.step = step;
+        self.states = states;
+        Ok(())
+    }
+
     /// Forgets every parameter's gradient (dispatches nothing).
     pub fn zero_grad(&self) {
         for p in &self.params {

@@ -1,0 +1,841 @@
+//! char-rnn: a character-level language model on tiny Shakespeare (data/tinyshakespeare.txt),
+//! trained with truncated BPTT, that prints samples as it learns.
+//!
+//! ```text
+//! cargo run --release --example char_rnn                         # the default run (a few minutes)
+//! cargo run --release --example char_rnn -- --device cpu         # the same on the CPU twins
+//! cargo run --release --example char_rnn -- --hidden 256 --layers 2 --steps 5000 --dropout 0.2
+//! cargo run --release --example char_rnn -- --sample-only --checkpoint runs/default/checkpoint.safetensors \
+//!     --prime "ROMEO:" --temperature 0.8 --top-k 10 --length 500 --seed 1
+//! cargo run --release --example char_rnn -- --resume runs/default/checkpoint.safetensors --steps 2000
+//! ```
+//!
+//! Data, exactly (so runs compare with other implementations): the vocabulary is the file's
+//! distinct characters sorted by code point; the first 90% of characters train, the rest
+//! validate; the training stream is cut into B rows, row b starting at b·⌊N/B⌋; each step takes
+//! the next T characters of every row as inputs and the same window shifted by one as targets;
+//! the hidden state is carried across windows, detached, and reset at each epoch; the loss is the
+//! mean cross-entropy over B·T. Model: one-hot → stacked LSTM/GRU/RNN → Linear → cross-entropy.
+//! Parameters are named `rnn.weight_ih_l0`, … (PyTorch's, under `rnn.`), `decoder.weight`,
+//! `decoder.bias`, so the same model trains in PyTorch from the same file (`--init`).
+
+#[path = "common/plot.rs"]
+mod plot;
+
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use timeloom::io::{serialize, write_atomic, Weights};
+use timeloom::nn::{CellKind, Linear, Module, Recurrent};
+use timeloom::{no_grad, Algorithm, CrossEntropy, Device, Error, Optimizer, Rng, Schedule, Tensor};
+
+/// The text as ids over a sorted vocabulary, split 90/10 by character index.
+#[derive(Clone, Debug)]
+pub struct Corpus {
+    pub vocab: Vec<char>,
+    pub ids: Vec<u32>,
+    pub train_len: usize,
+}
+
+impl Corpus {
+    pub fn new(text: &str) -> Result<Corpus, Error> {
+        let mut vocab: Vec<char> = text.chars().collect();
+        vocab.sort_unstable();
+        vocab.dedup();
+        if vocab.is_empty() {
+            return Err(Error::Format {
+                what: "text".into(),
+                message: "is empty".into(),
+            });
+        }
+        let index: HashMap<char, u32> = vocab
+            .iter()
+            .enumerate()
+            .map(|(i, &c)| (c, i as u32))
+            .collect();
+        let ids: Vec<u32> = text.chars().map(|c| index[&c]).collect();
+        let train_len = ids.len() * 9 / 10;
+        Ok(Corpus {
+            vocab,
+            ids,
+            train_len,
+        })
+    }
+
+    pub fn train(&self) -> &[u32] {
+        &self.ids[..self.train_len]
+    }
+
+    pub fn val(&self) -> &[u32] {
+        &self.ids[self.train_len..]
+    }
+
+    pub fn encode(&self, s: &str) -> Result<Vec<u32>, Error> {
+        s.chars()
+            .map(|c| {
+                self.vocab
+                    .binary_search(&c)
+                    .map(|i| i as u32)
+                    .map_err(|_| Error::InvalidArgument {
+                        op: "char_rnn",
+                        message: format!("{c:?} is not in the training text's vocabulary"),
+                    })
+            })
+            .collect()
+    }
+
+    pub fn decode(&self, ids: &[u32]) -> String {
+        ids.iter().map(|&i| self.vocab[i as usize]).collect()
+    }
+}
+
+/// Windows of T characters from B contiguous rows of a stream.
+#[derive(Clone, Debug)]
+pub struct Batcher {
+    data: Vec<u32>,
+    pub rows: usize,
+    pub steps: usize,
+    pub row_len: usize,
+    /// The next window's index within the epoch.
+    pub pos: usize,
+}
+
+impl Batcher {
+    pub fn new(data: &[u32], rows: usize, steps: usize) -> Result<Batcher, Error> {
+        let row_len = data.len() / rows.max(1);
+        if rows == 0 || steps == 0 || row_len < steps + 1 {
+            return Err(Error::InvalidArgument {
+                op: "char_rnn",
+                message: format!(
+                    "{} characters do not fill {rows} rows of {} + 1",
+                    data.len(),
+                    steps
+                ),
+            });
+        }
+        Ok(Batcher {
+            data: data.to_vec(),
+            rows,
+            steps,
+            row_len,
+            pos: 0,
+        })
+    }
+
+    /// Row b starts at b·⌊N/B⌋.
+    pub fn row_start(&self, b: usize) -> usize {
+        b * self.row_len
+    }
+
+    pub fn windows_per_epoch(&self) -> usize {
+        (self.row_len - 1) / self.steps
+    }
+
+    /// The next window: inputs and targets [T·B], time-major (t, b), and whether it starts an
+    /// epoch (the caller then resets the hidden state).
+    pub fn next_window(&mut self) -> (Vec<u32>, Vec<u32>, bool) {
+        if self.pos >= self.windows_per_epoch() {
+            self.pos = 0;
+        }
+        let starts_epoch = self.pos == 0;
+        let mut x = Vec::with_capacity(self.rows * self.steps);
+        let mut y = Vec::with_capacity(self.rows * self.steps);
+        for t in 0..self.steps {
+            for b in 0..self.rows {
+                let i = self.row_start(b) + self.pos * self.steps + t;
+                x.push(self.data[i]);
+                y.push(self.data[i + 1]);
+            }
+        }
+        self.pos += 1;
+        (x, y, starts_epoch)
+    }
+}
+
+/// Everything a run is, on the command line and in a checkpoint.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub cell: CellKind,
+    pub layers: usize,
+    pub hidden: usize,
+    pub dropout: f32,
+    pub batch: usize,
+    pub seq_len: usize,
+    pub steps: usize,
+    pub lr: f32,
+    pub lr_decay: f32,
+    pub clip: f32,
+    pub optimizer: String,
+    pub seed: u64,
+    pub eval_every: usize,
+    pub sample_every: usize,
+    pub checkpoint_every: usize,
+    pub name: String,
+    pub quiet: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            cell: CellKind::Lstm,
+            layers: 1,
+            hidden: 128,
+            dropout: 0.0,
+            batch: 32,
+            seq_len: 32,
+            steps: 500,
+            lr: 4e-3,
+            lr_decay: 0.97,
+            clip: 5.0,
+            optimizer: "adam".into(),
+            seed: 0,
+            eval_every: 100,
+            sample_every: 250,
+            checkpoint_every: 250,
+            name: "default".into(),
+            quiet: false,
+        }
+    }
+}
+
+fn cell_name(c: CellKind) -> &'static str {
+    match c {
+        CellKind::Lstm => "lstm",
+        CellKind::Gru => "gru",
+        CellKind::RnnTanh => "rnn",
+        CellKind::RnnRelu => "rnn_relu",
+    }
+}
+
+/// One-hot → recurrent stack → Linear.
+pub struct CharModel {
+    pub rnn: Recurrent,
+    pub decoder: Linear,
+    pub vocab: usize,
+    pub device: Device,
+}
+
+/// The carried hidden state (h, c).
+pub type State = Option<(Tensor, Option<Tensor>)>;
+
+impl CharModel {
+    pub fn new(
+        cfg: &Config,
+        vocab: usize,
+        device: &Device,
+        rng: &mut Rng,
+    ) -> Result<CharModel, Error> {
+        let builder = match cfg.cell {
+            CellKind::Lstm => Recurrent::lstm(vocab, cfg.hidden),
+            CellKind::Gru => Recurrent::gru(vocab, cfg.hidden),
+            CellKind::RnnTanh => Recurrent::rnn(vocab, cfg.hidden),
+            CellKind::RnnRelu => Recurrent::rnn_relu(vocab, cfg.hidden),
+        };
+        let rnn = builder
+            .layers(cfg.layers)
+            .dropout(cfg.dropout)
+            .build(device, rng)?;
+        let decoder = Linear::new(device, cfg.hidden, vocab, rng)?;
+        Ok(CharModel {
+            rnn,
+            decoder,
+            vocab,
+            device: device.clone(),
+        })
+    }
+
+    pub fn named_parameters(&self) -> Vec<(String, Tensor)> {
+        let mut v: Vec<(String, Tensor)> = self
+            .rnn
+            .named_parameters()
+            .into_iter()
+            .map(|(n, t)| (format!("rnn.{n}"), t))
+            .collect();
+        v.extend(
+            self.decoder
+                .named_parameters()
+                .into_iter()
+                .map(|(n, t)| (format!("decoder.{n}"), t)),
+        );
+        v
+    }
+
+    /// Logits [T·B, V] for ids [T·B] (time-major) from `state`, and the new state.
+    pub fn forward(
+        &self,
+        ids: &[u32],
+        steps: usize,
+        batch: usize,
+        state: &State,
+    ) -> Result<(Tensor, State), Error> {
+        let mut onehot = vec![0.0f32; ids.len() * self.vocab];
+        for (k, &i) in ids.iter().enumerate() {
+            onehot[k * self.vocab + i as usize] = 1.0;
+        }
+        let x = Tensor::from_slice(&self.device, &onehot, &[steps, batch, self.vocab])?;
+        let st = state.as_ref().map(|(h, c)| (h, c.as_ref()));
+        let out = self.rnn.forward_with(&x, st, None)?;
+        let hdim = out.output.shape()[2];
+        let logits = self
+            .decoder
+            .forward(&out.output.reshape(&[steps * batch, hdim])?)?;
+        Ok((logits, Some((out.h_n, out.c_n))))
+    }
+}
+
+fn detach(state: &State) -> State {
+    state
+        .as_ref()
+        .map(|(h, c)| (h.detach(), c.as_ref().map(Tensor::detach)))
+}
+
+/// A training run's state: everything a checkpoint holds.
+pub struct Trainer {
+    pub cfg: Config,
+    pub corpus: Corpus,
+    pub model: CharModel,
+    pub opt: Optimizer,
+    pub batcher: Batcher,
+    pub rng: Rng,
+    pub state: State,
+    pub step: usize,
+}
+
+fn make_optimizer(cfg: &Config, params: Vec<Tensor>, per_epoch: usize) -> Result<Optimizer, Error> {
+    let alg = match cfg.optimizer.as_str() {
+        "sgd" => Algorithm::Sgd { momentum: 0.0, dampening: 0.0, nesterov: false },
+        "momentum" => Algorithm::Sgd { momentum: 0.9, dampening: 0.0, nesterov: false },
+        "nesterov" => Algorithm::Sgd { momentum: 0.9, dampening: 0.0, nesterov: true },
+        "adagrad" => Algorithm::AdaGrad { lr_decay: 0.0, initial_accumulator_value: 0.0 },
+        "rmsprop" => Algorithm::RmsProp { alpha: 0.99, momentum: 0.0 },
+        "adadelta" => Algorithm::AdaDelta { rho: 0.9 },
+        "adam" => Algorithm::Adam { beta1: 0.9, beta2: 0.999 },
+        "adamw" => Algorithm::AdamW { beta1: 0.9, beta2: 0.999 },
+        other => {
+            return Err(Error::InvalidArgument {
+                op: "char_rnn",
+                message: format!("--optimizer {other}: use sgd, momentum, nesterov, adagrad, rmsprop, adadelta, adam or adamw"),
+            })
+        }
+    };
+    let mut opt = Optimizer::new(params, alg, cfg.lr).schedule(Schedule::Step {
+        every: per_epoch as u32,
+        gamma: cfg.lr_decay,
+    });
+    if cfg.clip > 0.0 {
+        opt = opt.clip_grad_norm(cfg.clip);
+    }
+    Ok(opt)
+}
+
+impl Trainer {
+    pub fn new(cfg: Config, text: &str, device: &Device) -> Result<Trainer, Error> {
+        let corpus = Corpus::new(text)?;
+        let mut rng = Rng::new(cfg.seed);
+        let model = CharModel::new(&cfg, corpus.vocab.len(), device, &mut rng)?;
+        let batcher = Batcher::new(corpus.train(), cfg.batch, cfg.seq_len)?;
+        let opt = make_optimizer(
+            &cfg,
+            model
+                .named_parameters()
+                .into_iter()
+                .map(|(_, t)| t)
+                .collect(),
+            batcher.windows_per_epoch(),
+        )?;
+        Ok(Trainer {
+            cfg,
+            corpus,
+            model,
+            opt,
+            batcher,
+            rng,
+            state: None,
+            step: 0,
+        })
+    }
+
+    /// One training step; returns the loss as a device scalar (read it when you want it).
+    pub fn train_step(&mut self) -> Result<Tensor, Error> {
+        let (x, y, new_epoch) = self.batcher.next_window();
+        if new_epoch {
+            self.state = None;
+        }
+        let (t, b) = (self.cfg.seq_len, self.cfg.batch);
+        let targets: Vec<f32> = y.iter().map(|&v| v as f32).collect();
+        let targets = Tensor::from_slice(&self.model.device, &targets, &[t * b])?;
+        self.opt.zero_grad();
+        let (logits, state) = self.model.forward(&x, t, b, &self.state)?;
+        let loss = CrossEntropy::new().compute(&logits, &targets)?;
+        loss.backward()?;
+        self.opt.step()?;
+        self.state = detach(&state);
+        self.step += 1;
+        Ok(loss)
+    }
+
+    /// Mean cross-entropy over (up to `max_windows`) validation windows, state carried.
+    pub fn val_loss(&self, max_windows: usize) -> Result<f32, Error> {
+        let mut b = Batcher::new(self.corpus.val(), self.cfg.batch.min(8), self.cfg.seq_len)?;
+        let n = b.windows_per_epoch().min(max_windows);
+        let mut state: State = None;
+        let mut total = 0.0;
+        for _ in 0..n {
+            let (x, y, _) = b.next_window();
+            let targets: Vec<f32> = y.iter().map(|&v| v as f32).collect();
+            let loss = no_grad(|| -> Result<Tensor, Error> {
+                let targets = Tensor::from_slice(&self.model.device, &targets, &[targets.len()])?;
+                let (logits, st) = self.model.forward(&x, b.steps, b.rows, &state)?;
+                state = st;
+                CrossEntropy::new().compute(&logits, &targets)
+            })?;
+            total += loss.read_blocking()?[0];
+        }
+        Ok(total / n.max(1) as f32)
+    }
+
+    /// Saves everything to resume from, atomically.
+    pub fn save(&self, path: &Path) -> Result<(), Error> {
+        let mut tensors = self.model.named_parameters();
+        let (opt_step, states) = self.opt.state();
+        for ((name, _), s) in self.model.named_parameters().iter().zip(states) {
+            if let Some((a, b)) = s {
+                tensors.push((format!("optim.{name}.s1"), a));
+                tensors.push((format!("optim.{name}.s2"), b));
+            }
+        }
+        if let Some((h, c)) = &self.state {
+            tensors.push(("state.h".into(), h.clone()));
+            if let Some(c) = c {
+                tensors.push(("state.c".into(), c.clone()));
+            }
+        }
+        let c = &self.cfg;
+        let meta: HashMap<String, String> = [
+            ("format", "timeloom char_rnn checkpoint 1".to_string()),
+            ("step", self.step.to_string()),
+            ("optimizer_step", opt_step.to_string()),
+            ("batcher_pos", self.batcher.pos.to_string()),
+            ("rng", self.rng.state().to_string()),
+            ("cell", cell_name(c.cell).into()),
+            ("layers", c.layers.to_string()),
+            ("hidden", c.hidden.to_string()),
+            ("batch", c.batch.to_string()),
+            ("seq_len", c.seq_len.to_string()),
+            (
+                "vocab",
+                self.corpus
+                    .decode(&(0..self.corpus.vocab.len() as u32).collect::<Vec<_>>()),
+            ),
+            ("optimizer", c.optimizer.clone()),
+            ("lr", c.lr.to_string()),
+            ("seed", c.seed.to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        write_atomic(path, &serialize(&tensors, Some(meta))?)
+    }
+
+    /// Restores a checkpoint written by [`Trainer::save`] for the same configuration and text.
+    pub fn restore(&mut self, w: &Weights) -> Result<(), Error> {
+        let meta = |k: &str| -> Result<String, Error> {
+            w.metadata.get(k).cloned().ok_or_else(|| Error::Format {
+                what: format!("{}: metadata `{k}`", w.source),
+                message: "missing: not a char_rnn checkpoint".into(),
+            })
+        };
+        let num = |k: &str| -> Result<u64, Error> {
+            meta(k)?.parse().map_err(|_| Error::Format {
+                what: format!("{}: metadata `{k}`", w.source),
+                message: "not a number".into(),
+            })
+        };
+        let c = &self.cfg;
+        for (k, want) in [
+            ("cell", cell_name(c.cell).to_string()),
+            ("layers", c.layers.to_string()),
+            ("hidden", c.hidden.to_string()),
+            ("batch", c.batch.to_string()),
+            ("seq_len", c.seq_len.to_string()),
+        ] {
+            let got = meta(k)?;
+            if got != want {
+                return Err(Error::Format {
+                    what: format!("{}: `{k}`", w.source),
+                    message: format!(
+                        "the checkpoint has {got}; this run is configured with {want}"
+                    ),
+                });
+            }
+        }
+        if meta("vocab")?
+            != self
+                .corpus
+                .decode(&(0..self.corpus.vocab.len() as u32).collect::<Vec<_>>())
+        {
+            return Err(Error::Format {
+                what: w.source.clone(),
+                message: "the checkpoint was trained on a text with another vocabulary".into(),
+            });
+        }
+        // Check everything before touching anything: a bad file must not half-load.
+        let params = self.model.named_parameters();
+        for (name, p) in &params {
+            w.get(name, p.shape())?;
+        }
+        for (name, p) in &params {
+            p.write(w.get(name, p.shape())?)?;
+        }
+        let dev = &self.model.device;
+        let mut states = Vec::new();
+        for (name, p) in &params {
+            let (k1, k2) = (format!("optim.{name}.s1"), format!("optim.{name}.s2"));
+            states.push(if w.tensors.contains_key(&k1) {
+                Some((
+                    Tensor::from_slice(dev, w.get(&k1, p.shape())?, p.shape())?,
+                    Tensor::from_slice(dev, w.get(&k2, p.shape())?, p.shape())?,
+                ))
+            } else {
+                None
+            });
+        }
+        self.opt.load_state(num("optimizer_step")? as u32, states)?;
+        let tensor = |k: &str| -> Result<Option<Tensor>, Error> {
+            w.tensors
+                .get(k)
+                .map(|(s, v)| Tensor::from_slice(dev, v, s))
+                .transpose()
+        };
+        self.state = tensor("state.h")?
+            .map(|h| Ok::<_, Error>((h, tensor("state.c")?)))
+            .transpose()?;
+        self.step = num("step")? as usize;
+        self.batcher.pos = num("batcher_pos")? as usize;
+        self.rng = Rng::new(num("rng")?);
+        Ok(())
+    }
+}
+
+/// Samples `length` characters after `prime`: temperature-scaled softmax, optionally restricted
+/// to the `top_k` likeliest; temperature ≤ 1e-6 is greedy argmax.
+pub fn sample(
+    model: &CharModel,
+    corpus: &Corpus,
+    prime: &str,
+    temperature: f32,
+    top_k: usize,
+    length: usize,
+    rng: &mut Rng,
+) -> Result<String, Error> {
+    let prime_ids = corpus.encode(if prime.is_empty() { "\n" } else { prime })?;
+    no_grad(|| {
+        let (logits, mut state) = model.forward(&prime_ids, prime_ids.len(), 1, &None)?;
+        let v = corpus.vocab.len();
+        let mut last = logits.read_blocking()?[(prime_ids.len() - 1) * v..].to_vec();
+        let mut out = Vec::with_capacity(length);
+        for _ in 0..length {
+            let next = pick(&last, temperature, top_k, rng);
+            out.push(next);
+            let (logits, st) = model.forward(&[next], 1, 1, &state)?;
+            state = st;
+            last = logits.read_blocking()?;
+        }
+        Ok(format!("{prime}{}", corpus.decode(&out)))
+    })
+}
+
+/// One draw from logits.
+pub fn pick(logits: &[f32], temperature: f32, top_k: usize, rng: &mut Rng) -> u32 {
+    let argmax = logits
+        .iter()
+        .enumerate()
+        .max_by(|a, b| a.1.total_cmp(b.1))
+        .map_or(0, |(i, _)| i);
+    if temperature <= 1e-6 {
+        return argmax as u32;
+    }
+    let mut order: Vec<usize> = (0..logits.len()).collect();
+    order.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]));
+    if top_k > 0 {
+        order.truncate(top_k);
+    }
+    let m = logits[argmax];
+    let weights: Vec<f64> = order
+        .iter()
+        .map(|&i| f64::from((logits[i] - m) / temperature).exp())
+        .collect();
+    let total: f64 = weights.iter().sum();
+    let mut u = rng.uniform() * total;
+    for (&i, w) in order.iter().zip(&weights) {
+        if u < *w {
+            return i as u32;
+        }
+        u -= w;
+    }
+    order[order.len() - 1] as u32
+}
+
+fn fmt_secs(s: f64) -> String {
+    if s >= 60.0 {
+        format!("{}m{:02}s", (s / 60.0) as u64, (s % 60.0) as u64)
+    } else {
+        format!("{s:.0}s")
+    }
+}
+
+/// The whole training run with progress, log, plot, samples and checkpoints.
+pub fn train(
+    trainer: &mut Trainer,
+    out_dir: &Path,
+) -> Result<Vec<(usize, f32, Option<f32>)>, Error> {
+    let cfg = trainer.cfg.clone();
+    std::fs::create_dir_all(out_dir).map_err(|source| Error::Io {
+        path: out_dir.to_path_buf(),
+        source,
+    })?;
+    let log_path = out_dir.join("log.csv");
+    let mut log = String::from("step,train_loss,val_loss\n");
+    let mut history: Vec<(usize, f32, Option<f32>)> = Vec::new();
+    let start = Instant::now();
+    let first = trainer.step;
+    let chars_per_step = (cfg.batch * cfg.seq_len) as f64;
+    while trainer.step < cfg.steps {
+        let loss = trainer.train_step()?.read_blocking()?[0];
+        let step = trainer.step;
+        let done = (step - first) as f64;
+        let rate = done * chars_per_step / start.elapsed().as_secs_f64();
+        let eta = (cfg.steps - step) as f64 * chars_per_step / rate.max(1e-9);
+        if !cfg.quiet {
+            print!(
+                "\rstep {step:>6}/{}  loss {loss:.4}  {rate:>7.0} chars/s  ETA {:<8}",
+                cfg.steps,
+                fmt_secs(eta)
+            );
+            let _ = std::io::stdout().flush();
+        }
+        let mut val = None;
+        if cfg.eval_every > 0 && (step.is_multiple_of(cfg.eval_every) || step == cfg.steps) {
+            let v = trainer.val_loss(20)?;
+            val = Some(v);
+            if !cfg.quiet {
+                println!("\rstep {step:>6}  train loss {loss:.4}  validation loss {v:.4}  ({rate:.0} chars/s)          ");
+            }
+        }
+        history.push((step, loss, val));
+        log.push_str(&format!(
+            "{step},{loss},{}\n",
+            val.map_or(String::new(), |v| v.to_string())
+        ));
+        if val.is_some() {
+            write_atomic(&log_path, log.as_bytes())?;
+            let train_pts: Vec<(f64, f64)> = history
+                .iter()
+                .map(|&(s, l, _)| (s as f64, f64::from(l)))
+                .collect();
+            let val_pts: Vec<(f64, f64)> = history
+                .iter()
+                .filter_map(|&(s, _, v)| v.map(|v| (s as f64, f64::from(v))))
+                .collect();
+            let png = plot::line_plot(
+                &[(&train_pts, [70, 110, 200]), (&val_pts, [220, 80, 40])],
+                800,
+                400,
+            );
+            write_atomic(out_dir.join("loss.png"), &png)?;
+        }
+        if cfg.sample_every > 0 && step.is_multiple_of(cfg.sample_every) && !cfg.quiet {
+            let mut rng = Rng::new(cfg.seed ^ step as u64);
+            let text = sample(&trainer.model, &trainer.corpus, "\n", 0.8, 0, 200, &mut rng)?;
+            println!("----- sample at step {step} -----{text}\n-----");
+        }
+        if cfg.checkpoint_every > 0 && (step.is_multiple_of(cfg.checkpoint_every) || step == cfg.steps) {
+            trainer.save(&out_dir.join("checkpoint.safetensors"))?;
+        }
+    }
+    Ok(history)
+}
+
+fn parse_cell(s: &str) -> Result<CellKind, Error> {
+    match s {
+        "lstm" => Ok(CellKind::Lstm),
+        "gru" => Ok(CellKind::Gru),
+        "rnn" => Ok(CellKind::RnnTanh),
+        "rnn_relu" => Ok(CellKind::RnnRelu),
+        other => Err(Error::InvalidArgument {
+            op: "char_rnn",
+            message: format!("--cell {other}: use lstm, gru, rnn or rnn_relu"),
+        }),
+    }
+}
+
+#[allow(dead_code)]
+fn main() -> Result<(), Error> {
+    let mut cfg = Config::default();
+    let (mut device, mut data) = (
+        "gpu".to_string(),
+        PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/data/tinyshakespeare.txt"
+        )),
+    );
+    let (mut sample_only, mut checkpoint, mut resume, mut init) =
+        (false, None::<PathBuf>, None::<PathBuf>, None::<PathBuf>);
+    let (mut prime, mut temperature, mut top_k, mut length) =
+        ("ROMEO:".to_string(), 0.8f32, 0usize, 500usize);
+    let mut epochs = None::<usize>;
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut it = args.iter();
+    let bad = |flag: &str, v: &str| Error::InvalidArgument {
+        op: "char_rnn",
+        message: format!("{flag} {v:?} is not valid; see the top of examples/char_rnn.rs"),
+    };
+    while let Some(a) = it.next() {
+        let mut val = || it.next().cloned().unwrap_or_default();
+        macro_rules! num {
+            ($field:expr) => {{
+                let v = val();
+                $field = v.parse().map_err(|_| bad(a, &v))?;
+            }};
+        }
+        match a.as_str() {
+            "--device" => device = val(),
+            "--data" => data = PathBuf::from(val()),
+            "--cell" => cfg.cell = parse_cell(&val())?,
+            "--layers" => num!(cfg.layers),
+            "--hidden" => num!(cfg.hidden),
+            "--dropout" => num!(cfg.dropout),
+            "--batch" => num!(cfg.batch),
+            "--seq-len" => num!(cfg.seq_len),
+            "--steps" => num!(cfg.steps),
+            "--epochs" => {
+                let v = val();
+                epochs = Some(v.parse().map_err(|_| bad(a, &v))?);
+            }
+            "--lr" => num!(cfg.lr),
+            "--lr-decay" => num!(cfg.lr_decay),
+            "--clip" => num!(cfg.clip),
+            "--optimizer" => cfg.optimizer = val(),
+            "--seed" => num!(cfg.seed),
+            "--eval-every" => num!(cfg.eval_every),
+            "--sample-every" => num!(cfg.sample_every),
+            "--checkpoint-every" => num!(cfg.checkpoint_every),
+            "--name" => cfg.name = val(),
+            "--sample-only" => sample_only = true,
+            "--checkpoint" => checkpoint = Some(PathBuf::from(val())),
+            "--resume" => resume = Some(PathBuf::from(val())),
+            "--init" => init = Some(PathBuf::from(val())),
+            "--prime" => prime = val(),
+            "--temperature" => num!(temperature),
+            "--top-k" => num!(top_k),
+            "--length" => num!(length),
+            other => return Err(bad("argument", other)),
+        }
+    }
+    let text = std::fs::read(&data).map_err(|source| Error::Io {
+        path: data.clone(),
+        source,
+    })?;
+    let text = String::from_utf8(text).map_err(|e| Error::Format {
+        what: data.display().to_string(),
+        message: format!("not UTF-8 text: {e}"),
+    })?;
+    let dev = if device == "cpu" {
+        Device::Cpu
+    } else {
+        Device::gpu()?
+    };
+    println!("device: {dev}");
+    let mut trainer = Trainer::new(cfg.clone(), &text, &dev)?;
+    if let Some(e) = epochs {
+        trainer.cfg.steps = e * trainer.batcher.windows_per_epoch();
+    }
+    if sample_only {
+        let path = checkpoint.ok_or_else(|| Error::InvalidArgument {
+            op: "char_rnn",
+            message: "--sample-only needs --checkpoint PATH".into(),
+        })?;
+        trainer.restore(&timeloom::io::load(&path)?)?;
+        let mut rng = Rng::new(cfg.seed);
+        println!(
+            "{}",
+            sample(
+                &trainer.model,
+                &trainer.corpus,
+                &prime,
+                temperature,
+                top_k,
+                length,
+                &mut rng
+            )?
+        );
+        return Ok(());
+    }
+    if let Some(path) = init {
+        timeloom::io::load(&path).and_then(|w| {
+            for (name, p) in trainer.model.named_parameters() {
+                p.write(w.get(&name, p.shape())?)?;
+            }
+            Ok(())
+        })?;
+    }
+    if let Some(path) = resume {
+        trainer.restore(&timeloom::io::load(&path)?)?;
+        println!("resumed at step {}", trainer.step);
+    }
+    let c = trainer.cfg.clone();
+    println!(
+        "vocabulary {} characters; {} train / {} validation; {} windows per epoch; {:?} {} x {}, batch {}, seq {}, {} steps",
+        trainer.corpus.vocab.len(),
+        trainer.corpus.train_len,
+        trainer.corpus.ids.len() - trainer.corpus.train_len,
+        trainer.batcher.windows_per_epoch(),
+        c.cell,
+        c.layers,
+        c.hidden,
+        c.batch,
+        c.seq_len,
+        c.steps
+    );
+    let out_dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/runs")).join(&c.name);
+    let start = Instant::now();
+    let history = train(&mut trainer, &out_dir)?;
+    let secs = start.elapsed().as_secs_f64();
+    let last_val = history.iter().rev().find_map(|h| h.2);
+    println!(
+        "\ntrained {} steps in {} ({:.0} chars/s); final validation loss {:?}",
+        history.len(),
+        fmt_secs(secs),
+        history.len() as f64 * (c.batch * c.seq_len) as f64 / secs,
+        last_val
+    );
+    if let Device::Gpu(g) = &dev {
+        let s = g.stats();
+        println!(
+            "GPU: {} dispatches, {} submissions over {} steps",
+            s.dispatches,
+            s.submissions,
+            history.len()
+        );
+    }
+    let mut rng = Rng::new(c.seed);
+    println!(
+        "----- sample -----\n{}",
+        sample(
+            &trainer.model,
+            &trainer.corpus,
+            &prime,
+            temperature,
+            top_k,
+            length,
+            &mut rng
+        )?
+    );
+    println!(
+        "wrote {}/log.csv, loss.png and checkpoint.safetensors",
+        out_dir.display()
+    );
+    Ok(())
+}

@@ -1,0 +1,178 @@
+//! The char-rnn example's promises: the data pipeline exactly as specified, learning on the real
+//! text, resume equivalence, atomic checkpoints and deterministic sampling.
+
+#[path = "../examples/char_rnn.rs"]
+#[allow(dead_code)]
+mod char_rnn;
+
+use std::sync::OnceLock;
+
+use char_rnn::{pick, sample, Batcher, Config, Corpus, Trainer};
+use timeloom::{Device, Gpu, Rng};
+
+fn gpu() -> Device {
+    static GPU: OnceLock<Gpu> = OnceLock::new();
+    Device::Gpu(
+        GPU.get_or_init(|| Gpu::new_blocking().expect("the tests need a GPU adapter"))
+            .clone(),
+    )
+}
+
+fn shakespeare() -> String {
+    std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/data/tinyshakespeare.txt"
+    ))
+    .unwrap()
+}
+
+fn small(steps: usize) -> Config {
+    Config {
+        hidden: 48,
+        batch: 8,
+        seq_len: 16,
+        steps,
+        eval_every: 0,
+        sample_every: 0,
+        checkpoint_every: 0,
+        quiet: true,
+        lr: 1e-2,
+        ..Config::default()
+    }
+}
+
+#[test]
+fn the_data_pipeline_is_exactly_as_specified() {
+    let text = "hello world, hello rust!";
+    let c = Corpus::new(text).unwrap();
+    // Distinct characters sorted by code point.
+    assert_eq!(c.vocab.iter().collect::<String>(), " !,dehlorstuw");
+    assert_eq!(c.decode(&c.ids), text);
+    // First 90% by index: 24 characters → 21 train, 3 validation.
+    assert_eq!((c.train().len(), c.val().len()), (21, 3));
+    let mut b = Batcher::new(c.train(), 3, 2).unwrap();
+    // Rows of ⌊21/3⌋ = 7 characters starting at 0, 7, 14; (7 − 1) / 2 = 3 windows an epoch.
+    assert_eq!(
+        (
+            b.row_len,
+            b.row_start(1),
+            b.row_start(2),
+            b.windows_per_epoch()
+        ),
+        (7, 7, 14, 3)
+    );
+    let (x, y, first) = b.next_window();
+    assert!(first);
+    // Time-major: t = 0 of rows 0, 1, 2, then t = 1.
+    // Rows "hello w" | "orld, h" | "ello ru"; window 0 is "he" | "or" | "el", read by time.
+    assert_eq!(c.decode(&x), "hoeerl");
+    assert_eq!(c.decode(&y), "erllll"); // the same windows shifted by one: "el" | "rl" | "ll"
+    let (x2, _, first2) = b.next_window();
+    assert!(!first2);
+    assert_eq!(c.decode(&x2), "lllldo"); // "ll" | "ld" | "lo"
+    b.next_window();
+    let (_, _, wrapped) = b.next_window();
+    assert!(wrapped, "the fourth window starts the second epoch");
+}
+
+#[test]
+fn a_short_run_on_the_real_text_learns() {
+    let mut t = Trainer::new(small(250), &shakespeare(), &gpu()).unwrap();
+    let first = t.train_step().unwrap().read_blocking().unwrap()[0];
+    assert!(
+        (first - 65f32.ln()).abs() < 0.3,
+        "starts near ln(vocab) = 4.17: {first}"
+    );
+    let mut last = Vec::new();
+    while t.step < t.cfg.steps {
+        let l = t.train_step().unwrap().read_blocking().unwrap()[0];
+        if t.step > t.cfg.steps - 20 {
+            last.push(l);
+        }
+    }
+    let mean = last.iter().sum::<f32>() / last.len() as f32;
+    assert!(
+        mean < 2.5,
+        "training loss after {} steps: {mean}",
+        t.cfg.steps
+    );
+}
+
+#[test]
+fn n_steps_then_resume_then_m_steps_equals_n_plus_m_steps() {
+    let text = shakespeare();
+    let dev = gpu();
+    let mut straight = Trainer::new(small(12), &text, &dev).unwrap();
+    for _ in 0..12 {
+        straight.train_step().unwrap();
+    }
+    let dir = std::env::temp_dir().join(format!("timeloom-resume-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("ck.safetensors");
+    let mut first = Trainer::new(small(12), &text, &dev).unwrap();
+    for _ in 0..5 {
+        first.train_step().unwrap();
+    }
+    first.save(&path).unwrap();
+    let mut resumed = Trainer::new(small(12), &text, &dev).unwrap();
+    resumed
+        .restore(&timeloom::io::load(&path).unwrap())
+        .unwrap();
+    for _ in 0..7 {
+        resumed.train_step().unwrap();
+    }
+    for ((name, a), (_, b)) in straight
+        .model
+        .named_parameters()
+        .iter()
+        .zip(resumed.model.named_parameters())
+    {
+        let (a, b) = (a.read_blocking().unwrap(), b.read_blocking().unwrap());
+        let worst = a
+            .iter()
+            .zip(&b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0f32, f32::max);
+        assert!(worst <= 1e-5, "{name}: differs by {worst}");
+    }
+    // A checkpoint of another shape is refused with the field named, and nothing is loaded.
+    let mut other = Trainer::new(
+        Config {
+            hidden: 32,
+            ..small(12)
+        },
+        &text,
+        &dev,
+    )
+    .unwrap();
+    let e = other
+        .restore(&timeloom::io::load(&path).unwrap())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("hidden"), "{e}");
+    // An interrupted write leaves the good checkpoint loadable.
+    let bytes = std::fs::read(&path).unwrap();
+    assert!(timeloom::io::write_atomic_with(&path, &bytes, Some(100)).is_err());
+    let mut again = Trainer::new(small(12), &text, &dev).unwrap();
+    again.restore(&timeloom::io::load(&path).unwrap()).unwrap();
+    assert_eq!(again.step, 5);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn sampling_is_deterministic_and_temperature_zero_is_argmax() {
+    let t = Trainer::new(small(1), &shakespeare(), &Device::Cpu).unwrap();
+    let a = sample(&t.model, &t.corpus, "ROMEO:", 0.8, 5, 40, &mut Rng::new(3)).unwrap();
+    let b = sample(&t.model, &t.corpus, "ROMEO:", 0.8, 5, 40, &mut Rng::new(3)).unwrap();
+    assert_eq!(a, b);
+    assert!(a.starts_with("ROMEO:") && a.chars().count() == 46);
+    let logits = [0.1f32, 2.0, -1.0, 1.9];
+    for seed in 0..20 {
+        assert_eq!(pick(&logits, 0.0, 0, &mut Rng::new(seed)), 1);
+        assert_eq!(
+            pick(&logits, 1.0, 1, &mut Rng::new(seed)),
+            1,
+            "top-1 is argmax too"
+        );
+    }
+}
