@@ -9,6 +9,7 @@
 //!     --prime "ROMEO:" --temperature 0.8 --top-k 10 --length 500 --seed 1
 //! cargo run --release --example char_rnn -- --resume runs/default/checkpoint.safetensors --steps 2000
 //! ```
+//! Ctrl-C saves a checkpoint after the current step and exits; `--resume` continues from it.
 //!
 //! Data, exactly (so runs compare with other implementations): the vocabulary is the file's
 //! distinct characters sorted by code point; the first 90% of characters train, the rest
@@ -25,6 +26,7 @@ mod plot;
 use std::collections::HashMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use timeloom::io::{serialize, write_atomic, Weights};
@@ -586,6 +588,9 @@ fn fmt_secs(s: f64) -> String {
     }
 }
 
+/// Set by Ctrl-C: the loop saves a checkpoint after the current step and stops.
+pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
 /// The whole training run with progress, log, plot, samples and checkpoints.
 pub fn train(
     trainer: &mut Trainer,
@@ -651,8 +656,19 @@ pub fn train(
             let text = sample(&trainer.model, &trainer.corpus, "\n", 0.8, 0, 200, &mut rng)?;
             println!("----- sample at step {step} -----{text}\n-----");
         }
-        if cfg.checkpoint_every > 0 && (step.is_multiple_of(cfg.checkpoint_every) || step == cfg.steps) {
+        let interrupted = INTERRUPTED.load(Ordering::Relaxed);
+        if interrupted
+            || (cfg.checkpoint_every > 0
+                && (step.is_multiple_of(cfg.checkpoint_every) || step == cfg.steps))
+        {
             trainer.save(&out_dir.join("checkpoint.safetensors"))?;
+        }
+        if interrupted {
+            println!(
+                "\ninterrupted at step {step}: saved {}",
+                out_dir.join("checkpoint.safetensors").display()
+            );
+            break;
         }
     }
     Ok(history)
@@ -800,6 +816,9 @@ fn main() -> Result<(), Error> {
         c.steps
     );
     let out_dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/runs")).join(&c.name);
+    if let Err(e) = ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::Relaxed)) {
+        eprintln!("Ctrl-C will not save a checkpoint: {e}");
+    }
     let start = Instant::now();
     let history = train(&mut trainer, &out_dir)?;
     let secs = start.elapsed().as_secs_f64();
