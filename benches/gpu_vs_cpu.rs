@@ -396,6 +396,12 @@ fn rnn_rows(gpu: &Gpu, args: &Args, rows: &mut Vec<Row>) {
                     } else {
                         Recurrent::gru(i, h)
                     };
+                    // TIMELOOM_PERSISTENT=0|1 forces the per-step or the one-dispatch path.
+                    let builder = match std::env::var("TIMELOOM_PERSISTENT").as_deref() {
+                        Ok("0") => builder.persistent(false),
+                        Ok("1") => builder.persistent(true),
+                        _ => builder,
+                    };
                     let model = builder.build(&dev, &mut rng).expect("model");
                     let mut opt = Optimizer::adam(model.parameters(), 1e-3);
                     let x = Tensor::from_slice(&dev, &seq(t * b * i), &[t, b, i]).expect("upload");

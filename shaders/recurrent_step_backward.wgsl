@@ -13,7 +13,7 @@ const BT: u32 = 8u;
 
 struct Params {
     batch: u32, hidden: u32, steps: u32, t: u32,
-    slot: u32, y_stride: u32, y_off: u32, _pad: u32,
+    slot: u32, y_stride: u32, y_off: u32, reverse: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -30,12 +30,33 @@ fn recurrent_step_backward(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(local_invocation_id) lid: vec3<u32>,
 ) {
-    let h = p.hidden;
     let j = wid.x * WG + lid.x;
-    let b0 = wid.y * BT;
-    if j >= h {
-        return;
+    if j < p.hidden {
+        backward_rows(j, wid.y * BT, p.t, p.slot);
     }
+}
+
+// The persistent path: the whole sequence in one workgroup, looping over the steps in the
+// shader, with a storage barrier between steps (the next step reads what every invocation
+// wrote). Only for layers whose state one workgroup can hold; there is no barrier across
+// workgroups in WGSL. Grid: 1 × 1.
+@compute @workgroup_size(WG)
+fn recurrent_sequence_backward(@builtin(local_invocation_id) lid: vec3<u32>) {
+    for (var i = 0u; i < p.steps; i += 1u) {
+        let slot = p.steps - 1u - i;  // the backward walks the state slots down
+        let t = select(slot, p.steps - 1u - slot, p.reverse == 1u);
+        for (var j = lid.x; j < p.hidden; j += WG) {
+            for (var b0 = 0u; b0 < p.batch; b0 += BT) {
+                backward_rows(j, b0, t, slot);
+            }
+        }
+        storageBarrier();
+    }
+}
+
+// The step for hidden unit j and batch rows b0 .. b0 + BT, at time t and state slot `slot`.
+fn backward_rows(j: u32, b0: u32, t: u32, slot: u32) {
+    let h = p.hidden;
     let g_count = cell_gates(CELL);
     let gh = g_count * h;
     let rows = min(BT, p.batch - b0);
@@ -44,8 +65,8 @@ fn recurrent_step_backward(
     // The recurrent term dG_h[slot + 1]·W_hh for BT rows: every invocation reads the same dG_h
     // element (a broadcast), and each W_hh element it loads serves all BT rows.
     var rec: array<f32, 8>;
-    if p.slot + 1u < p.steps {
-        let src0 = plane + ((p.slot + 1u) * p.batch + b0) * gh;
+    if slot + 1u < p.steps {
+        let src0 = plane + ((slot + 1u) * p.batch + b0) * gh;
         for (var q = 0u; q < gh; q += 1u) {
             let w = w_hh[q * h + j];
             for (var r = 0u; r < BT; r += 1u) {
@@ -55,16 +76,16 @@ fn recurrent_step_backward(
     }
     for (var r = 0u; r < rows; r += 1u) {
         let b = b0 + r;
-        let prev = (p.slot * p.batch + b) * h;
-        let next = ((p.slot + 1u) * p.batch + b) * h;
-        let valid = f32(p.t) < lengths[b];
+        let prev = (slot * p.batch + b) * h;
+        let next = ((slot + 1u) * p.batch + b) * h;
+        let valid = f32(t) < lengths[b];
         var dh = carry[next + j] + rec[r];
         if valid {
-            dh += dy[(p.t * p.batch + b) * p.y_stride + p.y_off + j];
+            dh += dy[(t * p.batch + b) * p.y_stride + p.y_off + j];
         }
-        let gx = (p.t * p.batch + b) * gh + j;
-        let gr = plane + (p.slot * p.batch + b) * gh + j;
-        let saved = ((p.slot * p.batch + b) * cell_saved(CELL)) * h + j;
+        let gx = (t * p.batch + b) * gh + j;
+        let gr = plane + (slot * p.batch + b) * gh + j;
+        let saved = ((slot * p.batch + b) * cell_saved(CELL)) * h + j;
         if !valid {
             for (var g = 0u; g < g_count; g += 1u) {
                 dg[gx + g * h] = 0.0;

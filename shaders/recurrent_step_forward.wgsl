@@ -16,7 +16,7 @@ const BT: u32 = 8u;
 
 struct Params {
     batch: u32, hidden: u32, steps: u32, t: u32,
-    slot: u32, y_stride: u32, y_off: u32, _pad: u32,
+    slot: u32, y_stride: u32, y_off: u32, reverse: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -33,12 +33,33 @@ fn recurrent_step_forward(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(local_invocation_id) lid: vec3<u32>,
 ) {
-    let h = p.hidden;
     let j = wid.x * WG + lid.x;
-    let b0 = wid.y * BT;
-    if j >= h {
-        return;
+    if j < p.hidden {
+        forward_rows(j, wid.y * BT, p.t, p.slot);
     }
+}
+
+// The persistent path: the whole sequence in one workgroup, looping over the steps in the
+// shader, with a storage barrier between steps (the next step reads what every invocation
+// wrote). Only for layers whose state one workgroup can hold; there is no barrier across
+// workgroups in WGSL. Grid: 1 × 1.
+@compute @workgroup_size(WG)
+fn recurrent_sequence_forward(@builtin(local_invocation_id) lid: vec3<u32>) {
+    for (var i = 0u; i < p.steps; i += 1u) {
+        let slot = i;  // the forward walks the state slots up; a reverse direction reads time down
+        let t = select(slot, p.steps - 1u - slot, p.reverse == 1u);
+        for (var j = lid.x; j < p.hidden; j += WG) {
+            for (var b0 = 0u; b0 < p.batch; b0 += BT) {
+                forward_rows(j, b0, t, slot);
+            }
+        }
+        storageBarrier();
+    }
+}
+
+// The step for hidden unit j and batch rows b0 .. b0 + BT, at time t and state slot `slot`.
+fn forward_rows(j: u32, b0: u32, t: u32, slot: u32) {
+    let h = p.hidden;
     let g_count = cell_gates(CELL);
     let gh = g_count * h;
     let rows = min(BT, p.batch - b0);
@@ -51,7 +72,7 @@ fn recurrent_step_forward(
             acc[r * 4u + g] = bias;
         }
     }
-    let prev0 = (p.slot * p.batch + b0) * h;
+    let prev0 = (slot * p.batch + b0) * h;
     for (var k = 0u; k < h; k += 1u) {
         let row = k * gh + j;
         var w = array<f32, 4>(0.0, 0.0, 0.0, 0.0);
@@ -68,12 +89,12 @@ fn recurrent_step_forward(
     }
     for (var r = 0u; r < rows; r += 1u) {
         let b = b0 + r;
-        let prev = (p.slot * p.batch + b) * h;
-        let next = ((p.slot + 1u) * p.batch + b) * h;
-        let xb = (p.t * p.batch + b) * gh + j;
-        let valid = f32(p.t) < lengths[b];
+        let prev = (slot * p.batch + b) * h;
+        let next = ((slot + 1u) * p.batch + b) * h;
+        let xb = (t * p.batch + b) * gh + j;
+        let valid = f32(t) < lengths[b];
         let h_prev = state[prev + j];
-        let saved = ((p.slot * p.batch + b) * cell_saved(CELL)) * h + j;
+        let saved = ((slot * p.batch + b) * cell_saved(CELL)) * h + j;
         let a = r * 4u;
         var h_new = h_prev;
         switch CELL {
@@ -116,6 +137,6 @@ fn recurrent_step_forward(
             }
         }
         state[next + j] = h_new;
-        y[(p.t * p.batch + b) * p.y_stride + p.y_off + j] = select(0.0, h_new, valid);
+        y[(t * p.batch + b) * p.y_stride + p.y_off + j] = select(0.0, h_new, valid);
     }
 }

@@ -42,6 +42,8 @@ pub(crate) enum Kernel {
     Dropout,
     RecurrentStepForward,
     RecurrentStepBackward,
+    RecurrentSequenceForward,
+    RecurrentSequenceBackward,
     FmaPeak,
 }
 
@@ -54,7 +56,7 @@ pub(crate) enum Access {
 
 impl Kernel {
     #[cfg(test)]
-    pub const ALL: [Kernel; 16] = [
+    pub const ALL: [Kernel; 18] = [
         Kernel::Matmul,
         Kernel::Unary,
         Kernel::UnaryBackward,
@@ -70,6 +72,8 @@ impl Kernel {
         Kernel::Dropout,
         Kernel::RecurrentStepForward,
         Kernel::RecurrentStepBackward,
+        Kernel::RecurrentSequenceForward,
+        Kernel::RecurrentSequenceBackward,
         Kernel::FmaPeak,
     ];
 
@@ -91,6 +95,9 @@ impl Kernel {
             Kernel::Dropout => "dropout",
             Kernel::RecurrentStepForward => "recurrent_step_forward",
             Kernel::RecurrentStepBackward => "recurrent_step_backward",
+            // The persistent path lives in the step kernels' files: the same step, in a loop.
+            Kernel::RecurrentSequenceForward => "recurrent_sequence_forward",
+            Kernel::RecurrentSequenceBackward => "recurrent_sequence_backward",
             Kernel::FmaPeak => "fma_peak",
         }
     }
@@ -111,8 +118,12 @@ impl Kernel {
             Kernel::OptimizerStep => optimizer_step::SOURCE,
             Kernel::ClipScale => clip_scale::SOURCE,
             Kernel::Dropout => dropout::SOURCE,
-            Kernel::RecurrentStepForward => recurrent_step_forward::SOURCE,
-            Kernel::RecurrentStepBackward => recurrent_step_backward::SOURCE,
+            Kernel::RecurrentStepForward | Kernel::RecurrentSequenceForward => {
+                recurrent_step_forward::SOURCE
+            }
+            Kernel::RecurrentStepBackward | Kernel::RecurrentSequenceBackward => {
+                recurrent_step_backward::SOURCE
+            }
             Kernel::FmaPeak => fma_peak::SOURCE,
         }
     }
@@ -134,10 +145,12 @@ impl Kernel {
             Kernel::OptimizerStep => &[ReadWrite, Read, ReadWrite, ReadWrite, Read],
             Kernel::ClipScale => &[Read, ReadWrite],
             Kernel::Dropout => &[Read, ReadWrite],
-            Kernel::RecurrentStepForward => {
+            Kernel::RecurrentStepForward | Kernel::RecurrentSequenceForward => {
                 &[Read, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite]
             }
-            Kernel::RecurrentStepBackward => &[Read, Read, Read, Read, Read, ReadWrite, ReadWrite],
+            Kernel::RecurrentStepBackward | Kernel::RecurrentSequenceBackward => {
+                &[Read, Read, Read, Read, Read, ReadWrite, ReadWrite]
+            }
             Kernel::FmaPeak => &[ReadWrite],
         }
     }

@@ -21,6 +21,22 @@ pub(crate) struct Bindings<'a> {
     pub carry: &'a RawBuffer,
 }
 
+/// Records the whole backward sweep as one dispatch (the persistent path).
+pub(crate) fn record_sequence(
+    gpu: &GpuInner,
+    cell: u32,
+    p: &Params,
+    b: &Bindings<'_>,
+) -> Result<()> {
+    gpu.record(&Dispatch {
+        kernel: Kernel::RecurrentSequenceBackward,
+        overrides: &[("CELL", f64::from(cell)), ("WG", f64::from(WG))],
+        params: bytemuck::bytes_of(p),
+        buffers: &[b.dy, b.w_hh, b.gates, b.state, b.lengths, b.dg, b.carry],
+        workgroups: [1, 1, 1],
+    })
+}
+
 pub(crate) fn record(gpu: &GpuInner, cell: u32, p: &Params, b: &Bindings<'_>) -> Result<()> {
     gpu.record(&Dispatch {
         kernel: Kernel::RecurrentStepBackward,

@@ -30,7 +30,8 @@ pub struct Params {
     pub y_stride: u32,
     /// Column offset of this direction in the output: d·H.
     pub y_off: u32,
-    pub _pad: u32,
+    /// 1 for the reverse direction (read by the persistent path, which walks the times itself).
+    pub reverse: u32,
 }
 const _: () = assert!(std::mem::size_of::<Params>().is_multiple_of(16));
 
@@ -57,6 +58,29 @@ pub(crate) fn workgroups(gpu: &GpuInner, p: &Params) -> Result<[u32; 3]> {
         return fold_grid("recurrent_step", u64::from(max) + 1, 1).map(|_| [x, y, 1]);
     }
     Ok([x, y, 1])
+}
+
+/// Whether one workgroup runs the whole sequence (`recurrent_sequence_forward`/`_backward`):
+/// when the state is small enough that one workgroup of WG invocations, looping over hidden
+/// units and batch tiles, beats T dispatches of its own: H ≤ 128 and B·H ≤ 1024.
+pub(crate) fn persistent(batch: u32, hidden: u32) -> bool {
+    hidden <= 128 && batch * hidden <= 1024
+}
+
+/// Records the whole sequence as one dispatch (the persistent path).
+pub(crate) fn record_sequence(
+    gpu: &GpuInner,
+    cell: u32,
+    p: &Params,
+    b: &Bindings<'_>,
+) -> Result<()> {
+    gpu.record(&Dispatch {
+        kernel: Kernel::RecurrentSequenceForward,
+        overrides: &[("CELL", f64::from(cell)), ("WG", f64::from(WG))],
+        params: bytemuck::bytes_of(p),
+        buffers: &[b.xg, b.w_t, b.b_hh, b.lengths, b.state, b.gates, b.y],
+        workgroups: [1, 1, 1],
+    })
 }
 
 pub(crate) fn record(gpu: &GpuInner, cell: u32, p: &Params, b: &Bindings<'_>) -> Result<()> {

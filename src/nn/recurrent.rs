@@ -30,6 +30,9 @@ pub struct RecurrentConfig {
     pub dropout: f32,
     /// Input and output as [B, T, ·] instead of [T, B, ·].
     pub batch_first: bool,
+    /// One dispatch for the whole sequence (`Some(true)`), one per step (`Some(false)`), or the
+    /// engine's rule for small states (`None`, the default; see NOTES.md).
+    pub persistent: Option<bool>,
 }
 
 /// Builder of a [`Recurrent`] stack.
@@ -57,6 +60,11 @@ impl RecurrentBuilder {
     /// Batch-first input and output (default false: [T, B, ·]).
     pub fn batch_first(mut self, yes: bool) -> Self {
         self.config.batch_first = yes;
+        self
+    }
+    /// Forces the persistent one-dispatch-per-sequence path on or off (default: automatic).
+    pub fn persistent(mut self, on: bool) -> Self {
+        self.config.persistent = Some(on);
         self
     }
     /// The stack, initialised U(±1/√H) from `rng` like PyTorch.
@@ -146,6 +154,7 @@ fn builder(cell: CellKind, input: usize, hidden: usize) -> RecurrentBuilder {
             bidirectional: false,
             dropout: 0.0,
             batch_first: false,
+            persistent: None,
         },
     }
 }
@@ -269,7 +278,15 @@ impl Recurrent {
                 .as_ref()
                 .map(|c| c.narrow(0, l * dirs, dirs))
                 .transpose()?;
-            let out = layer(c.cell, &h, &h0_l, c0_l.as_ref(), dirs_w, &lengths)?;
+            let out = layer(
+                c.cell,
+                &h,
+                &h0_l,
+                c0_l.as_ref(),
+                dirs_w,
+                &lengths,
+                c.persistent,
+            )?;
             h = out.y;
             if self.training && c.dropout > 0.0 && l + 1 < c.layers {
                 let seed = self

@@ -158,6 +158,58 @@ fn step_backward(
     }
 }
 
+/// The whole sequence forward in one dispatch (GPU only).
+#[allow(clippy::too_many_arguments)]
+fn sequence_forward(
+    cell: u32,
+    p: &Params,
+    xg: &Tensor,
+    w_t: &Tensor,
+    b_hh: &Tensor,
+    lengths: &Tensor,
+    state: &Tensor,
+    gates: &Tensor,
+    y: &Tensor,
+) -> Result<()> {
+    let b = fwd::Bindings {
+        xg: xg.gpu_raw(),
+        w_t: w_t.gpu_raw(),
+        b_hh: b_hh.gpu_raw(),
+        lengths: lengths.gpu_raw(),
+        state: state.gpu_raw(),
+        gates: gates.gpu_raw(),
+        y: y.gpu_raw(),
+    };
+    let gpu = &xg.gpu_storage().expect("a GPU tensor").gpu.inner;
+    fwd::record_sequence(gpu, cell, p, &b)
+}
+
+/// The whole backward sweep in one dispatch (GPU only).
+#[allow(clippy::too_many_arguments)]
+fn sequence_backward(
+    cell: u32,
+    p: &Params,
+    dy: &Tensor,
+    w_hh: &Tensor,
+    gates: &Tensor,
+    state: &Tensor,
+    lengths: &Tensor,
+    dg: &Tensor,
+    carry: &Tensor,
+) -> Result<()> {
+    let b = bwd::Bindings {
+        dy: dy.gpu_raw(),
+        w_hh: w_hh.gpu_raw(),
+        gates: gates.gpu_raw(),
+        state: state.gpu_raw(),
+        lengths: lengths.gpu_raw(),
+        dg: dg.gpu_raw(),
+        carry: carry.gpu_raw(),
+    };
+    let gpu = &dy.gpu_storage().expect("a GPU tensor").gpu.inner;
+    bwd::record_sequence(gpu, cell, p, &b)
+}
+
 /// Runs one layer over x [T, B, I] with initial states h0 (and c0) [dirs, B, H] and per-sequence
 /// `lengths` [B] (f32, ≤ T), as one node on the tape.
 pub(crate) fn layer(
@@ -167,6 +219,7 @@ pub(crate) fn layer(
     c0: Option<&Tensor>,
     dirs: &[DirectionWeights],
     lengths: &Tensor,
+    persistent: Option<bool>,
 ) -> Result<LayerOutput> {
     let [steps, batch, input] = *x.shape() else {
         return Err(Error::ShapeMismatch {
@@ -184,6 +237,10 @@ pub(crate) fn layer(
     let (y_len, s_len) = (steps * batch * nd * hidden, nd * batch * hidden);
     let packed_len = y_len + s_len * if lstm { 2 } else { 1 };
     let saved_per = cpu::recurrent_step_forward::cell_saved(code);
+    // The persistent path: one dispatch for the whole sequence, when the state is small (GPU only;
+    // the CPU twin walks the steps either way).
+    let one_dispatch = matches!(x.storage, Storage::Gpu(_))
+        && persistent.unwrap_or_else(|| fwd::persistent(u32_of(batch), u32_of(hidden)));
 
     // Everything inside runs detached: the node below is the only thing the tape sees.
     let xd = x.detach().contiguous()?;
@@ -215,21 +272,42 @@ pub(crate) fn layer(
             }
             let gates = x.output_like(&[steps, batch, saved_per * hidden], "recurrent gates")?;
             let b_hh = w.b_hh.detach().contiguous()?;
-            for s in 0..steps {
-                let t = if d == 1 { steps - 1 - s } else { s };
-                let p = Params {
-                    batch: u32_of(batch),
-                    hidden: u32_of(hidden),
-                    steps: u32_of(steps),
-                    t: u32_of(t),
-                    slot: u32_of(s),
-                    y_stride: u32_of(nd * hidden),
-                    y_off: u32_of(d * hidden),
-                    _pad: 0,
-                };
-                step_forward(
-                    code, &p, &xg, &w_t, &b_hh, &lengths, &state, &gates, &packed,
+            let params = |s: usize| Params {
+                batch: u32_of(batch),
+                hidden: u32_of(hidden),
+                steps: u32_of(steps),
+                t: u32_of(if d == 1 { steps - 1 - s } else { s }),
+                slot: u32_of(s),
+                y_stride: u32_of(nd * hidden),
+                y_off: u32_of(d * hidden),
+                reverse: u32::from(d == 1),
+            };
+            if one_dispatch {
+                sequence_forward(
+                    code,
+                    &params(0),
+                    &xg,
+                    &w_t,
+                    &b_hh,
+                    &lengths,
+                    &state,
+                    &gates,
+                    &packed,
                 )?;
+            } else {
+                for s in 0..steps {
+                    step_forward(
+                        code,
+                        &params(s),
+                        &xg,
+                        &w_t,
+                        &b_hh,
+                        &lengths,
+                        &state,
+                        &gates,
+                        &packed,
+                    )?;
+                }
             }
             // Final states out of slot T into the packed result.
             span(&packed, y_len + d * batch * hidden, batch * hidden)?.axpy_from(
@@ -290,19 +368,42 @@ pub(crate) fn layer(
             }
             let dg = x2.output_like(&[2, steps, batch, g * hidden], "recurrent dg")?;
             let w_hh = w.w_hh.contiguous()?;
-            for s in (0..steps).rev() {
-                let t = if d == 1 { steps - 1 - s } else { s };
-                let p = Params {
-                    batch: u32_of(batch),
-                    hidden: u32_of(hidden),
-                    steps: u32_of(steps),
-                    t: u32_of(t),
-                    slot: u32_of(s),
-                    y_stride: u32_of(nd * hidden),
-                    y_off: u32_of(d * hidden),
-                    _pad: 0,
-                };
-                step_backward(code, &p, &dy, &w_hh, gates, state, &lengths, &dg, &carry)?;
+            let params = |s: usize| Params {
+                batch: u32_of(batch),
+                hidden: u32_of(hidden),
+                steps: u32_of(steps),
+                t: u32_of(if d == 1 { steps - 1 - s } else { s }),
+                slot: u32_of(s),
+                y_stride: u32_of(nd * hidden),
+                y_off: u32_of(d * hidden),
+                reverse: u32::from(d == 1),
+            };
+            if one_dispatch {
+                sequence_backward(
+                    code,
+                    &params(0),
+                    &dy,
+                    &w_hh,
+                    gates,
+                    state,
+                    &lengths,
+                    &dg,
+                    &carry,
+                )?;
+            } else {
+                for s in (0..steps).rev() {
+                    step_backward(
+                        code,
+                        &params(s),
+                        &dy,
+                        &w_hh,
+                        gates,
+                        state,
+                        &lengths,
+                        &dg,
+                        &carry,
+                    )?;
+                }
             }
             let rows = steps * batch;
             let dgx = span(&dg, 0, rows * g * hidden)?.reshape(&[rows, g * hidden])?;
@@ -398,16 +499,30 @@ mod tests {
         bi: bool,
         dev: &Device,
     ) -> Recurrent {
+        stack_with(cell, i, h, layers, bi, dev, None)
+    }
+
+    fn stack_with(
+        cell: CellKind,
+        i: usize,
+        h: usize,
+        layers: usize,
+        bi: bool,
+        dev: &Device,
+        persistent: Option<bool>,
+    ) -> Recurrent {
         let b = match cell {
             CellKind::Lstm => Recurrent::lstm(i, h),
             CellKind::Gru => Recurrent::gru(i, h),
             CellKind::RnnTanh => Recurrent::rnn(i, h),
             CellKind::RnnRelu => Recurrent::rnn_relu(i, h),
         };
-        b.layers(layers)
-            .bidirectional(bi)
-            .build(dev, &mut Rng::new(11))
-            .unwrap()
+        let b = b.layers(layers).bidirectional(bi);
+        let b = match persistent {
+            Some(on) => b.persistent(on),
+            None => b,
+        };
+        b.build(dev, &mut Rng::new(11)).unwrap()
     }
 
     /// Everything a run produces: outputs, final states and the gradient of every input.
@@ -418,8 +533,9 @@ mod tests {
         layers: usize,
         bi: bool,
         lengths: Option<&[f32]>,
+        persistent: bool,
     ) -> Vec<(String, Vec<f32>)> {
-        let model = stack(cell, i, h, layers, bi, dev);
+        let model = stack_with(cell, i, h, layers, bi, dev, Some(persistent));
         let dirs = if bi { 2 } else { 1 };
         let mut rng = Rng::new(5);
         let x = Tensor::from_slice(dev, &rng.normals(t * b * i), &[t, b, i])
@@ -510,18 +626,30 @@ mod tests {
                         .map(|b| (shape.0 - b % shape.0) as f32)
                         .collect()
                 });
-                let gpu_run = run(cell, &g, shape, layers, bi, lengths.as_deref());
-                let cpu_run = run(cell, &Device::Cpu, shape, layers, bi, lengths.as_deref());
-                for ((name, a), (_, b)) in gpu_run.iter().zip(&cpu_run) {
-                    assert_close(
-                        &format!("{cell:?} {shape:?} layers={layers} bi={bi}: {name}"),
-                        a,
-                        b,
-                        Tol {
-                            abs: 1e-4,
-                            rel: 1e-3,
-                        },
-                    );
+                let cpu_run = run(
+                    cell,
+                    &Device::Cpu,
+                    shape,
+                    layers,
+                    bi,
+                    lengths.as_deref(),
+                    false,
+                );
+                // Both GPU paths: a dispatch per step, and the whole sequence in one dispatch.
+                for persistent in [false, true] {
+                    let gpu_run = run(cell, &g, shape, layers, bi, lengths.as_deref(), persistent);
+                    for ((name, a), (_, b)) in gpu_run.iter().zip(&cpu_run) {
+                        let what = format!("{cell:?} {shape:?} layers={layers} bi={bi} persistent={persistent}: {name}");
+                        assert_close(
+                            &what,
+                            a,
+                            b,
+                            Tol {
+                                abs: 1e-4,
+                                rel: 1e-3,
+                            },
+                        );
+                    }
                 }
             }
         }
@@ -660,7 +788,7 @@ mod tests {
         let g = crate::Gpu::new_blocking().unwrap();
         let dev = Device::Gpu(g.clone());
         let (layers, b, i, h) = (2, 4, 8, 16);
-        let model = stack(CellKind::Lstm, i, h, layers, false, &dev);
+        let model = stack_with(CellKind::Lstm, i, h, layers, false, &dev, Some(false));
         let mut opt = crate::Optimizer::adam(model.parameters(), 1e-3);
         let mut counts = Vec::new();
         for t in [10usize, 40] {
@@ -753,5 +881,43 @@ mod truncation_tests {
         );
         b.output.sum_all().unwrap().backward().unwrap();
         assert!(second.grad().is_some());
+    }
+}
+
+#[cfg(test)]
+mod persistent_tests {
+    use crate::nn::{Module, Recurrent};
+    use crate::{Device, Rng, Tensor};
+
+    /// On the persistent path a layer's dispatch count does not grow with T: O(L) each way.
+    #[test]
+    fn the_persistent_path_is_a_constant_number_of_dispatches() {
+        let g = crate::Gpu::new_blocking().unwrap();
+        let dev = Device::Gpu(g.clone());
+        let model = Recurrent::gru(5, 12)
+            .layers(2)
+            .build(&dev, &mut Rng::new(1))
+            .unwrap();
+        assert_eq!(
+            model.config().persistent,
+            None,
+            "small states take the persistent path by default"
+        );
+        let mut counts = Vec::new();
+        for t in [5usize, 60] {
+            let x = Tensor::from_slice(&dev, &Rng::new(2).normals(t * 3 * 5), &[t, 3, 5]).unwrap();
+            let run = || {
+                let before = g.stats();
+                let y = model.forward(&x).unwrap();
+                y.sum_all().unwrap().backward().unwrap();
+                g.stats().since(&before).dispatches
+            };
+            run();
+            counts.push(run());
+        }
+        assert_eq!(
+            counts[0], counts[1],
+            "dispatches for T = 5 and T = 60: {counts:?}"
+        );
     }
 }
