@@ -396,6 +396,14 @@ fn rnn_rows(gpu: &Gpu, args: &Args, rows: &mut Vec<Row>) {
                     } else {
                         Recurrent::gru(i, h)
                     };
+                    // TIMELOOM_GRU_RESET_BEFORE=1 measures the reset-before GRU in the gru rows.
+                    let builder = if cell == "gru"
+                        && std::env::var_os("TIMELOOM_GRU_RESET_BEFORE").is_some()
+                    {
+                        Recurrent::gru_reset_before(i, h)
+                    } else {
+                        builder
+                    };
                     // TIMELOOM_PERSISTENT=0|1 forces the per-step or the one-dispatch path.
                     let builder = match std::env::var("TIMELOOM_PERSISTENT").as_deref() {
                         Ok("0") => builder.persistent(false),

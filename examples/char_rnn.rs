@@ -208,6 +208,7 @@ fn cell_name(c: CellKind) -> &'static str {
         CellKind::Gru => "gru",
         CellKind::RnnTanh => "rnn",
         CellKind::RnnRelu => "rnn_relu",
+        CellKind::GruResetBefore => "gru_reset_before",
     }
 }
 
@@ -234,6 +235,7 @@ impl CharModel {
             CellKind::Gru => Recurrent::gru(vocab, cfg.hidden),
             CellKind::RnnTanh => Recurrent::rnn(vocab, cfg.hidden),
             CellKind::RnnRelu => Recurrent::rnn_relu(vocab, cfg.hidden),
+            CellKind::GruResetBefore => Recurrent::gru_reset_before(vocab, cfg.hidden),
         };
         let rnn = builder
             .layers(cfg.layers)
@@ -680,9 +682,10 @@ fn parse_cell(s: &str) -> Result<CellKind, Error> {
         "gru" => Ok(CellKind::Gru),
         "rnn" => Ok(CellKind::RnnTanh),
         "rnn_relu" => Ok(CellKind::RnnRelu),
+        "gru_reset_before" => Ok(CellKind::GruResetBefore),
         other => Err(Error::InvalidArgument {
             op: "char_rnn",
-            message: format!("--cell {other}: use lstm, gru, rnn or rnn_relu"),
+            message: format!("--cell {other}: use lstm, gru, gru_reset_before, rnn or rnn_relu"),
         }),
     }
 }

@@ -14,6 +14,7 @@ const BT: u32 = 8u;
 struct Params {
     batch: u32, hidden: u32, steps: u32, t: u32,
     slot: u32, y_stride: u32, y_off: u32, reverse: u32,
+    phase: u32, _pad0: u32, _pad1: u32, _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -32,7 +33,7 @@ fn recurrent_step_backward(
 ) {
     let j = wid.x * WG + lid.x;
     if j < p.hidden {
-        backward_rows(j, wid.y * BT, p.t, p.slot);
+        backward_rows(j, wid.y * BT, p.t, p.slot, p.phase);
     }
 }
 
@@ -47,15 +48,28 @@ fn recurrent_sequence_backward(@builtin(local_invocation_id) lid: vec3<u32>) {
         let t = select(slot, p.steps - 1u - slot, p.reverse == 1u);
         for (var j = lid.x; j < p.hidden; j += WG) {
             for (var b0 = 0u; b0 < p.batch; b0 += BT) {
-                backward_rows(j, b0, t, slot);
+                backward_rows(j, b0, t, slot, 0u);
             }
         }
         storageBarrier();
+        if CELL == 4u {
+            // Reset-before GRU: the second phase needs the first's results for every unit.
+            for (var j = lid.x; j < p.hidden; j += WG) {
+                for (var b0 = 0u; b0 < p.batch; b0 += BT) {
+                    backward_rows(j, b0, t, slot, 1u);
+                }
+            }
+            storageBarrier();
+        }
     }
 }
 
 // The step for hidden unit j and batch rows b0 .. b0 + BT, at time t and state slot `slot`.
-fn backward_rows(j: u32, b0: u32, t: u32, slot: u32) {
+fn backward_rows(j: u32, b0: u32, t: u32, slot: u32, phase: u32) {
+    if CELL == 4u && phase == 1u {
+        cho_reset_rows(j, b0, t, slot);
+        return;
+    }
     let h = p.hidden;
     let g_count = cell_gates(CELL);
     let gh = g_count * h;
@@ -67,7 +81,9 @@ fn backward_rows(j: u32, b0: u32, t: u32, slot: u32) {
     var rec: array<f32, 8>;
     if slot + 1u < p.steps {
         let src0 = plane + ((slot + 1u) * p.batch + b0) * gh;
-        for (var q = 0u; q < gh; q += 1u) {
+        // Reset-before GRU's n rows reach h through r ⊙ h: their part comes as a carry instead.
+        let rec_rows = select(gh, 2u * h, CELL == 4u);
+        for (var q = 0u; q < rec_rows; q += 1u) {
             let w = w_hh[q * h + j];
             for (var r = 0u; r < BT; r += 1u) {
                 rec[r] = fma(dg[src0 + select(0u, r, r < rows) * gh + q], w, rec[r]);
@@ -138,6 +154,18 @@ fn backward_rows(j: u32, b0: u32, t: u32, slot: u32) {
                 dg[gr + 2u * h] = dn * rg;
                 carry[prev + j] = dh * z;
             }
+            case 4u: {
+                // Phase 0 of reset-before: z and n; r waits for W_hnᵀ·dn in phase 1.
+                let z = gates[saved + h];
+                let n = gates[saved + 2u * h];
+                let dn = dh * (1.0 - z) * (1.0 - n * n);
+                let dz = dh * (state[prev + j] - n) * z * (1.0 - z);
+                dg[gx + h] = dz;
+                dg[gx + 2u * h] = dn;
+                dg[gr + h] = dz;
+                dg[gr + 2u * h] = dn;
+                carry[prev + j] = dh * z;
+            }
             default: {
                 let hv = gates[saved];
                 var d = dh * (1.0 - hv * hv);
@@ -149,5 +177,32 @@ fn backward_rows(j: u32, b0: u32, t: u32, slot: u32) {
                 carry[prev + j] = 0.0;
             }
         }
+    }
+}
+
+// Phase 1 of the reset-before GRU's backward: d(r ⊙ h) = W_hnᵀ·dn from every unit's phase-0 dn,
+// then dr and the carry d(r ⊙ h) ⊙ r into the previous state.
+fn cho_reset_rows(j: u32, b0: u32, t: u32, slot: u32) {
+    let h = p.hidden;
+    let gh = 3u * h;
+    let rows = min(BT, p.batch - b0);
+    let plane = p.steps * p.batch * gh;
+    var drh: array<f32, 8>;
+    for (var m = 0u; m < h; m += 1u) {
+        let w = w_hh[(2u * h + m) * h + j];
+        for (var r = 0u; r < BT; r += 1u) {
+            let b = b0 + select(0u, r, r < rows);
+            drh[r] = fma(dg[plane + (slot * p.batch + b) * gh + 2u * h + m], w, drh[r]);
+        }
+    }
+    for (var r = 0u; r < rows; r += 1u) {
+        let b = b0 + r;
+        let prev = (slot * p.batch + b) * h;
+        let saved = ((slot * p.batch + b) * 4u) * h + j;
+        let rg = gates[saved];
+        let dr = drh[r] * state[prev + j] * rg * (1.0 - rg);
+        dg[(t * p.batch + b) * gh + j] = dr;
+        dg[plane + (slot * p.batch + b) * gh + j] = dr;
+        carry[prev + j] += drh[r] * rg;
     }
 }

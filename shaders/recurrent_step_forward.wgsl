@@ -17,6 +17,7 @@ const BT: u32 = 8u;
 struct Params {
     batch: u32, hidden: u32, steps: u32, t: u32,
     slot: u32, y_stride: u32, y_off: u32, reverse: u32,
+    phase: u32, _pad0: u32, _pad1: u32, _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -35,7 +36,7 @@ fn recurrent_step_forward(
 ) {
     let j = wid.x * WG + lid.x;
     if j < p.hidden {
-        forward_rows(j, wid.y * BT, p.t, p.slot);
+        forward_rows(j, wid.y * BT, p.t, p.slot, p.phase);
     }
 }
 
@@ -50,15 +51,28 @@ fn recurrent_sequence_forward(@builtin(local_invocation_id) lid: vec3<u32>) {
         let t = select(slot, p.steps - 1u - slot, p.reverse == 1u);
         for (var j = lid.x; j < p.hidden; j += WG) {
             for (var b0 = 0u; b0 < p.batch; b0 += BT) {
-                forward_rows(j, b0, t, slot);
+                forward_rows(j, b0, t, slot, 0u);
             }
         }
         storageBarrier();
+        if CELL == 4u {
+            // Reset-before GRU: the second phase needs the first's results for every unit.
+            for (var j = lid.x; j < p.hidden; j += WG) {
+                for (var b0 = 0u; b0 < p.batch; b0 += BT) {
+                    forward_rows(j, b0, t, slot, 1u);
+                }
+            }
+            storageBarrier();
+        }
     }
 }
 
 // The step for hidden unit j and batch rows b0 .. b0 + BT, at time t and state slot `slot`.
-fn forward_rows(j: u32, b0: u32, t: u32, slot: u32) {
+fn forward_rows(j: u32, b0: u32, t: u32, slot: u32, phase: u32) {
+    if CELL == 4u && phase == 1u {
+        cho_candidate_rows(j, b0, t, slot);
+        return;
+    }
     let h = p.hidden;
     let g_count = cell_gates(CELL);
     let gh = g_count * h;
@@ -66,7 +80,9 @@ fn forward_rows(j: u32, b0: u32, t: u32, slot: u32) {
     let c_plane = (p.steps + 1u) * p.batch * h;
     // Recurrent pre-activations W_hh·h_prev + b_hh: [row][gate].
     var acc: array<f32, 32>;
-    for (var g = 0u; g < g_count; g += 1u) {
+    // Reset-before GRU's first phase does r and z; its candidate waits for r ⊙ h.
+    let acc_gates = select(g_count, 2u, CELL == 4u);
+    for (var g = 0u; g < acc_gates; g += 1u) {
         let bias = b_hh[g * h + j];
         for (var r = 0u; r < BT; r += 1u) {
             acc[r * 4u + g] = bias;
@@ -76,13 +92,13 @@ fn forward_rows(j: u32, b0: u32, t: u32, slot: u32) {
     for (var k = 0u; k < h; k += 1u) {
         let row = k * gh + j;
         var w = array<f32, 4>(0.0, 0.0, 0.0, 0.0);
-        for (var g = 0u; g < g_count; g += 1u) {
+        for (var g = 0u; g < acc_gates; g += 1u) {
             w[g] = w_t[row + g * h];
         }
         for (var r = 0u; r < BT; r += 1u) {
             // Rows past the batch read row 0 again (in bounds) and are never stored.
             let hk = state[prev0 + select(0u, r, r < rows) * h + k];
-            for (var g = 0u; g < g_count; g += 1u) {
+            for (var g = 0u; g < acc_gates; g += 1u) {
                 acc[r * 4u + g] = fma(hk, w[g], acc[r * 4u + g]);
             }
         }
@@ -97,6 +113,7 @@ fn forward_rows(j: u32, b0: u32, t: u32, slot: u32) {
         let saved = ((slot * p.batch + b) * cell_saved(CELL)) * h + j;
         let a = r * 4u;
         var h_new = h_prev;
+        var store = true;
         switch CELL {
             case 2u: {
                 let ig = sigmoid_stable(xg[xb] + acc[a]);
@@ -128,6 +145,14 @@ fn forward_rows(j: u32, b0: u32, t: u32, slot: u32) {
                 gates[saved + 2u * h] = n;
                 gates[saved + 3u * h] = acc[a + 2u];
             }
+            case 4u: {
+                // Phase 0 of reset-before: r, z and r ⊙ h_prev for the candidate phase.
+                let rg = sigmoid_stable(xg[xb] + acc[a]);
+                gates[saved] = rg;
+                gates[saved + h] = sigmoid_stable(xg[xb + h] + acc[a + 1u]);
+                gates[saved + 3u * h] = rg * h_prev;
+                store = false;
+            }
             default: {
                 let pre = xg[xb] + acc[a];
                 if valid {
@@ -135,6 +160,45 @@ fn forward_rows(j: u32, b0: u32, t: u32, slot: u32) {
                 }
                 gates[saved] = h_new;
             }
+        }
+        if store {
+            state[next + j] = h_new;
+            y[(t * p.batch + b) * p.y_stride + p.y_off + j] = select(0.0, h_new, valid);
+        }
+    }
+}
+
+// Phase 1 of the reset-before GRU: n = tanh(W_in x + b_in + W_hn·(r ⊙ h) + b_hn) from the r ⊙ h
+// every unit wrote in phase 0, then h' = (1 − z)·n + z·h.
+fn cho_candidate_rows(j: u32, b0: u32, t: u32, slot: u32) {
+    let h = p.hidden;
+    let gh = 3u * h;
+    let rows = min(BT, p.batch - b0);
+    var acc: array<f32, 8>;
+    let bias = b_hh[2u * h + j];
+    for (var r = 0u; r < BT; r += 1u) {
+        acc[r] = bias;
+    }
+    for (var k = 0u; k < h; k += 1u) {
+        let w = w_t[k * gh + 2u * h + j];
+        for (var r = 0u; r < BT; r += 1u) {
+            let b = b0 + select(0u, r, r < rows);
+            acc[r] = fma(gates[((slot * p.batch + b) * 4u + 3u) * h + k], w, acc[r]);
+        }
+    }
+    for (var r = 0u; r < rows; r += 1u) {
+        let b = b0 + r;
+        let prev = (slot * p.batch + b) * h;
+        let next = ((slot + 1u) * p.batch + b) * h;
+        let saved = ((slot * p.batch + b) * 4u) * h + j;
+        let valid = f32(t) < lengths[b];
+        let h_prev = state[prev + j];
+        let z = gates[saved + h];
+        let n = tanh_stable(xg[(t * p.batch + b) * gh + 2u * h + j] + acc[r]);
+        gates[saved + 2u * h] = n;
+        var h_new = h_prev;
+        if valid {
+            h_new = (1.0 - z) * n + z * h_prev;
         }
         state[next + j] = h_new;
         y[(t * p.batch + b) * p.y_stride + p.y_off + j] = select(0.0, h_new, valid);

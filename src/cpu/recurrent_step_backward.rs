@@ -16,6 +16,9 @@ pub(crate) fn recurrent_step_backward<F: Float>(
     dg: &mut [F],
     carry: &mut [F],
 ) {
+    if cell == 4 && p.phase == 1 {
+        return cho_reset(p, w_hh, gates, state, dg, carry);
+    }
     let (batch, h, steps) = (p.batch as usize, p.hidden as usize, p.steps as usize);
     let (t, slot) = (p.t as usize, p.slot as usize);
     let g_count = cell_gates(cell);
@@ -34,7 +37,8 @@ pub(crate) fn recurrent_step_backward<F: Float>(
         unsafe {
             F::gemm(
                 batch,
-                gh,
+                // Reset-before GRU's n rows reach h through r ⊙ h: they come as a carry instead.
+                if cell == 4 { 2 * h } else { gh },
                 h,
                 F::ONE,
                 dg[src..].as_ptr(),
@@ -74,6 +78,18 @@ pub(crate) fn recurrent_step_backward<F: Float>(
                 continue;
             }
             let one = F::ONE;
+            if cell == 4 {
+                // Phase 0 of reset-before: z and n; r waits for W_hnᵀ·dn in phase 1.
+                let (z, n) = (gates[saved + h], gates[saved + 2 * h]);
+                let dn = dh * (one - z) * (one - n * n);
+                let dz = dh * (state[prev + j] - n) * z * (one - z);
+                for (g, v) in [(1, dz), (2, dn)] {
+                    dg[gx + g * h] = v;
+                    dg[gr + g * h] = v;
+                }
+                carry[prev + j] = dh * z;
+                continue;
+            }
             let pre: Vec<F> = match cell {
                 2 => {
                     let (ig, fg, gg, og) = (
@@ -128,6 +144,64 @@ pub(crate) fn recurrent_step_backward<F: Float>(
                     dg[gr + g * h] = v;
                 }
             }
+        }
+    }
+}
+
+/// Phase 1 of the reset-before GRU's backward: d(r ⊙ h) = W_hnᵀ·dn, then dr and the carry
+/// d(r ⊙ h) ⊙ r into the previous state.
+fn cho_reset<F: Float>(
+    p: &Params,
+    w_hh: &[F],
+    gates: &[F],
+    state: &[F],
+    dg: &mut [F],
+    carry: &mut [F],
+) {
+    let (batch, h, steps, t, slot) = (
+        p.batch as usize,
+        p.hidden as usize,
+        p.steps as usize,
+        p.t as usize,
+        p.slot as usize,
+    );
+    let gh = 3 * h;
+    let plane = steps * batch * gh;
+    // drh = dn [B, H] (the n columns of dG_h[slot], row stride 3H) · W_hn [H, H] (rows 2H.. of W_hh).
+    let mut drh = vec![F::ZERO; batch * h];
+    let src = plane + slot * batch * gh + 2 * h;
+    assert!(
+        dg.len() >= src + (batch - 1) * gh + h && w_hh.len() >= gh * h,
+        "recurrent_step_backward: buffers too small"
+    );
+    // SAFETY: the assert bounds both operands; drh is B×H.
+    unsafe {
+        F::gemm(
+            batch,
+            h,
+            h,
+            F::ONE,
+            dg[src..].as_ptr(),
+            gh as isize,
+            1,
+            w_hh[2 * h * h..].as_ptr(),
+            h as isize,
+            1,
+            F::ZERO,
+            drh.as_mut_ptr(),
+            h as isize,
+            1,
+        );
+    }
+    for b in 0..batch {
+        let prev = (slot * batch + b) * h;
+        for j in 0..h {
+            let r = gates[(slot * batch + b) * 4 * h + j];
+            let d = drh[b * h + j];
+            let dr = d * state[prev + j] * r * (F::ONE - r);
+            dg[(t * batch + b) * gh + j] = dr;
+            dg[plane + (slot * batch + b) * gh + j] = dr;
+            carry[prev + j] += d * r;
         }
     }
 }

@@ -8,7 +8,7 @@ use crate::kernels::recurrent_step_forward::Params;
 pub(crate) fn cell_gates(cell: u32) -> usize {
     match cell {
         2 => 4,
-        3 => 3,
+        3 | 4 => 3,
         _ => 1,
     }
 }
@@ -16,7 +16,7 @@ pub(crate) fn cell_gates(cell: u32) -> usize {
 /// Floats saved per hidden unit for the backward.
 pub(crate) fn cell_saved(cell: u32) -> usize {
     match cell {
-        2 | 3 => 4,
+        2..=4 => 4,
         _ => 1,
     }
 }
@@ -33,6 +33,9 @@ pub(crate) fn recurrent_step_forward<F: Float>(
     gates: &mut [F],
     y: &mut [F],
 ) {
+    if cell == 4 && p.phase == 1 {
+        return cho_candidate(p, xg, w_t, b_hh, lengths, state, gates, y);
+    }
     let (batch, h) = (p.batch as usize, p.hidden as usize);
     let (t, slot) = (p.t as usize, p.slot as usize);
     let gh = cell_gates(cell) * h;
@@ -78,6 +81,14 @@ pub(crate) fn recurrent_step_forward<F: Float>(
             let saved = (slot * batch + b) * cell_saved(cell) * h + j;
             let mut h_new = h_prev;
             match cell {
+                4 => {
+                    // Phase 0 of reset-before: r, z and r ⊙ h_prev; the candidate is phase 1.
+                    let r = sigmoid(xg[xb] + acc[0]);
+                    gates[saved] = r;
+                    gates[saved + h] = sigmoid(xg[xb + h] + acc[1]);
+                    gates[saved + 3 * h] = r * h_prev;
+                    continue;
+                }
                 2 => {
                     let ig = sigmoid(xg[xb] + acc[0]);
                     let fg = sigmoid(xg[xb + h] + acc[1]);
@@ -122,6 +133,73 @@ pub(crate) fn recurrent_step_forward<F: Float>(
             state[next + j] = h_new;
             y[(t * batch + b) * p.y_stride as usize + p.y_off as usize + j] =
                 if valid { h_new } else { F::ZERO };
+        }
+    }
+}
+
+/// Phase 1 of the reset-before GRU: n = tanh(W_in x + b_in + W_hn·(r ⊙ h) + b_hn), h' = (1 − z)n + z·h.
+#[allow(clippy::too_many_arguments)]
+fn cho_candidate<F: Float>(
+    p: &Params,
+    xg: &[F],
+    w_t: &[F],
+    b_hh: &[F],
+    lengths: &[F],
+    state: &mut [F],
+    gates: &mut [F],
+    y: &mut [F],
+) {
+    let (batch, h, t, slot) = (
+        p.batch as usize,
+        p.hidden as usize,
+        p.t as usize,
+        p.slot as usize,
+    );
+    let gh = 3 * h;
+    // rec = (r ⊙ h) [B, H] (row stride 4H inside `gates`) · W_hnᵀ (columns 2H.. of W_hhᵀ).
+    let mut rec = vec![F::ZERO; batch * h];
+    let rh0 = (slot * batch * 4 + 3) * h;
+    assert!(
+        gates.len() >= rh0 + (batch - 1) * 4 * h + h && w_t.len() >= h * gh,
+        "recurrent_step_forward: buffers too small"
+    );
+    // SAFETY: the assert bounds both operands; rec is B×H.
+    unsafe {
+        F::gemm(
+            batch,
+            h,
+            h,
+            F::ONE,
+            gates[rh0..].as_ptr(),
+            (4 * h) as isize,
+            1,
+            w_t[2 * h..].as_ptr(),
+            gh as isize,
+            1,
+            F::ZERO,
+            rec.as_mut_ptr(),
+            h as isize,
+            1,
+        );
+    }
+    let c_y = |b: usize| (t * batch + b) * p.y_stride as usize + p.y_off as usize;
+    for b in 0..batch {
+        let (prev, next) = ((slot * batch + b) * h, ((slot + 1) * batch + b) * h);
+        let valid = (t as f64) < lengths[b].to_f64();
+        for j in 0..h {
+            let saved = (slot * batch + b) * 4 * h + j;
+            let z = gates[saved + h];
+            let n =
+                (xg[(t * batch + b) * gh + 2 * h + j] + rec[b * h + j] + b_hh[2 * h + j]).tanh();
+            gates[saved + 2 * h] = n;
+            let h_prev = state[prev + j];
+            let h_new = if valid {
+                (F::ONE - z) * n + z * h_prev
+            } else {
+                h_prev
+            };
+            state[next + j] = h_new;
+            y[c_y(b) + j] = if valid { h_new } else { F::ZERO };
         }
     }
 }

@@ -32,6 +32,9 @@ pub struct Params {
     pub y_off: u32,
     /// 1 for the reverse direction (read by the persistent path, which walks the times itself).
     pub reverse: u32,
+    /// 0, or 1 for the second phase of a reset-before GRU step.
+    pub phase: u32,
+    pub _pad: [u32; 3],
 }
 const _: () = assert!(std::mem::size_of::<Params>().is_multiple_of(16));
 

@@ -168,6 +168,11 @@ impl Recurrent {
     pub fn gru(input: usize, hidden: usize) -> RecurrentBuilder {
         builder(CellKind::Gru, input, hidden)
     }
+    /// A GRU stack with the reset gate applied before the hidden projection (Cho et al. 2014);
+    /// PyTorch's parameter names and layout.
+    pub fn gru_reset_before(input: usize, hidden: usize) -> RecurrentBuilder {
+        builder(CellKind::GruResetBefore, input, hidden)
+    }
     /// An `nn.RNN`-like stack with tanh.
     pub fn rnn(input: usize, hidden: usize) -> RecurrentBuilder {
         builder(CellKind::RnnTanh, input, hidden)

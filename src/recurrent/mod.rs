@@ -27,6 +27,10 @@ pub enum CellKind {
     Lstm,
     /// `nn.GRU`: gates r, z, n, reset applied after the hidden projection.
     Gru,
+    /// GRU in the form of Cho et al. (2014): n = tanh(W_in x + b_in + W_hn (r ⊙ h) + b_hn), the
+    /// reset applied before the hidden projection. Same parameters and names as `Gru`; two
+    /// dispatches a step.
+    GruResetBefore,
 }
 
 impl CellKind {
@@ -36,6 +40,7 @@ impl CellKind {
             CellKind::RnnRelu => 1,
             CellKind::Lstm => 2,
             CellKind::Gru => 3,
+            CellKind::GruResetBefore => 4,
         }
     }
 
@@ -237,6 +242,11 @@ pub(crate) fn layer(
     let (y_len, s_len) = (steps * batch * nd * hidden, nd * batch * hidden);
     let packed_len = y_len + s_len * if lstm { 2 } else { 1 };
     let saved_per = cpu::recurrent_step_forward::cell_saved(code);
+    let phases = if cell == CellKind::GruResetBefore {
+        2
+    } else {
+        1
+    };
     // The persistent path: one dispatch for the whole sequence, when the state is small (GPU only;
     // the CPU twin walks the steps either way).
     let one_dispatch = matches!(x.storage, Storage::Gpu(_))
@@ -272,7 +282,7 @@ pub(crate) fn layer(
             }
             let gates = x.output_like(&[steps, batch, saved_per * hidden], "recurrent gates")?;
             let b_hh = w.b_hh.detach().contiguous()?;
-            let params = |s: usize| Params {
+            let params = |s: usize, phase: u32| Params {
                 batch: u32_of(batch),
                 hidden: u32_of(hidden),
                 steps: u32_of(steps),
@@ -281,11 +291,13 @@ pub(crate) fn layer(
                 y_stride: u32_of(nd * hidden),
                 y_off: u32_of(d * hidden),
                 reverse: u32::from(d == 1),
+                phase,
+                _pad: [0; 3],
             };
             if one_dispatch {
                 sequence_forward(
                     code,
-                    &params(0),
+                    &params(0, 0),
                     &xg,
                     &w_t,
                     &b_hh,
@@ -296,17 +308,20 @@ pub(crate) fn layer(
                 )?;
             } else {
                 for s in 0..steps {
-                    step_forward(
-                        code,
-                        &params(s),
-                        &xg,
-                        &w_t,
-                        &b_hh,
-                        &lengths,
-                        &state,
-                        &gates,
-                        &packed,
-                    )?;
+                    // A reset-before GRU step is two dispatches: r must be whole before W_hn·(r ⊙ h).
+                    for phase in 0..phases {
+                        step_forward(
+                            code,
+                            &params(s, phase),
+                            &xg,
+                            &w_t,
+                            &b_hh,
+                            &lengths,
+                            &state,
+                            &gates,
+                            &packed,
+                        )?;
+                    }
                 }
             }
             // Final states out of slot T into the packed result.
@@ -368,7 +383,7 @@ pub(crate) fn layer(
             }
             let dg = x2.output_like(&[2, steps, batch, g * hidden], "recurrent dg")?;
             let w_hh = w.w_hh.contiguous()?;
-            let params = |s: usize| Params {
+            let params = |s: usize, phase: u32| Params {
                 batch: u32_of(batch),
                 hidden: u32_of(hidden),
                 steps: u32_of(steps),
@@ -377,11 +392,13 @@ pub(crate) fn layer(
                 y_stride: u32_of(nd * hidden),
                 y_off: u32_of(d * hidden),
                 reverse: u32::from(d == 1),
+                phase,
+                _pad: [0; 3],
             };
             if one_dispatch {
                 sequence_backward(
                     code,
-                    &params(0),
+                    &params(0, 0),
                     &dy,
                     &w_hh,
                     gates,
@@ -392,17 +409,19 @@ pub(crate) fn layer(
                 )?;
             } else {
                 for s in (0..steps).rev() {
-                    step_backward(
-                        code,
-                        &params(s),
-                        &dy,
-                        &w_hh,
-                        gates,
-                        state,
-                        &lengths,
-                        &dg,
-                        &carry,
-                    )?;
+                    for phase in 0..phases {
+                        step_backward(
+                            code,
+                            &params(s, phase),
+                            &dy,
+                            &w_hh,
+                            gates,
+                            state,
+                            &lengths,
+                            &dg,
+                            &carry,
+                        )?;
+                    }
                 }
             }
             let rows = steps * batch;
@@ -416,7 +435,17 @@ pub(crate) fn layer(
                 grads.add_matmul(base, Matmul::new(&dgx.t()?, &x2))?;
             }
             if grads.wants(base + 1) {
-                grads.add_matmul(base + 1, Matmul::new(&dgh.t()?, &hs))?;
+                if cell == CellKind::GruResetBefore {
+                    // W_hr, W_hz pair with h; W_hn pairs with r ⊙ h (saved in the gates, stride 4H).
+                    let rz = Matmul::new(&dgh.narrow(1, 0, 2 * hidden)?.t()?, &hs).compute()?;
+                    let rh = gates
+                        .reshape(&[rows, 4 * hidden])?
+                        .narrow(1, 3 * hidden, hidden)?;
+                    let n = Matmul::new(&dgh.narrow(1, 2 * hidden, hidden)?.t()?, &rh).compute()?;
+                    grads.add(base + 1, Tensor::cat0(&[&rz, &n])?)?;
+                } else {
+                    grads.add_matmul(base + 1, Matmul::new(&dgh.t()?, &hs))?;
+                }
             }
             if grads.wants(base + 2) {
                 grads.add(base + 2, dgx.sum(0)?)?;
@@ -441,7 +470,13 @@ pub(crate) fn layer(
             )?;
             let dgh0 =
                 span(&dg, rows * g * hidden, batch * g * hidden)?.reshape(&[batch, g * hidden])?;
-            Matmul::new(&dgh0, &w_hh).accumulate_into(&dh0_d, 1.0)?;
+            if cell == CellKind::GruResetBefore {
+                // Only r and z reach h0 through W_hh; the n path is in the carry already.
+                let rz = dgh0.narrow(1, 0, 2 * hidden)?;
+                Matmul::new(&rz, &w_hh.narrow(0, 0, 2 * hidden)?).accumulate_into(&dh0_d, 1.0)?;
+            } else {
+                Matmul::new(&dgh0, &w_hh).accumulate_into(&dh0_d, 1.0)?;
+            }
             if lstm {
                 span(&dc0, d * batch * hidden, batch * hidden)?.axpy_from(
                     &span(&carry, plane, batch * hidden)?,
@@ -484,11 +519,12 @@ mod tests {
     use crate::testing::{assert_close, gpu, Tol};
     use crate::{no_grad, Device, Rng, Tensor};
 
-    const CELLS: [CellKind; 4] = [
+    const CELLS: [CellKind; 5] = [
         CellKind::RnnTanh,
         CellKind::RnnRelu,
         CellKind::Lstm,
         CellKind::Gru,
+        CellKind::GruResetBefore,
     ];
 
     fn stack(
@@ -516,6 +552,7 @@ mod tests {
             CellKind::Gru => Recurrent::gru(i, h),
             CellKind::RnnTanh => Recurrent::rnn(i, h),
             CellKind::RnnRelu => Recurrent::rnn_relu(i, h),
+            CellKind::GruResetBefore => Recurrent::gru_reset_before(i, h),
         };
         let b = b.layers(layers).bidirectional(bi);
         let b = match persistent {
