@@ -215,6 +215,31 @@ mod tests {
         assert_eq!((t.rows, t.cols, t.row(1)), (2, 3, &[4.0, 5.0, 6.0][..]));
     }
 
+    /// 3,000 corrupted tables (random bytes, non-UTF-8, ragged rows) never panic.
+    #[test]
+    fn corrupted_tables_never_panic() {
+        let good = "1,2,3\n4,5,6\n7,8,9\n".as_bytes().to_vec();
+        let mut rng = crate::Rng::new(5);
+        for _ in 0..3000 {
+            let mut b = good.clone();
+            for _ in 0..rng.int(1, 4) {
+                let i = rng.int(0, b.len() - 1);
+                b[i] = rng.next_u64() as u8;
+            }
+            if let Ok(text) = std::str::from_utf8(&b) {
+                let _ = parse_csv("fuzz", text);
+            }
+        }
+        let path = std::env::temp_dir().join(format!("timeloom-bad-{}.csv", std::process::id()));
+        std::fs::write(&path, [0xff, 0xfe, b'1', b',', b'2']).unwrap();
+        let r = read_csv(&path);
+        std::fs::remove_file(&path).ok();
+        assert!(
+            matches!(r, Err(Error::Format { .. })),
+            "non-UTF-8 text is a format error: {r:?}"
+        );
+    }
+
     #[test]
     fn a_truncated_gzip_is_an_error_not_a_panic() {
         let path =

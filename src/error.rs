@@ -111,6 +111,19 @@ pub enum Error {
         message: String,
     },
 
+    /// A value that should be finite is NaN or infinite (from [`Tensor::check_finite`](crate::Tensor::check_finite)).
+    #[error("{what}: element {index} is {value} (produced by {producer}); lower the learning rate, clip gradients, or check the inputs")]
+    NonFinite {
+        /// What was checked, as the caller named it.
+        what: String,
+        /// The first non-finite element, row-major.
+        index: usize,
+        /// Its value.
+        value: f32,
+        /// The op whose output it is (`parameter` for a parameter, `input` for anything else).
+        producer: String,
+    },
+
     /// Reading or writing a file failed.
     #[error("{path}: {source}")]
     Io {

@@ -17,6 +17,8 @@ pub const MAX_RANK: usize = 8;
 pub(crate) struct GpuStorage {
     pub gpu: Gpu,
     raw: Option<RawBuffer>,
+    /// A buffer the application owns (`Tensor::from_wgpu_buffer`): never returned to the pool.
+    external: bool,
 }
 
 impl GpuStorage {
@@ -28,7 +30,9 @@ impl GpuStorage {
 impl Drop for GpuStorage {
     fn drop(&mut self) {
         if let Some(raw) = self.raw.take() {
-            self.gpu.inner.retire(raw);
+            if !self.external {
+                self.gpu.inner.retire(raw);
+            }
         }
     }
 }
@@ -178,6 +182,7 @@ impl Tensor {
             storage: Storage::Gpu(Arc::new(GpuStorage {
                 gpu: gpu.clone(),
                 raw: Some(raw),
+                external: false,
             })),
             shape: shape.to_vec(),
             strides: contiguous_strides(shape),
@@ -193,6 +198,100 @@ impl Tensor {
             Storage::Gpu(s) => Tensor::uninit(&s.gpu, shape, op, true),
             Storage::Cpu(_) => Ok(Tensor::on_host(vec![0.0; checked_numel(op, shape)?], shape)),
         }
+    }
+
+    /// Wraps `buffer`, which the application owns, as a contiguous tensor of `shape` starting
+    /// `offset` bytes in: no copy. Ops then read (and, for in-place ops, write) the
+    /// application's memory directly.
+    ///
+    /// Rules: the buffer must come from `gpu`'s device and have `STORAGE | COPY_SRC | COPY_DST`
+    /// usage (`COPY_DST` for [`Tensor::write`]); `offset` is a multiple of 4; the whole buffer
+    /// must fit the device's `max_storage_buffer_binding_size`. timeloom keeps a reference
+    /// (wgpu buffers are reference-counted), so the buffer lives at least as long as the tensor,
+    /// and never returns it to its pool. Work timeloom records reads the buffer when it is
+    /// *submitted*: do not write it from your own passes between recording an op on it and the
+    /// next [`Gpu::flush`] (or readback), or the op sees your new values.
+    ///
+    /// # Errors
+    /// `InvalidArgument` for a missing usage flag or a misaligned offset; `ShapeMismatch` when
+    /// the shape does not fit in the buffer; `TooLarge` past the binding limit.
+    pub fn from_wgpu_buffer(
+        gpu: &Gpu,
+        buffer: &wgpu::Buffer,
+        offset: u64,
+        shape: &[usize],
+    ) -> Result<Tensor> {
+        let op = "Tensor::from_wgpu_buffer";
+        let numel = checked_numel(op, shape)?;
+        let need = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC;
+        if !buffer.usage().contains(need) {
+            return Err(Error::InvalidArgument {
+                op,
+                message: format!("the buffer's usage is {:?}; it needs STORAGE | COPY_SRC (and COPY_DST to be written)", buffer.usage()),
+            });
+        }
+        if offset % 4 != 0 {
+            return Err(Error::InvalidArgument {
+                op,
+                message: format!("offset {offset} is not a multiple of 4 bytes"),
+            });
+        }
+        let bytes = numel as u64 * 4;
+        if offset + bytes > buffer.size() {
+            return Err(Error::ShapeMismatch {
+                op,
+                arg: "shape",
+                expected: format!(
+                    "at most {} f32 elements after byte {offset} of a {}-byte buffer",
+                    (buffer.size() - offset.min(buffer.size())) / 4,
+                    buffer.size()
+                ),
+                got: format!("{} ({numel} elements)", shape_str(shape)),
+            });
+        }
+        let limit = gpu.limits().max_storage_buffer_binding_size;
+        if buffer.size() > limit {
+            return Err(Error::TooLarge {
+                op,
+                what: "the application's buffer (timeloom binds buffers whole)".into(),
+                bytes: buffer.size(),
+                limit,
+                limit_name: "max_storage_buffer_binding_size",
+            });
+        }
+        let raw = RawBuffer {
+            buffer: buffer.clone(),
+            id: crate::gpu::pool::next_buffer_id(),
+            class: buffer.size(),
+            kind: crate::gpu::pool::BufferKind::Storage,
+        };
+        Ok(Tensor {
+            storage: Storage::Gpu(Arc::new(GpuStorage {
+                gpu: gpu.clone(),
+                raw: Some(raw),
+                external: true,
+            })),
+            shape: shape.to_vec(),
+            strides: contiguous_strides(shape),
+            offset: (offset / 4) as usize,
+            autograd: None,
+        })
+    }
+
+    /// The device buffer holding this tensor, with the byte offset and byte size of its elements,
+    /// for binding in the application's own pipelines: no copy. `None` on the CPU or for a
+    /// non-contiguous view (call [`Tensor::contiguous`] first). Call [`Gpu::flush`] before the
+    /// application submits work that reads it, so timeloom's writes come first in the queue.
+    pub fn wgpu_buffer(&self) -> Option<(wgpu::Buffer, u64, u64)> {
+        if !self.is_contiguous() {
+            return None;
+        }
+        let raw = self.raw()?;
+        Some((
+            raw.buffer.clone(),
+            self.offset as u64 * 4,
+            self.numel() as u64 * 4,
+        ))
     }
 
     /// The dimensions.

@@ -327,3 +327,190 @@ mod interop {
         );
     }
 }
+
+mod zero_copy {
+    use super::*;
+    use timeloom::wgpu;
+
+    #[test]
+    fn an_application_buffer_is_a_tensor_and_a_tensor_is_a_buffer() {
+        let (device, queue) = app_device(wgpu::Limits::default());
+        let gpu = Gpu::from_wgpu(device.clone(), queue.clone());
+        // The app's buffer: 4 floats of padding, then a 2×3 matrix.
+        let data: Vec<f32> = vec![9.0, 9.0, 9.0, 9.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
+        let usage = wgpu::BufferUsages::STORAGE
+            | wgpu::BufferUsages::COPY_SRC
+            | wgpu::BufferUsages::COPY_DST;
+        let buf = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("app"),
+            size: 40,
+            usage,
+            mapped_at_creation: false,
+        });
+        queue.write_buffer(&buf, 0, bytemuck_cast(&data));
+        let a = Tensor::from_wgpu_buffer(&gpu, &buf, 16, &[2, 3]).unwrap();
+        let y = a.matmul(&a.t().unwrap()).unwrap(); // [[14, 32], [32, 77]]
+        assert_eq!(y.read_blocking().unwrap(), [14.0, 32.0, 32.0, 77.0]);
+
+        // Export: the app copies straight out of timeloom's buffer in its own encoder.
+        let (src, offset, size) = y.wgpu_buffer().unwrap();
+        assert_eq!(size, 16);
+        let staging = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("app readback"),
+            size,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        gpu.flush().unwrap();
+        let mut enc = device.create_command_encoder(&wgpu::CommandEncoderDescriptor::default());
+        enc.copy_buffer_to_buffer(&src, offset, &staging, 0, size);
+        queue.submit([enc.finish()]);
+        staging
+            .slice(..)
+            .map_async(wgpu::MapMode::Read, |r| r.unwrap());
+        device.poll(wgpu::PollType::wait_indefinitely()).unwrap();
+        let got: Vec<f32> = staging
+            .slice(..)
+            .get_mapped_range()
+            .unwrap()
+            .chunks(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        assert_eq!(got, [14.0, 32.0, 32.0, 77.0]);
+
+        // Misuse is a typed error.
+        let bad = device.create_buffer(&wgpu::BufferDescriptor {
+            label: None,
+            size: 16,
+            usage: wgpu::BufferUsages::UNIFORM,
+            mapped_at_creation: false,
+        });
+        assert!(matches!(
+            Tensor::from_wgpu_buffer(&gpu, &bad, 0, &[4]),
+            Err(Error::InvalidArgument { .. })
+        ));
+        assert!(matches!(
+            Tensor::from_wgpu_buffer(&gpu, &buf, 2, &[1]),
+            Err(Error::InvalidArgument { .. })
+        ));
+        assert!(matches!(
+            Tensor::from_wgpu_buffer(&gpu, &buf, 16, &[7]),
+            Err(Error::ShapeMismatch { .. })
+        ));
+    }
+
+    fn bytemuck_cast(v: &[f32]) -> &[u8] {
+        // SAFETY: f32 has no padding and any byte pattern of it is a valid u8 sequence.
+        unsafe { std::slice::from_raw_parts(v.as_ptr().cast::<u8>(), std::mem::size_of_val(v)) }
+    }
+}
+
+mod faults {
+    use super::*;
+    use timeloom::nn::{Module, Recurrent};
+    use timeloom::{Optimizer, Rng};
+
+    #[test]
+    fn a_destroyed_device_is_device_lost_at_the_next_call() {
+        let gpu = private();
+        let dev = Device::Gpu(gpu.clone());
+        let a = Tensor::from_slice(&dev, &[1.0, 2.0], &[2]).unwrap();
+        a.relu().unwrap().read_blocking().unwrap();
+        gpu.device().destroy();
+        let _ = gpu.device().poll(timeloom::wgpu::PollType::Poll);
+        let e = a.relu().and_then(|t| t.read_blocking());
+        assert!(matches!(e, Err(Error::DeviceLost { .. })), "{e:?}");
+        // And it stays lost, without panics.
+        assert!(matches!(
+            Tensor::zeros(&dev, &[3]),
+            Err(Error::DeviceLost { .. })
+        ));
+    }
+
+    #[test]
+    fn two_threads_recording_on_one_gpu_get_correct_results() {
+        let gpu = shared();
+        let handles: Vec<_> = (0..2)
+            .map(|k| {
+                let dev = Device::Gpu(gpu.clone());
+                std::thread::spawn(move || {
+                    for i in 0..20 {
+                        let n = 7 + k + i;
+                        let a: Vec<f32> = (0..n * n).map(|v| ((v + k) % 5) as f32).collect();
+                        let t = Tensor::from_slice(&dev, &a, &[n, n]).unwrap();
+                        let got = t
+                            .matmul(&t)
+                            .unwrap()
+                            .sum_all()
+                            .unwrap()
+                            .read_blocking()
+                            .unwrap()[0];
+                        let c = Tensor::from_slice(&Device::Cpu, &a, &[n, n]).unwrap();
+                        let want = c
+                            .matmul(&c)
+                            .unwrap()
+                            .sum_all()
+                            .unwrap()
+                            .read_blocking()
+                            .unwrap()[0];
+                        assert_eq!(got, want, "thread {k}, n = {n}");
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+    }
+
+    #[test]
+    fn check_finite_names_the_first_bad_element_and_its_op() {
+        let dev = Device::Gpu(shared());
+        let w = Tensor::from_slice(&dev, &[1.0, -1.0, 2.0], &[3])
+            .unwrap()
+            .requires_grad();
+        let y = w.log().unwrap(); // log(−1) = NaN
+        let e = y.check_finite("log of the weights").unwrap_err();
+        match e {
+            Error::NonFinite {
+                index, producer, ..
+            } => {
+                assert_eq!(index, 1);
+                assert_eq!(producer, "unary");
+            }
+            other => panic!("expected NonFinite, got {other}"),
+        }
+        assert!(w.check_finite("weights").is_ok());
+    }
+
+    #[test]
+    fn two_thousand_lstm_steps_keep_resident_memory_flat() {
+        let gpu = private();
+        let dev = Device::Gpu(gpu.clone());
+        let model = Recurrent::lstm(3, 8).build(&dev, &mut Rng::new(0)).unwrap();
+        let mut opt = Optimizer::adam(model.parameters(), 1e-2).clip_grad_norm(1.0);
+        let x = Tensor::from_slice(&dev, &Rng::new(1).normals(6 * 2 * 3), &[6, 2, 3]).unwrap();
+        let mut resident = Vec::new();
+        for step in 0..2000 {
+            opt.zero_grad();
+            let loss = model
+                .forward(&x)
+                .unwrap()
+                .square()
+                .unwrap()
+                .sum_all()
+                .unwrap();
+            loss.backward().unwrap();
+            opt.step().unwrap();
+            if step % 50 == 49 {
+                loss.read_blocking().unwrap();
+                resident.push(gpu.stats().bytes_resident);
+            }
+        }
+        let settled = resident[1];
+        assert!(
+            resident.iter().skip(1).all(|&b| b == settled),
+            "resident bytes drift: {resident:?}"
+        );
+    }
+}

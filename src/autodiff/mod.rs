@@ -205,6 +205,26 @@ impl Tensor {
         t
     }
 
+    /// Reads the tensor back and returns `Error::NonFinite` naming `what`, the first NaN or
+    /// infinite element and the op that produced the tensor. Opt-in: it waits for the device, so
+    /// call it on a loss or a gradient when debugging, not every step.
+    pub fn check_finite(&self, what: &str) -> Result<()> {
+        let values = self.read_blocking()?;
+        match values.iter().position(|v| !v.is_finite()) {
+            None => Ok(()),
+            Some(index) => Err(Error::NonFinite {
+                what: what.to_string(),
+                index,
+                value: values[index],
+                producer: match &self.autograd {
+                    Some(Autograd::Node(n)) => n.name.to_string(),
+                    Some(Autograd::Leaf(_)) => "parameter".into(),
+                    None => "input".into(),
+                },
+            }),
+        }
+    }
+
     /// Whether this tensor is a parameter or the result of ops on one.
     pub fn tracks_grad(&self) -> bool {
         self.autograd.is_some()

@@ -238,6 +238,44 @@ mod tests {
         ));
     }
 
+    /// 4,000 corrupted files (flipped bytes, truncations, hostile header lengths and offsets):
+    /// each is a typed error or a valid parse, never a panic or an unbounded allocation.
+    #[test]
+    fn corrupted_files_never_panic() {
+        let dev = Device::Cpu;
+        let lstm = Recurrent::gru(2, 3).build(&dev, &mut Rng::new(1)).unwrap();
+        let good = serialize(&lstm.named_parameters(), None).unwrap();
+        let mut rng = Rng::new(99);
+        let mut errors = 0;
+        for case in 0..4000 {
+            let mut bytes = good.clone();
+            match case % 4 {
+                0 => {
+                    for _ in 0..rng.int(1, 8) {
+                        let i = rng.int(0, bytes.len() - 1);
+                        bytes[i] = rng.next_u64() as u8;
+                    }
+                }
+                1 => bytes.truncate(rng.int(0, bytes.len())),
+                2 => bytes[..8].copy_from_slice(&(rng.next_u64() >> rng.int(0, 63)).to_le_bytes()),
+                _ => {
+                    // A header that declares offsets far past the data.
+                    let header = r#"{"w":{"dtype":"F32","shape":[1000000000],"data_offsets":[0,4000000000]}}"#;
+                    bytes = (header.len() as u64).to_le_bytes().to_vec();
+                    bytes.extend_from_slice(header.as_bytes());
+                    bytes.extend_from_slice(&[0; 16]);
+                }
+            }
+            if parse("fuzz", &bytes).is_err() {
+                errors += 1;
+            }
+        }
+        assert!(
+            errors > 2000,
+            "most corruptions are caught: {errors} of 4000"
+        );
+    }
+
     #[test]
     fn an_interrupted_write_leaves_the_previous_file_loadable() {
         let dir = std::env::temp_dir().join(format!("timeloom-atomic-{}", std::process::id()));
