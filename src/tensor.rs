@@ -230,7 +230,7 @@ impl Tensor {
                 message: format!("the buffer's usage is {:?}; it needs STORAGE | COPY_SRC (and COPY_DST to be written)", buffer.usage()),
             });
         }
-        if offset % 4 != 0 {
+        if !offset.is_multiple_of(4) {
             return Err(Error::InvalidArgument {
                 op,
                 message: format!("offset {offset} is not a multiple of 4 bytes"),
