@@ -1,0 +1,111 @@
+//! Lists every adapter wgpu can open here, on every backend (Vulkan, GL, Metal, DX12 where
+//! present), and runs a smoke test on each against the CPU path: a matmul, and an LSTM training
+//! step's loss and gradients. Prints a pass/fail table with the adapter line.
+//!
+//! ```text
+//! cargo run --release --example devices
+//! ```
+
+use timeloom::nn::{Module, Recurrent};
+use timeloom::wgpu;
+use timeloom::{Device, Gpu, GpuOptions, Rng, Tensor};
+
+/// Largest |a − b| relative to 1 + |b| over two equal-length slices.
+fn worst(a: &[f32], b: &[f32]) -> f32 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs() / (1.0 + y.abs()))
+        .fold(0.0, f32::max)
+}
+
+fn matmul_check(dev: &Device) -> Result<f32, timeloom::Error> {
+    let mut rng = Rng::new(1);
+    let (a, b) = (rng.normals(37 * 53), rng.normals(53 * 29));
+    let run = |d: &Device| -> Result<Vec<f32>, timeloom::Error> {
+        let ta = Tensor::from_slice(d, &a, &[37, 53])?;
+        let tb = Tensor::from_slice(d, &b, &[53, 29])?;
+        ta.matmul(&tb)?.read_blocking()
+    };
+    Ok(worst(&run(dev)?, &run(&Device::Cpu)?))
+}
+
+fn lstm_check(dev: &Device) -> Result<f32, timeloom::Error> {
+    let run = |d: &Device| -> Result<Vec<f32>, timeloom::Error> {
+        let lstm = Recurrent::lstm(4, 9)
+            .layers(2)
+            .bidirectional(true)
+            .build(d, &mut Rng::new(2))?;
+        let x = Tensor::from_slice(d, &Rng::new(3).normals(6 * 3 * 4), &[6, 3, 4])?;
+        let loss = lstm.forward(&x)?.square()?.sum_all()?;
+        loss.backward()?;
+        let mut v = loss.read_blocking()?;
+        for p in lstm.parameters() {
+            v.extend(p.grad().map_or(Ok(vec![f32::NAN]), |g| g.read_blocking())?);
+        }
+        Ok(v)
+    };
+    Ok(worst(&run(dev)?, &run(&Device::Cpu)?))
+}
+
+fn main() {
+    let backends = [
+        ("Vulkan", wgpu::Backends::VULKAN),
+        ("GL", wgpu::Backends::GL),
+        ("Metal", wgpu::Backends::METAL),
+        ("DX12", wgpu::Backends::DX12),
+    ];
+    println!(
+        "{:<8} {:<48} {:<10} {:<10} {:<10}",
+        "backend", "adapter", "matmul", "lstm step", "attention"
+    );
+    let mut failures = 0;
+    for (name, backend) in backends {
+        let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
+        desc.backends = backend;
+        let instance = wgpu::Instance::new(desc);
+        let adapters = pollster::block_on(instance.enumerate_adapters(backend));
+        if adapters.is_empty() {
+            println!("{name:<8} {:<48}", "(no adapter)");
+            continue;
+        }
+        for adapter in adapters {
+            let info = adapter.get_info();
+            let options = GpuOptions {
+                backends: Some(backend),
+                adapter: Some(info.name.clone()),
+                ..GpuOptions::default()
+            };
+            let line = format!("{} ({})", info.name, info.driver_info);
+            let gpu = match pollster::block_on(Gpu::with_options(options)) {
+                Ok(g) => g,
+                Err(e) => {
+                    println!("{name:<8} {line:<48} could not open: {e}");
+                    failures += 1;
+                    continue;
+                }
+            };
+            let dev = Device::Gpu(gpu);
+            let verdict = |r: Result<f32, timeloom::Error>, tol: f32, failures: &mut i32| match r {
+                Ok(err) if err <= tol => format!("pass {err:.0e}"),
+                Ok(err) => {
+                    *failures += 1;
+                    format!("FAIL {err:.1e}")
+                }
+                Err(e) => {
+                    *failures += 1;
+                    format!("error: {e}")
+                }
+            };
+            let m = verdict(matmul_check(&dev), 1e-4, &mut failures);
+            let l = verdict(lstm_check(&dev), 1e-3, &mut failures);
+            println!(
+                "{name:<8} {line:<48} {m:<10} {l:<10} {:<10}",
+                "n/a (issue 7)"
+            );
+        }
+    }
+    if failures > 0 {
+        eprintln!("{failures} check(s) failed");
+        std::process::exit(1);
+    }
+}
