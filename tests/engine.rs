@@ -3,6 +3,10 @@
 
 use std::sync::OnceLock;
 
+#[path = "../examples/embed_in_app.rs"]
+#[allow(dead_code)]
+mod embed_in_app;
+
 use timeloom::{Activation, Device, Error, Gpu, GpuOptions, Matmul, Tensor};
 
 /// The binary's shared device, for tests that do not assert counters.
@@ -511,6 +515,21 @@ mod faults {
         assert!(
             resident.iter().skip(1).all(|&b| b == settled),
             "resident bytes drift: {resident:?}"
+        );
+    }
+}
+
+mod host_application {
+    /// The application renders every frame from the engine's output buffer while the engine
+    /// trains on the same queue: the engine never blocks on the device and reads nothing back.
+    #[test]
+    fn training_between_render_passes_never_blocks_the_host() {
+        let during = super::embed_in_app::run(6, true).unwrap();
+        assert_eq!(during.blocking_waits, 0, "{during:?}");
+        assert_eq!(during.bytes_downloaded, 0, "{during:?}");
+        assert_eq!(
+            during.submissions, 6,
+            "one submission per frame: {during:?}"
         );
     }
 }
