@@ -533,3 +533,48 @@ mod host_application {
         );
     }
 }
+
+mod limits {
+    use super::*;
+    use timeloom::nn::{Module, Recurrent};
+    use timeloom::Rng;
+
+    /// A device with the downlevel defaults (4 storage buffers per stage): what fits runs, what
+    /// does not is `Unsupported` naming the limit, never a wgpu panic.
+    #[test]
+    fn a_downlevel_device_runs_what_fits_and_names_the_limit_otherwise() {
+        let (device, queue) = app_device(timeloom::wgpu::Limits::downlevel_defaults());
+        let gpu = Gpu::from_wgpu(device, queue);
+        let dev = Device::Gpu(gpu.clone());
+        let a = Tensor::from_slice(&dev, &seq(12, 0.5), &[3, 4]).unwrap();
+        let y = a
+            .matmul(&a.t().unwrap())
+            .unwrap()
+            .relu()
+            .unwrap()
+            .sum_all()
+            .unwrap();
+        let cpu = Tensor::from_slice(&Device::Cpu, &seq(12, 0.5), &[3, 4]).unwrap();
+        let want = cpu
+            .matmul(&cpu.t().unwrap())
+            .unwrap()
+            .relu()
+            .unwrap()
+            .sum_all()
+            .unwrap();
+        assert_eq!(y.read_blocking().unwrap(), want.read_blocking().unwrap());
+        let lstm = Recurrent::lstm(2, 3).build(&dev, &mut Rng::new(0)).unwrap();
+        let x = Tensor::zeros(&dev, &[4, 1, 2]).unwrap();
+        match lstm.forward(&x) {
+            Err(Error::Unsupported { message, .. }) => {
+                assert!(
+                    message.contains("max_storage_buffers_per_shader_stage"),
+                    "{message}"
+                )
+            }
+            other => panic!("expected Unsupported, got {other:?}"),
+        }
+        // The device is still usable afterwards.
+        assert!(a.relu().unwrap().read_blocking().is_ok());
+    }
+}

@@ -406,6 +406,11 @@ impl GpuInner {
         self.wait(index)
     }
 
+    /// Records a GPU error to be returned by the next call.
+    pub(crate) fn report_fault(&self, message: String) {
+        lock(&self.fault).get_or_insert(Fault::Gpu(message));
+    }
+
     /// Blocks until the submission `index` (or everything) has finished.
     pub(crate) fn wait(&self, index: Option<wgpu::SubmissionIndex>) -> Result<()> {
         Counters::add(&self.counters.blocking_waits, 1);

@@ -101,6 +101,18 @@ impl GpuInner {
                 limit_name: "max_compute_workgroups_per_dimension",
             });
         }
+        let storage = d.kernel.bindings().len() as u32;
+        if storage > self.limits.max_storage_buffers_per_shader_stage {
+            return Err(Error::Unsupported {
+                op: d.kernel.name(),
+                message: format!(
+                    "the kernel binds {storage} storage buffers; this device allows {} \
+                     (`max_storage_buffers_per_shader_stage`): create the device with \
+                     wgpu::Limits::default() or more, or use Device::Cpu",
+                    self.limits.max_storage_buffers_per_shader_stage
+                ),
+            });
+        }
         if d.workgroups.contains(&0) {
             return Ok(());
         }
@@ -142,11 +154,13 @@ impl GpuInner {
                     resource: b.buffer.as_entire_binding(),
                 });
             }
+            let scope = self.scope();
             let bg = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
                 label: Some(d.kernel.name()),
                 layout: &compiled.bind_group_layout,
                 entries: &entries,
             });
+            self.close_scope(scope);
             Counters::add(&self.counters.bind_groups_created, 1);
             p.bind_groups.insert(key, bg);
         }
@@ -180,6 +194,20 @@ impl GpuInner {
         p.pass.as_mut().expect("the pass was opened above")
     }
 
+    /// On a host application's device, a validation error scope around timeloom's own calls, so
+    /// that a timeloom bug becomes a typed error at the next call instead of reaching (and by
+    /// default panicking in) the application's uncaptured-error handler. On timeloom's own device
+    /// its handler does this already.
+    fn scope(&self) -> Option<wgpu::ErrorScopeGuard> {
+        (!self.owned).then(|| self.device.push_error_scope(wgpu::ErrorFilter::Validation))
+    }
+
+    fn close_scope(&self, scope: Option<wgpu::ErrorScopeGuard>) {
+        if let Some(e) = scope.and_then(|s| pollster::block_on(s.pop())) {
+            self.report_fault(e.to_string());
+        }
+    }
+
     /// The pending encoder outside any pass, for copies.
     pub(crate) fn encoder<'p>(&self, p: &'p mut Pending) -> &'p mut wgpu::CommandEncoder {
         p.pass = None; // dropping the pass ends it
@@ -199,7 +227,9 @@ impl GpuInner {
                 self.queue.write_buffer(&p.arena, 0, &p.params);
                 p.params.clear();
             }
+            let scope = self.scope();
             let index = self.queue.submit([encoder.finish()]);
+            self.close_scope(scope);
             Counters::add(&self.counters.submissions, 1);
             index
         });
