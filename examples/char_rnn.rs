@@ -404,10 +404,12 @@ impl Trainer {
     pub fn save(&self, path: &Path) -> Result<(), Error> {
         let mut tensors = self.model.named_parameters();
         let (opt_step, states) = self.opt.state();
+        let mut param_steps = Vec::new();
         for ((name, _), s) in self.model.named_parameters().iter().zip(states) {
-            if let Some((a, b)) = s {
-                tensors.push((format!("optim.{name}.s1"), a));
-                tensors.push((format!("optim.{name}.s2"), b));
+            param_steps.push(s.as_ref().map_or(0, |s| s.step).to_string());
+            if let Some(s) = s {
+                tensors.push((format!("optim.{name}.s1"), s.s1));
+                tensors.push((format!("optim.{name}.s2"), s.s2));
             }
         }
         if let Some((h, c)) = &self.state {
@@ -421,6 +423,7 @@ impl Trainer {
             ("format", "timeloom char_rnn checkpoint 1".to_string()),
             ("step", self.step.to_string()),
             ("optimizer_step", opt_step.to_string()),
+            ("optimizer_param_steps", param_steps.join(",")),
             ("batcher_pos", self.batcher.pos.to_string()),
             ("rng", self.rng.state().to_string()),
             ("cell", cell_name(c.cell).into()),
@@ -490,23 +493,34 @@ impl Trainer {
         for (name, p) in &params {
             w.get(name, p.shape())?;
         }
-        for (name, p) in &params {
-            p.write(w.get(name, p.shape())?)?;
-        }
         let dev = &self.model.device;
+        let steps: Vec<u32> = meta("optimizer_param_steps")?
+            .split(',')
+            .map(|v| v.parse().unwrap_or(0))
+            .collect();
+        if steps.len() != params.len() {
+            return Err(Error::Format {
+                what: format!("{}: `optimizer_param_steps`", w.source),
+                message: format!("{} entries for {} parameters", steps.len(), params.len()),
+            });
+        }
         let mut states = Vec::new();
-        for (name, p) in &params {
+        for ((name, p), &step) in params.iter().zip(&steps) {
             let (k1, k2) = (format!("optim.{name}.s1"), format!("optim.{name}.s2"));
             states.push(if w.tensors.contains_key(&k1) {
-                Some((
-                    Tensor::from_slice(dev, w.get(&k1, p.shape())?, p.shape())?,
-                    Tensor::from_slice(dev, w.get(&k2, p.shape())?, p.shape())?,
-                ))
+                Some(timeloom::ParamState {
+                    step,
+                    s1: Tensor::from_slice(dev, w.get(&k1, p.shape())?, p.shape())?,
+                    s2: Tensor::from_slice(dev, w.get(&k2, p.shape())?, p.shape())?,
+                })
             } else {
                 None
             });
         }
         self.opt.load_state(num("optimizer_step")? as u32, states)?;
+        for (name, p) in &params {
+            p.write(w.get(name, p.shape())?)?;
+        }
         let tensor = |k: &str| -> Result<Option<Tensor>, Error> {
             w.tensors
                 .get(k)

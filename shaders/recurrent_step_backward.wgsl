@@ -119,7 +119,7 @@ fn backward_rows(j: u32, b0: u32, t: u32, slot: u32, phase: u32) {
                 let fg = gates[saved + h];
                 let gg = gates[saved + 2u * h];
                 let og = gates[saved + 3u * h];
-                let tc = tanh(state[c_plane + next + j]);
+                let tc = tanh(clamp(state[c_plane + next + j], -15.0, 15.0));  // as tanh_stable forward
                 let dc = carry[c_plane + next + j] + dh * og * (1.0 - tc * tc);
                 let d_i = dc * gg * ig * (1.0 - ig);
                 let d_f = dc * state[c_plane + prev + j] * fg * (1.0 - fg);

@@ -30,7 +30,9 @@ impl GpuStorage {
 impl Drop for GpuStorage {
     fn drop(&mut self) {
         if let Some(raw) = self.raw.take() {
-            if !self.external {
+            if self.external {
+                self.gpu.inner.release_external(&raw.buffer);
+            } else {
                 self.gpu.inner.retire(raw);
             }
         }
@@ -237,13 +239,16 @@ impl Tensor {
             });
         }
         let bytes = numel as u64 * 4;
-        if offset + bytes > buffer.size() {
+        if offset
+            .checked_add(bytes)
+            .is_none_or(|end| end > buffer.size())
+        {
             return Err(Error::ShapeMismatch {
                 op,
                 arg: "shape",
                 expected: format!(
                     "at most {} f32 elements after byte {offset} of a {}-byte buffer",
-                    (buffer.size() - offset.min(buffer.size())) / 4,
+                    buffer.size().saturating_sub(offset) / 4,
                     buffer.size()
                 ),
                 got: format!("{} ({numel} elements)", shape_str(shape)),
@@ -261,7 +266,7 @@ impl Tensor {
         }
         let raw = RawBuffer {
             buffer: buffer.clone(),
-            id: crate::gpu::pool::next_buffer_id(),
+            id: gpu.inner.adopt_external(buffer),
             class: buffer.size(),
             kind: crate::gpu::pool::BufferKind::Storage,
         };
@@ -582,12 +587,25 @@ impl Tensor {
                 v[self.offset..self.offset + data.len()].copy_from_slice(data);
                 Ok(())
             }
-            Storage::Gpu(s) => s.gpu.inner.upload(
-                s.raw(),
-                self.offset as u64 * 4,
-                bytemuck::cast_slice(data),
-                true,
-            ),
+            Storage::Gpu(s) => {
+                if !s
+                    .raw()
+                    .buffer
+                    .usage()
+                    .contains(wgpu::BufferUsages::COPY_DST)
+                {
+                    return Err(Error::InvalidArgument {
+                        op: "Tensor::write",
+                        message: "the application's buffer lacks COPY_DST usage; write it with your own queue.write_buffer".into(),
+                    });
+                }
+                s.gpu.inner.upload(
+                    s.raw(),
+                    self.offset as u64 * 4,
+                    bytemuck::cast_slice(data),
+                    true,
+                )
+            }
         }
     }
 

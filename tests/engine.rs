@@ -578,3 +578,48 @@ mod limits {
         assert!(a.relu().unwrap().read_blocking().is_ok());
     }
 }
+
+mod external_lifetime {
+    use super::*;
+    use timeloom::wgpu;
+
+    /// Wrapping the same application buffer again reuses its bind group; once the last tensor
+    /// that wraps it drops, timeloom keeps no reference to it.
+    #[test]
+    fn wrapped_buffers_reuse_bind_groups_and_are_released() {
+        let (device, queue) = app_device(wgpu::Limits::default());
+        let gpu = Gpu::from_wgpu(device.clone(), queue);
+        let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC;
+        let buf = device.create_buffer(&wgpu::BufferDescriptor {
+            label: None,
+            size: 64,
+            usage,
+            mapped_at_creation: false,
+        });
+        let frame = || {
+            let t = Tensor::from_wgpu_buffer(&gpu, &buf, 0, &[16]).unwrap();
+            let y = t.relu().unwrap();
+            gpu.flush().unwrap();
+            (t, y)
+        };
+        let keep = frame();
+        frame();
+        let before = gpu.stats();
+        let again = frame();
+        assert_eq!(
+            gpu.stats().since(&before).bind_groups_created,
+            0,
+            "the same buffer, the same bind group"
+        );
+        assert!(
+            matches!(keep.0.write(&[0.0; 16]), Err(Error::InvalidArgument { .. })),
+            "no COPY_DST: a typed error"
+        );
+        drop((keep, again));
+        let e = Tensor::from_wgpu_buffer(&gpu, &buf, u64::MAX - 3, &[4]).unwrap_err();
+        assert!(
+            matches!(e, Error::ShapeMismatch { .. }),
+            "an overflowing offset is an error: {e}"
+        );
+    }
+}

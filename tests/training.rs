@@ -235,3 +235,70 @@ fn mlp_digits_learns_real_digits() {
     assert!(history[0].0 > loss, "the loss falls: {history:?}");
     assert!(acc >= 0.93, "test accuracy after 6 epochs: {acc}");
 }
+
+#[test]
+fn bce_with_logits_has_the_exact_gradient_at_zero() {
+    let dev = Device::Cpu;
+    let x = Tensor::from_slice(&dev, &[0.0, 0.0, 2.0, -1.0], &[4])
+        .unwrap()
+        .requires_grad();
+    let t = Tensor::from_slice(&dev, &[0.0, 1.0, 1.0, 0.0], &[4]).unwrap();
+    bce_with_logits(&x, &t).unwrap().backward().unwrap();
+    let g = x.grad().unwrap().read_blocking().unwrap();
+    let sig = |v: f32| 1.0 / (1.0 + (-v).exp());
+    let want = [
+        (0.5 - 0.0) / 4.0,
+        (0.5 - 1.0) / 4.0,
+        (sig(2.0) - 1.0) / 4.0,
+        sig(-1.0) / 4.0,
+    ];
+    for (a, b) in g.iter().zip(want) {
+        assert!((a - b).abs() < 1e-6, "{g:?} vs {want:?}");
+    }
+}
+
+#[test]
+fn a_parameter_first_updated_late_gets_an_unbiased_first_adam_step() {
+    let dev = gpu();
+    let a = Tensor::from_slice(&dev, &[1.0], &[1])
+        .unwrap()
+        .requires_grad();
+    let b = Tensor::from_slice(&dev, &[1.0], &[1])
+        .unwrap()
+        .requires_grad();
+    let mut opt = Optimizer::adam(vec![a.clone(), b.clone()], 0.1);
+    for step in 0..4 {
+        opt.zero_grad();
+        // b takes part only from the fourth step on.
+        let loss = if step < 3 {
+            a.square().unwrap().sum_all().unwrap()
+        } else {
+            a.add(&b).unwrap().square().unwrap().sum_all().unwrap()
+        };
+        loss.backward().unwrap();
+        opt.step().unwrap();
+    }
+    // A first Adam step moves by lr·ĝ/(|ĝ| + ε) ≈ lr, whatever the global step count.
+    let moved = 1.0 - b.read_blocking().unwrap()[0];
+    assert!((moved - 0.1).abs() < 1e-4, "b moved {moved}");
+    let (_, states) = opt.state();
+    assert_eq!(states[0].as_ref().unwrap().step, 4);
+    assert_eq!(states[1].as_ref().unwrap().step, 1);
+    // Restoring states from another device is refused, and nothing changes.
+    let cpu_state = timeloom::ParamState {
+        step: 1,
+        s1: Tensor::zeros(&Device::Cpu, &[1]).unwrap(),
+        s2: Tensor::zeros(&Device::Cpu, &[1]).unwrap(),
+    };
+    let e = opt.load_state(9, vec![Some(cpu_state), None]).unwrap_err();
+    assert!(matches!(e, timeloom::Error::DeviceMismatch { .. }), "{e}");
+    assert_eq!(opt.steps(), 4);
+    let e = a
+        .square()
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward_with(&Tensor::full(&Device::Cpu, &[], 1.0).unwrap())
+        .unwrap_err();
+    assert!(matches!(e, timeloom::Error::DeviceMismatch { .. }), "{e}");
+}

@@ -96,6 +96,8 @@ pub(crate) struct GpuInner {
     pub pipelines: PipelineCache,
     pub pending: Mutex<Pending>,
     pub tiles: Mutex<HashMap<ShapeClass, TileConfig>>,
+    /// Application buffers wrapped as tensors: their bind-group id and how many tensors wrap them.
+    pub external: Mutex<HashMap<wgpu::Buffer, (u64, usize)>>,
     /// A tiny buffer bound where a kernel's optional input is absent.
     pub dummy: RawBuffer,
     fault: Arc<Mutex<Option<Fault>>>,
@@ -139,20 +141,30 @@ fn type_rank(t: wgpu::DeviceType) -> u8 {
     }
 }
 
-/// The limits timeloom asks for: WebGPU's defaults (or the downlevel ones where an adapter lacks
-/// them), raised to the adapter's own values only where bigger tensors and tiles need it.
+/// The limits timeloom asks for: WebGPU's defaults, or the adapter's own value where it offers
+/// less (a kernel that needs more then returns `Unsupported` naming the limit, instead of the
+/// device failing to open), raised to the adapter's values only where bigger tensors need it.
 fn required_limits(adapter: &wgpu::Limits) -> wgpu::Limits {
-    let defaults = wgpu::Limits::default();
-    let mut l = if adapter.max_storage_buffers_per_shader_stage
-        >= defaults.max_storage_buffers_per_shader_stage
-        && adapter.max_compute_invocations_per_workgroup
-            >= defaults.max_compute_invocations_per_workgroup
-        && adapter.max_compute_workgroup_storage_size >= defaults.max_compute_workgroup_storage_size
-    {
-        defaults
-    } else {
-        wgpu::Limits::downlevel_defaults()
-    };
+    let d = wgpu::Limits::default();
+    let mut l = wgpu::Limits::downlevel_defaults();
+    l.max_storage_buffers_per_shader_stage = d
+        .max_storage_buffers_per_shader_stage
+        .min(adapter.max_storage_buffers_per_shader_stage);
+    l.max_compute_invocations_per_workgroup = d
+        .max_compute_invocations_per_workgroup
+        .min(adapter.max_compute_invocations_per_workgroup);
+    l.max_compute_workgroup_storage_size = d
+        .max_compute_workgroup_storage_size
+        .min(adapter.max_compute_workgroup_storage_size);
+    l.max_compute_workgroup_size_x = d
+        .max_compute_workgroup_size_x
+        .min(adapter.max_compute_workgroup_size_x);
+    l.max_compute_workgroup_size_y = d
+        .max_compute_workgroup_size_y
+        .min(adapter.max_compute_workgroup_size_y);
+    l.max_compute_workgroups_per_dimension = d
+        .max_compute_workgroups_per_dimension
+        .min(adapter.max_compute_workgroups_per_dimension);
     l.max_storage_buffer_binding_size = adapter.max_storage_buffer_binding_size;
     l.max_buffer_size = adapter.max_buffer_size;
     l
@@ -296,6 +308,7 @@ impl Gpu {
                 pipelines: PipelineCache::default(),
                 pending,
                 tiles: Mutex::new(HashMap::new()),
+                external: Mutex::new(HashMap::new()),
                 dummy,
                 fault: Arc::new(Mutex::new(None)),
             }),
@@ -404,6 +417,30 @@ impl GpuInner {
             self.flush_locked(&mut p)
         };
         self.wait(index)
+    }
+
+    /// The bind-group id of an application buffer, the same for every tensor that wraps it.
+    pub(crate) fn adopt_external(&self, buffer: &wgpu::Buffer) -> u64 {
+        let mut ext = lock(&self.external);
+        let entry = ext.entry(buffer.clone()).or_insert((next_buffer_id(), 0));
+        entry.1 += 1;
+        entry.0
+    }
+
+    /// Called when a tensor wrapping `buffer` drops: after the last one, cached bind groups
+    /// naming the buffer are dropped too, so timeloom holds no reference to it.
+    pub(crate) fn release_external(&self, buffer: &wgpu::Buffer) {
+        let mut ext = lock(&self.external);
+        let Some(entry) = ext.get_mut(buffer) else {
+            return;
+        };
+        entry.1 -= 1;
+        if entry.1 == 0 {
+            let id = entry.0;
+            ext.remove(buffer);
+            drop(ext);
+            lock(&self.pending).forget_buffer(id);
+        }
     }
 
     /// Records a GPU error to be returned by the next call.

@@ -79,6 +79,11 @@ impl Pending {
         self.encoder.is_some()
     }
 
+    /// Forgets the cached bind groups that name buffer `id`.
+    pub fn forget_buffer(&mut self, id: u64) {
+        self.bind_groups.retain(|k, _| !k[2..].contains(&id));
+    }
+
     /// Forgets cached bind groups (they keep their buffers alive).
     pub fn clear_bind_groups(&mut self) {
         self.bind_groups.clear();

@@ -67,7 +67,7 @@ pub(crate) fn workgroups(gpu: &GpuInner, p: &Params) -> Result<[u32; 3]> {
 /// when the state is small enough that one workgroup of WG invocations, looping over hidden
 /// units and batch tiles, beats T dispatches of its own: H ≤ 128 and B·H ≤ 1024.
 pub(crate) fn persistent(batch: u32, hidden: u32) -> bool {
-    hidden <= 128 && batch * hidden <= 1024
+    hidden <= 128 && u64::from(batch) * u64::from(hidden) <= 1024
 }
 
 /// Records the whole sequence as one dispatch (the persistent path).

@@ -260,6 +260,11 @@ impl Recurrent {
             (true, some) => some,
             (false, _) => None,
         };
+        for (arg, t) in [("h0", Some(&h0)), ("c0", c0.as_ref()), ("lengths", lengths)] {
+            if let Some(t) = t {
+                crate::ops::same_device("Recurrent::forward", arg, &x, t)?;
+            }
+        }
         let lengths = match lengths {
             Some(l) => {
                 if l.shape() != [batch] {

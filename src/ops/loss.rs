@@ -185,7 +185,8 @@ pub fn mse_loss(prediction: &Tensor, target: &Tensor) -> Result<Tensor> {
 }
 
 /// Binary cross-entropy with logits, mean over all elements, in the stable form
-/// max(x, 0) − x·t + log(1 + e^−|x|) (PyTorch's `BCEWithLogitsLoss`).
+/// max(x, 0) − x·t + log(1 + e^−|x|) (PyTorch's `BCEWithLogitsLoss`). Its gradient is the exact
+/// (σ(x) − t)/n, also at x = 0 where the pieces of the stable form have kinks.
 pub fn bce_with_logits(logits: &Tensor, target: &Tensor) -> Result<Tensor> {
     if logits.shape() != target.shape() {
         return Err(Error::ShapeMismatch {
@@ -195,8 +196,27 @@ pub fn bce_with_logits(logits: &Tensor, target: &Tensor) -> Result<Tensor> {
             got: shape_str(target.shape()),
         });
     }
-    let softplus = logits.abs()?.neg()?.exp()?.affine(1.0, 1.0)?.log()?;
-    let per = logits.relu()?.sub(&logits.mul(target)?)?.add(&softplus)?;
-    let n = per.numel();
-    per.reshape(&[n])?.mean(0)
+    same_device("bce_with_logits", "target", logits, target)?;
+    let (x, t) = (logits.detach(), target.detach());
+    let n = x.numel();
+    let loss = crate::autodiff::no_grad(|| -> Result<Tensor> {
+        let softplus = x.abs()?.neg()?.exp()?.affine(1.0, 1.0)?.log()?;
+        let per = x.relu()?.sub(&x.mul(&t)?)?.add(&softplus)?;
+        per.reshape(&[n])?.mean(0)
+    })?;
+    Ok(record(
+        loss,
+        "bce_with_logits",
+        &[logits, target],
+        move |g, dy| {
+            let scale = 1.0 / n as f32;
+            if g.wants(0) {
+                g.add(0, x.sigmoid()?.sub(&t)?.mul(dy)?.scale(scale)?)?;
+            }
+            if g.wants(1) {
+                g.add(1, x.neg()?.mul(dy)?.scale(scale)?)?;
+            }
+            Ok(())
+        },
+    ))
 }

@@ -82,6 +82,17 @@ impl Algorithm {
     }
 }
 
+/// What an optimizer keeps for one parameter.
+#[derive(Clone, Debug)]
+pub struct ParamState {
+    /// Updates this parameter has received (Adam's bias correction uses it).
+    pub step: u32,
+    /// First state tensor: momentum buffer, sum of squares, square average or first moment.
+    pub s1: Tensor,
+    /// Second state tensor: RMSProp's momentum, AdaDelta's accumulated delta or second moment.
+    pub s2: Tensor,
+}
+
 /// An optimizer over a list of parameters.
 ///
 /// ```
@@ -106,7 +117,7 @@ pub struct Optimizer {
     clip_norm: Option<f32>,
     clip_value: Option<f32>,
     params: Vec<Tensor>,
-    states: Vec<Option<(Tensor, Tensor)>>,
+    states: Vec<Option<ParamState>>,
     step: u32,
     /// [P] partial sums of squares and [2] (norm, scale), for clipping by norm.
     clip_buffers: Option<(Tensor, Tensor)>,
@@ -272,14 +283,15 @@ impl Optimizer {
         out.narrow(0, 0, 1).ok()?.reshape(&[]).ok()
     }
 
-    /// The state to checkpoint: the step count and, per parameter, its two state tensors
-    /// (`None` before its first update).
-    pub fn state(&self) -> (u32, Vec<Option<(Tensor, Tensor)>>) {
+    /// The state to checkpoint: the optimizer's step count (which drives the schedule) and, per
+    /// parameter, its own state (`None` before its first update).
+    pub fn state(&self) -> (u32, Vec<Option<ParamState>>) {
         (self.step, self.states.clone())
     }
 
     /// Restores a state from [`Optimizer::state`] (of an optimizer over the same parameters).
-    pub fn load_state(&mut self, step: u32, states: Vec<Option<(Tensor, Tensor)>>) -> Result<()> {
+    /// Nothing changes unless every state fits its parameter: shape, device and layout.
+    pub fn load_state(&mut self, step: u32, states: Vec<Option<ParamState>>) -> Result<()> {
         if states.len() != self.params.len() {
             return Err(Error::Format {
                 what: "optimizer state".into(),
@@ -291,14 +303,33 @@ impl Optimizer {
             });
         }
         for (i, (s, p)) in states.iter().zip(&self.params).enumerate() {
-            if let Some((a, b)) = s {
-                if a.shape() != p.shape() || b.shape() != p.shape() {
+            let Some(s) = s else { continue };
+            let what = || format!("optimizer state of parameter {i}");
+            for t in [&s.s1, &s.s2] {
+                if t.shape() != p.shape() {
                     return Err(Error::Format {
-                        what: format!("optimizer state of parameter {i}"),
+                        what: what(),
                         message: format!(
                             "has shape {}; the parameter has {}",
-                            shape_str(a.shape()),
+                            shape_str(t.shape()),
                             shape_str(p.shape())
+                        ),
+                    });
+                }
+                if !t.device().same(&p.device()) {
+                    return Err(Error::DeviceMismatch {
+                        op: "Optimizer::load_state",
+                        arg: "states",
+                        expected: p.device().to_string(),
+                        got: t.device().to_string(),
+                    });
+                }
+                if !t.is_contiguous() || t.offset != 0 {
+                    return Err(Error::InvalidArgument {
+                        op: "Optimizer::load_state",
+                        message: format!(
+                            "{} is a view; pass tensors that own their storage",
+                            what()
                         ),
                     });
                 }
@@ -363,6 +394,8 @@ impl Optimizer {
                 });
             }
             if self.states[i].is_none() {
+                // Each parameter counts its own updates, as torch.optim does: one whose first
+                // gradient arrives late still gets an unbiased first Adam step.
                 let init = match self.algorithm {
                     Algorithm::AdaGrad {
                         initial_accumulator_value,
@@ -371,12 +404,16 @@ impl Optimizer {
                     _ => 0.0,
                 };
                 let dev = param.device();
-                self.states[i] = Some((
-                    Tensor::full(&dev, param.shape(), init)?,
-                    Tensor::zeros(&dev, param.shape())?,
-                ));
+                self.states[i] = Some(ParamState {
+                    step: 0,
+                    s1: Tensor::full(&dev, param.shape(), init)?,
+                    s2: Tensor::zeros(&dev, param.shape())?,
+                });
             }
-            let (s1, s2) = self.states[i].as_ref().expect("created above");
+            let state = self.states[i].as_mut().expect("created above");
+            state.step += 1;
+            let t = state.step;
+            let (s1, s2) = (&state.s1, &state.s2);
             let p = Params {
                 numel: u32_of(param.numel()),
                 algo: self.algorithm.code(),

@@ -257,7 +257,14 @@ pub(crate) fn layer(
     let x2 = xd.reshape(&[steps * batch, input])?;
     let h0d = h0.detach().contiguous()?;
     let c0d = c0.map(|c| c.detach().contiguous()).transpose()?;
+    // The kernels read lengths[b] from element 0 of the buffer: a view into a larger tensor is
+    // copied to a buffer of its own.
     let lengths = lengths.detach().contiguous()?;
+    let lengths = if lengths.offset == 0 {
+        lengths
+    } else {
+        lengths.affine(1.0, 0.0)?
+    };
     let packed = x.output_like(&[packed_len], "recurrent")?;
     let mut saved = Vec::with_capacity(nd);
     no_grad(|| -> Result<()> {
@@ -956,5 +963,53 @@ mod persistent_tests {
             counts[0], counts[1],
             "dispatches for T = 5 and T = 60: {counts:?}"
         );
+    }
+}
+
+#[cfg(test)]
+mod lengths_tests {
+    use crate::nn::Recurrent;
+    use crate::testing::gpu;
+    use crate::{Device, Error, Rng, Tensor};
+
+    /// Lengths given as a view into a larger tensor mean what they say on both devices, and
+    /// lengths on another device are a typed error.
+    #[test]
+    fn lengths_views_and_devices_are_honoured() {
+        let g = Device::Gpu(gpu());
+        let xs = Rng::new(3).normals(5 * 2 * 3);
+        let mut outs = Vec::new();
+        for dev in [&g, &Device::Cpu] {
+            let lstm = Recurrent::lstm(3, 4).build(dev, &mut Rng::new(1)).unwrap();
+            let x = Tensor::from_slice(dev, &xs, &[5, 2, 3]).unwrap();
+            let all = Tensor::from_slice(dev, &[9.0, 9.0, 5.0, 2.0], &[4]).unwrap();
+            let view = lstm
+                .forward_with(&x, None, Some(&all.narrow(0, 2, 2).unwrap()))
+                .unwrap();
+            let own = Tensor::from_slice(dev, &[5.0, 2.0], &[2]).unwrap();
+            let direct = lstm.forward_with(&x, None, Some(&own)).unwrap();
+            assert_eq!(
+                view.output.read_blocking().unwrap(),
+                direct.output.read_blocking().unwrap()
+            );
+            outs.push(direct.output.read_blocking().unwrap());
+            let other = Tensor::from_slice(
+                if dev.as_gpu().is_some() {
+                    &Device::Cpu
+                } else {
+                    &g
+                },
+                &[5.0, 2.0],
+                &[2],
+            )
+            .unwrap();
+            assert!(matches!(
+                lstm.forward_with(&x, None, Some(&other)),
+                Err(Error::DeviceMismatch { .. })
+            ));
+        }
+        for (a, b) in outs[0].iter().zip(&outs[1]) {
+            assert!((a - b).abs() < 1e-5);
+        }
     }
 }
