@@ -48,6 +48,7 @@ pub use gpu::{AdapterSummary, Gpu, GpuOptions, OptionalFeatures, Stats};
 pub use kernels::matmul::{ShapeClass, TileConfig};
 pub use ops::loss::{bce_with_logits, mse_loss, CrossEntropy, Reduction};
 pub use ops::matmul::{Activation, Matmul};
+pub use ops::norm::{embedding, sinusoidal_positions};
 pub use optim::{Algorithm, Optimizer, ParamState, Schedule};
 pub use rng::Rng;
 pub use tensor::{Tensor, MAX_RANK};

@@ -183,3 +183,71 @@ fn a_file_with_a_missing_or_misshapen_key_names_it() {
     let e = load_into(&two, &w).unwrap_err().to_string();
     assert!(e.contains("weight_ih_l1") && e.contains("missing"), "{e}");
 }
+
+#[test]
+fn layer_norm_and_embedding_match_torch_on_both_devices() {
+    use timeloom::nn::{Embedding, LayerNorm};
+    for dev in [gpu(), Device::Cpu] {
+        let w = fixture("layer_norm");
+        let ln = LayerNorm::new(&dev, 37).unwrap();
+        load_into(&ln, &w).unwrap();
+        let x = tensor(&w, &dev, "input").requires_grad();
+        let y = ln.forward(&x).unwrap();
+        y.mul(&tensor(&w, &dev, "grad_output"))
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        close(
+            &format!("layer_norm on {dev}: output"),
+            &y.read_blocking().unwrap(),
+            &w.tensors["output"].1,
+            1e-5,
+            1e-5,
+        );
+        close(
+            &format!("layer_norm on {dev}: grad_input"),
+            &x.grad().unwrap().read_blocking().unwrap(),
+            &w.tensors["grad_input"].1,
+            1e-5,
+            1e-4,
+        );
+        for (name, p) in ln.named_parameters() {
+            let key = format!("grad.{name}");
+            close(
+                &format!("layer_norm on {dev}: {key}"),
+                &p.grad().unwrap().read_blocking().unwrap(),
+                &w.tensors[&key].1,
+                1e-5,
+                1e-4,
+            );
+        }
+
+        let w = fixture("embedding");
+        let emb = Embedding::new(&dev, 13, 5, &mut Rng::new(0)).unwrap();
+        load_into(&emb, &w).unwrap();
+        let y = emb.forward(&tensor(&w, &dev, "ids")).unwrap();
+        assert_eq!(y.shape(), [2, 3, 5]);
+        y.mul(&tensor(&w, &dev, "grad_output"))
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        close(
+            &format!("embedding on {dev}: output"),
+            &y.read_blocking().unwrap(),
+            &w.tensors["output"].1,
+            0.0,
+            1e-6,
+        );
+        close(
+            &format!("embedding on {dev}: grad.weight"),
+            &emb.weight.grad().unwrap().read_blocking().unwrap(),
+            &w.tensors["grad.weight"].1,
+            1e-6,
+            1e-5,
+        );
+    }
+}

@@ -56,6 +56,35 @@ def recurrent(name, cls, T, B, I, H, layers=1, bidirectional=False, lengths=None
               os.path.join(OUT, name + ".safetensors"), metadata=meta)
 
 
+def layer_norm(name, R, D):
+    ln = torch.nn.LayerNorm(D).double()
+    with torch.no_grad():
+        ln.weight.copy_(torch.randn(D))
+        ln.bias.copy_(torch.randn(D))
+    x = (torch.randn(R, D, dtype=torch.float64) * 3 + 1).requires_grad_()
+    y = ln(x)
+    g = torch.randn_like(y)
+    (y * g).sum().backward()
+    tensors = {"input": x, "weight": ln.weight, "bias": ln.bias, "grad_output": g, "output": y,
+               "grad_input": x.grad, "grad.weight": ln.weight.grad, "grad.bias": ln.bias.grad}
+    save_file({k: v.detach().float().contiguous() for k, v in tensors.items()},
+              os.path.join(OUT, name + ".safetensors"),
+              metadata={"made_by": "tools/make_fixtures.py, torch " + torch.__version__})
+
+
+def embedding(name, V, D, ids):
+    emb = torch.nn.Embedding(V, D).double()
+    idx = torch.tensor(ids)
+    y = emb(idx)
+    g = torch.randn_like(y)
+    (y * g).sum().backward()
+    tensors = {"ids": idx.double(), "weight": emb.weight, "grad_output": g, "output": y,
+               "grad.weight": emb.weight.grad}
+    save_file({k: v.detach().float().contiguous() for k, v in tensors.items()},
+              os.path.join(OUT, name + ".safetensors"),
+              metadata={"made_by": "tools/make_fixtures.py, torch " + torch.__version__})
+
+
 if __name__ == "__main__":
     os.makedirs(OUT, exist_ok=True)
     recurrent("rnn_tanh", torch.nn.RNN, T=6, B=3, I=4, H=5, lengths=[6, 3, 5])
@@ -66,4 +95,6 @@ if __name__ == "__main__":
     recurrent("gru_1layer", torch.nn.GRU, T=6, B=3, I=4, H=5, lengths=[6, 4, 2])
     recurrent("gru_2layer_bidirectional", torch.nn.GRU, T=5, B=2, I=3, H=4, layers=2,
               bidirectional=True)
+    layer_norm("layer_norm", R=6, D=37)
+    embedding("embedding", V=13, D=5, ids=[[3, 0, 3], [12, 3, 7]])
     print("wrote", sorted(os.listdir(OUT)))

@@ -8,7 +8,11 @@ pub(crate) mod clip_scale;
 pub(crate) mod cross_entropy_backward;
 pub(crate) mod cross_entropy_forward;
 pub(crate) mod dropout;
+pub(crate) mod embedding_backward;
+pub(crate) mod embedding_forward;
 pub(crate) mod fma_peak;
+pub(crate) mod layer_norm_backward;
+pub(crate) mod layer_norm_forward;
 pub(crate) mod matmul;
 pub(crate) mod optimizer_step;
 pub(crate) mod recurrent_step_backward;
@@ -44,6 +48,10 @@ pub(crate) enum Kernel {
     RecurrentStepBackward,
     RecurrentSequenceForward,
     RecurrentSequenceBackward,
+    LayerNormForward,
+    LayerNormBackward,
+    EmbeddingForward,
+    EmbeddingBackward,
     FmaPeak,
 }
 
@@ -56,7 +64,7 @@ pub(crate) enum Access {
 
 impl Kernel {
     #[cfg(test)]
-    pub const ALL: [Kernel; 18] = [
+    pub const ALL: [Kernel; 22] = [
         Kernel::Matmul,
         Kernel::Unary,
         Kernel::UnaryBackward,
@@ -74,6 +82,10 @@ impl Kernel {
         Kernel::RecurrentStepBackward,
         Kernel::RecurrentSequenceForward,
         Kernel::RecurrentSequenceBackward,
+        Kernel::LayerNormForward,
+        Kernel::LayerNormBackward,
+        Kernel::EmbeddingForward,
+        Kernel::EmbeddingBackward,
         Kernel::FmaPeak,
     ];
 
@@ -98,6 +110,10 @@ impl Kernel {
             // The persistent path lives in the step kernels' files: the same step, in a loop.
             Kernel::RecurrentSequenceForward => "recurrent_sequence_forward",
             Kernel::RecurrentSequenceBackward => "recurrent_sequence_backward",
+            Kernel::LayerNormForward => "layer_norm_forward",
+            Kernel::LayerNormBackward => "layer_norm_backward",
+            Kernel::EmbeddingForward => "embedding_forward",
+            Kernel::EmbeddingBackward => "embedding_backward",
             Kernel::FmaPeak => "fma_peak",
         }
     }
@@ -124,6 +140,10 @@ impl Kernel {
             Kernel::RecurrentStepBackward | Kernel::RecurrentSequenceBackward => {
                 recurrent_step_backward::SOURCE
             }
+            Kernel::LayerNormForward => layer_norm_forward::SOURCE,
+            Kernel::LayerNormBackward => layer_norm_backward::SOURCE,
+            Kernel::EmbeddingForward => embedding_forward::SOURCE,
+            Kernel::EmbeddingBackward => embedding_backward::SOURCE,
             Kernel::FmaPeak => fma_peak::SOURCE,
         }
     }
@@ -151,6 +171,9 @@ impl Kernel {
             Kernel::RecurrentStepBackward | Kernel::RecurrentSequenceBackward => {
                 &[Read, Read, Read, Read, Read, ReadWrite, ReadWrite]
             }
+            Kernel::LayerNormForward => &[Read, Read, Read, ReadWrite, ReadWrite],
+            Kernel::LayerNormBackward => &[Read, Read, Read, Read, ReadWrite],
+            Kernel::EmbeddingForward | Kernel::EmbeddingBackward => &[Read, Read, ReadWrite],
             Kernel::FmaPeak => &[ReadWrite],
         }
     }

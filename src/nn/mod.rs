@@ -3,10 +3,12 @@
 //! a `Sequential`), which become safetensors keys.
 
 mod linear;
+mod norm;
 mod recurrent;
 
 pub use crate::recurrent::CellKind;
 pub use linear::Linear;
+pub use norm::{Embedding, LayerNorm};
 pub use recurrent::{Recurrent, RecurrentBuilder, RecurrentConfig, RecurrentOutput};
 
 use crate::error::Result;

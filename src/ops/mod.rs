@@ -5,6 +5,7 @@ pub(crate) mod dropout;
 pub(crate) mod elementwise;
 pub(crate) mod loss;
 pub(crate) mod matmul;
+pub(crate) mod norm;
 pub(crate) mod reduce;
 pub(crate) mod softmax;
 

@@ -1,0 +1,30 @@
+// embedding_forward: y[n, :] = W[ids[n], :], ids stored as f32 (exact below 2^24). An id outside
+// [0, V) gives a row of NaN: the caller's mistake shows. Grid: 256 elements per workgroup over
+// N·D, folded. Needs: common/grid.wgsl.
+
+struct Params { tokens: u32, dim: u32, vocab: u32, ids_off: u32 }
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> weight: array<f32>;   // [V, D]
+@group(0) @binding(2) var<storage, read> ids: array<f32>;      // [N]
+@group(0) @binding(3) var<storage, read_write> y: array<f32>;  // [N, D]
+
+@compute @workgroup_size(256)
+fn embedding_forward(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lindex: u32,
+) {
+    let i = linear_workgroup(wid, nwg) * 256u + lindex;
+    if i >= p.tokens * p.dim {
+        return;
+    }
+    let n = i / p.dim;
+    let d = i % p.dim;
+    let id = i32(ids[p.ids_off + n]);
+    var v = bitcast<f32>(0x7fc00000u);  // NaN
+    if id >= 0 && u32(id) < p.vocab {
+        v = weight[u32(id) * p.dim + d];
+    }
+    y[i] = v;
+}

@@ -1,0 +1,93 @@
+//! `embedding_forward`: params and bindings of the row gather of an embedding table.
+
+use bytemuck::{Pod, Zeroable};
+
+use super::{record_flat, wgsl, Kernel};
+use crate::error::Result;
+use crate::gpu::pool::RawBuffer;
+use crate::gpu::GpuInner;
+
+pub(crate) const SOURCE: &str = wgsl!("embedding_forward", "grid");
+
+/// Mirrors `struct Params` in shaders/embedding_forward.wgsl (and the backward's).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+pub struct Params {
+    pub tokens: u32,
+    pub dim: u32,
+    pub vocab: u32,
+    pub ids_off: u32,
+}
+const _: () = assert!(std::mem::size_of::<Params>().is_multiple_of(16));
+
+pub(crate) fn record(
+    gpu: &GpuInner,
+    p: &Params,
+    weight: &RawBuffer,
+    ids: &RawBuffer,
+    y: &RawBuffer,
+) -> Result<()> {
+    record_flat(
+        gpu,
+        Kernel::EmbeddingForward,
+        bytemuck::bytes_of(p),
+        &[weight, ids, y],
+        u64::from(p.tokens) * u64::from(p.dim),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::testing::{assert_close, gpu, randn, Tol};
+    use crate::{embedding, Device, Tensor};
+
+    #[test]
+    fn lookup_and_gradient_match_cpu_and_repeat_exactly() {
+        let (g, c) = (Device::Gpu(gpu()), Device::Cpu);
+        let (vocab, dim) = (11, 7);
+        let w = randn(1, vocab * dim);
+        let ids: Vec<f32> = [3, 0, 3, 10, 3, 5, 0].iter().map(|&v| v as f32).collect();
+        let dy = randn(2, ids.len() * dim);
+        let mut out = Vec::new();
+        for dev in [&g, &c, &g] {
+            let wt = Tensor::from_slice(dev, &w, &[vocab, dim])
+                .unwrap()
+                .requires_grad();
+            let it = Tensor::from_slice(dev, &ids, &[7]).unwrap();
+            let y = embedding(&wt, &it).unwrap();
+            assert_eq!(y.shape(), [7, dim]);
+            y.backward_with(&Tensor::from_slice(dev, &dy, &[7, dim]).unwrap())
+                .unwrap();
+            out.push((
+                y.read_blocking().unwrap(),
+                wt.grad().unwrap().read_blocking().unwrap(),
+            ));
+        }
+        assert_eq!(out[0].0[..dim], w[3 * dim..4 * dim]);
+        assert_close(
+            "embedding forward",
+            &out[0].0,
+            &out[1].0,
+            Tol { abs: 0.0, rel: 0.0 },
+        );
+        assert_close(
+            "embedding gradient",
+            &out[0].1,
+            &out[1].1,
+            Tol {
+                abs: 1e-6,
+                rel: 1e-6,
+            },
+        );
+        assert_eq!(
+            out[0].1, out[2].1,
+            "the same gradient bit for bit on every run"
+        );
+        // Row 3 got three contributions, row 1 none.
+        for k in 0..dim {
+            let want = dy[k] + dy[2 * dim + k] + dy[4 * dim + k];
+            assert!((out[1].1[3 * dim + k] - want).abs() < 1e-6);
+            assert_eq!(out[1].1[dim + k], 0.0);
+        }
+    }
+}

@@ -1,0 +1,42 @@
+//! `layer_norm_backward`: params and bindings of the layer-norm input gradient.
+
+use bytemuck::{Pod, Zeroable};
+
+use super::{record_rows, wgsl, Kernel};
+use crate::error::Result;
+use crate::gpu::pool::RawBuffer;
+use crate::gpu::GpuInner;
+
+pub(crate) const SOURCE: &str = wgsl!("layer_norm_backward", "grid", "rows");
+
+/// Mirrors `struct Params` in shaders/layer_norm_backward.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+pub struct Params {
+    pub rows: u32,
+    pub cols: u32,
+    pub x_off: u32,
+    pub affine: u32,
+    pub dy_off: u32,
+    pub _pad: [u32; 3],
+}
+const _: () = assert!(std::mem::size_of::<Params>().is_multiple_of(16));
+
+/// The buffers of one backward, in binding order.
+pub(crate) struct Bindings<'a> {
+    pub x: &'a RawBuffer,
+    pub gamma: &'a RawBuffer,
+    pub stats: &'a RawBuffer,
+    pub dy: &'a RawBuffer,
+    pub dx: &'a RawBuffer,
+}
+
+pub(crate) fn record(gpu: &GpuInner, p: &Params, b: &Bindings<'_>) -> Result<()> {
+    record_rows(
+        gpu,
+        Kernel::LayerNormBackward,
+        bytemuck::bytes_of(p),
+        &[b.x, b.gamma, b.stats, b.dy, b.dx],
+        u64::from(p.rows),
+    )
+}

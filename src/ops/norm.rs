@@ -1,0 +1,217 @@
+//! Layer normalisation and embedding lookup, forward and backward kernels, on the tape.
+
+use crate::autodiff::record;
+use crate::cpu;
+use crate::error::{shape_str, Error, Result};
+use crate::kernels::{
+    embedding_backward, embedding_forward, layer_norm_backward, layer_norm_forward,
+};
+use crate::ops::{same_device, u32_of};
+use crate::tensor::{host_read, host_write, Storage, Tensor};
+
+impl Tensor {
+    /// Layer normalisation over the last axis, as PyTorch's `F.layer_norm` with
+    /// `normalized_shape` = the last dimension: (x − μ)/√(σ² + ε)·γ + β, or without γ, β.
+    ///
+    /// # Shapes
+    /// self [..., D]; `gamma`, `beta` [D]; result [..., D].
+    pub fn layer_norm(&self, affine: Option<(&Tensor, &Tensor)>, eps: f32) -> Result<Tensor> {
+        let op = "layer_norm";
+        let cols = *self.shape().last().ok_or_else(|| Error::InvalidArgument {
+            op,
+            message: "a rank-0 tensor has no last axis".into(),
+        })?;
+        if cols == 0 {
+            return Err(Error::InvalidArgument {
+                op,
+                message: "the last axis is empty".into(),
+            });
+        }
+        if let Some((g, b)) = affine {
+            for (arg, t) in [("gamma", g), ("beta", b)] {
+                same_device(op, arg, self, t)?;
+                if t.shape() != [cols] {
+                    return Err(Error::ShapeMismatch {
+                        op,
+                        arg,
+                        expected: format!("[{cols}]"),
+                        got: shape_str(t.shape()),
+                    });
+                }
+            }
+        }
+        let x = self.contiguous()?.detach();
+        let rows = x.numel() / cols;
+        let (gamma, beta) = match affine {
+            Some((g, b)) => (g.contiguous()?.detach(), b.contiguous()?.detach()),
+            None => (x.clone(), x.clone()), // bound but unread
+        };
+        let y = x.output_like(self.shape(), op)?;
+        let stats = x.output_like(&[2, rows], op)?;
+        let p = layer_norm_forward::Params {
+            rows: u32_of(rows),
+            cols: u32_of(cols),
+            x_off: u32_of(x.offset),
+            affine: u32::from(affine.is_some()),
+            eps,
+            _pad: [0; 3],
+        };
+        if rows > 0 {
+            match &x.storage {
+                Storage::Gpu(s) => layer_norm_forward::record(
+                    &s.gpu.inner,
+                    &p,
+                    s.raw(),
+                    gamma.gpu_raw(),
+                    beta.gpu_raw(),
+                    y.gpu_raw(),
+                    stats.gpu_raw(),
+                )?,
+                Storage::Cpu(_) => cpu::layer_norm_forward::layer_norm_forward(
+                    &p,
+                    &host_read(&x),
+                    &host_read(&gamma)[gamma.offset..],
+                    &host_read(&beta)[beta.offset..],
+                    &mut host_write(&y),
+                    &mut host_write(&stats),
+                ),
+            }
+        }
+        let mut inputs = vec![self];
+        if let Some((g, b)) = affine {
+            inputs.extend([g, b]);
+        }
+        let has_affine = affine.is_some();
+        Ok(record(y, op, &inputs, move |grads, dy| {
+            let dy = dy.contiguous()?;
+            if grads.wants(0) {
+                let dx = x.output_like(x.shape(), "layer_norm_backward")?;
+                let p = layer_norm_backward::Params {
+                    rows: u32_of(rows),
+                    cols: u32_of(cols),
+                    x_off: u32_of(x.offset),
+                    affine: u32::from(has_affine),
+                    dy_off: u32_of(dy.offset),
+                    _pad: [0; 3],
+                };
+                match &x.storage {
+                    Storage::Gpu(s) => {
+                        let b = layer_norm_backward::Bindings {
+                            x: s.raw(),
+                            gamma: gamma.gpu_raw(),
+                            stats: stats.gpu_raw(),
+                            dy: dy.gpu_raw(),
+                            dx: dx.gpu_raw(),
+                        };
+                        layer_norm_backward::record(&s.gpu.inner, &p, &b)?;
+                    }
+                    Storage::Cpu(_) => cpu::layer_norm_backward::layer_norm_backward(
+                        &p,
+                        &host_read(&x),
+                        &host_read(&gamma)[gamma.offset..],
+                        &host_read(&stats),
+                        &host_read(&dy),
+                        &mut host_write(&dx),
+                    ),
+                }
+                grads.add(0, dx)?;
+            }
+            if has_affine && (grads.wants(1) || grads.wants(2)) {
+                // dγ = Σ_rows dy ⊙ x̂, dβ = Σ_rows dy: column sums over the rows.
+                let dy2 = dy.reshape(&[rows, cols])?;
+                if grads.wants(1) {
+                    let mean = stats.narrow(0, 0, 1)?.reshape(&[rows, 1])?;
+                    let rstd = stats.narrow(0, 1, 1)?.reshape(&[rows, 1])?;
+                    let xhat = x.reshape(&[rows, cols])?.sub(&mean)?.mul(&rstd)?;
+                    grads.add(1, dy2.mul(&xhat)?.sum(0)?)?;
+                }
+                if grads.wants(2) {
+                    grads.add(2, dy2.sum(0)?)?;
+                }
+            }
+            Ok(())
+        }))
+    }
+}
+
+/// Rows of `weight` [V, D] picked by `ids` (class ids as f32, any shape): result [ids..., D].
+/// The gradient of `weight` sums repeated ids in a fixed order: deterministic, no atomics.
+/// An id outside [0, V) gives a row of NaN.
+pub fn embedding(weight: &Tensor, ids: &Tensor) -> Result<Tensor> {
+    let op = "embedding";
+    same_device(op, "ids", weight, ids)?;
+    let [vocab, dim] = *weight.shape() else {
+        return Err(Error::ShapeMismatch {
+            op,
+            arg: "weight",
+            expected: "[vocabulary, dim]".into(),
+            got: shape_str(weight.shape()),
+        });
+    };
+    let w = weight.contiguous()?.detach();
+    let ids_c = ids.contiguous()?.detach();
+    let tokens = ids_c.numel();
+    let mut shape = ids.shape().to_vec();
+    shape.push(dim);
+    let y = w.output_like(&shape, op)?;
+    let p = embedding_forward::Params {
+        tokens: u32_of(tokens),
+        dim: u32_of(dim),
+        vocab: u32_of(vocab),
+        ids_off: u32_of(ids_c.offset),
+    };
+    if tokens > 0 {
+        match &w.storage {
+            Storage::Gpu(s) => {
+                embedding_forward::record(&s.gpu.inner, &p, s.raw(), ids_c.gpu_raw(), y.gpu_raw())?
+            }
+            Storage::Cpu(_) => cpu::embedding_forward::embedding_forward(
+                &p,
+                &host_read(&w)[w.offset..],
+                &host_read(&ids_c),
+                &mut host_write(&y),
+            ),
+        }
+    }
+    Ok(record(y, op, &[weight], move |grads, dy| {
+        let dy = dy.contiguous()?;
+        let dw = w.output_like(&[vocab, dim], "embedding_backward")?;
+        let mut pb = p;
+        pb.tokens = u32_of(tokens);
+        let dy = if dy.offset == 0 {
+            dy
+        } else {
+            dy.affine(1.0, 0.0)?
+        };
+        match &dw.storage {
+            Storage::Gpu(s) => embedding_backward::record(
+                &s.gpu.inner,
+                &pb,
+                dy.gpu_raw(),
+                ids_c.gpu_raw(),
+                s.raw(),
+            )?,
+            Storage::Cpu(_) => cpu::embedding_backward::embedding_backward(
+                &pb,
+                &host_read(&dy),
+                &host_read(&ids_c),
+                &mut host_write(&dw),
+            ),
+        }
+        grads.add(0, dw)
+    }))
+}
+
+/// The sinusoidal positional encoding of "Attention Is All You Need": row t, column 2i is
+/// sin(t / 10000^(2i/D)), column 2i + 1 the cosine. [len, dim], row-major.
+pub fn sinusoidal_positions(len: usize, dim: usize) -> Vec<f32> {
+    let mut v = vec![0.0f32; len * dim];
+    for t in 0..len {
+        for c in 0..dim {
+            let i = (c / 2) as f64;
+            let angle = t as f64 / 10000f64.powf(2.0 * i / dim as f64);
+            v[t * dim + c] = if c % 2 == 0 { angle.sin() } else { angle.cos() } as f32;
+        }
+    }
+    v
+}
