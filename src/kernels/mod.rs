@@ -2,6 +2,7 @@
 //! its bindings, its dispatch geometry and, at the bottom, its parity test against `crate::cpu`.
 //! Owners record into the pending encoder; the ops in `crate::ops` check shapes before they call.
 
+pub(crate) mod attention_forward;
 pub(crate) mod axpy;
 pub(crate) mod binary;
 pub(crate) mod clip_scale;
@@ -52,6 +53,7 @@ pub(crate) enum Kernel {
     LayerNormBackward,
     EmbeddingForward,
     EmbeddingBackward,
+    AttentionForward,
     FmaPeak,
 }
 
@@ -64,7 +66,7 @@ pub(crate) enum Access {
 
 impl Kernel {
     #[cfg(test)]
-    pub const ALL: [Kernel; 22] = [
+    pub const ALL: [Kernel; 23] = [
         Kernel::Matmul,
         Kernel::Unary,
         Kernel::UnaryBackward,
@@ -86,6 +88,7 @@ impl Kernel {
         Kernel::LayerNormBackward,
         Kernel::EmbeddingForward,
         Kernel::EmbeddingBackward,
+        Kernel::AttentionForward,
         Kernel::FmaPeak,
     ];
 
@@ -114,6 +117,7 @@ impl Kernel {
             Kernel::LayerNormBackward => "layer_norm_backward",
             Kernel::EmbeddingForward => "embedding_forward",
             Kernel::EmbeddingBackward => "embedding_backward",
+            Kernel::AttentionForward => "attention_forward",
             Kernel::FmaPeak => "fma_peak",
         }
     }
@@ -144,6 +148,7 @@ impl Kernel {
             Kernel::LayerNormBackward => layer_norm_backward::SOURCE,
             Kernel::EmbeddingForward => embedding_forward::SOURCE,
             Kernel::EmbeddingBackward => embedding_backward::SOURCE,
+            Kernel::AttentionForward => attention_forward::SOURCE,
             Kernel::FmaPeak => fma_peak::SOURCE,
         }
     }
@@ -174,6 +179,7 @@ impl Kernel {
             Kernel::LayerNormForward => &[Read, Read, Read, ReadWrite, ReadWrite],
             Kernel::LayerNormBackward => &[Read, Read, Read, Read, ReadWrite],
             Kernel::EmbeddingForward | Kernel::EmbeddingBackward => &[Read, Read, ReadWrite],
+            Kernel::AttentionForward => &[Read, Read, Read, Read, ReadWrite, ReadWrite],
             Kernel::FmaPeak => &[ReadWrite],
         }
     }

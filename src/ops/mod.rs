@@ -1,6 +1,7 @@
 //! The public ops: each checks devices and shapes once on the host, then records its WGSL kernel
 //! (through `crate::kernels`) or runs its CPU twin (`crate::cpu`) on the same params.
 
+pub(crate) mod attention;
 pub(crate) mod dropout;
 pub(crate) mod elementwise;
 pub(crate) mod loss;

@@ -1,0 +1,60 @@
+//! CPU twin of shaders/attention_forward.wgsl: the same masks, outputs and log-sum-exp, computed
+//! row by row with an exact (two-pass) softmax.
+
+use super::Float;
+use crate::kernels::attention_forward::Params;
+
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn attention_forward<F: Float>(
+    p: &Params,
+    dim: usize,
+    bh: usize,
+    q: &[F],
+    k: &[F],
+    v: &[F],
+    lengths: &[F],
+    o: &mut [F],
+    lse: &mut [F],
+) {
+    let len = p.len as usize;
+    let scale = F::from_f64(f64::from(p.scale));
+    for b in 0..bh {
+        let kv_len = len.min(lengths[b / p.heads as usize].to_f64() as usize);
+        let base = b * len * dim;
+        for i in 0..len {
+            let keys = if p.causal == 1 {
+                kv_len.min(i + 1)
+            } else {
+                kv_len
+            };
+            let qi = &q[p.q_off as usize + base + i * dim..][..dim];
+            let scores: Vec<F> = (0..keys)
+                .map(|j| {
+                    let kj = &k[p.k_off as usize + base + j * dim..][..dim];
+                    let mut s = F::ZERO;
+                    for c in 0..dim {
+                        s += qi[c] * scale * kj[c];
+                    }
+                    s
+                })
+                .collect();
+            let m = scores.iter().fold(F::from_f64(-3.0e38), |a, &s| a.max(s));
+            let mut l = F::ZERO;
+            for &s in &scores {
+                l += (s - m).exp();
+            }
+            for c in 0..dim {
+                let mut acc = F::ZERO;
+                for (j, &s) in scores.iter().enumerate() {
+                    acc += (s - m).exp() * v[p.v_off as usize + base + j * dim + c];
+                }
+                o[base + i * dim + c] = if keys > 0 { acc / l } else { F::ZERO };
+            }
+            lse[b * len + i] = if keys > 0 {
+                m + l.ln()
+            } else {
+                F::from_f64(3.0e38)
+            };
+        }
+    }
+}

@@ -1,0 +1,164 @@
+//! Scaled-dot-product attention: the fused kernel (the L×L score matrix never exists) and the
+//! materialised reference path (QKᵀ → softmax → ·V through ordinary ops), which the tests and the
+//! bench compare against.
+
+use crate::autodiff::refuse_grad;
+use crate::cpu;
+use crate::error::{shape_str, Error, Result};
+use crate::kernels::attention_forward::{self as fwd, Params};
+use crate::ops::{same_device, u32_of};
+use crate::tensor::{host_read, host_write, Storage, Tensor};
+
+/// Masks and scale of an attention call.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AttentionOptions<'a> {
+    /// Each query sees only keys at or before its own position.
+    pub causal: bool,
+    /// Per batch entry, the number of valid keys ([B], f32); keys past it are masked.
+    pub lengths: Option<&'a Tensor>,
+    /// Heads per batch entry: row bh of Q belongs to batch entry bh / heads (default 1).
+    pub heads: usize,
+    /// The score scale; 1/√d when `None`.
+    pub scale: Option<f32>,
+}
+
+fn check(q: &Tensor, k: &Tensor, v: &Tensor) -> Result<(usize, usize, usize)> {
+    let op = "attention";
+    same_device(op, "k", q, k)?;
+    same_device(op, "v", q, v)?;
+    let [bh, len, dim] = *q.shape() else {
+        return Err(Error::ShapeMismatch {
+            op,
+            arg: "q",
+            expected: "[batch × heads, L, d]".into(),
+            got: shape_str(q.shape()),
+        });
+    };
+    for (arg, t) in [("k", k), ("v", v)] {
+        if t.shape() != q.shape() {
+            return Err(Error::ShapeMismatch {
+                op,
+                arg,
+                expected: shape_str(q.shape()),
+                got: shape_str(t.shape()),
+            });
+        }
+    }
+    if bh == 0 || len == 0 || dim == 0 {
+        return Err(Error::InvalidArgument {
+            op,
+            message: format!(
+                "`q` has shape {}: every dimension must be positive",
+                shape_str(q.shape())
+            ),
+        });
+    }
+    Ok((bh, len, dim))
+}
+
+/// softmax(scale·Q·Kᵀ + masks)·V, fused: memory O(L·d), never O(L²). A query with no key to
+/// attend to gets zeros.
+///
+/// # Shapes
+/// `q`, `k`, `v` [BH, L, d] with d ≤ 128; result [BH, L, d].
+pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, opts: AttentionOptions<'_>) -> Result<Tensor> {
+    let (bh, len, dim) = check(q, k, v)?;
+    refuse_grad("attention", &[q, k, v])?;
+    let heads = opts.heads.max(1);
+    if bh % heads != 0 {
+        return Err(Error::InvalidArgument {
+            op: "attention",
+            message: format!("{bh} rows are not a multiple of {heads} heads"),
+        });
+    }
+    let batch = bh / heads;
+    let lengths = match opts.lengths {
+        Some(l) => {
+            same_device("attention", "lengths", q, l)?;
+            if l.shape() != [batch] {
+                return Err(Error::ShapeMismatch {
+                    op: "attention",
+                    arg: "lengths",
+                    expected: format!("[{batch}]"),
+                    got: shape_str(l.shape()),
+                });
+            }
+            let l = l.contiguous()?;
+            if l.offset == 0 {
+                l
+            } else {
+                l.affine(1.0, 0.0)?
+            }
+        }
+        None => Tensor::full(&q.device(), &[batch], len as f32)?,
+    };
+    let (qc, kc, vc) = (q.contiguous()?, k.contiguous()?, v.contiguous()?);
+    let o = qc.output_like(&[bh, len, dim], "attention")?;
+    let lse = qc.output_like(&[bh, len], "attention")?;
+    let p = Params {
+        len: u32_of(len),
+        heads: u32_of(heads),
+        causal: u32::from(opts.causal),
+        scale: opts.scale.unwrap_or(1.0 / (dim as f32).sqrt()),
+        q_off: u32_of(qc.offset),
+        k_off: u32_of(kc.offset),
+        v_off: u32_of(vc.offset),
+        _pad: 0,
+    };
+    match &qc.storage {
+        Storage::Gpu(s) => {
+            let b = fwd::Bindings {
+                q: s.raw(),
+                k: kc.gpu_raw(),
+                v: vc.gpu_raw(),
+                lengths: lengths.gpu_raw(),
+                o: o.gpu_raw(),
+                lse: lse.gpu_raw(),
+            };
+            fwd::record(&s.gpu.inner, &p, u32_of(dim), u32_of(bh), &b)?;
+        }
+        Storage::Cpu(_) => cpu::attention_forward::attention_forward(
+            &p,
+            dim,
+            bh,
+            &host_read(&qc),
+            &host_read(&kc),
+            &host_read(&vc),
+            &host_read(&lengths),
+            &mut host_write(&o),
+            &mut host_write(&lse),
+        ),
+    }
+    Ok(o)
+}
+
+/// The same attention through ordinary ops (batched matmul, an additive mask, softmax, matmul):
+/// O(L²) memory, differentiable through the tape. `lengths` are host values here.
+pub fn attention_reference(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    causal: bool,
+    lengths: Option<&[usize]>,
+    heads: usize,
+) -> Result<Tensor> {
+    let (bh, len, dim) = check(q, k, v)?;
+    let heads = heads.max(1);
+    let scale = 1.0 / (dim as f32).sqrt();
+    let scores = crate::Matmul::new(q, &k.transpose(1, 2)?)
+        .alpha(scale)
+        .compute()?;
+    let mut mask = vec![0.0f32; bh * len * len];
+    for b in 0..bh {
+        let kv = lengths.map_or(len, |l| l[b / heads].min(len));
+        for i in 0..len {
+            for j in 0..len {
+                if j >= kv || (causal && j > i) {
+                    mask[(b * len + i) * len + j] = -1.0e30;
+                }
+            }
+        }
+    }
+    let mask = Tensor::from_slice(&q.device(), &mask, &[bh, len, len])?;
+    scores.add(&mask)?.softmax()?.matmul(v)
+}
