@@ -4,6 +4,7 @@
 //! time goes (GEMM through `matrixmultiply`, all cores) and plain everywhere else.
 
 pub(crate) mod activations;
+pub(crate) mod attention_backward_kv;
 pub(crate) mod attention_forward;
 pub(crate) mod axpy;
 pub(crate) mod binary;

@@ -98,6 +98,7 @@ impl BufferPool {
             return Err(Error::OutOfMemory { op, bytes: class });
         }
         Counters::add(&counters.pool_misses, 1);
+        counters.largest_buffer.fetch_max(class, Ordering::Relaxed);
         Counters::add(&counters.bytes_resident, class);
         Counters::add(&counters.buffers_resident, 1);
         Ok(RawBuffer {

@@ -33,6 +33,9 @@ pub struct Stats {
     pub bytes_downloaded: u64,
     /// Blocking waits on the device (only ever on a device timeloom owns).
     pub blocking_waits: u64,
+    /// The largest buffer the pool has allocated, in bytes (a memory high-water check: fused
+    /// attention never allocates an L×L buffer).
+    pub largest_buffer: u64,
 }
 
 impl Stats {
@@ -51,6 +54,7 @@ impl Stats {
             bytes_uploaded: self.bytes_uploaded - earlier.bytes_uploaded,
             bytes_downloaded: self.bytes_downloaded - earlier.bytes_downloaded,
             blocking_waits: self.blocking_waits - earlier.blocking_waits,
+            largest_buffer: self.largest_buffer,
         }
     }
 }
@@ -70,6 +74,7 @@ pub(crate) struct Counters {
     pub bytes_uploaded: AtomicU64,
     pub bytes_downloaded: AtomicU64,
     pub blocking_waits: AtomicU64,
+    pub largest_buffer: AtomicU64,
 }
 
 impl Counters {
@@ -92,6 +97,7 @@ impl Counters {
             bytes_uploaded: get(&self.bytes_uploaded),
             bytes_downloaded: get(&self.bytes_downloaded),
             blocking_waits: get(&self.blocking_waits),
+            largest_buffer: get(&self.largest_buffer),
         }
     }
 }

@@ -2,6 +2,8 @@
 //! its bindings, its dispatch geometry and, at the bottom, its parity test against `crate::cpu`.
 //! Owners record into the pending encoder; the ops in `crate::ops` check shapes before they call.
 
+pub(crate) mod attention_backward_kv;
+pub(crate) mod attention_backward_q;
 pub(crate) mod attention_forward;
 pub(crate) mod axpy;
 pub(crate) mod binary;
@@ -54,6 +56,8 @@ pub(crate) enum Kernel {
     EmbeddingForward,
     EmbeddingBackward,
     AttentionForward,
+    AttentionBackwardKv,
+    AttentionBackwardQ,
     FmaPeak,
 }
 
@@ -66,7 +70,7 @@ pub(crate) enum Access {
 
 impl Kernel {
     #[cfg(test)]
-    pub const ALL: [Kernel; 23] = [
+    pub const ALL: [Kernel; 25] = [
         Kernel::Matmul,
         Kernel::Unary,
         Kernel::UnaryBackward,
@@ -89,6 +93,8 @@ impl Kernel {
         Kernel::EmbeddingForward,
         Kernel::EmbeddingBackward,
         Kernel::AttentionForward,
+        Kernel::AttentionBackwardKv,
+        Kernel::AttentionBackwardQ,
         Kernel::FmaPeak,
     ];
 
@@ -118,6 +124,8 @@ impl Kernel {
             Kernel::EmbeddingForward => "embedding_forward",
             Kernel::EmbeddingBackward => "embedding_backward",
             Kernel::AttentionForward => "attention_forward",
+            Kernel::AttentionBackwardKv => "attention_backward_kv",
+            Kernel::AttentionBackwardQ => "attention_backward_q",
             Kernel::FmaPeak => "fma_peak",
         }
     }
@@ -149,6 +157,8 @@ impl Kernel {
             Kernel::EmbeddingForward => embedding_forward::SOURCE,
             Kernel::EmbeddingBackward => embedding_backward::SOURCE,
             Kernel::AttentionForward => attention_forward::SOURCE,
+            Kernel::AttentionBackwardKv => attention_backward_kv::SOURCE,
+            Kernel::AttentionBackwardQ => attention_backward_q::SOURCE,
             Kernel::FmaPeak => fma_peak::SOURCE,
         }
     }
@@ -180,6 +190,9 @@ impl Kernel {
             Kernel::LayerNormBackward => &[Read, Read, Read, Read, ReadWrite],
             Kernel::EmbeddingForward | Kernel::EmbeddingBackward => &[Read, Read, ReadWrite],
             Kernel::AttentionForward => &[Read, Read, Read, Read, ReadWrite, ReadWrite],
+            Kernel::AttentionBackwardKv | Kernel::AttentionBackwardQ => {
+                &[Read, Read, Read, Read, Read, Read, ReadWrite]
+            }
             Kernel::FmaPeak => &[ReadWrite],
         }
     }

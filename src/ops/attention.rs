@@ -2,10 +2,12 @@
 //! materialised reference path (QKᵀ → softmax → ·V through ordinary ops), which the tests and the
 //! bench compare against.
 
-use crate::autodiff::refuse_grad;
+use crate::autodiff::record;
 use crate::cpu;
 use crate::error::{shape_str, Error, Result};
+use crate::kernels::attention_backward_kv::{self as bwd, Bindings};
 use crate::kernels::attention_forward::{self as fwd, Params};
+use crate::kernels::{attention_backward_q, Kernel};
 use crate::ops::{same_device, u32_of};
 use crate::tensor::{host_read, host_write, Storage, Tensor};
 
@@ -63,7 +65,6 @@ fn check(q: &Tensor, k: &Tensor, v: &Tensor) -> Result<(usize, usize, usize)> {
 /// `q`, `k`, `v` [BH, L, d] with d ≤ 128; result [BH, L, d].
 pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, opts: AttentionOptions<'_>) -> Result<Tensor> {
     let (bh, len, dim) = check(q, k, v)?;
-    refuse_grad("attention", &[q, k, v])?;
     let heads = opts.heads.max(1);
     if bh % heads != 0 {
         return Err(Error::InvalidArgument {
@@ -92,7 +93,16 @@ pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, opts: AttentionOptions<'_>)
         }
         None => Tensor::full(&q.device(), &[batch], len as f32)?,
     };
-    let (qc, kc, vc) = (q.contiguous()?, k.contiguous()?, v.contiguous()?);
+    // The backward kernels read Q, K and V from element 0: views are copied to their own buffers.
+    let own = |t: &Tensor| -> Result<Tensor> {
+        let t = t.contiguous()?.detach();
+        if t.offset == 0 {
+            Ok(t)
+        } else {
+            t.affine(1.0, 0.0)
+        }
+    };
+    let (qc, kc, vc) = (own(q)?, own(k)?, own(v)?);
     let o = qc.output_like(&[bh, len, dim], "attention")?;
     let lse = qc.output_like(&[bh, len], "attention")?;
     let p = Params {
@@ -129,7 +139,65 @@ pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, opts: AttentionOptions<'_>)
             &mut host_write(&lse),
         ),
     }
-    Ok(o)
+    let saved_o = o.detach();
+    Ok(record(o, "attention", &[q, k, v], move |grads, d_o| {
+        let d_o = own(d_o)?;
+        // D = rowsum(dO ⊙ O), then [lse ‖ D] as one [2, BH·L] buffer for the kernels.
+        let d = d_o.mul(&saved_o)?.sum(2)?;
+        let stats = Tensor::cat0(&[&lse.reshape(&[1, bh * len])?, &d.reshape(&[1, bh * len])?])?;
+        let bp = bwd::Params {
+            len: p.len,
+            heads: p.heads,
+            causal: p.causal,
+            scale: p.scale,
+            bh: u32_of(bh),
+            _pad: [0; 3],
+        };
+        let dq = qc.output_like(&[bh, len, dim], "attention_backward")?;
+        let dkv = qc.output_like(&[2 * bh, len, dim], "attention_backward")?;
+        match &qc.storage {
+            Storage::Gpu(s) => {
+                let gpu = &s.gpu.inner;
+                let b = |out| Bindings {
+                    q: s.raw(),
+                    k: kc.gpu_raw(),
+                    v: vc.gpu_raw(),
+                    d_o: d_o.gpu_raw(),
+                    stats: stats.gpu_raw(),
+                    lengths: lengths.gpu_raw(),
+                    out,
+                };
+                bwd::record(
+                    gpu,
+                    Kernel::AttentionBackwardKv,
+                    &bp,
+                    u32_of(dim),
+                    &b(dkv.gpu_raw()),
+                )?;
+                attention_backward_q::record(gpu, &bp, u32_of(dim), &b(dq.gpu_raw()))?;
+            }
+            Storage::Cpu(_) => cpu::attention_backward_kv::attention_backward(
+                &bp,
+                dim,
+                &host_read(&qc),
+                &host_read(&kc),
+                &host_read(&vc),
+                &host_read(&d_o),
+                &host_read(&stats),
+                &host_read(&lengths),
+                &mut host_write(&dq),
+                &mut host_write(&dkv),
+            ),
+        }
+        grads.add(0, dq)?;
+        if grads.wants(1) {
+            grads.add(1, dkv.narrow(0, 0, bh)?)?;
+        }
+        if grads.wants(2) {
+            grads.add(2, dkv.narrow(0, bh, bh)?)?;
+        }
+        Ok(())
+    }))
 }
 
 /// The same attention through ordinary ops (batched matmul, an additive mask, softmax, matmul):
