@@ -251,3 +251,84 @@ fn layer_norm_and_embedding_match_torch_on_both_devices() {
         );
     }
 }
+
+#[test]
+fn multihead_attention_and_sdpa_match_torch_on_both_devices() {
+    use timeloom::nn::MultiHeadAttention;
+    use timeloom::{attention, AttentionOptions};
+    for dev in [gpu(), Device::Cpu] {
+        let w = fixture("multihead_attention");
+        let mha = MultiHeadAttention::new(&dev, 8, 2, &mut Rng::new(0))
+            .unwrap()
+            .batch_first(true);
+        load_into(&mha, &w).unwrap();
+        let x = tensor(&w, &dev, "input").requires_grad();
+        let lengths = tensor(&w, &dev, "lengths");
+        let y = mha.self_attention(&x, true, Some(&lengths)).unwrap();
+        y.mul(&tensor(&w, &dev, "grad_output"))
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        close(
+            &format!("mha on {dev}: output"),
+            &y.read_blocking().unwrap(),
+            &w.tensors["output"].1,
+            1e-5,
+            1e-4,
+        );
+        close(
+            &format!("mha on {dev}: grad_input"),
+            &x.grad().unwrap().read_blocking().unwrap(),
+            &w.tensors["grad_input"].1,
+            1e-5,
+            1e-4,
+        );
+        for (name, p) in mha.named_parameters() {
+            let key = format!("grad.{name}");
+            close(
+                &format!("mha on {dev}: {key}"),
+                &p.grad().unwrap().read_blocking().unwrap(),
+                &w.tensors[&key].1,
+                1e-5,
+                1e-4,
+            );
+        }
+
+        let w = fixture("scaled_dot_product_attention");
+        let [q, k, v] = ["q", "k", "v"].map(|n| tensor(&w, &dev, n).requires_grad());
+        let o = attention(
+            &q,
+            &k,
+            &v,
+            AttentionOptions {
+                causal: true,
+                ..AttentionOptions::default()
+            },
+        )
+        .unwrap();
+        o.mul(&tensor(&w, &dev, "grad_output"))
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        close(
+            &format!("sdpa on {dev}: output"),
+            &o.read_blocking().unwrap(),
+            &w.tensors["output"].1,
+            1e-5,
+            1e-4,
+        );
+        for (n, t) in [("grad_q", &q), ("grad_k", &k), ("grad_v", &v)] {
+            close(
+                &format!("sdpa on {dev}: {n}"),
+                &t.grad().unwrap().read_blocking().unwrap(),
+                &w.tensors[n].1,
+                1e-5,
+                1e-4,
+            );
+        }
+    }
+}

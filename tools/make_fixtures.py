@@ -85,6 +85,39 @@ def embedding(name, V, D, ids):
               metadata={"made_by": "tools/make_fixtures.py, torch " + torch.__version__})
 
 
+def multihead_attention(name, B, L, E, H, lengths):
+    mha = torch.nn.MultiheadAttention(E, H, batch_first=True).double()
+    with torch.no_grad():
+        mha.in_proj_bias.copy_(torch.randn(3 * E) * 0.1)
+        mha.out_proj.bias.copy_(torch.randn(E) * 0.1)
+    x = torch.randn(B, L, E, dtype=torch.float64, requires_grad=True)
+    pad = torch.arange(L)[None, :] >= torch.tensor(lengths)[:, None]
+    causal = torch.triu(torch.ones(L, L, dtype=torch.bool), 1)
+    y, _ = mha(x, x, x, key_padding_mask=pad, attn_mask=causal, need_weights=False)
+    g = torch.randn_like(y)
+    (y * g).sum().backward()
+    tensors = {"input": x, "lengths": torch.tensor(lengths, dtype=torch.float64), "grad_output": g,
+               "output": y, "grad_input": x.grad}
+    for pname, prm in mha.named_parameters():
+        tensors[pname] = prm
+        tensors["grad." + pname] = prm.grad
+    save_file({k: v.detach().float().contiguous() for k, v in tensors.items()},
+              os.path.join(OUT, name + ".safetensors"),
+              metadata={"made_by": "tools/make_fixtures.py, torch " + torch.__version__})
+
+
+def sdpa(name, BH, L, D):
+    q, k, v = (torch.randn(BH, L, D, dtype=torch.float64, requires_grad=True) for _ in range(3))
+    o = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+    g = torch.randn_like(o)
+    (o * g).sum().backward()
+    tensors = {"q": q, "k": k, "v": v, "grad_output": g, "output": o,
+               "grad_q": q.grad, "grad_k": k.grad, "grad_v": v.grad}
+    save_file({k_: t.detach().float().contiguous() for k_, t in tensors.items()},
+              os.path.join(OUT, name + ".safetensors"),
+              metadata={"made_by": "tools/make_fixtures.py, torch " + torch.__version__})
+
+
 if __name__ == "__main__":
     os.makedirs(OUT, exist_ok=True)
     recurrent("rnn_tanh", torch.nn.RNN, T=6, B=3, I=4, H=5, lengths=[6, 3, 5])
@@ -97,4 +130,6 @@ if __name__ == "__main__":
               bidirectional=True)
     layer_norm("layer_norm", R=6, D=37)
     embedding("embedding", V=13, D=5, ids=[[3, 0, 3], [12, 3, 7]])
+    multihead_attention("multihead_attention", B=3, L=5, E=8, H=2, lengths=[5, 3, 4])
+    sdpa("scaled_dot_product_attention", BH=3, L=9, D=16)
     print("wrote", sorted(os.listdir(OUT)))

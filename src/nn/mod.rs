@@ -2,11 +2,13 @@
 //! `requires_grad`) and lists them by stable names, PyTorch's (`weight`, `bias`, `0.weight` in
 //! a `Sequential`), which become safetensors keys.
 
+mod attention;
 mod linear;
 mod norm;
 mod recurrent;
 
 pub use crate::recurrent::CellKind;
+pub use attention::MultiHeadAttention;
 pub use linear::Linear;
 pub use norm::{Embedding, LayerNorm};
 pub use recurrent::{Recurrent, RecurrentBuilder, RecurrentConfig, RecurrentOutput};
