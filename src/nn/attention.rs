@@ -42,7 +42,7 @@ impl MultiHeadAttention {
         heads: usize,
         rng: &mut Rng,
     ) -> Result<MultiHeadAttention> {
-        if heads == 0 || embed % heads != 0 {
+        if heads == 0 || !embed.is_multiple_of(heads) {
             return Err(Error::InvalidArgument {
                 op: "MultiHeadAttention",
                 message: format!("embed {embed} is not divisible by {heads} heads"),

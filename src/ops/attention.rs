@@ -66,7 +66,7 @@ fn check(q: &Tensor, k: &Tensor, v: &Tensor) -> Result<(usize, usize, usize)> {
 pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, opts: AttentionOptions<'_>) -> Result<Tensor> {
     let (bh, len, dim) = check(q, k, v)?;
     let heads = opts.heads.max(1);
-    if bh % heads != 0 {
+    if !bh.is_multiple_of(heads) {
         return Err(Error::InvalidArgument {
             op: "attention",
             message: format!("{bh} rows are not a multiple of {heads} heads"),
