@@ -21,7 +21,7 @@
 //! `decoder.bias`, so the same model trains in PyTorch from the same file (`--init`).
 
 #[path = "common/plot.rs"]
-mod plot;
+pub mod plot;
 
 use std::collections::HashMap;
 use std::io::Write as _;

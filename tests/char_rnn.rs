@@ -176,3 +176,35 @@ fn sampling_is_deterministic_and_temperature_zero_is_argmax() {
         );
     }
 }
+
+#[path = "../examples/char_transformer.rs"]
+#[allow(dead_code)]
+mod char_transformer;
+
+#[test]
+fn a_short_char_transformer_run_on_the_real_text_learns() {
+    use char_transformer::{train, CharTransformer, TfConfig};
+    let text = shakespeare();
+    let corpus = char_transformer::char_rnn::Corpus::new(&text).unwrap();
+    let cfg = TfConfig {
+        embed: 48,
+        heads: 4,
+        layers: 1,
+        batch: 16,
+        seq_len: 32,
+        steps: 200,
+        lr: 5e-3,
+        eval_every: 200,
+        quiet: true,
+        ..TfConfig::default()
+    };
+    let dev = gpu();
+    let model = CharTransformer::new(&cfg, corpus.vocab.len(), &dev, &mut Rng::new(0)).unwrap();
+    let curve = train(&model, &corpus, &cfg).unwrap();
+    let (_, train_loss, _) = curve[curve.len() - 1];
+    assert!(
+        train_loss < 2.5,
+        "training loss after {} steps: {train_loss}",
+        cfg.steps
+    );
+}

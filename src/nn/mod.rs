@@ -6,12 +6,14 @@ mod attention;
 mod linear;
 mod norm;
 mod recurrent;
+mod transformer;
 
 pub use crate::recurrent::CellKind;
 pub use attention::MultiHeadAttention;
 pub use linear::Linear;
 pub use norm::{Embedding, LayerNorm};
 pub use recurrent::{Recurrent, RecurrentBuilder, RecurrentConfig, RecurrentOutput};
+pub use transformer::TransformerBlock;
 
 use crate::error::Result;
 use crate::tensor::Tensor;

@@ -1,0 +1,347 @@
+//! A small decoder-only transformer on tiny Shakespeare, with the same data pipeline as
+//! `char_rnn`, and optionally an LSTM of about the same parameter count trained alongside: both
+//! validation curves in one PNG (`runs/char_transformer/compare.png`) and samples from each.
+//!
+//! ```text
+//! cargo run --release --example char_transformer                      # transformer only
+//! cargo run --release --example char_transformer -- --compare-lstm    # and the LSTM beside it
+//! cargo run --release --example char_transformer -- --device cpu --steps 2000 --embed 128 --layers 4
+//! ```
+//! Model: embedding + sinusoidal positions → N pre-norm blocks (causal multi-head attention,
+//! GELU MLP) → LayerNorm → Linear → cross-entropy over every position of each window.
+
+#[path = "char_rnn.rs"]
+#[allow(dead_code)]
+pub mod char_rnn;
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use char_rnn::{pick, Batcher, Config, Corpus, Trainer};
+use timeloom::nn::{Embedding, LayerNorm, Linear, Module, TransformerBlock};
+use timeloom::{
+    no_grad, sinusoidal_positions, CrossEntropy, Device, Error, Optimizer, Rng, Tensor,
+};
+
+/// The transformer's shape and training.
+#[derive(Clone, Debug)]
+pub struct TfConfig {
+    pub embed: usize,
+    pub heads: usize,
+    pub layers: usize,
+    pub batch: usize,
+    pub seq_len: usize,
+    pub steps: usize,
+    pub lr: f32,
+    pub seed: u64,
+    pub eval_every: usize,
+    pub quiet: bool,
+}
+
+impl Default for TfConfig {
+    fn default() -> Self {
+        TfConfig {
+            embed: 64,
+            heads: 4,
+            layers: 2,
+            batch: 16,
+            seq_len: 64,
+            steps: 400,
+            lr: 3e-3,
+            seed: 0,
+            eval_every: 100,
+            quiet: false,
+        }
+    }
+}
+
+/// Embedding + positions → blocks → LayerNorm → Linear.
+pub struct CharTransformer {
+    pub embedding: Embedding,
+    pub blocks: Vec<TransformerBlock>,
+    pub norm: LayerNorm,
+    pub head: Linear,
+    pub positions: Tensor,
+    pub vocab: usize,
+    pub device: Device,
+}
+
+impl CharTransformer {
+    pub fn new(
+        cfg: &TfConfig,
+        vocab: usize,
+        device: &Device,
+        rng: &mut Rng,
+    ) -> Result<CharTransformer, Error> {
+        let blocks = (0..cfg.layers)
+            .map(|_| TransformerBlock::new(device, cfg.embed, cfg.heads, true, rng))
+            .collect::<Result<_, _>>()?;
+        Ok(CharTransformer {
+            embedding: Embedding::new(device, vocab, cfg.embed, rng)?,
+            blocks,
+            norm: LayerNorm::new(device, cfg.embed)?,
+            head: Linear::new(device, cfg.embed, vocab, rng)?,
+            positions: Tensor::from_slice(
+                device,
+                &sinusoidal_positions(cfg.seq_len, cfg.embed),
+                &[cfg.seq_len, cfg.embed],
+            )?,
+            vocab,
+            device: device.clone(),
+        })
+    }
+
+    pub fn parameters(&self) -> Vec<Tensor> {
+        let mut v = self.embedding.parameters();
+        for b in &self.blocks {
+            v.extend(b.parameters());
+        }
+        v.extend(self.norm.parameters());
+        v.extend(self.head.parameters());
+        v
+    }
+
+    /// Logits [B·L, V] for ids [B, L] (batch-major, L ≤ the configured context).
+    pub fn forward(&self, ids: &[u32], batch: usize, len: usize) -> Result<Tensor, Error> {
+        let ids: Vec<f32> = ids.iter().map(|&i| i as f32).collect();
+        let ids = Tensor::from_slice(&self.device, &ids, &[batch, len])?;
+        let mut h = self
+            .embedding
+            .forward(&ids)?
+            .add(&self.positions.narrow(0, 0, len)?)?;
+        for b in &self.blocks {
+            h = b.forward(&h)?;
+        }
+        let e = h.shape()[2];
+        self.head
+            .forward(&self.norm.forward(&h)?.reshape(&[batch * len, e])?)
+    }
+}
+
+/// Time-major windows (t, b) from the batcher, reordered batch-major (b, t).
+fn batch_major(x: &[u32], t: usize, b: usize) -> Vec<u32> {
+    (0..b)
+        .flat_map(|bi| (0..t).map(move |ti| x[ti * b + bi]))
+        .collect()
+}
+
+pub fn val_loss(
+    model: &CharTransformer,
+    corpus: &Corpus,
+    cfg: &TfConfig,
+    windows: usize,
+) -> Result<f32, Error> {
+    let mut b = Batcher::new(corpus.val(), cfg.batch.min(8), cfg.seq_len)?;
+    let n = b.windows_per_epoch().min(windows);
+    let mut total = 0.0;
+    for _ in 0..n {
+        let (x, y, _) = b.next_window();
+        let (x, y) = (
+            batch_major(&x, b.steps, b.rows),
+            batch_major(&y, b.steps, b.rows),
+        );
+        let targets: Vec<f32> = y.iter().map(|&v| v as f32).collect();
+        let loss = no_grad(|| -> Result<Tensor, Error> {
+            let t = Tensor::from_slice(&model.device, &targets, &[targets.len()])?;
+            CrossEntropy::new().compute(&model.forward(&x, b.rows, b.steps)?, &t)
+        })?;
+        total += loss.read_blocking()?[0];
+    }
+    Ok(total / n.max(1) as f32)
+}
+
+/// Trains the transformer; returns (step, train loss, validation loss) at each evaluation.
+pub fn train(
+    model: &CharTransformer,
+    corpus: &Corpus,
+    cfg: &TfConfig,
+) -> Result<Vec<(usize, f32, f32)>, Error> {
+    let mut opt = Optimizer::adam(model.parameters(), cfg.lr).clip_grad_norm(1.0);
+    let mut batcher = Batcher::new(corpus.train(), cfg.batch, cfg.seq_len)?;
+    let mut curve = Vec::new();
+    let start = Instant::now();
+    for step in 1..=cfg.steps {
+        let (x, y, _) = batcher.next_window();
+        let (x, y) = (
+            batch_major(&x, cfg.seq_len, cfg.batch),
+            batch_major(&y, cfg.seq_len, cfg.batch),
+        );
+        let targets: Vec<f32> = y.iter().map(|&v| v as f32).collect();
+        let targets = Tensor::from_slice(&model.device, &targets, &[targets.len()])?;
+        opt.zero_grad();
+        let loss =
+            CrossEntropy::new().compute(&model.forward(&x, cfg.batch, cfg.seq_len)?, &targets)?;
+        loss.backward()?;
+        opt.step()?;
+        if step % cfg.eval_every == 0 || step == cfg.steps {
+            let train = loss.read_blocking()?[0];
+            let val = val_loss(model, corpus, cfg, 10)?;
+            if !cfg.quiet {
+                let rate = (step * cfg.batch * cfg.seq_len) as f64 / start.elapsed().as_secs_f64();
+                println!("transformer step {step:>5}  train {train:.4}  validation {val:.4}  ({rate:.0} chars/s)");
+            }
+            curve.push((step, train, val));
+        }
+    }
+    Ok(curve)
+}
+
+/// Samples `length` characters after `prime`, with the last `seq_len` characters as context.
+pub fn sample(
+    model: &CharTransformer,
+    corpus: &Corpus,
+    cfg: &TfConfig,
+    prime: &str,
+    temperature: f32,
+    length: usize,
+    rng: &mut Rng,
+) -> Result<String, Error> {
+    let mut ids = corpus.encode(prime)?;
+    no_grad(|| {
+        for _ in 0..length {
+            let ctx = &ids[ids.len().saturating_sub(cfg.seq_len)..];
+            let logits = model.forward(ctx, 1, ctx.len())?.read_blocking()?;
+            let last = &logits[(ctx.len() - 1) * model.vocab..];
+            ids.push(pick(last, temperature, 0, rng));
+        }
+        Ok(corpus.decode(&ids))
+    })
+}
+
+#[allow(dead_code)]
+fn main() -> Result<(), Error> {
+    let mut cfg = TfConfig::default();
+    let (mut device, mut compare) = ("gpu".to_string(), false);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut it = args.iter();
+    let bad = |a: &str| Error::InvalidArgument {
+        op: "char_transformer",
+        message: format!("{a}: see the top of examples/char_transformer.rs"),
+    };
+    while let Some(a) = it.next() {
+        let mut num = || {
+            it.next()
+                .and_then(|v| v.parse::<f64>().ok())
+                .ok_or_else(|| bad(a))
+        };
+        match a.as_str() {
+            "--device" => device = it.next().cloned().unwrap_or_default(),
+            "--compare-lstm" => compare = true,
+            "--embed" => cfg.embed = num()? as usize,
+            "--heads" => cfg.heads = num()? as usize,
+            "--layers" => cfg.layers = num()? as usize,
+            "--batch" => cfg.batch = num()? as usize,
+            "--seq-len" => cfg.seq_len = num()? as usize,
+            "--steps" => cfg.steps = num()? as usize,
+            "--lr" => cfg.lr = num()? as f32,
+            "--seed" => cfg.seed = num()? as u64,
+            "--eval-every" => cfg.eval_every = num()? as usize,
+            other => return Err(bad(other)),
+        }
+    }
+    let dev = if device == "cpu" {
+        Device::Cpu
+    } else {
+        Device::gpu()?
+    };
+    println!("device: {dev}");
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/data/tinyshakespeare.txt"
+    ))
+    .map_err(|source| Error::Io {
+        path: "data/tinyshakespeare.txt".into(),
+        source,
+    })?;
+    let corpus = Corpus::new(&text)?;
+    let model = CharTransformer::new(&cfg, corpus.vocab.len(), &dev, &mut Rng::new(cfg.seed))?;
+    let n_params: usize = model.parameters().iter().map(Tensor::numel).sum();
+    println!(
+        "transformer: {} layers, width {}, {} heads, {n_params} parameters",
+        cfg.layers, cfg.embed, cfg.heads
+    );
+    let curve = train(&model, &corpus, &cfg)?;
+    let mut series = vec![(
+        curve
+            .iter()
+            .map(|&(s, _, v)| (s as f64, f64::from(v)))
+            .collect::<Vec<_>>(),
+        [220, 80, 40],
+    )];
+    println!(
+        "----- transformer sample -----\n{}",
+        sample(&model, &corpus, &cfg, "ROMEO:", 0.8, 200, &mut Rng::new(1))?
+    );
+    if compare {
+        // An LSTM with about the same number of parameters: 4·H·(V + H + 2) + H·V + V ≈ n_params.
+        let v = corpus.vocab.len() as f64;
+        let h = ((-(5.0 * v + 8.0)
+            + ((5.0 * v + 8.0).powi(2) + 16.0 * (n_params as f64 - v)).sqrt())
+            / 8.0)
+            .round() as usize;
+        let rnn_cfg = Config {
+            hidden: h,
+            batch: cfg.batch,
+            seq_len: cfg.seq_len,
+            steps: cfg.steps,
+            eval_every: cfg.eval_every,
+            sample_every: 0,
+            checkpoint_every: 0,
+            quiet: true,
+            lr: cfg.lr,
+            ..Config::default()
+        };
+        let mut lstm = Trainer::new(rnn_cfg, &text, &dev)?;
+        let lstm_params: usize = lstm
+            .model
+            .named_parameters()
+            .iter()
+            .map(|(_, t)| t.numel())
+            .sum();
+        println!("LSTM: hidden {h}, {lstm_params} parameters");
+        let mut lstm_curve = Vec::new();
+        while lstm.step < cfg.steps {
+            let loss = lstm.train_step()?;
+            if lstm.step % cfg.eval_every == 0 || lstm.step == cfg.steps {
+                let (train, val) = (loss.read_blocking()?[0], lstm.val_loss(10)?);
+                println!(
+                    "LSTM        step {:>5}  train {train:.4}  validation {val:.4}",
+                    lstm.step
+                );
+                lstm_curve.push((lstm.step as f64, f64::from(val)));
+            }
+        }
+        series.push((lstm_curve, [70, 110, 200]));
+        println!(
+            "----- LSTM sample -----\n{}",
+            char_rnn::sample(
+                &lstm.model,
+                &lstm.corpus,
+                "ROMEO:",
+                0.8,
+                0,
+                200,
+                &mut Rng::new(1)
+            )?
+        );
+    }
+    let dir = PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/runs/char_transformer"
+    ));
+    std::fs::create_dir_all(&dir).map_err(|source| Error::Io {
+        path: dir.clone(),
+        source,
+    })?;
+    let refs: Vec<char_rnn::plot::Series<'_>> =
+        series.iter().map(|(s, c)| (s.as_slice(), *c)).collect();
+    timeloom::io::write_atomic(
+        dir.join("compare.png"),
+        &char_rnn::plot::line_plot(&refs, 800, 400),
+    )?;
+    println!(
+        "wrote {} (validation loss: transformer red, LSTM blue)",
+        dir.join("compare.png").display()
+    );
+    Ok(())
+}
