@@ -86,6 +86,8 @@ struct Row {
     submissions: f64,
     /// Sequences per second, for the recurrent rows.
     seq_per_s: Option<f64>,
+    /// The largest buffer allocated, for the attention rows.
+    peak_bytes: Option<u64>,
 }
 
 /// Times `call` `reps` times (adaptive when `None`: until 2 s or 10 calls, at least 3) after one
@@ -164,6 +166,7 @@ fn matmul_rows(gpu: &Gpu, args: &Args, rows: &mut Vec<Row>) {
                 dispatches: s.dispatches as f64,
                 submissions: s.submissions as f64,
                 seq_per_s: None,
+                peak_bytes: None,
             });
             print_row(rows.last().expect("pushed"), None);
         }
@@ -222,6 +225,7 @@ fn mlp_rows(gpu: &Gpu, args: &Args, rows: &mut Vec<Row>) {
                 dispatches: s.dispatches as f64,
                 submissions: s.submissions as f64,
                 seq_per_s: None,
+                peak_bytes: None,
             });
             print_row(rows.last().expect("pushed"), None);
         }
@@ -255,6 +259,7 @@ fn cold_start(rows: &mut Vec<Row>) -> Gpu {
         dispatches: s.dispatches as f64,
         submissions: s.submissions as f64,
         seq_per_s: None,
+        peak_bytes: None,
     });
     print_row(
         rows.last().expect("pushed"),
@@ -326,7 +331,7 @@ fn write_json(rows: &[Row]) -> std::io::Result<std::path::PathBuf> {
             .join(",");
         let _ = writeln!(
             out,
-            "  {{\"op\":{},\"shape\":{{{shape}}},\"path\":{},\"adapter\":{},\"backend\":{},\"median_ms\":{:.4},\"gflops\":{},\"dispatches\":{},\"submissions\":{},\"sequences_per_s\":{}}}{}",
+            "  {{\"op\":{},\"shape\":{{{shape}}},\"path\":{},\"adapter\":{},\"backend\":{},\"median_ms\":{:.4},\"gflops\":{},\"dispatches\":{},\"submissions\":{},\"sequences_per_s\":{},\"peak_bytes\":{}}}{}",
             json_str(r.op),
             json_str(r.path),
             json_str(&r.adapter),
@@ -336,6 +341,7 @@ fn write_json(rows: &[Row]) -> std::io::Result<std::path::PathBuf> {
             r.dispatches,
             r.submissions,
             r.seq_per_s.map_or("null".into(), |v| format!("{v:.3}")),
+            r.peak_bytes.map_or("null".into(), |v| v.to_string()),
             if i + 1 < rows.len() { "," } else { "" },
         );
     }
@@ -453,6 +459,7 @@ fn rnn_rows(gpu: &Gpu, args: &Args, rows: &mut Vec<Row>) {
                         dispatches: s.dispatches as f64,
                         submissions: s.submissions as f64,
                         seq_per_s: Some(seq_per_s),
+                        peak_bytes: None,
                     });
                     print_row(
                         rows.last().expect("pushed"),
@@ -502,11 +509,112 @@ fn lstm_cold_start(rows: &mut Vec<Row>) {
         dispatches: s.dispatches as f64,
         submissions: s.submissions as f64,
         seq_per_s: None,
+        peak_bytes: None,
     });
     print_row(
         rows.last().expect("pushed"),
         Some(&format!("{} pipeline compiles", s.pipeline_compiles)),
     );
+}
+
+/// Attention rows: forward, and forward + backward, of the fused kernels, the materialised
+/// reference path (GPU) and the fused CPU twin; d = 64, 8 heads, batch 4, causal. A fresh `Gpu`
+/// per row makes `peak_bytes` that row's own high-water mark.
+fn attention_rows(args: &Args, rows: &mut Vec<Row>) {
+    use timeloom::{attention, attention_reference, AttentionOptions};
+    let (heads, batch, dim) = (8usize, 4usize, 64usize);
+    let bh = heads * batch;
+    let lens = args
+        .sizes
+        .clone()
+        .unwrap_or(vec![128, 256, 512, 1024, 2048]);
+    for len in lens {
+        for train in [false, true] {
+            let op: &'static str = if train {
+                "attention_train_step"
+            } else {
+                "attention_forward"
+            };
+            if !args.wants(op) {
+                continue;
+            }
+            // Causal attention: about half of 4·BH·L²·d FLOP forward, 2.5× that for forward + backward.
+            let flop = 2.0 * (bh * len * len * dim) as f64 * if train { 3.5 } else { 1.0 };
+            for (path, on_gpu, fused) in [
+                ("gpu", true, true),
+                ("gpu_reference", true, false),
+                ("cpu", false, true),
+            ] {
+                let gpu = if on_gpu {
+                    Some(Gpu::new_blocking().expect("adapter"))
+                } else {
+                    None
+                };
+                let dev = gpu.as_ref().map_or(Device::Cpu, |g| Device::Gpu(g.clone()));
+                let t = |seed: usize| {
+                    Tensor::from_slice(&dev, &seq(bh * len * dim + seed), &[bh * len * dim + seed])
+                        .and_then(|x| x.narrow(0, 0, bh * len * dim))
+                        .and_then(|x| x.reshape(&[bh, len, dim]))
+                        .expect("upload")
+                };
+                let (q, k, v) = (
+                    t(0).requires_grad(),
+                    t(1).requires_grad(),
+                    t(2).requires_grad(),
+                );
+                let run = || -> Result<(), timeloom::Error> {
+                    let o = if fused {
+                        attention(
+                            &q,
+                            &k,
+                            &v,
+                            AttentionOptions {
+                                causal: true,
+                                heads,
+                                ..AttentionOptions::default()
+                            },
+                        )?
+                    } else {
+                        attention_reference(&q, &k, &v, true, None, heads)?
+                    };
+                    if train {
+                        o.sum_all()?.backward()?;
+                    }
+                    match &gpu {
+                        Some(g) => g.synchronize(),
+                        None => Ok(()),
+                    }
+                };
+                if let Err(e) = run() {
+                    println!("{op:<18} L={len:<5} {path:<14} skipped: {e}");
+                    continue;
+                }
+                let (ms, s) = time_calls(gpu.as_ref(), Some(args.reps.unwrap_or(2)), || {
+                    run().expect("attention")
+                });
+                let (adapter, backend) = gpu.as_ref().map_or((cpu_name(), "cpu".into()), |g| {
+                    (g.adapter().name, g.adapter().backend)
+                });
+                rows.push(Row {
+                    op,
+                    shape: vec![("B", batch), ("H", heads), ("L", len), ("d", dim)],
+                    path,
+                    adapter,
+                    backend,
+                    median_ms: ms,
+                    gflops: Some(flop / ms / 1e6),
+                    dispatches: s.dispatches as f64,
+                    submissions: s.submissions as f64,
+                    seq_per_s: None,
+                    peak_bytes: gpu.as_ref().map(|g| g.stats().largest_buffer),
+                });
+                let note = gpu
+                    .as_ref()
+                    .map(|g| format!("largest buffer {} KiB", g.stats().largest_buffer / 1024));
+                print_row(rows.last().expect("pushed"), note.as_deref());
+            }
+        }
+    }
 }
 
 fn main() {
@@ -536,6 +644,7 @@ fn main() {
             dispatches: 1.0,
             submissions: 1.0,
             seq_per_s: None,
+            peak_bytes: None,
         });
         println!("fma_peak: {peak:.2} GFLOP/s (independent FMA chains: the adapter's ceiling)");
     }
@@ -549,6 +658,9 @@ fn main() {
         lstm_cold_start(&mut rows);
     }
     rnn_rows(&gpu, &args, &mut rows);
+    if args.ops.iter().any(|o| o.starts_with("attention")) {
+        attention_rows(&args, &mut rows);
+    }
     if args.wants("mlp_train_step") {
         mlp_rows(&gpu, &args, &mut rows);
     }

@@ -8,7 +8,7 @@
 override HEAD_DIM: u32 = 64u;
 override WG: u32 = 64u;
 const MAX_DIM: u32 = 128u;
-const BR: u32 = 16u;  // query rows per tile: 2 · BR · MAX_DIM floats = 16 KiB at most
+const BR: u32 = 15u;  // query rows per tile: 2 · BR · MAX_DIM floats = 15 KiB, inside every device's limit
 
 struct Params { len: u32, heads: u32, causal: u32, scale: f32, bh: u32, _pad0: u32, _pad1: u32, _pad2: u32 }
 
@@ -21,8 +21,8 @@ struct Params { len: u32, heads: u32, causal: u32, scale: f32, bh: u32, _pad0: u
 @group(0) @binding(6) var<storage, read> lengths: array<f32>;    // [B]
 @group(0) @binding(7) var<storage, read_write> dkv: array<f32>;  // [2, BH, L, D]: dK, then dV
 
-var<workgroup> q_tile: array<f32, 2048>;   // [BR][HEAD_DIM]
-var<workgroup> do_tile: array<f32, 2048>;  // [BR][HEAD_DIM]
+var<workgroup> q_tile: array<f32, 1920>;   // [BR][HEAD_DIM]
+var<workgroup> do_tile: array<f32, 1920>;  // [BR][HEAD_DIM]
 
 @compute @workgroup_size(WG)
 fn attention_backward_kv(

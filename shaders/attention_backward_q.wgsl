@@ -6,7 +6,7 @@
 override HEAD_DIM: u32 = 64u;
 override WG: u32 = 64u;
 const MAX_DIM: u32 = 128u;
-const BC: u32 = 16u;
+const BC: u32 = 15u;  // 2 · BC · MAX_DIM floats = 15 KiB, inside even the downlevel limit
 
 struct Params { len: u32, heads: u32, causal: u32, scale: f32, bh: u32, _pad0: u32, _pad1: u32, _pad2: u32 }
 
@@ -19,8 +19,8 @@ struct Params { len: u32, heads: u32, causal: u32, scale: f32, bh: u32, _pad0: u
 @group(0) @binding(6) var<storage, read> lengths: array<f32>;    // [B]
 @group(0) @binding(7) var<storage, read_write> dq: array<f32>;   // [BH, L, D]
 
-var<workgroup> k_tile: array<f32, 2048>;  // [BC][HEAD_DIM]
-var<workgroup> v_tile: array<f32, 2048>;  // [BC][HEAD_DIM]
+var<workgroup> k_tile: array<f32, 1920>;  // [BC][HEAD_DIM]
+var<workgroup> v_tile: array<f32, 1920>;  // [BC][HEAD_DIM]
 
 @compute @workgroup_size(WG)
 fn attention_backward_q(

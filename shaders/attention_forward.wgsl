@@ -10,7 +10,7 @@
 override HEAD_DIM: u32 = 64u;
 override WG: u32 = 64u;
 const MAX_DIM: u32 = 128u;
-const BC: u32 = 16u;  // keys per tile: 2 · BC · MAX_DIM floats = 16 KiB of workgroup memory at most
+const BC: u32 = 15u;  // keys per tile: 2 · BC · MAX_DIM floats = 15 KiB, inside every device's limit
 
 struct Params { len: u32, heads: u32, causal: u32, scale: f32, q_off: u32, k_off: u32, v_off: u32, _pad: u32 }
 
@@ -22,8 +22,8 @@ struct Params { len: u32, heads: u32, causal: u32, scale: f32, q_off: u32, k_off
 @group(0) @binding(5) var<storage, read_write> o: array<f32>;     // [BH, L, D]
 @group(0) @binding(6) var<storage, read_write> lse: array<f32>;   // [BH, L]
 
-var<workgroup> k_tile: array<f32, 2048>;  // [BC][HEAD_DIM]
-var<workgroup> v_tile: array<f32, 2048>;  // [BC][HEAD_DIM]
+var<workgroup> k_tile: array<f32, 1920>;  // [BC][HEAD_DIM]
+var<workgroup> v_tile: array<f32, 1920>;  // [BC][HEAD_DIM]
 
 @compute @workgroup_size(WG)
 fn attention_forward(

@@ -68,7 +68,7 @@ mod tests {
     #[test]
     fn fused_gradients_match_the_reference() {
         let (g, c) = (Device::Gpu(gpu()), Device::Cpu);
-        for (len, dim) in [(1usize, 16usize), (7, 16), (64, 64), (129, 128)] {
+        for (len, dim) in [(1usize, 16usize), (7, 16), (64, 64), (129, 128), (512, 64)] {
             for causal in [false, true] {
                 let (batch, heads) = (2usize, 2usize);
                 let bh = batch * heads;

@@ -72,7 +72,14 @@ mod tests {
     #[test]
     fn fused_matches_the_reference_and_cpu_with_causal_and_padding_masks() {
         let (g, c) = (Device::Gpu(gpu()), Device::Cpu);
-        for (len, dim) in [(1usize, 16usize), (7, 16), (64, 64), (129, 16), (129, 128)] {
+        for (len, dim) in [
+            (1usize, 16usize),
+            (7, 16),
+            (64, 64),
+            (129, 16),
+            (129, 128),
+            (512, 64),
+        ] {
             for causal in [false, true] {
                 let (batch, heads) = (2usize, 2usize);
                 let bh = batch * heads;
