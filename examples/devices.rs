@@ -1,6 +1,6 @@
 //! Lists every adapter wgpu can open here, on every backend (Vulkan, GL, Metal, DX12 where
-//! present), and runs a smoke test on each against the CPU path: a matmul, and an LSTM training
-//! step's loss and gradients. Prints a pass/fail table with the adapter line.
+//! present), and runs a smoke test on each against the CPU path: a matmul, an LSTM training
+//! step's loss and gradients, and causal attention forward and backward. Prints a pass/fail table with the adapter line.
 //!
 //! ```text
 //! cargo run --release --example devices
@@ -43,6 +43,33 @@ fn lstm_check(dev: &Device) -> Result<f32, timeloom::Error> {
             v.extend(p.grad().map_or(Ok(vec![f32::NAN]), |g| g.read_blocking())?);
         }
         Ok(v)
+    };
+    Ok(worst(&run(dev)?, &run(&Device::Cpu)?))
+}
+
+fn attention_check(dev: &Device) -> Result<f32, timeloom::Error> {
+    let run = |d: &Device| -> Result<Vec<f32>, timeloom::Error> {
+        let t = |seed| {
+            Tensor::from_slice(d, &Rng::new(seed).normals(4 * 37 * 32), &[4, 37, 32])
+                .map(|t| t.requires_grad())
+        };
+        let (q, k, v) = (t(4)?, t(5)?, t(6)?);
+        let o = timeloom::attention(
+            &q,
+            &k,
+            &v,
+            timeloom::AttentionOptions {
+                causal: true,
+                heads: 2,
+                ..Default::default()
+            },
+        )?;
+        o.square()?.sum_all()?.backward()?;
+        let mut out = o.read_blocking()?;
+        for t in [&q, &k, &v] {
+            out.extend(t.grad().map_or(Ok(vec![f32::NAN]), |g| g.read_blocking())?);
+        }
+        Ok(out)
     };
     Ok(worst(&run(dev)?, &run(&Device::Cpu)?))
 }
@@ -98,10 +125,8 @@ fn main() {
             };
             let m = verdict(matmul_check(&dev), 1e-4, &mut failures);
             let l = verdict(lstm_check(&dev), 1e-3, &mut failures);
-            println!(
-                "{name:<8} {line:<48} {m:<10} {l:<10} {:<10}",
-                "n/a (issue 7)"
-            );
+            let a = verdict(attention_check(&dev), 1e-4, &mut failures);
+            println!("{name:<8} {line:<48} {m:<10} {l:<10} {a:<10}");
         }
     }
     if failures > 0 {
