@@ -21,28 +21,24 @@ pub(crate) struct Bindings<'a> {
     pub carry: &'a RawBuffer,
 }
 
-/// Records the whole backward sweep as one dispatch (the persistent path).
-pub(crate) fn record_sequence(
+/// Records one step, or with `whole_sequence` the whole backward sweep in one workgroup.
+pub(crate) fn record(
     gpu: &GpuInner,
     cell: u32,
     p: &Params,
     b: &Bindings<'_>,
+    whole_sequence: bool,
 ) -> Result<()> {
+    let (kernel, workgroups) = if whole_sequence {
+        (Kernel::RecurrentSequenceBackward, [1, 1, 1])
+    } else {
+        (Kernel::RecurrentStepBackward, workgroups(gpu, p)?)
+    };
     gpu.record(&Dispatch {
-        kernel: Kernel::RecurrentSequenceBackward,
+        kernel,
         overrides: &[("CELL", f64::from(cell)), ("WG", f64::from(WG))],
         params: bytemuck::bytes_of(p),
         buffers: &[b.dy, b.w_hh, b.gates, b.state, b.lengths, b.dg, b.carry],
-        workgroups: [1, 1, 1],
-    })
-}
-
-pub(crate) fn record(gpu: &GpuInner, cell: u32, p: &Params, b: &Bindings<'_>) -> Result<()> {
-    gpu.record(&Dispatch {
-        kernel: Kernel::RecurrentStepBackward,
-        overrides: &[("CELL", f64::from(cell)), ("WG", f64::from(WG))],
-        params: bytemuck::bytes_of(p),
-        buffers: &[b.dy, b.w_hh, b.gates, b.state, b.lengths, b.dg, b.carry],
-        workgroups: workgroups(gpu, p)?,
+        workgroups,
     })
 }

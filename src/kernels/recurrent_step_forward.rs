@@ -70,28 +70,25 @@ pub(crate) fn persistent(batch: u32, hidden: u32) -> bool {
     hidden <= 128 && u64::from(batch) * u64::from(hidden) <= 1024
 }
 
-/// Records the whole sequence as one dispatch (the persistent path).
-pub(crate) fn record_sequence(
+/// Records one step, or with `whole_sequence` the persistent path: the whole sequence in one
+/// workgroup (`recurrent_sequence_forward`, grid 1 × 1).
+pub(crate) fn record(
     gpu: &GpuInner,
     cell: u32,
     p: &Params,
     b: &Bindings<'_>,
+    whole_sequence: bool,
 ) -> Result<()> {
+    let (kernel, workgroups) = if whole_sequence {
+        (Kernel::RecurrentSequenceForward, [1, 1, 1])
+    } else {
+        (Kernel::RecurrentStepForward, workgroups(gpu, p)?)
+    };
     gpu.record(&Dispatch {
-        kernel: Kernel::RecurrentSequenceForward,
+        kernel,
         overrides: &[("CELL", f64::from(cell)), ("WG", f64::from(WG))],
         params: bytemuck::bytes_of(p),
         buffers: &[b.xg, b.w_t, b.b_hh, b.lengths, b.state, b.gates, b.y],
-        workgroups: [1, 1, 1],
-    })
-}
-
-pub(crate) fn record(gpu: &GpuInner, cell: u32, p: &Params, b: &Bindings<'_>) -> Result<()> {
-    gpu.record(&Dispatch {
-        kernel: Kernel::RecurrentStepForward,
-        overrides: &[("CELL", f64::from(cell)), ("WG", f64::from(WG))],
-        params: bytemuck::bytes_of(p),
-        buffers: &[b.xg, b.w_t, b.b_hh, b.lengths, b.state, b.gates, b.y],
-        workgroups: workgroups(gpu, p)?,
+        workgroups,
     })
 }

@@ -81,6 +81,7 @@ fn span(t: &Tensor, start: usize, len: usize) -> Result<Tensor> {
 /// Records one step on the GPU or runs its CPU twin.
 #[allow(clippy::too_many_arguments)]
 fn step_forward(
+    whole_sequence: bool,
     cell: u32,
     p: &Params,
     xg: &Tensor,
@@ -102,7 +103,7 @@ fn step_forward(
                 gates: gates.gpu_raw(),
                 y: y.gpu_raw(),
             };
-            fwd::record(&s.gpu.inner, cell, p, &b)
+            fwd::record(&s.gpu.inner, cell, p, &b, whole_sequence)
         }
         Storage::Cpu(_) => {
             cpu::recurrent_step_forward::recurrent_step_forward(
@@ -123,6 +124,7 @@ fn step_forward(
 
 #[allow(clippy::too_many_arguments)]
 fn step_backward(
+    whole_sequence: bool,
     cell: u32,
     p: &Params,
     dy: &Tensor,
@@ -144,7 +146,7 @@ fn step_backward(
                 dg: dg.gpu_raw(),
                 carry: carry.gpu_raw(),
             };
-            bwd::record(&s.gpu.inner, cell, p, &b)
+            bwd::record(&s.gpu.inner, cell, p, &b, whole_sequence)
         }
         Storage::Cpu(_) => {
             cpu::recurrent_step_backward::recurrent_step_backward(
@@ -161,58 +163,6 @@ fn step_backward(
             Ok(())
         }
     }
-}
-
-/// The whole sequence forward in one dispatch (GPU only).
-#[allow(clippy::too_many_arguments)]
-fn sequence_forward(
-    cell: u32,
-    p: &Params,
-    xg: &Tensor,
-    w_t: &Tensor,
-    b_hh: &Tensor,
-    lengths: &Tensor,
-    state: &Tensor,
-    gates: &Tensor,
-    y: &Tensor,
-) -> Result<()> {
-    let b = fwd::Bindings {
-        xg: xg.gpu_raw(),
-        w_t: w_t.gpu_raw(),
-        b_hh: b_hh.gpu_raw(),
-        lengths: lengths.gpu_raw(),
-        state: state.gpu_raw(),
-        gates: gates.gpu_raw(),
-        y: y.gpu_raw(),
-    };
-    let gpu = &xg.gpu_storage().expect("a GPU tensor").gpu.inner;
-    fwd::record_sequence(gpu, cell, p, &b)
-}
-
-/// The whole backward sweep in one dispatch (GPU only).
-#[allow(clippy::too_many_arguments)]
-fn sequence_backward(
-    cell: u32,
-    p: &Params,
-    dy: &Tensor,
-    w_hh: &Tensor,
-    gates: &Tensor,
-    state: &Tensor,
-    lengths: &Tensor,
-    dg: &Tensor,
-    carry: &Tensor,
-) -> Result<()> {
-    let b = bwd::Bindings {
-        dy: dy.gpu_raw(),
-        w_hh: w_hh.gpu_raw(),
-        gates: gates.gpu_raw(),
-        state: state.gpu_raw(),
-        lengths: lengths.gpu_raw(),
-        dg: dg.gpu_raw(),
-        carry: carry.gpu_raw(),
-    };
-    let gpu = &dy.gpu_storage().expect("a GPU tensor").gpu.inner;
-    bwd::record_sequence(gpu, cell, p, &b)
 }
 
 /// Runs one layer over x [T, B, I] with initial states h0 (and c0) [dirs, B, H] and per-sequence
@@ -301,10 +251,20 @@ pub(crate) fn layer(
                 phase,
                 _pad: [0; 3],
             };
-            if one_dispatch {
-                sequence_forward(
+            // One dispatch for the whole sequence, or one per step (and per phase: a reset-before
+            // GRU step is two, because r must be whole before W_hn·(r ⊙ h)).
+            let plan: Vec<(usize, u32)> = if one_dispatch {
+                vec![(0, 0)]
+            } else {
+                (0..steps)
+                    .flat_map(|s| (0..phases).map(move |ph| (s, ph)))
+                    .collect()
+            };
+            for (s, phase) in plan {
+                step_forward(
+                    one_dispatch,
                     code,
-                    &params(0, 0),
+                    &params(s, phase),
                     &xg,
                     &w_t,
                     &b_hh,
@@ -313,23 +273,6 @@ pub(crate) fn layer(
                     &gates,
                     &packed,
                 )?;
-            } else {
-                for s in 0..steps {
-                    // A reset-before GRU step is two dispatches: r must be whole before W_hn·(r ⊙ h).
-                    for phase in 0..phases {
-                        step_forward(
-                            code,
-                            &params(s, phase),
-                            &xg,
-                            &w_t,
-                            &b_hh,
-                            &lengths,
-                            &state,
-                            &gates,
-                            &packed,
-                        )?;
-                    }
-                }
             }
             // Final states out of slot T into the packed result.
             span(&packed, y_len + d * batch * hidden, batch * hidden)?.axpy_from(
@@ -402,10 +345,19 @@ pub(crate) fn layer(
                 phase,
                 _pad: [0; 3],
             };
-            if one_dispatch {
-                sequence_backward(
+            let plan: Vec<(usize, u32)> = if one_dispatch {
+                vec![(0, 0)]
+            } else {
+                (0..steps)
+                    .rev()
+                    .flat_map(|s| (0..phases).map(move |ph| (s, ph)))
+                    .collect()
+            };
+            for (s, phase) in plan {
+                step_backward(
+                    one_dispatch,
                     code,
-                    &params(0, 0),
+                    &params(s, phase),
                     &dy,
                     &w_hh,
                     gates,
@@ -414,22 +366,6 @@ pub(crate) fn layer(
                     &dg,
                     &carry,
                 )?;
-            } else {
-                for s in (0..steps).rev() {
-                    for phase in 0..phases {
-                        step_backward(
-                            code,
-                            &params(s, phase),
-                            &dy,
-                            &w_hh,
-                            gates,
-                            state,
-                            &lengths,
-                            &dg,
-                            &carry,
-                        )?;
-                    }
-                }
             }
             let rows = steps * batch;
             let dgx = span(&dg, 0, rows * g * hidden)?.reshape(&[rows, g * hidden])?;
