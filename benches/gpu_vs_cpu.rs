@@ -90,6 +90,37 @@ struct Row {
     peak_bytes: Option<u64>,
 }
 
+impl Row {
+    /// A timed row of `op` on `shape`: the adapter of `gpu`, or the host CPU when `None`.
+    #[allow(clippy::too_many_arguments)]
+    fn timed(
+        op: &'static str,
+        shape: Vec<(&'static str, usize)>,
+        path: &'static str,
+        gpu: Option<&Gpu>,
+        ms: f64,
+        flop: f64,
+        per_call: &Stats,
+    ) -> Row {
+        let (adapter, backend) = gpu.map_or((cpu_name(), "cpu".to_string()), |g| {
+            (g.adapter().name, g.adapter().backend)
+        });
+        Row {
+            op,
+            shape,
+            path,
+            adapter,
+            backend,
+            median_ms: ms,
+            gflops: Some(flop / ms / 1e6),
+            dispatches: per_call.dispatches as f64,
+            submissions: per_call.submissions as f64,
+            seq_per_s: None,
+            peak_bytes: None,
+        }
+    }
+}
+
 /// Times `call` `reps` times (adaptive when `None`: until 2 s or 10 calls, at least 3) after one
 /// untimed warm-up; returns the median in ms and the counters of one call.
 fn time_calls(gpu: Option<&Gpu>, reps: Option<usize>, mut call: impl FnMut()) -> (f64, Stats) {
@@ -125,7 +156,6 @@ fn matmul_rows(gpu: &Gpu, args: &Args, rows: &mut Vec<Row>) {
             shapes.push((m, kn, kn));
         }
     }
-    let adapter = gpu.adapter();
     for (m, n, k) in shapes {
         if !args.wants_size(n) {
             continue;
@@ -147,27 +177,15 @@ fn matmul_rows(gpu: &Gpu, args: &Args, rows: &mut Vec<Row>) {
                 drop(c);
             });
             pair.push(ms);
-            rows.push(Row {
-                op: "matmul",
-                shape: vec![("M", m), ("N", n), ("K", k)],
+            rows.push(Row::timed(
+                "matmul",
+                vec![("M", m), ("N", n), ("K", k)],
                 path,
-                adapter: if g.is_some() {
-                    adapter.name.clone()
-                } else {
-                    cpu_name()
-                },
-                backend: if g.is_some() {
-                    adapter.backend.clone()
-                } else {
-                    "cpu".into()
-                },
-                median_ms: ms,
-                gflops: Some(flop / ms / 1e6),
-                dispatches: s.dispatches as f64,
-                submissions: s.submissions as f64,
-                seq_per_s: None,
-                peak_bytes: None,
-            });
+                g,
+                ms,
+                flop,
+                &s,
+            ));
             print_row(rows.last().expect("pushed"), None);
         }
         println!("{:>60} gpu/cpu time ratio {:.2}", "", pair[0] / pair[1]);
@@ -178,7 +196,6 @@ fn matmul_rows(gpu: &Gpu, args: &Args, rows: &mut Vec<Row>) {
 fn mlp_rows(gpu: &Gpu, args: &Args, rows: &mut Vec<Row>) {
     use timeloom::nn::{Activation, Linear, Module, Sequential};
     use timeloom::{CrossEntropy, Optimizer};
-    let adapter = gpu.adapter();
     for (b, i, h, o) in [(32, 64, 128, 10), (256, 784, 256, 10)] {
         // Forward 2·B·(I·H + H·O), backward twice that: 6·B·(I·H + H·O) FLOP, Adam aside.
         let flop = 6.0 * (b * (i * h + h * o)) as f64;
@@ -206,27 +223,15 @@ fn mlp_rows(gpu: &Gpu, args: &Args, rows: &mut Vec<Row>) {
                 }
             });
             pair.push(ms);
-            rows.push(Row {
-                op: "mlp_train_step",
-                shape: vec![("B", b), ("I", i), ("H", h), ("O", o)],
+            rows.push(Row::timed(
+                "mlp_train_step",
+                vec![("B", b), ("I", i), ("H", h), ("O", o)],
                 path,
-                adapter: if g.is_some() {
-                    adapter.name.clone()
-                } else {
-                    cpu_name()
-                },
-                backend: if g.is_some() {
-                    adapter.backend.clone()
-                } else {
-                    "cpu".into()
-                },
-                median_ms: ms,
-                gflops: Some(flop / ms / 1e6),
-                dispatches: s.dispatches as f64,
-                submissions: s.submissions as f64,
-                seq_per_s: None,
-                peak_bytes: None,
-            });
+                g,
+                ms,
+                flop,
+                &s,
+            ));
             print_row(rows.last().expect("pushed"), None);
         }
         println!("{:>60} gpu/cpu time ratio {:.2}", "", pair[0] / pair[1]);
@@ -378,7 +383,6 @@ fn rnn_shapes(args: &Args) -> Vec<[usize; 4]> {
 fn rnn_rows(gpu: &Gpu, args: &Args, rows: &mut Vec<Row>) {
     use timeloom::nn::{Module, Recurrent};
     use timeloom::{no_grad, Optimizer};
-    let adapter = gpu.adapter();
     for (cell, gates) in [("lstm", 4usize), ("gru", 3)] {
         for [t, b, i, h] in rnn_shapes(args) {
             for train in [false, true] {
@@ -440,26 +444,10 @@ fn rnn_rows(gpu: &Gpu, args: &Args, rows: &mut Vec<Row>) {
                     });
                     pair.push(ms);
                     let seq_per_s = b as f64 / (ms / 1e3);
+                    let shape = vec![("T", t), ("B", b), ("I", i), ("H", h)];
                     rows.push(Row {
-                        op,
-                        shape: vec![("T", t), ("B", b), ("I", i), ("H", h)],
-                        path,
-                        adapter: if g.is_some() {
-                            adapter.name.clone()
-                        } else {
-                            cpu_name()
-                        },
-                        backend: if g.is_some() {
-                            adapter.backend.clone()
-                        } else {
-                            "cpu".into()
-                        },
-                        median_ms: ms,
-                        gflops: Some(flop / ms / 1e6),
-                        dispatches: s.dispatches as f64,
-                        submissions: s.submissions as f64,
                         seq_per_s: Some(seq_per_s),
-                        peak_bytes: None,
+                        ..Row::timed(op, shape, path, g, ms, flop, &s)
                     });
                     print_row(
                         rows.last().expect("pushed"),
@@ -592,21 +580,11 @@ fn attention_rows(args: &Args, rows: &mut Vec<Row>) {
                 let (ms, s) = time_calls(gpu.as_ref(), Some(args.reps.unwrap_or(2)), || {
                     run().expect("attention")
                 });
-                let (adapter, backend) = gpu.as_ref().map_or((cpu_name(), "cpu".into()), |g| {
-                    (g.adapter().name, g.adapter().backend)
-                });
+                let shape = vec![("B", batch), ("H", heads), ("L", len), ("d", dim)];
+                let peak_bytes = gpu.as_ref().map(|g| g.stats().largest_buffer);
                 rows.push(Row {
-                    op,
-                    shape: vec![("B", batch), ("H", heads), ("L", len), ("d", dim)],
-                    path,
-                    adapter,
-                    backend,
-                    median_ms: ms,
-                    gflops: Some(flop / ms / 1e6),
-                    dispatches: s.dispatches as f64,
-                    submissions: s.submissions as f64,
-                    seq_per_s: None,
-                    peak_bytes: gpu.as_ref().map(|g| g.stats().largest_buffer),
+                    peak_bytes,
+                    ..Row::timed(op, shape, path, gpu.as_ref(), ms, flop, &s)
                 });
                 let note = gpu
                     .as_ref()
