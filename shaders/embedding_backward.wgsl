@@ -20,11 +20,13 @@ fn embedding_backward(
     if i >= p.vocab * p.dim {
         return;
     }
-    let v = f32(i / p.dim);
+    let row = i / p.dim;
     let d = i % p.dim;
     var s = 0.0;
     for (var n = 0u; n < p.tokens; n += 1u) {
-        if ids[p.ids_off + n] == v {
+        // The forward's rule: the row of a whole-number part, for ids in [0, V).
+        let f = ids[p.ids_off + n];
+        if f >= 0.0 && u32(f) == row {
             s += dy[n * p.dim + d];
         }
     }

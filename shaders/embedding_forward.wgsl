@@ -21,10 +21,11 @@ fn embedding_forward(
     }
     let n = i / p.dim;
     let d = i % p.dim;
-    let id = i32(ids[p.ids_off + n]);
+    // Tested as a float: −0.5 is out of range (not row 0), 2.5 is row 2 (as the CPU twin).
+    let f = ids[p.ids_off + n];
     var v = bitcast<f32>(0x7fc00000u);  // NaN
-    if id >= 0 && u32(id) < p.vocab {
-        v = weight[u32(id) * p.dim + d];
+    if f >= 0.0 && f < f32(p.vocab) {
+        v = weight[u32(f) * p.dim + d];
     }
     y[i] = v;
 }

@@ -232,6 +232,15 @@ impl Tensor {
                 message: format!("the buffer's usage is {:?}; it needs STORAGE | COPY_SRC (and COPY_DST to be written)", buffer.usage()),
             });
         }
+        if buffer.size() == 0 || !buffer.size().is_multiple_of(4) {
+            return Err(Error::InvalidArgument {
+                op,
+                message: format!(
+                    "the buffer is {} bytes; a storage binding needs a nonzero multiple of 4",
+                    buffer.size()
+                ),
+            });
+        }
         if !offset.is_multiple_of(4) {
             return Err(Error::InvalidArgument {
                 op,
@@ -356,7 +365,8 @@ impl Tensor {
     /// Whether `self` and `other` view the same storage.
     pub(crate) fn shares_storage(&self, other: &Tensor) -> bool {
         match (&self.storage, &other.storage) {
-            (Storage::Gpu(a), Storage::Gpu(b)) => Arc::ptr_eq(a, b),
+            // Two wraps of one application buffer share its id.
+            (Storage::Gpu(a), Storage::Gpu(b)) => Arc::ptr_eq(a, b) || a.raw().id == b.raw().id,
             (Storage::Cpu(a), Storage::Cpu(b)) => Arc::ptr_eq(a, b),
             _ => false,
         }
@@ -521,6 +531,17 @@ impl Tensor {
                 }
             })
             .collect()
+    }
+
+    /// A contiguous, detached tensor that starts at element 0 of its buffer (copied when this one
+    /// does not): for kernels that bind a whole buffer and read from its start.
+    pub(crate) fn owned(&self) -> Result<Tensor> {
+        let t = self.contiguous()?.detach();
+        if t.offset == 0 {
+            Ok(t)
+        } else {
+            t.affine(1.0, 0.0)
+        }
     }
 
     /// A contiguous tensor with the same elements: `self` when already contiguous.

@@ -332,3 +332,57 @@ fn multihead_attention_and_sdpa_match_torch_on_both_devices() {
         }
     }
 }
+
+/// Parameters given as views into larger tensors mean the same on both devices (the kernels bind
+/// whole buffers, so views are copied first), and embedding ids that are not whole numbers follow
+/// one rule everywhere.
+#[test]
+fn views_and_fractional_ids_agree_across_devices() {
+    let mut out = Vec::new();
+    for dev in [gpu(), Device::Cpu] {
+        let x = Tensor::from_slice(&dev, &Rng::new(1).normals(4 * 6), &[4, 6]).unwrap();
+        let p = Tensor::from_slice(&dev, &Rng::new(2).normals(12), &[12]).unwrap();
+        let y = x
+            .layer_norm(
+                Some((&p.narrow(0, 0, 6).unwrap(), &p.narrow(0, 6, 6).unwrap())),
+                1e-5,
+            )
+            .unwrap();
+        let table = Tensor::from_slice(&dev, &Rng::new(3).normals(6 * 3), &[6, 3])
+            .unwrap()
+            .requires_grad();
+        let ids = Tensor::from_slice(&dev, &[2.5, -0.5, 4.0], &[3]).unwrap();
+        let e = timeloom::embedding(&table.narrow(0, 1, 5).unwrap(), &ids).unwrap();
+        let rows = e.read_blocking().unwrap();
+        assert!(
+            rows[3..6].iter().all(|v| v.is_nan()),
+            "id −0.5 is out of range on {dev}"
+        );
+        e.narrow(0, 0, 1)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        out.push((
+            y.read_blocking().unwrap(),
+            rows[..3].to_vec(),
+            table.grad().unwrap().read_blocking().unwrap(),
+        ));
+    }
+    close(
+        "layer norm with view parameters",
+        &out[0].0,
+        &out[1].0,
+        1e-5,
+        1e-5,
+    );
+    close(
+        "embedding of a view, id 2.5",
+        &out[0].1,
+        &out[1].1,
+        1e-12,
+        0.0,
+    );
+    close("embedding gradient", &out[0].2, &out[1].2, 1e-12, 0.0);
+}

@@ -84,25 +84,12 @@ pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, opts: AttentionOptions<'_>)
                     got: shape_str(l.shape()),
                 });
             }
-            let l = l.contiguous()?;
-            if l.offset == 0 {
-                l
-            } else {
-                l.affine(1.0, 0.0)?
-            }
+            l.owned()?
         }
         None => Tensor::full(&q.device(), &[batch], len as f32)?,
     };
     // The backward kernels read Q, K and V from element 0: views are copied to their own buffers.
-    let own = |t: &Tensor| -> Result<Tensor> {
-        let t = t.contiguous()?.detach();
-        if t.offset == 0 {
-            Ok(t)
-        } else {
-            t.affine(1.0, 0.0)
-        }
-    };
-    let (qc, kc, vc) = (own(q)?, own(k)?, own(v)?);
+    let (qc, kc, vc) = (q.owned()?, k.owned()?, v.owned()?);
     let o = qc.output_like(&[bh, len, dim], "attention")?;
     let lse = qc.output_like(&[bh, len], "attention")?;
     let p = Params {
@@ -141,7 +128,7 @@ pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, opts: AttentionOptions<'_>)
     }
     let saved_o = o.detach();
     Ok(record(o, "attention", &[q, k, v], move |grads, d_o| {
-        let d_o = own(d_o)?;
+        let d_o = d_o.owned()?;
         // D = rowsum(dO ⊙ O), then [lse ‖ D] as one [2, BH·L] buffer for the kernels.
         let d = d_o.mul(&saved_o)?.sum(2)?;
         let stats = Tensor::cat0(&[&lse.reshape(&[1, bh * len])?, &d.reshape(&[1, bh * len])?])?;
@@ -212,6 +199,12 @@ pub fn attention_reference(
 ) -> Result<Tensor> {
     let (bh, len, dim) = check(q, k, v)?;
     let heads = heads.max(1);
+    if !bh.is_multiple_of(heads) || lengths.is_some_and(|l| l.len() != bh / heads) {
+        return Err(Error::InvalidArgument {
+            op: "attention_reference",
+            message: format!("{bh} rows need a multiple of {heads} heads and one length per batch entry ({} given)", lengths.map_or(0, <[usize]>::len)),
+        });
+    }
     let scale = 1.0 / (dim as f32).sqrt();
     let scores = crate::Matmul::new(q, &k.transpose(1, 2)?)
         .alpha(scale)

@@ -43,7 +43,8 @@ impl Tensor {
         let x = self.contiguous()?.detach();
         let rows = x.numel() / cols;
         let (gamma, beta) = match affine {
-            Some((g, b)) => (g.contiguous()?.detach(), b.contiguous()?.detach()),
+            // The kernels read γ and β from element 0 of their buffers.
+            Some((g, b)) => (g.owned()?, b.owned()?),
             None => (x.clone(), x.clone()), // bound but unread
         };
         let y = x.output_like(self.shape(), op)?;
@@ -148,7 +149,7 @@ pub fn embedding(weight: &Tensor, ids: &Tensor) -> Result<Tensor> {
             got: shape_str(weight.shape()),
         });
     };
-    let w = weight.contiguous()?.detach();
+    let w = weight.owned()?;
     let ids_c = ids.contiguous()?.detach();
     let tokens = ids_c.numel();
     let mut shape = ids.shape().to_vec();

@@ -209,12 +209,7 @@ pub(crate) fn layer(
     let c0d = c0.map(|c| c.detach().contiguous()).transpose()?;
     // The kernels read lengths[b] from element 0 of the buffer: a view into a larger tensor is
     // copied to a buffer of its own.
-    let lengths = lengths.detach().contiguous()?;
-    let lengths = if lengths.offset == 0 {
-        lengths
-    } else {
-        lengths.affine(1.0, 0.0)?
-    };
+    let lengths = lengths.owned()?;
     let packed = x.output_like(&[packed_len], "recurrent")?;
     let mut saved = Vec::with_capacity(nd);
     no_grad(|| -> Result<()> {
