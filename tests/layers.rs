@@ -386,3 +386,41 @@ fn views_and_fractional_ids_agree_across_devices() {
     );
     close("embedding gradient", &out[0].2, &out[1].2, 1e-12, 0.0);
 }
+
+#[test]
+fn max_and_average_pooling_match_torch_on_both_devices() {
+    let w = fixture("pool2d");
+    let num = |k: &str| w.metadata[k].parse::<usize>().unwrap();
+    let (k, s, p) = (num("kernel"), num("stride"), num("padding"));
+    for dev in [gpu(), Device::Cpu] {
+        for kind in ["max", "avg"] {
+            let x = tensor(&w, &dev, "input").requires_grad();
+            let y = if kind == "max" {
+                x.max_pool2d(k, s, p)
+            } else {
+                x.avg_pool2d(k, s, p)
+            }
+            .unwrap();
+            y.mul(&tensor(&w, &dev, &format!("{kind}.grad_output")))
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
+            close(
+                &format!("{kind} pool on {dev}: output"),
+                &y.read_blocking().unwrap(),
+                &w.tensors[&format!("{kind}.output")].1,
+                1e-6,
+                1e-5,
+            );
+            close(
+                &format!("{kind} pool on {dev}: grad_input"),
+                &x.grad().unwrap().read_blocking().unwrap(),
+                &w.tensors[&format!("{kind}.grad_input")].1,
+                1e-6,
+                1e-5,
+            );
+        }
+    }
+}

@@ -118,6 +118,21 @@ def sdpa(name, BH, L, D):
               metadata={"made_by": "tools/make_fixtures.py, torch " + torch.__version__})
 
 
+def pooling(name, shape, k, s, p):
+    x = torch.randn(*shape, dtype=torch.float64, requires_grad=True)
+    tensors = {"input": x}
+    for kind, fn in (("max", torch.nn.functional.max_pool2d), ("avg", torch.nn.functional.avg_pool2d)):
+        x.grad = None
+        y = fn(x, k, s, p)
+        g = torch.randn_like(y)
+        (y * g).sum().backward()
+        tensors.update({kind + ".grad_output": g, kind + ".output": y, kind + ".grad_input": x.grad.clone()})
+    save_file({k_: t.detach().float().contiguous() for k_, t in tensors.items()},
+              os.path.join(OUT, name + ".safetensors"),
+              metadata={"made_by": "tools/make_fixtures.py, torch " + torch.__version__,
+                        "kernel": str(k), "stride": str(s), "padding": str(p)})
+
+
 if __name__ == "__main__":
     os.makedirs(OUT, exist_ok=True)
     recurrent("rnn_tanh", torch.nn.RNN, T=6, B=3, I=4, H=5, lengths=[6, 3, 5])
@@ -132,4 +147,5 @@ if __name__ == "__main__":
     embedding("embedding", V=13, D=5, ids=[[3, 0, 3], [12, 3, 7]])
     multihead_attention("multihead_attention", B=3, L=5, E=8, H=2, lengths=[5, 3, 4])
     sdpa("scaled_dot_product_attention", BH=3, L=9, D=16)
+    pooling("pool2d", (2, 3, 9, 7), k=3, s=2, p=1)
     print("wrote", sorted(os.listdir(OUT)))

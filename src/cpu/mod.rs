@@ -18,6 +18,8 @@ pub(crate) mod layer_norm_backward;
 pub(crate) mod layer_norm_forward;
 pub(crate) mod matmul;
 pub(crate) mod optimizer_step;
+pub(crate) mod pool2d_backward;
+pub(crate) mod pool2d_forward;
 pub(crate) mod recurrent_step_backward;
 pub(crate) mod recurrent_step_forward;
 pub(crate) mod reduce;

@@ -18,6 +18,8 @@ pub(crate) mod layer_norm_backward;
 pub(crate) mod layer_norm_forward;
 pub(crate) mod matmul;
 pub(crate) mod optimizer_step;
+pub(crate) mod pool2d_backward;
+pub(crate) mod pool2d_forward;
 pub(crate) mod recurrent_step_backward;
 pub(crate) mod recurrent_step_forward;
 pub(crate) mod reduce;
@@ -58,6 +60,8 @@ pub(crate) enum Kernel {
     AttentionForward,
     AttentionBackwardKv,
     AttentionBackwardQ,
+    Pool2dForward,
+    Pool2dBackward,
     FmaPeak,
 }
 
@@ -70,7 +74,7 @@ pub(crate) enum Access {
 
 impl Kernel {
     #[cfg(test)]
-    pub const ALL: [Kernel; 25] = [
+    pub const ALL: [Kernel; 27] = [
         Kernel::Matmul,
         Kernel::Unary,
         Kernel::UnaryBackward,
@@ -95,6 +99,8 @@ impl Kernel {
         Kernel::AttentionForward,
         Kernel::AttentionBackwardKv,
         Kernel::AttentionBackwardQ,
+        Kernel::Pool2dForward,
+        Kernel::Pool2dBackward,
         Kernel::FmaPeak,
     ];
 
@@ -126,6 +132,8 @@ impl Kernel {
             Kernel::AttentionForward => "attention_forward",
             Kernel::AttentionBackwardKv => "attention_backward_kv",
             Kernel::AttentionBackwardQ => "attention_backward_q",
+            Kernel::Pool2dForward => "pool2d_forward",
+            Kernel::Pool2dBackward => "pool2d_backward",
             Kernel::FmaPeak => "fma_peak",
         }
     }
@@ -159,6 +167,8 @@ impl Kernel {
             Kernel::AttentionForward => attention_forward::SOURCE,
             Kernel::AttentionBackwardKv => attention_backward_kv::SOURCE,
             Kernel::AttentionBackwardQ => attention_backward_q::SOURCE,
+            Kernel::Pool2dForward => pool2d_forward::SOURCE,
+            Kernel::Pool2dBackward => pool2d_backward::SOURCE,
             Kernel::FmaPeak => fma_peak::SOURCE,
         }
     }
@@ -193,6 +203,8 @@ impl Kernel {
             Kernel::AttentionBackwardKv | Kernel::AttentionBackwardQ => {
                 &[Read, Read, Read, Read, Read, Read, ReadWrite]
             }
+            Kernel::Pool2dForward => &[Read, ReadWrite, ReadWrite],
+            Kernel::Pool2dBackward => &[Read, Read, ReadWrite],
             Kernel::FmaPeak => &[ReadWrite],
         }
     }

@@ -1,0 +1,97 @@
+//! 2-D pooling over [N, C, H, W]: max (the backward routes each gradient to the saved argmax) and
+//! average (count_include_pad, PyTorch's default), deterministic in both directions.
+
+use crate::autodiff::record;
+use crate::cpu;
+use crate::error::{shape_str, Error, Result};
+use crate::kernels::{pool2d_backward, pool2d_forward};
+use crate::ops::u32_of;
+use crate::tensor::{host_read, host_write, Storage, Tensor};
+
+impl Tensor {
+    fn pool2d(&self, max: bool, kernel: usize, stride: usize, pad: usize) -> Result<Tensor> {
+        let op = if max { "max_pool2d" } else { "avg_pool2d" };
+        let [n, c, h, w] = *self.shape() else {
+            return Err(Error::ShapeMismatch {
+                op,
+                arg: "input",
+                expected: "[N, C, H, W]".into(),
+                got: shape_str(self.shape()),
+            });
+        };
+        if kernel == 0
+            || stride == 0
+            || 2 * pad > kernel
+            || h + 2 * pad < kernel
+            || w + 2 * pad < kernel
+        {
+            return Err(Error::InvalidArgument {
+                op,
+                message: format!("kernel {kernel}, stride {stride}, padding {pad} do not fit [{h}, {w}]: the kernel must fit the padded input and padding be at most half the kernel"),
+            });
+        }
+        let (oh, ow) = (
+            (h + 2 * pad - kernel) / stride + 1,
+            (w + 2 * pad - kernel) / stride + 1,
+        );
+        let x = self.owned()?;
+        let y = x.output_like(&[n, c, oh, ow], op)?;
+        let argmax = x.output_like(&[n, c, oh, ow], op)?;
+        let p = pool2d_forward::Params {
+            planes: u32_of(n * c),
+            h: u32_of(h),
+            w: u32_of(w),
+            oh: u32_of(oh),
+            ow: u32_of(ow),
+            kh: u32_of(kernel),
+            kw: u32_of(kernel),
+            stride: u32_of(stride),
+            pad: u32_of(pad),
+            max: u32::from(max),
+            x_off: 0,
+            _pad: 0,
+        };
+        match &x.storage {
+            Storage::Gpu(s) => {
+                pool2d_forward::record(&s.gpu.inner, &p, s.raw(), y.gpu_raw(), argmax.gpu_raw())?
+            }
+            Storage::Cpu(_) => cpu::pool2d_forward::pool2d_forward(
+                &p,
+                &host_read(&x),
+                &mut host_write(&y),
+                &mut host_write(&argmax),
+            ),
+        }
+        Ok(record(y, op, &[self], move |g, dy| {
+            let dy = dy.owned()?;
+            let dx = x.output_like(x.shape(), op)?;
+            match &dx.storage {
+                Storage::Gpu(s) => pool2d_backward::record(
+                    &s.gpu.inner,
+                    &p,
+                    dy.gpu_raw(),
+                    argmax.gpu_raw(),
+                    s.raw(),
+                )?,
+                Storage::Cpu(_) => cpu::pool2d_backward::pool2d_backward(
+                    &p,
+                    &host_read(&dy),
+                    &host_read(&argmax),
+                    &mut host_write(&dx),
+                ),
+            }
+            g.add(0, dx)
+        }))
+    }
+
+    /// Max pooling with a square `kernel`, `stride` and zero `padding` (PyTorch's
+    /// `F.max_pool2d`). # Shapes: [N, C, H, W] → [N, C, (H + 2p − k)/s + 1, (W + 2p − k)/s + 1].
+    pub fn max_pool2d(&self, kernel: usize, stride: usize, padding: usize) -> Result<Tensor> {
+        self.pool2d(true, kernel, stride, padding)
+    }
+
+    /// Average pooling counting the padding (PyTorch's `F.avg_pool2d` defaults).
+    pub fn avg_pool2d(&self, kernel: usize, stride: usize, padding: usize) -> Result<Tensor> {
+        self.pool2d(false, kernel, stride, padding)
+    }
+}
