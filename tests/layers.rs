@@ -50,6 +50,28 @@ fn close(what: &str, got: &[f32], want: &[f32], abs: f32, rel: f32) {
     );
 }
 
+/// Backpropagates Σ y · w[key], the scalar whose gradient with respect to y is torch's upstream
+/// gradient `key`.
+fn backprop(y: &Tensor, w: &Weights, dev: &Device, key: &str) {
+    y.mul(&tensor(w, dev, key))
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
+}
+
+/// `close` for a tensor against the fixture's entry `key`.
+fn matches(what: &str, got: &Tensor, w: &Weights, key: &str, abs: f32, rel: f32) {
+    close(
+        what,
+        &got.read_blocking().unwrap(),
+        &w.tensors[key].1,
+        abs,
+        rel,
+    );
+}
+
 /// Runs the fixture's recurrent model on `dev` and compares everything torch computed.
 fn check_recurrent(name: &str, dev: &Device) {
     let w = fixture(name);
@@ -193,32 +215,30 @@ fn layer_norm_and_embedding_match_torch_on_both_devices() {
         load_into(&ln, &w).unwrap();
         let x = tensor(&w, &dev, "input").requires_grad();
         let y = ln.forward(&x).unwrap();
-        y.mul(&tensor(&w, &dev, "grad_output"))
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .backward()
-            .unwrap();
-        close(
+        backprop(&y, &w, &dev, "grad_output");
+        matches(
             &format!("layer_norm on {dev}: output"),
-            &y.read_blocking().unwrap(),
-            &w.tensors["output"].1,
+            &y,
+            &w,
+            "output",
             1e-5,
             1e-5,
         );
-        close(
+        matches(
             &format!("layer_norm on {dev}: grad_input"),
-            &x.grad().unwrap().read_blocking().unwrap(),
-            &w.tensors["grad_input"].1,
+            &x.grad().unwrap(),
+            &w,
+            "grad_input",
             1e-5,
             1e-4,
         );
         for (name, p) in ln.named_parameters() {
             let key = format!("grad.{name}");
-            close(
+            matches(
                 &format!("layer_norm on {dev}: {key}"),
-                &p.grad().unwrap().read_blocking().unwrap(),
-                &w.tensors[&key].1,
+                &p.grad().unwrap(),
+                &w,
+                &key,
                 1e-5,
                 1e-4,
             );
@@ -229,23 +249,20 @@ fn layer_norm_and_embedding_match_torch_on_both_devices() {
         load_into(&emb, &w).unwrap();
         let y = emb.forward(&tensor(&w, &dev, "ids")).unwrap();
         assert_eq!(y.shape(), [2, 3, 5]);
-        y.mul(&tensor(&w, &dev, "grad_output"))
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .backward()
-            .unwrap();
-        close(
+        backprop(&y, &w, &dev, "grad_output");
+        matches(
             &format!("embedding on {dev}: output"),
-            &y.read_blocking().unwrap(),
-            &w.tensors["output"].1,
+            &y,
+            &w,
+            "output",
             0.0,
             1e-6,
         );
-        close(
+        matches(
             &format!("embedding on {dev}: grad.weight"),
-            &emb.weight.grad().unwrap().read_blocking().unwrap(),
-            &w.tensors["grad.weight"].1,
+            &emb.weight.grad().unwrap(),
+            &w,
+            "grad.weight",
             1e-6,
             1e-5,
         );
@@ -265,32 +282,30 @@ fn multihead_attention_and_sdpa_match_torch_on_both_devices() {
         let x = tensor(&w, &dev, "input").requires_grad();
         let lengths = tensor(&w, &dev, "lengths");
         let y = mha.self_attention(&x, true, Some(&lengths)).unwrap();
-        y.mul(&tensor(&w, &dev, "grad_output"))
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .backward()
-            .unwrap();
-        close(
+        backprop(&y, &w, &dev, "grad_output");
+        matches(
             &format!("mha on {dev}: output"),
-            &y.read_blocking().unwrap(),
-            &w.tensors["output"].1,
+            &y,
+            &w,
+            "output",
             1e-5,
             1e-4,
         );
-        close(
+        matches(
             &format!("mha on {dev}: grad_input"),
-            &x.grad().unwrap().read_blocking().unwrap(),
-            &w.tensors["grad_input"].1,
+            &x.grad().unwrap(),
+            &w,
+            "grad_input",
             1e-5,
             1e-4,
         );
         for (name, p) in mha.named_parameters() {
             let key = format!("grad.{name}");
-            close(
+            matches(
                 &format!("mha on {dev}: {key}"),
-                &p.grad().unwrap().read_blocking().unwrap(),
-                &w.tensors[&key].1,
+                &p.grad().unwrap(),
+                &w,
+                &key,
                 1e-5,
                 1e-4,
             );
@@ -308,24 +323,21 @@ fn multihead_attention_and_sdpa_match_torch_on_both_devices() {
             },
         )
         .unwrap();
-        o.mul(&tensor(&w, &dev, "grad_output"))
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .backward()
-            .unwrap();
-        close(
+        backprop(&o, &w, &dev, "grad_output");
+        matches(
             &format!("sdpa on {dev}: output"),
-            &o.read_blocking().unwrap(),
-            &w.tensors["output"].1,
+            &o,
+            &w,
+            "output",
             1e-5,
             1e-4,
         );
         for (n, t) in [("grad_q", &q), ("grad_k", &k), ("grad_v", &v)] {
-            close(
+            matches(
                 &format!("sdpa on {dev}: {n}"),
-                &t.grad().unwrap().read_blocking().unwrap(),
-                &w.tensors[n].1,
+                &t.grad().unwrap(),
+                &w,
+                n,
                 1e-5,
                 1e-4,
             );
@@ -401,23 +413,20 @@ fn max_and_average_pooling_match_torch_on_both_devices() {
                 x.avg_pool2d(k, s, p)
             }
             .unwrap();
-            y.mul(&tensor(&w, &dev, &format!("{kind}.grad_output")))
-                .unwrap()
-                .sum_all()
-                .unwrap()
-                .backward()
-                .unwrap();
-            close(
+            backprop(&y, &w, &dev, &format!("{kind}.grad_output"));
+            matches(
                 &format!("{kind} pool on {dev}: output"),
-                &y.read_blocking().unwrap(),
-                &w.tensors[&format!("{kind}.output")].1,
+                &y,
+                &w,
+                &format!("{kind}.output"),
                 1e-6,
                 1e-5,
             );
-            close(
+            matches(
                 &format!("{kind} pool on {dev}: grad_input"),
-                &x.grad().unwrap().read_blocking().unwrap(),
-                &w.tensors[&format!("{kind}.grad_input")].1,
+                &x.grad().unwrap(),
+                &w,
+                &format!("{kind}.grad_input"),
                 1e-6,
                 1e-5,
             );
