@@ -8,6 +8,9 @@ pub(crate) mod attention_forward;
 pub(crate) mod axpy;
 pub(crate) mod binary;
 pub(crate) mod clip_scale;
+pub(crate) mod conv2d_backward_data;
+pub(crate) mod conv2d_backward_weight;
+pub(crate) mod conv2d_forward;
 pub(crate) mod cross_entropy_backward;
 pub(crate) mod cross_entropy_forward;
 pub(crate) mod dropout;
@@ -62,6 +65,9 @@ pub(crate) enum Kernel {
     AttentionBackwardQ,
     Pool2dForward,
     Pool2dBackward,
+    Conv2dForward,
+    Conv2dBackwardData,
+    Conv2dBackwardWeight,
     FmaPeak,
 }
 
@@ -74,7 +80,7 @@ pub(crate) enum Access {
 
 impl Kernel {
     #[cfg(test)]
-    pub const ALL: [Kernel; 27] = [
+    pub const ALL: [Kernel; 30] = [
         Kernel::Matmul,
         Kernel::Unary,
         Kernel::UnaryBackward,
@@ -101,6 +107,9 @@ impl Kernel {
         Kernel::AttentionBackwardQ,
         Kernel::Pool2dForward,
         Kernel::Pool2dBackward,
+        Kernel::Conv2dForward,
+        Kernel::Conv2dBackwardData,
+        Kernel::Conv2dBackwardWeight,
         Kernel::FmaPeak,
     ];
 
@@ -134,6 +143,9 @@ impl Kernel {
             Kernel::AttentionBackwardQ => "attention_backward_q",
             Kernel::Pool2dForward => "pool2d_forward",
             Kernel::Pool2dBackward => "pool2d_backward",
+            Kernel::Conv2dForward => "conv2d_forward",
+            Kernel::Conv2dBackwardData => "conv2d_backward_data",
+            Kernel::Conv2dBackwardWeight => "conv2d_backward_weight",
             Kernel::FmaPeak => "fma_peak",
         }
     }
@@ -169,6 +181,9 @@ impl Kernel {
             Kernel::AttentionBackwardQ => attention_backward_q::SOURCE,
             Kernel::Pool2dForward => pool2d_forward::SOURCE,
             Kernel::Pool2dBackward => pool2d_backward::SOURCE,
+            Kernel::Conv2dForward => conv2d_forward::SOURCE,
+            Kernel::Conv2dBackwardData => conv2d_backward_data::SOURCE,
+            Kernel::Conv2dBackwardWeight => conv2d_backward_weight::SOURCE,
             Kernel::FmaPeak => fma_peak::SOURCE,
         }
     }
@@ -205,6 +220,8 @@ impl Kernel {
             }
             Kernel::Pool2dForward => &[Read, ReadWrite, ReadWrite],
             Kernel::Pool2dBackward => &[Read, Read, ReadWrite],
+            Kernel::Conv2dForward => &[Read, Read, Read, ReadWrite],
+            Kernel::Conv2dBackwardData | Kernel::Conv2dBackwardWeight => &[Read, Read, ReadWrite],
             Kernel::FmaPeak => &[ReadWrite],
         }
     }

@@ -2,6 +2,7 @@
 //! (through `crate::kernels`) or runs its CPU twin (`crate::cpu`) on the same params.
 
 pub(crate) mod attention;
+pub(crate) mod conv;
 pub(crate) mod dropout;
 pub(crate) mod elementwise;
 pub(crate) mod loss;

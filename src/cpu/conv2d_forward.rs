@@ -1,0 +1,82 @@
+//! CPU twin of shaders/conv2d_forward.wgsl, the strong way: per group, im2col into one
+//! [C_in/G·kh·kw, N·OH·OW] matrix and one GEMM through `matrixmultiply` (all cores), then a
+//! scatter to NCHW with the bias. Also owns `im2col`, which the backward twins share.
+
+use super::Float;
+use crate::kernels::conv2d_forward::Params;
+
+/// The columns of group `g`: col[(c, ky, kx), (n, oy, ox)] = x[n, g·C/G + c, iy, ix] with
+/// iy = oy·stride + ky·dil − pad (zero outside the input).
+pub(crate) fn im2col<F: Float>(p: &Params, x: &[F], g: usize, col: &mut [F]) {
+    let (h, w, oh, ow) = (p.h as i64, p.w as i64, p.oh as usize, p.ow as usize);
+    let (cg, hw, ohw) = (p.cg(), p.hw(), p.ohw());
+    let ncols = p.n as usize * ohw;
+    let (kh, kw) = (p.kh as usize, p.kw as usize);
+    for c in 0..cg {
+        for ky in 0..kh {
+            for kx in 0..kw {
+                let row = &mut col[((c * kh + ky) * kw + kx) * ncols..][..ncols];
+                for n in 0..p.n as usize {
+                    let plane = &x[(n * p.c_in as usize + g * cg + c) * hw..][..hw];
+                    for oy in 0..oh {
+                        let iy = (oy as i64) * i64::from(p.stride_h)
+                            + (ky as i64) * i64::from(p.dil_h)
+                            - i64::from(p.pad_h);
+                        for ox in 0..ow {
+                            let ix = (ox as i64) * i64::from(p.stride_w)
+                                + (kx as i64) * i64::from(p.dil_w)
+                                - i64::from(p.pad_w);
+                            row[n * ohw + oy * ow + ox] = if iy < 0 || ix < 0 || iy >= h || ix >= w
+                            {
+                                F::ZERO
+                            } else {
+                                plane[(iy * w + ix) as usize]
+                            };
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+pub(crate) fn conv2d_forward<F: Float>(p: &Params, x: &[F], w: &[F], bias: &[F], y: &mut [F]) {
+    let (cg, mg, ohw) = (p.cg(), p.mg(), p.ohw());
+    let k = cg * p.taps();
+    let ncols = p.n as usize * ohw;
+    let mut col = vec![F::ZERO; k * ncols];
+    let mut out = vec![F::ZERO; mg * ncols];
+    for g in 0..p.groups as usize {
+        im2col(p, x, g, &mut col);
+        // SAFETY: W_g is [mg, k] at row g·mg, col is [k, ncols], out is [mg, ncols].
+        unsafe {
+            F::gemm(
+                mg,
+                k,
+                ncols,
+                F::ONE,
+                w[g * mg * k..].as_ptr(),
+                k as isize,
+                1,
+                col.as_ptr(),
+                ncols as isize,
+                1,
+                F::ZERO,
+                out.as_mut_ptr(),
+                ncols as isize,
+                1,
+            );
+        }
+        for i in 0..mg {
+            let co = g * mg + i;
+            let b = if p.has_bias == 1 { bias[co] } else { F::ZERO };
+            for n in 0..p.n as usize {
+                let src = &out[i * ncols + n * ohw..][..ohw];
+                let dst = &mut y[(n * p.c_out as usize + co) * ohw..][..ohw];
+                for (d, &s) in dst.iter_mut().zip(src) {
+                    *d = s + b;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,449 @@
+//! `conv2d_forward`: the convolution geometry every conv kernel shares (`Params`, mirroring
+//! `struct ConvParams` in shaders/common/conv2d.wgsl) and the forward implicit GEMM's dispatch.
+//! The parity tests of all three convolution kernels (GPU and CPU twin against a direct f64
+//! convolution) live at the bottom.
+
+use bytemuck::{Pod, Zeroable};
+
+use super::{fold_grid, wgsl, Kernel};
+use crate::error::Result;
+use crate::gpu::encoder::Dispatch;
+use crate::gpu::pool::RawBuffer;
+use crate::gpu::GpuInner;
+
+pub(crate) const SOURCE: &str = wgsl!("conv2d_forward", "conv2d", "grid");
+
+/// Columns per workgroup (CONV_WG · CONV_TN) and rows per workgroup (CONV_TM).
+pub(crate) const TILE_COLS: u32 = 256;
+pub(crate) const TILE_ROWS: u32 = 8;
+
+/// Mirrors `struct ConvParams` in shaders/common/conv2d.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+pub struct Params {
+    pub n: u32,
+    pub c_in: u32,
+    pub h: u32,
+    pub w: u32,
+    pub c_out: u32,
+    pub oh: u32,
+    pub ow: u32,
+    pub groups: u32,
+    pub kh: u32,
+    pub kw: u32,
+    pub stride_h: u32,
+    pub stride_w: u32,
+    pub pad_h: u32,
+    pub pad_w: u32,
+    pub dil_h: u32,
+    pub dil_w: u32,
+    /// Set by each kernel's owner: the grid of its GEMM.
+    pub tiles_cols: u32,
+    pub tiles_rows: u32,
+    /// Split-K factor of the weight gradient (1 elsewhere).
+    pub splits: u32,
+    /// Output rows (n, oy) summed by one split of the weight gradient.
+    pub rows_per_split: u32,
+    pub has_bias: u32,
+    pub _pad: [u32; 3],
+}
+const _: () = assert!(std::mem::size_of::<Params>().is_multiple_of(16));
+
+impl Params {
+    /// Input channels per group.
+    pub fn cg(&self) -> usize {
+        (self.c_in / self.groups) as usize
+    }
+    /// Output channels per group.
+    pub fn mg(&self) -> usize {
+        (self.c_out / self.groups) as usize
+    }
+    /// kh · kw.
+    pub fn taps(&self) -> usize {
+        (self.kh * self.kw) as usize
+    }
+    /// OH · OW.
+    pub fn ohw(&self) -> usize {
+        (self.oh * self.ow) as usize
+    }
+    /// H · W.
+    pub fn hw(&self) -> usize {
+        (self.h * self.w) as usize
+    }
+}
+
+/// Records a conv kernel over a GEMM of `rows` × `cols` per group and `splits` K-splits.
+pub(crate) fn record_gemm(
+    gpu: &GpuInner,
+    kernel: Kernel,
+    p: &Params,
+    rows: usize,
+    cols: usize,
+    buffers: &[&RawBuffer],
+) -> Result<()> {
+    let mut p = *p;
+    p.tiles_cols = (cols as u32).div_ceil(TILE_COLS);
+    p.tiles_rows = (rows as u32).div_ceil(TILE_ROWS);
+    let workgroups = u64::from(p.tiles_cols)
+        * u64::from(p.tiles_rows)
+        * u64::from(p.groups)
+        * u64::from(p.splits.max(1));
+    let workgroups = fold_grid(
+        kernel.name(),
+        workgroups,
+        gpu.limits.max_compute_workgroups_per_dimension,
+    )?;
+    gpu.record(&Dispatch {
+        kernel,
+        overrides: &[],
+        params: bytemuck::bytes_of(&p),
+        buffers,
+        workgroups,
+    })
+}
+
+pub(crate) fn record(
+    gpu: &GpuInner,
+    p: &Params,
+    x: &RawBuffer,
+    w: &RawBuffer,
+    bias: &RawBuffer,
+    y: &RawBuffer,
+) -> Result<()> {
+    let cols = p.n as usize * p.ohw();
+    record_gemm(
+        gpu,
+        Kernel::Conv2dForward,
+        p,
+        p.mg(),
+        cols,
+        &[x, w, bias, y],
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Params;
+    use crate::cpu;
+    use crate::testing::{assert_close, assert_gradient, gpu, randn, randn64, Tol};
+    use crate::{ConvOptions, Device, Tensor};
+
+    /// One awkward configuration: (N, C_in, H, W), (C_out, kH, kW), options, bias.
+    struct Case {
+        x: [usize; 4],
+        w: [usize; 3],
+        o: ConvOptions,
+        bias: bool,
+    }
+
+    fn case(
+        x: [usize; 4],
+        w: [usize; 3],
+        s: [usize; 2],
+        p: [usize; 2],
+        d: usize,
+        g: usize,
+    ) -> Case {
+        Case {
+            x,
+            w,
+            o: ConvOptions {
+                stride: s,
+                padding: p,
+                dilation: [d, d],
+                groups: g,
+            },
+            bias: true,
+        }
+    }
+
+    fn cases() -> Vec<Case> {
+        let mut v = vec![
+            case([1, 1, 1, 1], [1, 1, 1], [1, 1], [0, 0], 1, 1),
+            case([2, 3, 7, 9], [5, 1, 1], [1, 1], [0, 0], 1, 1), // 1×1
+            case([1, 3, 11, 13], [8, 3, 3], [1, 1], [1, 1], 1, 1), // 3×3, batch 1, C_in 3
+            case([2, 1, 9, 9], [7, 5, 5], [2, 2], [2, 2], 1, 1), // 5×5, C_in 1, stride 2
+            case([3, 4, 10, 7], [6, 3, 3], [2, 2], [1, 1], 2, 2), // dilation 2, groups 2
+            case([2, 6, 8, 8], [6, 3, 3], [1, 1], [1, 1], 1, 6), // depthwise
+            case([1, 3, 9, 5], [6, 3, 3], [1, 1], [0, 0], 1, 3), // depthwise, multiplier 2
+            case([1, 2, 5, 6], [3, 3, 2], [2, 1], [0, 1], 1, 1), // non-square
+            case([4, 16, 33, 31], [20, 3, 3], [1, 1], [1, 1], 1, 1), // past every tile
+        ];
+        v[1].bias = false;
+        v[5].bias = false;
+        v
+    }
+
+    /// Direct convolution in f64: y, dx, dw for an upstream gradient `dy`.
+    #[allow(clippy::type_complexity, clippy::needless_range_loop)]
+    fn direct(
+        p: &Params,
+        x: &[f64],
+        w: &[f64],
+        b: &[f64],
+        dy: &[f64],
+    ) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+        let (cg, mg) = (p.cg(), p.mg());
+        let u = |v: u32| v as usize;
+        let mut y = vec![0.0; u(p.n) * u(p.c_out) * p.ohw()];
+        let mut dx = vec![0.0; x.len()];
+        let mut dw = vec![0.0; w.len()];
+        for n in 0..u(p.n) {
+            for co in 0..u(p.c_out) {
+                let g = co / mg;
+                for oy in 0..u(p.oh) {
+                    for ox in 0..u(p.ow) {
+                        let yi = ((n * u(p.c_out) + co) * u(p.oh) + oy) * u(p.ow) + ox;
+                        let mut s = if p.has_bias == 1 { b[co] } else { 0.0 };
+                        for c in 0..cg {
+                            for ky in 0..u(p.kh) {
+                                for kx in 0..u(p.kw) {
+                                    let iy = (oy * u(p.stride_h) + ky * u(p.dil_h)) as i64
+                                        - i64::from(p.pad_h);
+                                    let ix = (ox * u(p.stride_w) + kx * u(p.dil_w)) as i64
+                                        - i64::from(p.pad_w);
+                                    if iy < 0
+                                        || ix < 0
+                                        || iy >= i64::from(p.h)
+                                        || ix >= i64::from(p.w)
+                                    {
+                                        continue;
+                                    }
+                                    let xi = ((n * u(p.c_in) + g * cg + c) * u(p.h) + iy as usize)
+                                        * u(p.w)
+                                        + ix as usize;
+                                    let wi = ((co * cg + c) * u(p.kh) + ky) * u(p.kw) + kx;
+                                    s += w[wi] * x[xi];
+                                    dx[xi] += w[wi] * dy[yi];
+                                    dw[wi] += x[xi] * dy[yi];
+                                }
+                            }
+                        }
+                        y[yi] = s;
+                    }
+                }
+            }
+        }
+        (y, dx, dw)
+    }
+
+    fn f32s(v: &[f64]) -> Vec<f32> {
+        v.iter().map(|&a| a as f32).collect()
+    }
+
+    #[test]
+    fn gpu_and_cpu_match_a_direct_convolution_forward_and_backward() {
+        let tol = Tol {
+            abs: 2e-4,
+            rel: 2e-4,
+        };
+        for (ci, c) in cases().iter().enumerate() {
+            let [n, c_in, h, w] = c.x;
+            let [c_out, kh, kw] = c.w;
+            let wshape = [c_out, c_in / c.o.groups, kh, kw];
+            let xs = randn(ci as u64, n * c_in * h * w);
+            let ws = randn(100 + ci as u64, wshape.iter().product());
+            let bs = randn(200 + ci as u64, c_out);
+            for dev in [Device::Gpu(gpu()), Device::Cpu] {
+                let xt = Tensor::from_slice(&dev, &xs, &c.x).unwrap().requires_grad();
+                let wt = Tensor::from_slice(&dev, &ws, &wshape)
+                    .unwrap()
+                    .requires_grad();
+                let bt = Tensor::from_slice(&dev, &bs, &[c_out])
+                    .unwrap()
+                    .requires_grad();
+                let y = xt.conv2d(&wt, c.bias.then_some(&bt), &c.o).unwrap();
+                let dys = randn(300 + ci as u64, y.numel());
+                y.backward_with(&Tensor::from_slice(&dev, &dys, y.shape()).unwrap())
+                    .unwrap();
+
+                let s = y.shape();
+                let p = Params {
+                    n: n as u32,
+                    c_in: c_in as u32,
+                    h: h as u32,
+                    w: w as u32,
+                    c_out: c_out as u32,
+                    oh: s[2] as u32,
+                    ow: s[3] as u32,
+                    groups: c.o.groups as u32,
+                    kh: kh as u32,
+                    kw: kw as u32,
+                    stride_h: c.o.stride[0] as u32,
+                    stride_w: c.o.stride[1] as u32,
+                    pad_h: c.o.padding[0] as u32,
+                    pad_w: c.o.padding[1] as u32,
+                    dil_h: c.o.dilation[0] as u32,
+                    dil_w: c.o.dilation[1] as u32,
+                    has_bias: u32::from(c.bias),
+                    ..Default::default()
+                };
+                let d = |v: &[f32]| v.iter().map(|&a| f64::from(a)).collect::<Vec<_>>();
+                let (ry, rdx, rdw) = direct(&p, &d(&xs), &d(&ws), &d(&bs), &d(&dys));
+                let what = format!("conv2d case {ci} on {dev}");
+                assert_close(
+                    &format!("{what} y"),
+                    &y.read_blocking().unwrap(),
+                    &f32s(&ry),
+                    tol,
+                );
+                assert_close(
+                    &format!("{what} dx"),
+                    &xt.grad().unwrap().read_blocking().unwrap(),
+                    &f32s(&rdx),
+                    tol,
+                );
+                let dw = wt.grad().unwrap().read_blocking().unwrap();
+                assert_close(&format!("{what} dw"), &dw, &f32s(&rdw), tol);
+                if c.bias {
+                    let mut rdb = vec![0.0f32; c_out];
+                    for (i, v) in dys.iter().enumerate() {
+                        rdb[(i / p.ohw()) % c_out] += v;
+                    }
+                    assert_close(
+                        &format!("{what} db"),
+                        &bt.grad().unwrap().read_blocking().unwrap(),
+                        &rdb,
+                        tol,
+                    );
+                } else {
+                    assert!(bt.grad().is_none());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn weight_gradient_splits_k_and_is_deterministic() {
+        let g = Device::Gpu(gpu());
+        let x = Tensor::from_slice(&g, &randn(1, 8 * 16 * 20 * 20), &[8, 16, 20, 20]).unwrap();
+        let w = Tensor::from_slice(&g, &randn(2, 32 * 16 * 9), &[32, 16, 3, 3])
+            .unwrap()
+            .requires_grad();
+        let o = ConvOptions::default().padding(1);
+        let p = Params {
+            n: 8,
+            c_in: 16,
+            h: 20,
+            w: 20,
+            c_out: 32,
+            oh: 20,
+            ow: 20,
+            groups: 1,
+            kh: 3,
+            kw: 3,
+            ..Default::default()
+        };
+        let ps = super::super::conv2d_backward_weight::with_splits(&p);
+        assert!(
+            ps.splits > 1 && ps.splits * ps.rows_per_split >= 160,
+            "{ps:?}"
+        );
+        let mut runs = Vec::new();
+        for _ in 0..2 {
+            w.zero_grad();
+            x.conv2d(&w, None, &o)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
+            runs.push(w.grad().unwrap().read_blocking().unwrap());
+        }
+        assert_eq!(
+            runs[0].iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            runs[1].iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            "two runs of the weight gradient differ in their bits"
+        );
+    }
+
+    #[test]
+    fn cpu_twins_match_finite_differences() {
+        let p = Params {
+            n: 2,
+            c_in: 4,
+            h: 6,
+            w: 5,
+            c_out: 4,
+            oh: 2,
+            ow: 2,
+            groups: 2,
+            kh: 3,
+            kw: 2,
+            stride_h: 2,
+            stride_w: 2,
+            pad_h: 1,
+            pad_w: 1,
+            dil_h: 2,
+            dil_w: 2,
+            has_bias: 1,
+            ..Default::default()
+        };
+        // OH = (6 + 2 − 2·2 − 1)/2 + 1 = 2, OW = (5 + 2 − 2 − 1)/2 + 1 = 3.
+        let p = Params { ow: 3, ..p };
+        let (nx, nw, ny) = (2 * 4 * 6 * 5, 4 * 2 * 3 * 2, 2 * 4 * 2 * 3);
+        let (x, w, b, up) = (
+            randn64(1, nx),
+            randn64(2, nw),
+            randn64(3, 4),
+            randn64(4, ny),
+        );
+        let loss = |x: &[f64], w: &[f64]| {
+            let mut y = vec![0.0; ny];
+            cpu::conv2d_forward::conv2d_forward(&p, x, w, &b, &mut y);
+            y.iter().zip(&up).map(|(a, b)| a * b).sum::<f64>()
+        };
+        let mut dx = vec![0.0; nx];
+        cpu::conv2d_backward_data::conv2d_backward_data(&p, &up, &w, &mut dx);
+        let mut dw = vec![0.0; nw];
+        cpu::conv2d_backward_weight::conv2d_backward_weight(&p, &up, &x, &mut dw);
+        assert_gradient("conv2d dx", |x| loss(x, &w), &x, &dx, 1e-6);
+        assert_gradient("conv2d dw", |w| loss(&x, w), &w, &dw, 1e-6);
+    }
+
+    #[test]
+    fn conv1d_is_conv2d_with_height_one() {
+        let dev = Device::Cpu;
+        let x = Tensor::from_slice(&dev, &randn(5, 2 * 3 * 11), &[2, 3, 11]).unwrap();
+        let w = Tensor::from_slice(&dev, &randn(6, 4 * 3 * 3), &[4, 3, 3]).unwrap();
+        let o = ConvOptions::default().stride(2).padding(1).dilation(2);
+        let y = x.conv1d(&w, None, &o).unwrap();
+        assert_eq!(y.shape(), [2, 4, 5]);
+        let y2 = x
+            .reshape(&[2, 3, 1, 11])
+            .unwrap()
+            .conv2d(
+                &w.reshape(&[4, 3, 1, 3]).unwrap(),
+                None,
+                &ConvOptions {
+                    stride: [1, 2],
+                    padding: [0, 1],
+                    dilation: [1, 2],
+                    groups: 1,
+                },
+            )
+            .unwrap();
+        assert_eq!(y.read_blocking().unwrap(), y2.read_blocking().unwrap());
+    }
+
+    #[test]
+    fn bad_shapes_and_options_are_typed_errors() {
+        let dev = Device::Cpu;
+        let x = Tensor::zeros(&dev, &[1, 4, 5, 5]).unwrap();
+        let w = Tensor::zeros(&dev, &[6, 2, 3, 3]).unwrap();
+        let e = |r: crate::Result<Tensor>| r.unwrap_err().to_string();
+        assert!(e(x.conv2d(&w, None, &ConvOptions::default())).contains("C_in/groups"));
+        assert!(e(x.conv2d(&w, None, &ConvOptions::default().groups(3))).contains("groups"));
+        let w1 = Tensor::zeros(&dev, &[6, 4, 7, 7]).unwrap();
+        assert!(e(x.conv2d(&w1, None, &ConvOptions::default())).contains("padded input"));
+        let w2 = Tensor::zeros(&dev, &[6, 4, 3, 3]).unwrap();
+        assert!(e(x.conv2d(&w2, None, &ConvOptions::default().stride(0))).contains("at least 1"));
+        let b = Tensor::zeros(&dev, &[5]).unwrap();
+        assert!(e(x.conv2d(&w2, Some(&b), &ConvOptions::default())).contains("bias"));
+        assert!(e(x
+            .reshape(&[4, 25])
+            .unwrap()
+            .conv2d(&w2, None, &ConvOptions::default()))
+        .contains("[N, C_in, H, W]"));
+    }
+}
