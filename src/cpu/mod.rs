@@ -7,6 +7,8 @@ pub(crate) mod activations;
 pub(crate) mod attention_backward_kv;
 pub(crate) mod attention_forward;
 pub(crate) mod axpy;
+pub(crate) mod batch_norm_backward;
+pub(crate) mod batch_norm_forward;
 pub(crate) mod binary;
 pub(crate) mod clip_scale;
 pub(crate) mod conv2d_backward_data;

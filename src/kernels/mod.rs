@@ -6,6 +6,8 @@ pub(crate) mod attention_backward_kv;
 pub(crate) mod attention_backward_q;
 pub(crate) mod attention_forward;
 pub(crate) mod axpy;
+pub(crate) mod batch_norm_backward;
+pub(crate) mod batch_norm_forward;
 pub(crate) mod binary;
 pub(crate) mod clip_scale;
 pub(crate) mod conv2d_backward_data;
@@ -68,6 +70,8 @@ pub(crate) enum Kernel {
     Conv2dForward,
     Conv2dBackwardData,
     Conv2dBackwardWeight,
+    BatchNormForward,
+    BatchNormBackward,
     FmaPeak,
 }
 
@@ -80,7 +84,7 @@ pub(crate) enum Access {
 
 impl Kernel {
     #[cfg(test)]
-    pub const ALL: [Kernel; 30] = [
+    pub const ALL: [Kernel; 32] = [
         Kernel::Matmul,
         Kernel::Unary,
         Kernel::UnaryBackward,
@@ -110,6 +114,8 @@ impl Kernel {
         Kernel::Conv2dForward,
         Kernel::Conv2dBackwardData,
         Kernel::Conv2dBackwardWeight,
+        Kernel::BatchNormForward,
+        Kernel::BatchNormBackward,
         Kernel::FmaPeak,
     ];
 
@@ -146,6 +152,8 @@ impl Kernel {
             Kernel::Conv2dForward => "conv2d_forward",
             Kernel::Conv2dBackwardData => "conv2d_backward_data",
             Kernel::Conv2dBackwardWeight => "conv2d_backward_weight",
+            Kernel::BatchNormForward => "batch_norm_forward",
+            Kernel::BatchNormBackward => "batch_norm_backward",
             Kernel::FmaPeak => "fma_peak",
         }
     }
@@ -184,6 +192,8 @@ impl Kernel {
             Kernel::Conv2dForward => conv2d_forward::SOURCE,
             Kernel::Conv2dBackwardData => conv2d_backward_data::SOURCE,
             Kernel::Conv2dBackwardWeight => conv2d_backward_weight::SOURCE,
+            Kernel::BatchNormForward => batch_norm_forward::SOURCE,
+            Kernel::BatchNormBackward => batch_norm_backward::SOURCE,
             Kernel::FmaPeak => fma_peak::SOURCE,
         }
     }
@@ -222,6 +232,10 @@ impl Kernel {
             Kernel::Pool2dBackward => &[Read, Read, ReadWrite],
             Kernel::Conv2dForward => &[Read, Read, Read, ReadWrite],
             Kernel::Conv2dBackwardData | Kernel::Conv2dBackwardWeight => &[Read, Read, ReadWrite],
+            Kernel::BatchNormForward => {
+                &[Read, Read, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite]
+            }
+            Kernel::BatchNormBackward => &[Read, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite],
             Kernel::FmaPeak => &[ReadWrite],
         }
     }

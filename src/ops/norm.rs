@@ -4,7 +4,8 @@ use crate::autodiff::record;
 use crate::cpu;
 use crate::error::{shape_str, Error, Result};
 use crate::kernels::{
-    embedding_backward, embedding_forward, layer_norm_backward, layer_norm_forward,
+    batch_norm_backward, batch_norm_forward, embedding_backward, embedding_forward,
+    layer_norm_backward, layer_norm_forward,
 };
 use crate::ops::{same_device, u32_of};
 use crate::tensor::{host_read, host_write, Storage, Tensor};
@@ -215,4 +216,205 @@ pub fn sinusoidal_positions(len: usize, dim: usize) -> Vec<f32> {
         }
     }
     v
+}
+
+/// Batch normalisation's running statistics: (mean, variance), each [C].
+pub type RunningStats<'a> = (&'a Tensor, &'a Tensor);
+
+impl Tensor {
+    /// Batch normalisation per channel of [N, C, ...] (axis 1), as PyTorch's `F.batch_norm`:
+    /// (x − μ)/√(σ² + ε)·γ + β. In training μ and σ² are the batch's (biased σ²) and `running`,
+    /// when given, moves in place by `momentum` towards μ and the unbiased σ²
+    /// (r ← (1 − m)·r + m·batch, PyTorch's convention); in evaluation μ and σ² are `running`.
+    /// Differentiable in `self`, γ and β; the running statistics are never differentiated.
+    ///
+    /// ```
+    /// use timeloom::{Device, Tensor};
+    /// let dev = Device::Cpu;
+    /// let x = Tensor::from_slice(&dev, &[1.0, 2.0, 3.0, 4.0], &[2, 2])?;
+    /// let (mean, var) = (Tensor::zeros(&dev, &[2])?, Tensor::full(&dev, &[2], 1.0)?);
+    /// let y = x.batch_norm(Some((&mean, &var)), None, true, 0.1, 1e-5)?;
+    /// assert!((y.read_blocking()?[0] + 1.0).abs() < 1e-3); // (1 − 2)/1
+    /// assert!((mean.read_blocking()?[0] - 0.2).abs() < 1e-6); // 0.9·0 + 0.1·2
+    /// # Ok::<(), timeloom::Error>(())
+    /// ```
+    ///
+    /// # Shapes
+    /// self [N, C] or [N, C, *]; running statistics, γ and β [C].
+    ///
+    /// # Errors
+    /// `InvalidArgument` in evaluation without running statistics, in training with one value
+    /// per channel, or when the running statistics are views or share a buffer.
+    pub fn batch_norm(
+        &self,
+        running: Option<RunningStats<'_>>,
+        affine: Option<(&Tensor, &Tensor)>,
+        training: bool,
+        momentum: f32,
+        eps: f32,
+    ) -> Result<Tensor> {
+        let op = "batch_norm";
+        if self.rank() < 2 {
+            return Err(Error::ShapeMismatch {
+                op,
+                arg: "input",
+                expected: "[N, C] or [N, C, *]".into(),
+                got: shape_str(self.shape()),
+            });
+        }
+        let (n, c) = (self.shape()[0], self.shape()[1]);
+        let s: usize = self.shape()[2..].iter().product();
+        let invalid = |message: String| Error::InvalidArgument { op, message };
+        if training && n * s < 2 {
+            return Err(invalid(format!(
+                "training needs more than one value per channel, got input {}: use a larger batch or evaluation mode",
+                shape_str(self.shape())
+            )));
+        }
+        if !training && running.is_none() {
+            return Err(invalid(
+                "evaluation normalises with running statistics: pass them, or train".into(),
+            ));
+        }
+        let args = running
+            .iter()
+            .flat_map(|(m, v)| [("running_mean", *m), ("running_var", *v)])
+            .chain(
+                affine
+                    .iter()
+                    .flat_map(|(g, b)| [("weight", *g), ("bias", *b)]),
+            );
+        for (arg, t) in args {
+            same_device(op, arg, self, t)?;
+            if t.shape() != [c] {
+                return Err(Error::ShapeMismatch {
+                    op,
+                    arg,
+                    expected: format!("[{c}]"),
+                    got: shape_str(t.shape()),
+                });
+            }
+        }
+        if let Some((m, v)) = running {
+            if m.offset != 0
+                || v.offset != 0
+                || !m.is_contiguous()
+                || !v.is_contiguous()
+                || m.shares_storage(v)
+            {
+                return Err(invalid(
+                    "the running statistics are updated in place: pass two whole tensors, not views of one buffer".into(),
+                ));
+            }
+        }
+        let x = self.owned()?;
+        let (gamma, beta) = match affine {
+            Some((g, b)) => (g.owned()?, b.owned()?),
+            None => (x.clone(), x.clone()), // bound but unread
+        };
+        // Without running statistics the kernel writes none; it still needs two buffers.
+        let (rm, rv) = match running {
+            Some((m, v)) => (m.detach(), v.detach()),
+            None => (x.output_like(&[1], op)?, x.output_like(&[1], op)?),
+        };
+        let y = x.output_like(self.shape(), op)?;
+        let stats = x.output_like(&[2, c], op)?;
+        let p = batch_norm_forward::Params {
+            n: u32_of(n),
+            c: u32_of(c),
+            s: u32_of(s),
+            training: u32::from(training),
+            momentum,
+            eps,
+            affine: u32::from(affine.is_some()),
+            track: u32::from(training && running.is_some()),
+        };
+        if y.numel() > 0 {
+            match &x.storage {
+                Storage::Gpu(st) => batch_norm_forward::record(
+                    &st.gpu.inner,
+                    &p,
+                    &batch_norm_forward::Bindings {
+                        x: st.raw(),
+                        gamma: gamma.gpu_raw(),
+                        beta: beta.gpu_raw(),
+                        running_mean: rm.gpu_raw(),
+                        running_var: rv.gpu_raw(),
+                        y: y.gpu_raw(),
+                        stats: stats.gpu_raw(),
+                    },
+                )?,
+                Storage::Cpu(_) => {
+                    let (g, b) = (host_read(&gamma), host_read(&beta));
+                    cpu::batch_norm_forward::batch_norm_forward(
+                        &p,
+                        &host_read(&x),
+                        affine.is_some().then_some((&g[..], &b[..])),
+                        (&mut host_write(&rm), &mut host_write(&rv)),
+                        &mut host_write(&y),
+                        &mut host_write(&stats),
+                    )
+                }
+            }
+        }
+        let mut inputs = vec![self];
+        if let Some((g, b)) = affine {
+            inputs.extend([g, b]);
+        }
+        let has_affine = affine.is_some();
+        Ok(record(y, op, &inputs, move |grads, dy| {
+            let dy = dy.owned()?;
+            let dx = x.output_like(x.shape(), "batch_norm_backward")?;
+            let dgamma = x.output_like(&[c], "batch_norm_backward")?;
+            let dbeta = x.output_like(&[c], "batch_norm_backward")?;
+            let bp = batch_norm_backward::Params {
+                n: p.n,
+                c: p.c,
+                s: p.s,
+                training: p.training,
+                affine: p.affine,
+                _pad: [0; 3],
+            };
+            match &x.storage {
+                Storage::Gpu(st) => batch_norm_backward::record(
+                    &st.gpu.inner,
+                    &bp,
+                    &batch_norm_backward::Bindings {
+                        x: st.raw(),
+                        gamma: gamma.gpu_raw(),
+                        stats: stats.gpu_raw(),
+                        dy: dy.gpu_raw(),
+                        dx: dx.gpu_raw(),
+                        dgamma: dgamma.gpu_raw(),
+                        dbeta: dbeta.gpu_raw(),
+                    },
+                )?,
+                Storage::Cpu(_) => {
+                    let g = host_read(&gamma);
+                    cpu::batch_norm_backward::batch_norm_backward(
+                        &bp,
+                        &host_read(&x),
+                        has_affine.then_some(&g[..]),
+                        &host_read(&stats),
+                        &host_read(&dy),
+                        &mut host_write(&dx),
+                        &mut host_write(&dgamma),
+                        &mut host_write(&dbeta),
+                    )
+                }
+            }
+            if grads.wants(0) {
+                grads.add(0, dx)?;
+            }
+            if has_affine {
+                if grads.wants(1) {
+                    grads.add(1, dgamma)?;
+                }
+                if grads.wants(2) {
+                    grads.add(2, dbeta)?;
+                }
+            }
+            Ok(())
+        }))
+    }
 }

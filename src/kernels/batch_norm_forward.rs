@@ -1,0 +1,151 @@
+//! `batch_norm_forward`: params and bindings of per-channel batch normalisation (training with
+//! batch statistics and the running-statistics update, or evaluation with running statistics).
+
+use bytemuck::{Pod, Zeroable};
+
+use super::{record_rows, wgsl, Kernel};
+use crate::error::Result;
+use crate::gpu::pool::RawBuffer;
+use crate::gpu::GpuInner;
+
+pub(crate) const SOURCE: &str = wgsl!("batch_norm_forward", "channels", "grid", "rows");
+
+/// Mirrors `struct Params` in shaders/batch_norm_forward.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+pub struct Params {
+    pub n: u32,
+    pub c: u32,
+    /// Elements per (sample, channel): H·W, or 1.
+    pub s: u32,
+    /// 1: batch statistics; 0: running statistics.
+    pub training: u32,
+    pub momentum: f32,
+    pub eps: f32,
+    /// 1 when γ and β apply.
+    pub affine: u32,
+    /// 1 when training updates the running statistics.
+    pub track: u32,
+}
+const _: () = assert!(std::mem::size_of::<Params>().is_multiple_of(16));
+
+/// The buffers of one forward, in binding order.
+pub(crate) struct Bindings<'a> {
+    pub x: &'a RawBuffer,
+    pub gamma: &'a RawBuffer,
+    pub beta: &'a RawBuffer,
+    pub running_mean: &'a RawBuffer,
+    pub running_var: &'a RawBuffer,
+    pub y: &'a RawBuffer,
+    pub stats: &'a RawBuffer,
+}
+
+pub(crate) fn record(gpu: &GpuInner, p: &Params, b: &Bindings<'_>) -> Result<()> {
+    record_rows(
+        gpu,
+        Kernel::BatchNormForward,
+        bytemuck::bytes_of(p),
+        &[
+            b.x,
+            b.gamma,
+            b.beta,
+            b.running_mean,
+            b.running_var,
+            b.y,
+            b.stats,
+        ],
+        u64::from(p.c),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::testing::{assert_close, gpu, randn, Tol};
+    use crate::{Device, Tensor};
+
+    #[test]
+    fn training_and_evaluation_match_cpu_with_every_gradient_and_running_stats() {
+        let (g, c) = (Device::Gpu(gpu()), Device::Cpu);
+        let tol = Tol {
+            abs: 1e-5,
+            rel: 1e-4,
+        };
+        for shape in [
+            vec![2, 1],
+            vec![3, 5, 7],
+            vec![4, 3, 5, 5],
+            vec![1, 7, 17, 13],
+            vec![2, 2, 300],
+        ] {
+            let ch = shape[1];
+            let numel: usize = shape.iter().product();
+            let x: Vec<f32> = randn(numel as u64, numel)
+                .iter()
+                .map(|v| v * 2.0 + 0.5)
+                .collect();
+            let (gv, bv, dyv) = (randn(1, ch), randn(2, ch), randn(3, numel));
+            let rv0: Vec<f32> = randn(4, ch).iter().map(|v| v.abs() + 0.5).collect();
+            for training in [true, false] {
+                for affine in [false, true] {
+                    let mut out = Vec::new();
+                    for dev in [&g, &c] {
+                        let xt = Tensor::from_slice(dev, &x, &shape).unwrap().requires_grad();
+                        let gt = Tensor::from_slice(dev, &gv, &[ch]).unwrap().requires_grad();
+                        let bt = Tensor::from_slice(dev, &bv, &[ch]).unwrap().requires_grad();
+                        let rm = Tensor::from_slice(dev, &randn(5, ch), &[ch]).unwrap();
+                        let rv = Tensor::from_slice(dev, &rv0, &[ch]).unwrap();
+                        let y = xt
+                            .batch_norm(
+                                Some((&rm, &rv)),
+                                affine.then_some((&gt, &bt)),
+                                training,
+                                0.1,
+                                1e-5,
+                            )
+                            .unwrap();
+                        y.backward_with(&Tensor::from_slice(dev, &dyv, &shape).unwrap())
+                            .unwrap();
+                        let mut v = vec![
+                            y.read_blocking().unwrap(),
+                            xt.grad().unwrap().read_blocking().unwrap(),
+                            rm.read_blocking().unwrap(),
+                            rv.read_blocking().unwrap(),
+                        ];
+                        if affine {
+                            v.push(gt.grad().unwrap().read_blocking().unwrap());
+                            v.push(bt.grad().unwrap().read_blocking().unwrap());
+                        }
+                        out.push(v);
+                    }
+                    for (i, name) in ["y", "dx", "running_mean", "running_var", "dgamma", "dbeta"]
+                        .iter()
+                        .enumerate()
+                        .take(out[0].len())
+                    {
+                        assert_close(
+                            &format!(
+                                "batch_norm {shape:?} training={training} affine={affine} {name}"
+                            ),
+                            &out[0][i],
+                            &out[1][i],
+                            tol,
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn misuse_is_a_typed_error() {
+        let dev = Device::Cpu;
+        let x = Tensor::zeros(&dev, &[1, 3]).unwrap();
+        let r = Tensor::zeros(&dev, &[3]).unwrap();
+        let e = |res: crate::Result<Tensor>| res.unwrap_err().to_string();
+        assert!(e(x.batch_norm(None, None, true, 0.1, 1e-5)).contains("more than one value"));
+        assert!(e(x.batch_norm(None, None, false, 0.1, 1e-5)).contains("running statistics"));
+        assert!(e(x.batch_norm(Some((&r, &r)), None, false, 0.1, 1e-5)).contains("two whole"));
+        let bad = Tensor::zeros(&dev, &[4]).unwrap();
+        assert!(e(x.batch_norm(Some((&r, &bad)), None, false, 0.1, 1e-5)).contains("[3]"));
+    }
+}
