@@ -5,8 +5,8 @@
 use std::sync::OnceLock;
 
 use timeloom::io::{load, load_into, Weights};
-use timeloom::nn::{Module, Recurrent};
-use timeloom::{Device, Gpu, Rng, Tensor};
+use timeloom::nn::{BatchNorm2d, Conv1d, Conv2d, Flatten, Module, Recurrent, Sequential};
+use timeloom::{ConvOptions, Device, Gpu, Rng, Tensor};
 
 fn gpu() -> Device {
     static GPU: OnceLock<Gpu> = OnceLock::new();
@@ -431,5 +431,152 @@ fn max_and_average_pooling_match_torch_on_both_devices() {
                 1e-5,
             );
         }
+    }
+}
+
+/// Builds the fixture's convolution layer from its metadata and loads its parameters by name.
+fn conv_layer(w: &Weights, dev: &Device) -> Box<dyn Module> {
+    let pair = |k: &str| -> Vec<usize> {
+        w.metadata[k]
+            .split(',')
+            .map(|v| v.parse().unwrap())
+            .collect()
+    };
+    let num = |k: &str| w.metadata[k].parse::<usize>().unwrap();
+    let (ks, st, pd, dl) = (
+        pair("kernel_size"),
+        pair("stride"),
+        pair("padding"),
+        pair("dilation"),
+    );
+    let bias = w.metadata["bias"] == "true";
+    let rng = &mut Rng::new(0);
+    let layer: Box<dyn Module> = if ks.len() == 2 {
+        let options = ConvOptions {
+            stride: [st[0], st[1]],
+            padding: [pd[0], pd[1]],
+            dilation: [dl[0], dl[1]],
+            groups: num("groups"),
+        };
+        Box::new(
+            Conv2d::builder_hw(num("in_channels"), num("out_channels"), [ks[0], ks[1]])
+                .options(options)
+                .bias(bias)
+                .build(dev, rng)
+                .unwrap(),
+        )
+    } else {
+        Box::new(
+            Conv1d::builder(num("in_channels"), num("out_channels"), ks[0])
+                .stride(st[0])
+                .padding(pd[0])
+                .dilation(dl[0])
+                .groups(num("groups"))
+                .bias(bias)
+                .build(dev, rng)
+                .unwrap(),
+        )
+    };
+    load_into(layer.as_ref(), w).unwrap();
+    layer
+}
+
+#[test]
+fn convolutions_match_torch_on_both_devices() {
+    for name in ["conv2d_groups_dilation", "conv2d_depthwise", "conv1d"] {
+        let w = fixture(name);
+        for dev in [gpu(), Device::Cpu] {
+            let layer = conv_layer(&w, &dev);
+            let x = tensor(&w, &dev, "input").requires_grad();
+            let y = layer.forward(&x).unwrap();
+            backprop(&y, &w, &dev, "grad_output");
+            let what = format!("{name} on {dev}");
+            matches(&format!("{what}: output"), &y, &w, "output", 1e-5, 1e-4);
+            matches(
+                &format!("{what}: grad_input"),
+                &x.grad().unwrap(),
+                &w,
+                "grad_input",
+                1e-5,
+                1e-4,
+            );
+            for (pname, p) in layer.named_parameters() {
+                matches(
+                    &format!("{what}: grad.{pname}"),
+                    &p.grad().unwrap(),
+                    &w,
+                    &format!("grad.{pname}"),
+                    1e-5,
+                    1e-4,
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn batch_norm_matches_torch_in_training_and_evaluation_on_both_devices() {
+    let w = fixture("batch_norm2d");
+    // The state dict's int64 `num_batches_tracked` is held back, and named if asked for.
+    assert!(w.skipped.contains_key("num_batches_tracked"));
+    let err = w.get("num_batches_tracked", &[]).unwrap_err().to_string();
+    assert!(err.contains("I64"), "{err}");
+    for dev in [gpu(), Device::Cpu] {
+        let mut bn = BatchNorm2d::new(&dev, 3).unwrap();
+        let (g, b) = (bn.weight.clone().unwrap(), bn.bias.clone().unwrap());
+        g.write(&w.tensors["weight"].1).unwrap();
+        b.write(&w.tensors["bias"].1).unwrap();
+        let x = tensor(&w, &dev, "train.input").requires_grad();
+        let y = bn.forward(&x).unwrap();
+        backprop(&y, &w, &dev, "train.grad_output");
+        let what = format!("batch_norm2d on {dev}");
+        let (abs, rel) = (1e-5, 1e-4);
+        matches(
+            &format!("{what}: train output"),
+            &y,
+            &w,
+            "train.output",
+            abs,
+            rel,
+        );
+        for (got, key) in [
+            (x.grad().unwrap(), "train.grad_input"),
+            (g.grad().unwrap(), "train.grad.weight"),
+            (b.grad().unwrap(), "train.grad.bias"),
+            (bn.running_mean.clone(), "train.running_mean"),
+            (bn.running_var.clone(), "train.running_var"),
+        ] {
+            matches(&format!("{what}: {key}"), &got, &w, key, abs, rel);
+        }
+        bn.set_training(false);
+        let x2 = tensor(&w, &dev, "eval.input").requires_grad();
+        let y2 = bn.forward(&x2).unwrap();
+        backprop(&y2, &w, &dev, "eval.grad_output");
+        matches(
+            &format!("{what}: eval output"),
+            &y2,
+            &w,
+            "eval.output",
+            abs,
+            rel,
+        );
+        matches(
+            &format!("{what}: eval grad_input"),
+            &x2.grad().unwrap(),
+            &w,
+            "eval.grad_input",
+            abs,
+            rel,
+        );
+        // Running statistics travel with the parameters, under PyTorch's state-dict names.
+        let net = Sequential::new().add(Flatten).add(bn);
+        let names: Vec<String> = timeloom::io::state(&net)
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        assert_eq!(
+            names,
+            ["1.weight", "1.bias", "1.running_mean", "1.running_var"]
+        );
     }
 }

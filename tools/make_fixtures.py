@@ -133,6 +133,59 @@ def pooling(name, shape, k, s, p):
                         "kernel": str(k), "stride": str(s), "padding": str(p)})
 
 
+def conv(name, module, shape):
+    """A convolution layer (its parameters under PyTorch's names) with its input, upstream
+    gradient, output and every gradient."""
+    module = module.double()
+    x = torch.randn(*shape, dtype=torch.float64, requires_grad=True)
+    y = module(x)
+    g = torch.randn_like(y)
+    (y * g).sum().backward()
+    tensors = {"input": x, "grad_output": g, "output": y, "grad_input": x.grad}
+    for pname, prm in module.named_parameters():
+        tensors[pname] = prm
+        tensors["grad." + pname] = prm.grad
+    o = module
+    meta = {"made_by": "tools/make_fixtures.py, torch " + torch.__version__,
+            "in_channels": str(o.in_channels), "out_channels": str(o.out_channels),
+            "kernel_size": ",".join(map(str, o.kernel_size)), "stride": ",".join(map(str, o.stride)),
+            "padding": ",".join(map(str, o.padding)), "dilation": ",".join(map(str, o.dilation)),
+            "groups": str(o.groups), "bias": str(o.bias is not None).lower()}
+    save_file({k: v.detach().float().contiguous() for k, v in tensors.items()},
+              os.path.join(OUT, name + ".safetensors"), metadata=meta)
+
+
+def batch_norm(name, C, shape):
+    """nn.BatchNorm2d: one training step (batch statistics, running-statistics update, every
+    gradient), then evaluation on a second input with the updated running statistics. The
+    state dict's int64 num_batches_tracked is kept: loaders must skip it."""
+    bn = torch.nn.BatchNorm2d(C).double()
+    with torch.no_grad():
+        bn.weight.copy_(torch.randn(C))
+        bn.bias.copy_(torch.randn(C))
+    tensors = {"weight": bn.weight.detach().clone(), "bias": bn.bias.detach().clone()}
+    x = (torch.randn(*shape, dtype=torch.float64) * 2 + 0.7).requires_grad_()
+    y = bn(x)
+    g = torch.randn_like(y)
+    (y * g).sum().backward()
+    tensors.update({"train.input": x, "train.grad_output": g, "train.output": y,
+                    "train.grad_input": x.grad, "train.grad.weight": bn.weight.grad.clone(),
+                    "train.grad.bias": bn.bias.grad.clone(),
+                    "train.running_mean": bn.running_mean.clone(),
+                    "train.running_var": bn.running_var.clone()})
+    bn.eval()
+    x2 = (torch.randn(*shape, dtype=torch.float64) * 2 + 0.7).requires_grad_()
+    y2 = bn(x2)
+    g2 = torch.randn_like(y2)
+    (y2 * g2).sum().backward()
+    tensors.update({"eval.input": x2, "eval.grad_output": g2, "eval.output": y2,
+                    "eval.grad_input": x2.grad})
+    out = {k: v.detach().float().contiguous() for k, v in tensors.items()}
+    out["num_batches_tracked"] = bn.num_batches_tracked.clone()
+    save_file(out, os.path.join(OUT, name + ".safetensors"),
+              metadata={"made_by": "tools/make_fixtures.py, torch " + torch.__version__})
+
+
 if __name__ == "__main__":
     os.makedirs(OUT, exist_ok=True)
     recurrent("rnn_tanh", torch.nn.RNN, T=6, B=3, I=4, H=5, lengths=[6, 3, 5])
@@ -148,4 +201,10 @@ if __name__ == "__main__":
     multihead_attention("multihead_attention", B=3, L=5, E=8, H=2, lengths=[5, 3, 4])
     sdpa("scaled_dot_product_attention", BH=3, L=9, D=16)
     pooling("pool2d", (2, 3, 9, 7), k=3, s=2, p=1)
+    conv("conv2d_groups_dilation",
+         torch.nn.Conv2d(4, 6, (3, 2), stride=(2, 1), padding=(1, 2), dilation=(2, 1), groups=2),
+         (2, 4, 9, 8))
+    conv("conv2d_depthwise", torch.nn.Conv2d(3, 3, 3, padding=1, groups=3, bias=False), (2, 3, 7, 6))
+    conv("conv1d", torch.nn.Conv1d(3, 5, 3, stride=2, padding=1, dilation=2), (2, 3, 13))
+    batch_norm("batch_norm2d", 3, (4, 3, 5, 6))
     print("wrote", sorted(os.listdir(OUT)))

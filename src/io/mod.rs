@@ -21,6 +21,10 @@ pub struct Weights {
     pub metadata: HashMap<String, String>,
     /// Where they came from, for messages.
     pub source: String,
+    /// name → dtype of the tensors timeloom cannot read as floats (PyTorch's integer
+    /// `num_batches_tracked`, half precision). Asking for one of them is an error that names
+    /// the dtype; holding them is not.
+    pub skipped: BTreeMap<String, String>,
 }
 
 impl Weights {
@@ -28,7 +32,12 @@ impl Weights {
     pub fn get(&self, key: &str, shape: &[usize]) -> Result<&[f32]> {
         let (s, v) = self.tensors.get(key).ok_or_else(|| Error::Format {
             what: format!("{}: key `{key}`", self.source),
-            message: "missing; the file does not hold this parameter".into(),
+            message: match self.skipped.get(key) {
+                Some(dtype) => format!(
+                    "has dtype {dtype}; timeloom reads F32 and F64 (save with tensor.float() in PyTorch)"
+                ),
+                None => "missing; the file does not hold this parameter".into(),
+            },
         })?;
         if s != shape {
             return Err(Error::Format {
@@ -44,8 +53,9 @@ impl Weights {
     }
 }
 
-/// Parses safetensors bytes; `what` names them in errors. Only F32 tensors are accepted (a file
-/// saved from PyTorch in another dtype: convert with `.float()` first).
+/// Parses safetensors bytes; `what` names them in errors. F32 tensors are read as they are and
+/// F64 ones rounded to f32; tensors of other dtypes are listed in `skipped` (an error only when
+/// a model asks for one: convert with `.float()` in PyTorch).
 pub fn parse(what: &str, bytes: &[u8]) -> Result<Weights> {
     let st = SafeTensors::deserialize(bytes).map_err(|e| Error::Format {
         what: what.to_string(),
@@ -56,23 +66,26 @@ pub fn parse(what: &str, bytes: &[u8]) -> Result<Weights> {
         message: e.to_string(),
     })?;
     let mut tensors = BTreeMap::new();
+    let mut skipped = BTreeMap::new();
     for (name, view) in st.tensors() {
-        if view.dtype() != Dtype::F32 {
-            return Err(Error::Format {
-                what: format!("{what}: key `{name}`"),
-                message: format!(
-                    "has dtype {:?}; timeloom reads F32 (save with tensor.float() in PyTorch)",
-                    view.dtype()
-                ),
-            });
-        }
-        let values: Vec<f32> = bytemuck::pod_collect_to_vec(view.data());
+        let values: Vec<f32> = match view.dtype() {
+            Dtype::F32 => bytemuck::pod_collect_to_vec(view.data()),
+            Dtype::F64 => bytemuck::pod_collect_to_vec::<u8, f64>(view.data())
+                .into_iter()
+                .map(|v| v as f32)
+                .collect(),
+            other => {
+                skipped.insert(name, format!("{other:?}"));
+                continue;
+            }
+        };
         tensors.insert(name, (view.shape().to_vec(), values));
     }
     Ok(Weights {
         tensors,
         metadata: meta.metadata().clone().unwrap_or_default(),
         source: what.to_string(),
+        skipped,
     })
 }
 
@@ -163,15 +176,22 @@ pub fn write_atomic_with(path: &Path, bytes: &[u8], fail_after: Option<usize>) -
     result
 }
 
-/// Saves a module's parameters under their names, atomically.
-pub fn save_module(module: &dyn Module, path: impl AsRef<Path>) -> Result<()> {
-    write_atomic(path, &serialize(&module.named_parameters(), None)?)
+/// A module's parameters and buffers by name: what a checkpoint holds (PyTorch's `state_dict`).
+pub fn state(module: &dyn Module) -> Vec<(String, Tensor)> {
+    let mut v = module.named_parameters();
+    v.extend(module.named_buffers());
+    v
 }
 
-/// Loads every parameter of `module` from `weights` (names and shapes must match; extra keys in
-/// the file are allowed). Nothing is written unless every parameter is found and fits.
+/// Saves a module's parameters and buffers under their names, atomically.
+pub fn save_module(module: &dyn Module, path: impl AsRef<Path>) -> Result<()> {
+    write_atomic(path, &serialize(&state(module), None)?)
+}
+
+/// Loads every parameter and buffer of `module` from `weights` (names and shapes must match;
+/// extra keys in the file are allowed). Nothing is written unless every one is found and fits.
 pub fn load_into(module: &dyn Module, weights: &Weights) -> Result<()> {
-    let params = module.named_parameters();
+    let params = state(module);
     let mut values = Vec::with_capacity(params.len());
     for (name, p) in &params {
         values.push(weights.get(name, p.shape())?);

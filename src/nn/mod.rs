@@ -3,6 +3,7 @@
 //! a `Sequential`), which become safetensors keys.
 
 mod attention;
+mod conv;
 mod linear;
 mod norm;
 mod recurrent;
@@ -10,8 +11,9 @@ mod transformer;
 
 pub use crate::recurrent::CellKind;
 pub use attention::MultiHeadAttention;
+pub use conv::{AvgPool2d, Conv1d, Conv2d, ConvBuilder, Flatten, MaxPool2d};
 pub use linear::Linear;
-pub use norm::{Embedding, LayerNorm};
+pub use norm::{BatchNorm2d, Embedding, LayerNorm};
 pub use recurrent::{Recurrent, RecurrentBuilder, RecurrentConfig, RecurrentOutput};
 pub use transformer::TransformerBlock;
 
@@ -26,7 +28,13 @@ pub trait Module: Send + Sync {
     /// The parameters, by name, in a stable order.
     fn named_parameters(&self) -> Vec<(String, Tensor)>;
 
-    /// Training mode (dropout active) or evaluation mode.
+    /// State that is saved and loaded with the parameters but never trained (batch norm's
+    /// `running_mean`, `running_var`), by name, as PyTorch's `named_buffers`.
+    fn named_buffers(&self) -> Vec<(String, Tensor)> {
+        Vec::new()
+    }
+
+    /// Training mode (dropout active, batch norm on batch statistics) or evaluation mode.
     fn set_training(&mut self, _training: bool) {}
 
     /// The parameters without names, for an optimizer.
@@ -140,6 +148,17 @@ impl Module for Sequential {
             .enumerate()
             .flat_map(|(i, l)| {
                 l.named_parameters()
+                    .into_iter()
+                    .map(move |(n, t)| (format!("{i}.{n}"), t))
+            })
+            .collect()
+    }
+    fn named_buffers(&self) -> Vec<(String, Tensor)> {
+        self.layers
+            .iter()
+            .enumerate()
+            .flat_map(|(i, l)| {
+                l.named_buffers()
                     .into_iter()
                     .map(move |(n, t)| (format!("{i}.{n}"), t))
             })

@@ -103,7 +103,7 @@ fn geometry(
             shape_str(w.shape())
         )));
     }
-    if c_in % o.groups != 0 || c_out % o.groups != 0 {
+    if !c_in.is_multiple_of(o.groups) || !c_out.is_multiple_of(o.groups) {
         return Err(invalid(format!(
             "{c_in} input and {c_out} output channels do not split into {} groups",
             o.groups
