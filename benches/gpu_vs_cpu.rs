@@ -4,6 +4,7 @@
 //! cargo bench --bench gpu_vs_cpu                          # everything
 //! cargo bench --bench gpu_vs_cpu -- matmul --sizes 256,1024
 //! cargo bench --bench gpu_vs_cpu -- fma_peak matmul_cold_start
+//! cargo bench --bench gpu_vs_cpu -- conv
 //! ```
 //! Positional arguments keep the rows whose op starts with one of them; `--sizes` keeps the
 //! matmul rows whose N is listed; `--reps R` sets the timed calls per row (default: adaptive, at
@@ -235,6 +236,59 @@ fn mlp_rows(gpu: &Gpu, args: &Args, rows: &mut Vec<Row>) {
             print_row(rows.last().expect("pushed"), None);
         }
         println!("{:>60} gpu/cpu time ratio {:.2}", "", pair[0] / pair[1]);
+    }
+}
+
+/// Convolution on typical layers (3×3, padding 1): the forward alone, and a training step's
+/// convolution work (forward, backward-data and backward-weight, bias included), each also
+/// with one backward alone, so a slow kernel shows itself.
+fn conv_rows(gpu: &Gpu, args: &Args, rows: &mut Vec<Row>) {
+    use timeloom::ConvOptions;
+    for (n, ci, co, hw) in [(32, 3, 32, 32), (32, 32, 64, 16)] {
+        // One convolution: 2·N·C_out·OH·OW·C_in·9 FLOP; each backward the same again.
+        let one = 2.0 * (n * co * hw * hw * ci * 9) as f64;
+        let shape = vec![("N", n), ("C_in", ci), ("C_out", co), ("HW", hw), ("k", 3)];
+        // (op, x needs a gradient, w needs a gradient, convolutions per call)
+        for (op, dx, dw, convs) in [
+            ("conv2d_forward", false, false, 1.0),
+            ("conv2d_fwd_bwd_data", true, false, 2.0),
+            ("conv2d_fwd_bwd_weight", false, true, 2.0),
+            ("conv2d_train_step", true, true, 3.0),
+        ] {
+            if !args.wants(op) {
+                continue;
+            }
+            let mut pair = Vec::new();
+            for (path, dev) in [("gpu", Device::Gpu(gpu.clone())), ("cpu", Device::Cpu)] {
+                let mk = |len: usize, shape: &[usize], grad: bool| {
+                    let t = Tensor::from_slice(&dev, &seq(len), shape).expect("upload");
+                    if grad {
+                        t.requires_grad()
+                    } else {
+                        t
+                    }
+                };
+                let x = mk(n * ci * hw * hw, &[n, ci, hw, hw], dx);
+                let w = mk(co * ci * 9, &[co, ci, 3, 3], dw);
+                let b = mk(co, &[co], dw);
+                let o = ConvOptions::default().padding(1);
+                let g = dev.as_gpu();
+                let (ms, s) = time_calls(g, args.reps, || {
+                    let y = x.conv2d(&w, Some(&b), &o).expect("conv2d");
+                    if dx || dw {
+                        y.sum_all().expect("sum").backward().expect("backward");
+                    }
+                    match g {
+                        Some(g) => g.synchronize().expect("sync"),
+                        None => drop(y),
+                    }
+                });
+                pair.push(ms);
+                rows.push(Row::timed(op, shape.clone(), path, g, ms, one * convs, &s));
+                print_row(rows.last().expect("pushed"), None);
+            }
+            println!("{:>60} gpu/cpu time ratio {:.2}", "", pair[0] / pair[1]);
+        }
     }
 }
 
@@ -641,6 +695,9 @@ fn main() {
     }
     if args.wants("mlp_train_step") {
         mlp_rows(&gpu, &args, &mut rows);
+    }
+    if args.ops.iter().any(|o| o.starts_with("conv")) || args.ops.is_empty() {
+        conv_rows(&gpu, &args, &mut rows);
     }
     if args.ops.iter().any(|o| o == "matmul_tiles") {
         let sizes = args.sizes.clone().unwrap_or(vec![256, 1024]);

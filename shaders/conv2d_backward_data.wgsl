@@ -45,6 +45,7 @@ fn conv2d_backward_data(
         w_row[i] = min(t.row0 + i, cg - 1u) * taps;
     }
 
+    let unit_stride = p.stride_h == 1u && p.stride_w == 1u;
     var acc: array<vec4<f32>, CONV_TM>;
     for (var o = 0u; o < mg; o += 1u) {
         let w_o = (t.group * mg + o) * cg * taps;
@@ -55,10 +56,16 @@ fn conv2d_backward_data(
                     let ty = py[j] - i32(ky * p.dil_h);
                     let tx = px[j] - i32(kx * p.dil_w);
                     if ty >= 0 && tx >= 0 {
-                        let oy = u32(ty) / p.stride_h;
-                        let ox = u32(tx) / p.stride_w;
-                        if oy * p.stride_h == u32(ty) && ox * p.stride_w == u32(tx)
-                            && oy < p.oh && ox < p.ow {
+                        // Stride 1 (the common case) needs no division: a uniform branch.
+                        var oy = u32(ty);
+                        var ox = u32(tx);
+                        var on_grid = true;
+                        if !unit_stride {
+                            oy = oy / p.stride_h;
+                            ox = ox / p.stride_w;
+                            on_grid = oy * p.stride_h == u32(ty) && ox * p.stride_w == u32(tx);
+                        }
+                        if on_grid && oy < p.oh && ox < p.ow {
                             dv[j] = dy[dy_base[j] + o * ohw + oy * p.ow + ox];
                         }
                     }

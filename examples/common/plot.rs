@@ -27,6 +27,47 @@ impl Canvas {
         }
     }
 
+    /// A grey-scale image (values in [0, 1], 0 black) at (x, y), each pixel `scale` × `scale`.
+    pub fn image(&mut self, x: i64, y: i64, v: &[f32], w: usize, scale: i64) {
+        for (i, &a) in v.iter().enumerate() {
+            let g = (255.0 - a.clamp(0.0, 1.0) * 255.0) as u8;
+            let (px, py) = (x + (i % w) as i64 * scale, y + (i / w) as i64 * scale);
+            for dy in 0..scale {
+                for dx in 0..scale {
+                    self.set(px + dx, py + dy, [g, g, g]);
+                }
+            }
+        }
+    }
+
+    /// A decimal digit in a 3×5 pixel font at (x, y), each font pixel `scale` × `scale`.
+    pub fn digit(&mut self, x: i64, y: i64, d: u32, scale: i64, c: [u8; 3]) {
+        const FONT: [u16; 10] = [
+            0b111_101_101_101_111,
+            0b010_110_010_010_111,
+            0b111_001_111_100_111,
+            0b111_001_111_001_111,
+            0b101_101_111_001_001,
+            0b111_100_111_001_111,
+            0b111_100_111_101_111,
+            0b111_001_001_001_001,
+            0b111_101_111_101_111,
+            0b111_101_111_001_111,
+        ];
+        let bits = FONT[(d % 10) as usize];
+        for row in 0..5 {
+            for col in 0..3 {
+                if bits >> (14 - (row * 3 + col)) & 1 == 1 {
+                    for dy in 0..scale {
+                        for dx in 0..scale {
+                            self.set(x + col * scale + dx, y + row * scale + dy, c);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// A line from (x0, y0) to (x1, y1), Bresenham.
     pub fn line(&mut self, (mut x0, mut y0): (i64, i64), (x1, y1): (i64, i64), c: [u8; 3]) {
         let (dx, dy) = ((x1 - x0).abs(), -(y1 - y0).abs());

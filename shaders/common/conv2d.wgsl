@@ -17,7 +17,7 @@ struct ConvParams {
     c_out: u32, oh: u32, ow: u32, groups: u32,
     kh: u32, kw: u32, stride_h: u32, stride_w: u32,
     pad_h: u32, pad_w: u32, dil_h: u32, dil_w: u32,
-    tiles_cols: u32, tiles_rows: u32, splits: u32, rows_per_split: u32,
+    tiles_cols: u32, tiles_rows: u32, splits: u32, per_split: u32,
     has_bias: u32, _pad0: u32, _pad1: u32, _pad2: u32,
 }
 

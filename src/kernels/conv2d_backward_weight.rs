@@ -1,34 +1,36 @@
 //! `conv2d_backward_weight`: the split-K choice and dispatch of the weight-gradient implicit
-//! GEMM. Its K (N·OH·OW) is long and its output ([C_out, C_in/G·kh·kw]) small, so K is cut
-//! into `splits` ranges of whole output rows, each written to its own partial; the caller sums
-//! the partials with the reduce kernel (deterministic: no atomics).
+//! GEMM. Its K (N·OH·OW) is long and its output ([C_out, C_in/G·kh·kw]) small, so the lanes of
+//! a workgroup split K and K is further cut into `splits` pixel ranges, each written to its own
+//! partial; the caller sums the partials with the reduce kernel (deterministic: no atomics).
 
-use super::conv2d_forward::{record_gemm, Params, TILE_COLS, TILE_ROWS};
-use super::{wgsl, Kernel};
+use super::conv2d_forward::{Params, TILE_ROWS};
+use super::{fold_grid, wgsl, Kernel};
 use crate::error::Result;
+use crate::gpu::encoder::Dispatch;
 use crate::gpu::pool::RawBuffer;
 use crate::gpu::GpuInner;
 
 pub(crate) const SOURCE: &str = wgsl!("conv2d_backward_weight", "conv2d", "grid");
 
+/// Columns (taps) per workgroup: CONV_TN.
+const TILE_TAPS: u32 = 4;
 /// Workgroups the split aims for: enough to fill a large GPU several times over.
 const TARGET_WORKGROUPS: u64 = 1024;
-/// Output rows (each OW pixels long) a split sums at least, so partials stay few.
-const MIN_ROWS_PER_SPLIT: u64 = 4;
+/// Output pixels a split sums at least (16 per lane), so partials stay few.
+const MIN_PIXELS_PER_SPLIT: u64 = 1024;
 
-/// `p` with `splits` and `rows_per_split` chosen for this shape.
+/// `p` with its grid, `splits` and pixels per split (`per_split`) chosen for this shape.
 pub(crate) fn with_splits(p: &Params) -> Params {
     let mut p = *p;
-    let cols = (p.cg() * p.taps()) as u64;
-    let base = cols.div_ceil(u64::from(TILE_COLS))
-        * (p.mg() as u64).div_ceil(u64::from(TILE_ROWS))
-        * u64::from(p.groups);
-    let rows = u64::from(p.n) * u64::from(p.oh);
-    let most = (rows / MIN_ROWS_PER_SPLIT).max(1);
+    p.tiles_cols = ((p.cg() * p.taps()) as u32).div_ceil(TILE_TAPS);
+    p.tiles_rows = (p.mg() as u32).div_ceil(TILE_ROWS);
+    let base = u64::from(p.tiles_cols) * u64::from(p.tiles_rows) * u64::from(p.groups);
+    let pixels = u64::from(p.n) * p.ohw() as u64;
+    let most = (pixels / MIN_PIXELS_PER_SPLIT).max(1);
     let want = TARGET_WORKGROUPS.div_ceil(base).clamp(1, most);
-    let per = rows.div_ceil(want);
-    p.rows_per_split = per as u32;
-    p.splits = rows.div_ceil(per) as u32;
+    let per = pixels.div_ceil(want);
+    p.per_split = per as u32;
+    p.splits = pixels.div_ceil(per) as u32;
     p
 }
 
@@ -40,13 +42,20 @@ pub(crate) fn record(
     x: &RawBuffer,
     part: &RawBuffer,
 ) -> Result<()> {
-    let cols = p.cg() * p.taps();
-    record_gemm(
-        gpu,
-        Kernel::Conv2dBackwardWeight,
-        p,
-        p.mg(),
-        cols,
-        &[dy, x, part],
-    )
+    let workgroups = u64::from(p.tiles_cols)
+        * u64::from(p.tiles_rows)
+        * u64::from(p.groups)
+        * u64::from(p.splits);
+    let workgroups = fold_grid(
+        Kernel::Conv2dBackwardWeight.name(),
+        workgroups,
+        gpu.limits.max_compute_workgroups_per_dimension,
+    )?;
+    gpu.record(&Dispatch {
+        kernel: Kernel::Conv2dBackwardWeight,
+        overrides: &[],
+        params: bytemuck::bytes_of(p),
+        buffers: &[dy, x, part],
+        workgroups,
+    })
 }

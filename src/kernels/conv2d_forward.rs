@@ -42,8 +42,8 @@ pub struct Params {
     pub tiles_rows: u32,
     /// Split-K factor of the weight gradient (1 elsewhere).
     pub splits: u32,
-    /// Output rows (n, oy) summed by one split of the weight gradient.
-    pub rows_per_split: u32,
+    /// Output pixels summed by one split of the weight gradient (1 elsewhere).
+    pub per_split: u32,
     pub has_bias: u32,
     pub _pad: [u32; 3],
 }
@@ -336,7 +336,7 @@ mod tests {
         };
         let ps = super::super::conv2d_backward_weight::with_splits(&p);
         assert!(
-            ps.splits > 1 && ps.splits * ps.rows_per_split >= 160,
+            ps.splits > 1 && ps.splits * ps.per_split >= 8 * 400,
             "{ps:?}"
         );
         let mut runs = Vec::new();

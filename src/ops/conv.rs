@@ -160,7 +160,7 @@ fn geometry(
         dil_h: u32_of(o.dilation[0]),
         dil_w: u32_of(o.dilation[1]),
         splits: 1,
-        rows_per_split: 1,
+        per_split: 1,
         has_bias: u32::from(bias.is_some()),
         ..Default::default()
     })
