@@ -21,7 +21,6 @@ use timeloom::nn::{
 use timeloom::{no_grad, CrossEntropy, Device, Optimizer, Rng, Tensor};
 
 #[path = "common/plot.rs"]
-#[allow(dead_code)]
 mod plot;
 
 /// What a run does; `Default` is the example's default run.

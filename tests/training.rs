@@ -1,10 +1,14 @@
 //! Public behaviour of the training core: gradients through the tape against finite
 //! differences and GPU against CPU, the stochastic-gradient toy problem with and without a
-//! decaying schedule, and a shortened run of the `mlp_digits` example.
+//! decaying schedule, and shortened runs of the `mlp_digits` and `mnist_cnn` examples.
 
 #[path = "../examples/mlp_digits.rs"]
 #[allow(dead_code)]
 mod mlp_digits;
+
+#[path = "../examples/mnist_cnn.rs"]
+#[allow(dead_code)]
+mod mnist_cnn;
 
 use std::sync::OnceLock;
 
@@ -234,6 +238,25 @@ fn mlp_digits_learns_real_digits() {
     let (loss, acc) = *history.last().unwrap();
     assert!(history[0].0 > loss, "the loss falls: {history:?}");
     assert!(acc >= 0.93, "test accuracy after 6 epochs: {acc}");
+}
+
+#[test]
+fn mnist_cnn_learns_real_mnist_in_one_epoch_on_the_gpu() {
+    // One epoch of the default run (six): chance is 10%, the full run reaches ≈ 98%.
+    let out = std::env::temp_dir().join(format!("timeloom-mnist-{}", std::process::id()));
+    let cfg = mnist_cnn::Config {
+        device: gpu(),
+        epochs: 1,
+        out: Some(out.clone()),
+        quiet: true,
+        ..mnist_cnn::Config::default()
+    };
+    let history = mnist_cnn::run(&cfg).unwrap();
+    let acc = history[0].accuracy;
+    assert!(acc > 0.90, "test accuracy after one epoch: {acc}");
+    let png = std::fs::read(out.join("misclassified.png")).unwrap();
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    let _ = std::fs::remove_dir_all(out);
 }
 
 #[test]
