@@ -105,4 +105,29 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn global_average_pooling_is_the_plane_mean_with_its_gradient() {
+        for dev in [Device::Gpu(gpu()), Device::Cpu] {
+            let x: Vec<f32> = (0..2 * 3 * 5 * 7).map(|v| v as f32).collect();
+            let xt = Tensor::from_slice(&dev, &x, &[2, 3, 5, 7])
+                .unwrap()
+                .requires_grad();
+            let y = xt.global_avg_pool2d().unwrap();
+            assert_eq!(y.shape(), [2, 3, 1, 1]);
+            let want: Vec<f32> = x.chunks(35).map(|p| p.iter().sum::<f32>() / 35.0).collect();
+            assert_close(
+                "gap",
+                &y.read_blocking().unwrap(),
+                &want,
+                Tol {
+                    abs: 1e-4,
+                    rel: 1e-6,
+                },
+            );
+            y.sum_all().unwrap().backward().unwrap();
+            let g = xt.grad().unwrap().read_blocking().unwrap();
+            assert!(g.iter().all(|&v| (v - 1.0 / 35.0).abs() < 1e-7), "{g:?}");
+        }
+    }
 }

@@ -94,4 +94,20 @@ impl Tensor {
     pub fn avg_pool2d(&self, kernel: usize, stride: usize, padding: usize) -> Result<Tensor> {
         self.pool2d(false, kernel, stride, padding)
     }
+
+    /// Global average pooling (PyTorch's `nn.AdaptiveAvgPool2d(1)`): the mean of each plane.
+    /// Two dispatches (a row mean over H·W), differentiable. # Shapes: [N, C, H, W] → [N, C, 1, 1].
+    pub fn global_avg_pool2d(&self) -> Result<Tensor> {
+        let [n, c, h, w] = *self.shape() else {
+            return Err(Error::ShapeMismatch {
+                op: "global_avg_pool2d",
+                arg: "input",
+                expected: "[N, C, H, W]".into(),
+                got: shape_str(self.shape()),
+            });
+        };
+        self.reshape(&[n, c, h * w])?
+            .mean(2)?
+            .reshape(&[n, c, 1, 1])
+    }
 }
