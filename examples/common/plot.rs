@@ -138,6 +138,15 @@ impl Canvas {
 /// One curve: its points and its colour.
 pub type Series<'a> = (&'a [(f64, f64)], [u8; 3]);
 
+/// A series that owns its points.
+pub type OwnedSeries = (Vec<(f64, f64)>, [u8; 3]);
+
+/// `line_plot` over owned series.
+pub fn line_plot_owned(series: &[OwnedSeries], w: usize, h: usize) -> Vec<u8> {
+    let refs: Vec<Series<'_>> = series.iter().map(|(p, c)| (&p[..], *c)).collect();
+    line_plot(&refs, w, h)
+}
+
 /// Curves (x, y) in distinct colours on shared axes, with a light grid; y on a linear scale.
 pub fn line_plot(series: &[Series<'_>], w: usize, h: usize) -> Vec<u8> {
     let mut c = Canvas::new(w, h);
