@@ -13,6 +13,10 @@ mod mlp_digits;
 #[allow(dead_code)]
 mod gradient_flow;
 
+#[path = "../examples/seq2seq.rs"]
+#[allow(dead_code)]
+mod seq2seq;
+
 #[path = "../examples/mnist_cnn.rs"]
 #[allow(dead_code)]
 mod mnist_cnn;
@@ -313,6 +317,56 @@ fn gradient_flow_shows_vanishing_and_bounded_updates_on_the_gpu() {
         clipped > 0.099,
         "the clipped step is the bound itself: {clipped}"
     );
+}
+
+#[test]
+fn seq2seq_translates_held_out_dates() {
+    // 150 steps instead of the default 1,000, on the CPU path (about 0.1 s a step there against
+    // about 0.9 s on lavapipe; every op it uses is checked GPU against CPU elsewhere).
+    let out = std::env::temp_dir().join(format!("timeloom-seq2seq-{}", std::process::id()));
+    let cfg = seq2seq::Config {
+        steps: 150,
+        test: 500,
+        beam: 2,
+        out: Some(out.clone()),
+        quiet: true,
+        ..seq2seq::Config::default()
+    };
+    let r = seq2seq::run(&cfg).unwrap();
+    assert!(
+        r.losses[0].1 > r.losses.last().unwrap().1,
+        "the loss falls: {:?}",
+        r.losses
+    );
+    assert!(
+        r.greedy_exact >= 0.9,
+        "greedy exact match {}",
+        r.greedy_exact
+    );
+    assert!(
+        r.beam_exact.unwrap() >= 0.9,
+        "beam exact match {:?}",
+        r.beam_exact
+    );
+    assert!(std::fs::metadata(out.join("attention.png")).unwrap().len() > 100);
+    let _ = std::fs::remove_dir_all(out);
+}
+
+#[test]
+fn seq2seq_dates_are_valid_and_iso() {
+    let mut rng = Rng::new(5);
+    for _ in 0..2000 {
+        let (human, iso) = seq2seq::random_date(&mut rng);
+        let parts: Vec<u32> = iso.split('-').map(|p| p.parse().unwrap()).collect();
+        assert!(
+            human.len() <= 40 && (1950..2050).contains(&parts[0]),
+            "{human} {iso}"
+        );
+        assert!(
+            (1..=12).contains(&parts[1]) && (1..=31).contains(&parts[2]),
+            "{iso}"
+        );
+    }
 }
 
 #[test]

@@ -42,25 +42,22 @@ impl Canvas {
 
     /// A decimal digit in a 3×5 pixel font at (x, y), each font pixel `scale` × `scale`.
     pub fn digit(&mut self, x: i64, y: i64, d: u32, scale: i64, c: [u8; 3]) {
-        const FONT: [u16; 10] = [
-            0b111_101_101_101_111,
-            0b010_110_010_010_111,
-            0b111_001_111_100_111,
-            0b111_001_111_001_111,
-            0b101_101_111_001_001,
-            0b111_100_111_001_111,
-            0b111_100_111_101_111,
-            0b111_001_001_001_001,
-            0b111_101_111_101_111,
-            0b111_101_111_001_111,
-        ];
-        let bits = FONT[(d % 10) as usize];
-        for row in 0..5 {
-            for col in 0..3 {
-                if bits >> (14 - (row * 3 + col)) & 1 == 1 {
-                    for dy in 0..scale {
-                        for dx in 0..scale {
-                            self.set(x + col * scale + dx, y + row * scale + dy, c);
+        self.text(x, y, &(d % 10).to_string(), scale, c);
+    }
+
+    /// Text in a 3×5 pixel font (digits, letters without case, `,./-:` and space; anything
+    /// else as a filled box) at (x, y), 4·scale pixels per character.
+    pub fn text(&mut self, x: i64, y: i64, s: &str, scale: i64, c: [u8; 3]) {
+        for (k, ch) in s.chars().enumerate() {
+            let bits = glyph(ch);
+            let x0 = x + k as i64 * 4 * scale;
+            for row in 0..5 {
+                for col in 0..3 {
+                    if bits >> (14 - (row * 3 + col)) & 1 == 1 {
+                        for dy in 0..scale {
+                            for dx in 0..scale {
+                                self.set(x0 + col * scale + dx, y + row * scale + dy, c);
+                            }
                         }
                     }
                 }
@@ -136,6 +133,62 @@ impl Canvas {
 }
 
 /// One curve: its points and its colour.
+/// The 3×5 glyph of `ch`: 15 bits, rows top to bottom, each row's left pixel first.
+fn glyph(ch: char) -> u16 {
+    const DIGITS: [u16; 10] = [
+        0b111_101_101_101_111,
+        0b010_110_010_010_111,
+        0b111_001_111_100_111,
+        0b111_001_111_001_111,
+        0b101_101_111_001_001,
+        0b111_100_111_001_111,
+        0b111_100_111_101_111,
+        0b111_001_001_001_001,
+        0b111_101_111_101_111,
+        0b111_101_111_001_111,
+    ];
+    const LETTERS: [u16; 26] = [
+        0b010_101_111_101_101,
+        0b110_101_110_101_110,
+        0b011_100_100_100_011,
+        0b110_101_101_101_110,
+        0b111_100_110_100_111,
+        0b111_100_110_100_100,
+        0b011_100_101_101_011,
+        0b101_101_111_101_101,
+        0b111_010_010_010_111,
+        0b001_001_001_101_010,
+        0b101_101_110_101_101,
+        0b100_100_100_100_111,
+        0b101_111_111_101_101,
+        0b110_101_101_101_101,
+        0b010_101_101_101_010,
+        0b110_101_110_100_100,
+        0b010_101_101_110_011,
+        0b110_101_110_101_101,
+        0b011_100_010_001_110,
+        0b111_010_010_010_010,
+        0b101_101_101_101_111,
+        0b101_101_101_101_010,
+        0b101_101_111_111_101,
+        0b101_101_010_101_101,
+        0b101_101_010_010_010,
+        0b111_001_010_100_111,
+    ];
+    match ch {
+        '0'..='9' => DIGITS[ch as usize - '0' as usize],
+        'a'..='z' => LETTERS[ch as usize - 'a' as usize],
+        'A'..='Z' => LETTERS[ch as usize - 'A' as usize],
+        ',' => 0b000_000_000_010_100,
+        '.' => 0b000_000_000_000_010,
+        '/' => 0b001_001_010_100_100,
+        '-' => 0b000_000_111_000_000,
+        ':' => 0b000_010_000_010_000,
+        ' ' => 0,
+        _ => 0b111_111_111_111_111,
+    }
+}
+
 pub type Series<'a> = (&'a [(f64, f64)], [u8; 3]);
 
 /// A series that owns its points.
