@@ -200,6 +200,9 @@ pub fn encode_batch(pairs: &[(String, String)]) -> Batch {
     }
 }
 
+/// One example's attention weights: [output step][input position].
+pub type AttentionMap = Vec<Vec<f32>>;
+
 /// The encoder–decoder.
 pub struct Seq2Seq {
     enc_embed: Embedding,
@@ -384,7 +387,7 @@ impl Seq2Seq {
         &self,
         dev: &Device,
         b: &Batch,
-    ) -> timeloom::Result<(Vec<String>, Vec<Vec<Vec<f32>>>)> {
+    ) -> timeloom::Result<(Vec<String>, Vec<AttentionMap>)> {
         no_grad(|| {
             let n = b.lengths.len();
             let enc = self.encode(dev, b)?;
@@ -592,7 +595,7 @@ pub fn run(cfg: &Config) -> timeloom::Result<Report> {
 fn attention_figure(
     examples: &[(String, String)],
     decoded: &[String],
-    attention: &[Vec<Vec<f32>>],
+    attention: &[AttentionMap],
 ) -> Vec<u8> {
     let cell = 12i64;
     let label = 14i64;
