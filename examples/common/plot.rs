@@ -191,6 +191,19 @@ fn glyph(ch: char) -> u16 {
 
 pub type Series<'a> = (&'a [(f64, f64)], [u8; 3]);
 
+/// A short axis label: plain for moderate magnitudes, exponent form otherwise.
+fn tick(v: f64) -> String {
+    let a = v.abs();
+    if a != 0.0 && !(0.01..10_000.0).contains(&a) {
+        format!("{v:.0e}")
+    } else if a >= 100.0 || v.fract() == 0.0 {
+        format!("{v:.0}")
+    } else {
+        let s = format!("{v:.2}");
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    }
+}
+
 /// A series that owns its points.
 pub type OwnedSeries = (Vec<(f64, f64)>, [u8; 3]);
 
@@ -226,6 +239,30 @@ pub fn line_plot(series: &[Series<'_>], w: usize, h: usize) -> Vec<u8> {
     for k in 0..=4 {
         let y = y0 + (y1 - y0) * f64::from(k) / 4.0;
         c.line((m, py(y)), (w as i64 - m, py(y)), [225, 225, 225]);
+        let label = tick(y);
+        c.text(
+            m - 3 - 4 * label.len() as i64,
+            py(y) - 2,
+            &label,
+            1,
+            [90, 90, 90],
+        );
+    }
+    for k in 0..=4 {
+        let x = x0 + (x1 - x0) * f64::from(k) / 4.0;
+        let label = tick(x);
+        c.line(
+            (px(x), h as i64 - mb),
+            (px(x), h as i64 - mb + 3),
+            [0, 0, 0],
+        );
+        c.text(
+            px(x) - 2 * label.len() as i64,
+            h as i64 - mb + 6,
+            &label,
+            1,
+            [90, 90, 90],
+        );
     }
     c.line((m, h as i64 - mb), (w as i64 - m, h as i64 - mb), [0, 0, 0]);
     c.line((m, h as i64 - mb), (m, 10), [0, 0, 0]);

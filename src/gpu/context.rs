@@ -17,9 +17,18 @@ use crate::kernels::matmul::{ShapeClass, TileConfig};
 
 /// A handle to a GPU device and timeloom's state on it. Cheap to clone; `Send + Sync`.
 ///
-/// ```no_run
-/// let gpu = timeloom::Gpu::new_blocking()?;
+/// ```
+/// use timeloom::{Device, Gpu, Tensor};
+/// let gpu = Gpu::new_blocking()?; // or Gpu::from_wgpu(device, queue) inside an application
 /// println!("{}", gpu.adapter());
+/// let dev = Device::Gpu(gpu.clone());
+/// let a = Tensor::from_slice(&dev, &[1.0, 2.0, 3.0, 4.0], &[2, 2])?;
+/// assert_eq!(a.matmul(&a)?.read_blocking()?, [7.0, 10.0, 15.0, 22.0]); // compiles, autotunes
+/// let before = gpu.stats();
+/// let c = a.matmul(&a)?.relu()?.sum_all()?; // recorded, not yet submitted
+/// assert_eq!(c.read_blocking()?, [54.0]);  // one submission, then the readback
+/// let work = gpu.stats().since(&before);
+/// assert_eq!((work.dispatches, work.submissions), (3, 1));
 /// # Ok::<(), timeloom::Error>(())
 /// ```
 #[derive(Clone)]

@@ -160,11 +160,37 @@ fn builder(cell: CellKind, input: usize, hidden: usize) -> RecurrentBuilder {
 }
 
 impl Recurrent {
-    /// An `nn.LSTM`-like stack.
+    /// An `nn.LSTM`-like stack: gates i, f, g, o; parameters `weight_ih_l{k}`,
+    /// `weight_hh_l{k}`, `bias_ih_l{k}`, `bias_hh_l{k}` (`_reverse` for the second direction).
+    ///
+    /// ```
+    /// use timeloom::nn::Recurrent;
+    /// use timeloom::{Device, Rng, Tensor};
+    /// let dev = Device::Cpu;
+    /// let lstm = Recurrent::lstm(4, 8).bidirectional(true).batch_first(true).build(&dev, &mut Rng::new(0))?;
+    /// let x = Tensor::zeros(&dev, &[2, 5, 4])?; // [B, T, I]
+    /// let out = lstm.forward_with(&x, None, None)?;
+    /// assert_eq!(out.output.shape(), [2, 5, 16]); // both directions side by side
+    /// assert_eq!(out.c_n.unwrap().shape(), [2, 2, 8]); // [layers·dirs, B, H]
+    /// # Ok::<(), timeloom::Error>(())
+    /// ```
     pub fn lstm(input: usize, hidden: usize) -> RecurrentBuilder {
         builder(CellKind::Lstm, input, hidden)
     }
-    /// An `nn.GRU`-like stack.
+    /// An `nn.GRU`-like stack: gates r, z, n with the reset applied after the hidden projection
+    /// (PyTorch's variant, `reset_after`); PyTorch's parameter names.
+    ///
+    /// ```
+    /// use timeloom::nn::{Module, Recurrent};
+    /// use timeloom::{Device, Rng, Tensor};
+    /// let dev = Device::Cpu;
+    /// let gru = Recurrent::gru(3, 6).layers(2).build(&dev, &mut Rng::new(0))?;
+    /// assert_eq!(gru.named_parameters()[0].0, "weight_ih_l0");
+    /// let h0 = Tensor::zeros(&dev, &[2, 1, 6])?; // [layers, B, H]
+    /// let out = gru.forward_with(&Tensor::zeros(&dev, &[7, 1, 3])?, Some((&h0, None)), None)?;
+    /// assert_eq!(out.h_n.shape(), [2, 1, 6]);
+    /// # Ok::<(), timeloom::Error>(())
+    /// ```
     pub fn gru(input: usize, hidden: usize) -> RecurrentBuilder {
         builder(CellKind::Gru, input, hidden)
     }
