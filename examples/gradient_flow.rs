@@ -38,6 +38,9 @@ use timeloom::{mse_loss, no_grad, Device, Optimizer, Rng, Tensor};
 #[path = "common/plot.rs"]
 mod plot;
 
+#[path = "common/cli.rs"]
+mod cli;
+
 /// What a run does; `Default` is the example's default run.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -384,10 +387,7 @@ pub fn update_norms(cfg: &Config, lr: f32, clip: f32) -> timeloom::Result<(f32, 
 
 fn write(dir: &Option<PathBuf>, name: &str, bytes: &[u8]) -> timeloom::Result<()> {
     if let Some(dir) = dir {
-        std::fs::create_dir_all(dir).map_err(|e| timeloom::Error::Io {
-            path: dir.clone(),
-            source: e,
-        })?;
+        cli::ensure_dir(dir)?;
         timeloom::io::write_atomic(dir.join(name), bytes)?;
     }
     Ok(())
@@ -555,30 +555,20 @@ pub fn table(report: &Report, seq_len: usize) -> String {
 fn main() -> timeloom::Result<()> {
     let mut cfg = Config::default();
     let mut device = "gpu".to_string();
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let mut val = || it.next().cloned().unwrap_or_default();
-        match a.as_str() {
-            "--device" => device = val(),
-            "--hidden" => cfg.hidden = val().parse().unwrap_or(cfg.hidden),
-            "--seq-len" => cfg.seq_len = val().parse().unwrap_or(cfg.seq_len),
-            "--steps" => cfg.steps = val().parse().unwrap_or(cfg.steps),
-            "--batch" => cfg.batch = val().parse().unwrap_or(cfg.batch),
-            "--clip" => cfg.clip = val().parse().unwrap_or(cfg.clip),
-            "--seed" => cfg.seed = val().parse().unwrap_or(cfg.seed),
-            "--out" => cfg.out = Some(PathBuf::from(val())),
-            other => {
-                eprintln!("unknown argument {other}; see the top of examples/gradient_flow.rs");
-                std::process::exit(2);
-            }
+    for (flag, v) in cli::flags() {
+        match flag.as_str() {
+            "--device" => device = v,
+            "--hidden" => cli::set(&mut cfg.hidden, &flag, &v),
+            "--seq-len" => cli::set(&mut cfg.seq_len, &flag, &v),
+            "--steps" => cli::set(&mut cfg.steps, &flag, &v),
+            "--batch" => cli::set(&mut cfg.batch, &flag, &v),
+            "--clip" => cli::set(&mut cfg.clip, &flag, &v),
+            "--seed" => cli::set(&mut cfg.seed, &flag, &v),
+            "--out" => cfg.out = Some(PathBuf::from(v)),
+            other => cli::unknown(other, "examples/gradient_flow.rs"),
         }
     }
-    cfg.device = if device == "cpu" {
-        Device::Cpu
-    } else {
-        Device::gpu()?
-    };
+    cfg.device = cli::device(&device)?;
     println!(
         "device: {}; hidden {}; T = {}",
         cfg.device, cfg.hidden, cfg.seq_len

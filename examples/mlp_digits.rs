@@ -13,6 +13,9 @@ use timeloom::data::{read_csv, shuffle, Labelled};
 use timeloom::nn::{Activation, Linear, Module, Sequential};
 use timeloom::{no_grad, CrossEntropy, Device, Optimizer, Rng, Tensor};
 
+#[path = "common/cli.rs"]
+mod cli;
+
 /// What a run does; `Default` is the example's default run.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -103,28 +106,18 @@ pub fn run(cfg: &Config) -> Result<Vec<(f32, f32)>, timeloom::Error> {
 fn main() -> Result<(), timeloom::Error> {
     let mut cfg = Config::default();
     let mut device = "gpu".to_string();
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let mut val = || it.next().cloned().unwrap_or_default();
-        match a.as_str() {
-            "--device" => device = val(),
-            "--epochs" => cfg.epochs = val().parse().unwrap_or(cfg.epochs),
-            "--batch" => cfg.batch = val().parse().unwrap_or(cfg.batch),
-            "--hidden" => cfg.hidden = val().parse().unwrap_or(cfg.hidden),
-            "--lr" => cfg.lr = val().parse().unwrap_or(cfg.lr),
-            "--seed" => cfg.seed = val().parse().unwrap_or(cfg.seed),
-            other => {
-                eprintln!("unknown argument {other}; see the top of examples/mlp_digits.rs");
-                std::process::exit(2);
-            }
+    for (flag, v) in cli::flags() {
+        match flag.as_str() {
+            "--device" => device = v,
+            "--epochs" => cli::set(&mut cfg.epochs, &flag, &v),
+            "--batch" => cli::set(&mut cfg.batch, &flag, &v),
+            "--hidden" => cli::set(&mut cfg.hidden, &flag, &v),
+            "--lr" => cli::set(&mut cfg.lr, &flag, &v),
+            "--seed" => cli::set(&mut cfg.seed, &flag, &v),
+            other => cli::unknown(other, "examples/mlp_digits.rs"),
         }
     }
-    cfg.device = if device == "cpu" {
-        Device::Cpu
-    } else {
-        Device::gpu()?
-    };
+    cfg.device = cli::device(&device)?;
     println!("device: {}", cfg.device);
     let start = Instant::now();
     let history = run(&cfg)?;

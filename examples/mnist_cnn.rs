@@ -23,6 +23,9 @@ use timeloom::{no_grad, CrossEntropy, Device, Optimizer, Rng, Tensor};
 #[path = "common/plot.rs"]
 mod plot;
 
+#[path = "common/cli.rs"]
+mod cli;
+
 /// What a run does; `Default` is the example's default run.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -154,10 +157,7 @@ pub fn run(cfg: &Config) -> timeloom::Result<Vec<Epoch>> {
         if epoch == cfg.epochs {
             if let Some(dir) = &cfg.out {
                 let path = dir.join("misclassified.png");
-                std::fs::create_dir_all(dir).map_err(|e| timeloom::Error::Io {
-                    path: dir.clone(),
-                    source: e,
-                })?;
+                cli::ensure_dir(dir)?;
                 timeloom::io::write_atomic(&path, &misclassified_grid(&test, &predicted))?;
                 if !cfg.quiet {
                     println!("wrote {}", path.display());
@@ -202,28 +202,18 @@ fn misclassified_grid(test: &Labelled, predicted: &[u32]) -> Vec<u8> {
 fn main() -> timeloom::Result<()> {
     let mut cfg = Config::default();
     let mut device = "gpu".to_string();
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let mut val = || it.next().cloned().unwrap_or_default();
-        match a.as_str() {
-            "--device" => device = val(),
-            "--epochs" => cfg.epochs = val().parse().unwrap_or(cfg.epochs),
-            "--batch" => cfg.batch = val().parse().unwrap_or(cfg.batch),
-            "--lr" => cfg.lr = val().parse().unwrap_or(cfg.lr),
-            "--seed" => cfg.seed = val().parse().unwrap_or(cfg.seed),
-            "--out" => cfg.out = Some(PathBuf::from(val())),
-            other => {
-                eprintln!("unknown argument {other}; see the top of examples/mnist_cnn.rs");
-                std::process::exit(2);
-            }
+    for (flag, v) in cli::flags() {
+        match flag.as_str() {
+            "--device" => device = v,
+            "--epochs" => cli::set(&mut cfg.epochs, &flag, &v),
+            "--batch" => cli::set(&mut cfg.batch, &flag, &v),
+            "--lr" => cli::set(&mut cfg.lr, &flag, &v),
+            "--seed" => cli::set(&mut cfg.seed, &flag, &v),
+            "--out" => cfg.out = Some(PathBuf::from(v)),
+            other => cli::unknown(other, "examples/mnist_cnn.rs"),
         }
     }
-    cfg.device = if device == "cpu" {
-        Device::Cpu
-    } else {
-        Device::gpu()?
-    };
+    cfg.device = cli::device(&device)?;
     println!("device: {}", cfg.device);
     let start = Instant::now();
     let history = run(&cfg)?;

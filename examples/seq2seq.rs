@@ -27,6 +27,9 @@ use timeloom::{embedding, no_grad, CrossEntropy, Device, Optimizer, Rng, Tensor}
 #[path = "common/plot.rs"]
 mod plot;
 
+#[path = "common/cli.rs"]
+mod cli;
+
 /// What a run does; `Default` is the example's default run.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -575,10 +578,7 @@ pub fn run(cfg: &Config) -> timeloom::Result<Report> {
         }
     }
     if let Some(dir) = &cfg.out {
-        std::fs::create_dir_all(dir).map_err(|e| timeloom::Error::Io {
-            path: dir.clone(),
-            source: e,
-        })?;
+        cli::ensure_dir(dir)?;
         let png = attention_figure(&test[..4.min(test.len())], &greedy, &attention);
         timeloom::io::write_atomic(dir.join("attention.png"), &png)?;
     }
@@ -639,31 +639,21 @@ fn attention_figure(
 fn main() -> timeloom::Result<()> {
     let mut cfg = Config::default();
     let mut device = "gpu".to_string();
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let mut val = || it.next().cloned().unwrap_or_default();
-        match a.as_str() {
-            "--device" => device = val(),
-            "--steps" => cfg.steps = val().parse().unwrap_or(cfg.steps),
-            "--batch" => cfg.batch = val().parse().unwrap_or(cfg.batch),
-            "--hidden" => cfg.hidden = val().parse().unwrap_or(cfg.hidden),
-            "--lr" => cfg.lr = val().parse().unwrap_or(cfg.lr),
-            "--sampling" => cfg.sampling = val().parse().unwrap_or(cfg.sampling),
-            "--beam" => cfg.beam = val().parse().unwrap_or(cfg.beam),
-            "--seed" => cfg.seed = val().parse().unwrap_or(cfg.seed),
-            "--out" => cfg.out = Some(PathBuf::from(val())),
-            other => {
-                eprintln!("unknown argument {other}; see the top of examples/seq2seq.rs");
-                std::process::exit(2);
-            }
+    for (flag, v) in cli::flags() {
+        match flag.as_str() {
+            "--device" => device = v,
+            "--steps" => cli::set(&mut cfg.steps, &flag, &v),
+            "--batch" => cli::set(&mut cfg.batch, &flag, &v),
+            "--hidden" => cli::set(&mut cfg.hidden, &flag, &v),
+            "--lr" => cli::set(&mut cfg.lr, &flag, &v),
+            "--sampling" => cli::set(&mut cfg.sampling, &flag, &v),
+            "--beam" => cli::set(&mut cfg.beam, &flag, &v),
+            "--seed" => cli::set(&mut cfg.seed, &flag, &v),
+            "--out" => cfg.out = Some(PathBuf::from(v)),
+            other => cli::unknown(other, "examples/seq2seq.rs"),
         }
     }
-    cfg.device = if device == "cpu" {
-        Device::Cpu
-    } else {
-        Device::gpu()?
-    };
+    cfg.device = cli::device(&device)?;
     println!("device: {}", cfg.device);
     let r = run(&cfg)?;
     println!(

@@ -1,6 +1,7 @@
 //! CPU twin of shaders/conv2d_backward_data.wgsl: per group, one GEMM W_gᵀ·dY_g into columns
 //! (all cores), then col2im sums each column back onto the input pixel it came from.
 
+use super::conv2d_forward::gather_group;
 use super::Float;
 use crate::kernels::conv2d_forward::Params;
 
@@ -15,12 +16,7 @@ pub(crate) fn conv2d_backward_data<F: Float>(p: &Params, dy: &[F], w: &[F], dx: 
     let mut col = vec![F::ZERO; k * ncols];
     dx.fill(F::ZERO);
     for g in 0..p.groups as usize {
-        for i in 0..mg {
-            for n in 0..nb {
-                dyg[i * ncols + n * ohw..][..ohw]
-                    .copy_from_slice(&dy[(n * p.c_out as usize + g * mg + i) * ohw..][..ohw]);
-            }
-        }
+        gather_group(p, dy, g, &mut dyg);
         // SAFETY: W_gᵀ is [k, mg] read through strides (1, k); dyg [mg, ncols]; col [k, ncols].
         unsafe {
             F::gemm(

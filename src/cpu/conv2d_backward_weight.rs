@@ -1,7 +1,7 @@
 //! CPU twin of shaders/conv2d_backward_weight.wgsl: per group, im2col and one GEMM
 //! dY_g·colᵀ straight into dw (all cores). It writes the whole sum, as one split would.
 
-use super::conv2d_forward::im2col;
+use super::conv2d_forward::{gather_group, im2col};
 use super::Float;
 use crate::kernels::conv2d_forward::Params;
 
@@ -14,12 +14,7 @@ pub(crate) fn conv2d_backward_weight<F: Float>(p: &Params, dy: &[F], x: &[F], dw
     let mut col = vec![F::ZERO; k * ncols];
     for g in 0..p.groups as usize {
         im2col(p, x, g, &mut col);
-        for i in 0..mg {
-            for n in 0..nb {
-                dyg[i * ncols + n * ohw..][..ohw]
-                    .copy_from_slice(&dy[(n * p.c_out as usize + g * mg + i) * ohw..][..ohw]);
-            }
-        }
+        gather_group(p, dy, g, &mut dyg);
         // SAFETY: dyg [mg, ncols]; colᵀ [ncols, k] through strides (1, ncols); dW_g [mg, k].
         unsafe {
             F::gemm(

@@ -40,6 +40,18 @@ pub(crate) fn im2col<F: Float>(p: &Params, x: &[F], g: usize, col: &mut [F]) {
     }
 }
 
+/// dY of group `g` as one [C_out/G, N·OH·OW] matrix (the GEMM operand both backward twins use).
+pub(crate) fn gather_group<F: Float>(p: &Params, dy: &[F], g: usize, dyg: &mut [F]) {
+    let (mg, ohw) = (p.mg(), p.ohw());
+    let ncols = p.n as usize * ohw;
+    for i in 0..mg {
+        for n in 0..p.n as usize {
+            dyg[i * ncols + n * ohw..][..ohw]
+                .copy_from_slice(&dy[(n * p.c_out as usize + g * mg + i) * ohw..][..ohw]);
+        }
+    }
+}
+
 pub(crate) fn conv2d_forward<F: Float>(p: &Params, x: &[F], w: &[F], bias: &[F], y: &mut [F]) {
     let (cg, mg, ohw) = (p.cg(), p.mg(), p.ohw());
     let k = cg * p.taps();

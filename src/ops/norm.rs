@@ -29,17 +29,7 @@ impl Tensor {
             });
         }
         if let Some((g, b)) = affine {
-            for (arg, t) in [("gamma", g), ("beta", b)] {
-                same_device(op, arg, self, t)?;
-                if t.shape() != [cols] {
-                    return Err(Error::ShapeMismatch {
-                        op,
-                        arg,
-                        expected: format!("[{cols}]"),
-                        got: shape_str(t.shape()),
-                    });
-                }
-            }
+            vectors_of(op, self, cols, [("gamma", g), ("beta", b)])?;
         }
         let x = self.contiguous()?.detach();
         let rows = x.numel() / cols;
@@ -218,6 +208,27 @@ pub fn sinusoidal_positions(len: usize, dim: usize) -> Vec<f32> {
     v
 }
 
+/// Checks that every (name, tensor) of `args` is a [len] vector on `x`'s device.
+fn vectors_of<'a>(
+    op: &'static str,
+    x: &Tensor,
+    len: usize,
+    args: impl IntoIterator<Item = (&'static str, &'a Tensor)>,
+) -> Result<()> {
+    for (arg, t) in args {
+        same_device(op, arg, x, t)?;
+        if t.shape() != [len] {
+            return Err(Error::ShapeMismatch {
+                op,
+                arg,
+                expected: format!("[{len}]"),
+                got: shape_str(t.shape()),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Batch normalisation's running statistics: (mean, variance), each [C].
 pub type RunningStats<'a> = (&'a Tensor, &'a Tensor);
 
@@ -284,17 +295,7 @@ impl Tensor {
                     .iter()
                     .flat_map(|(g, b)| [("weight", *g), ("bias", *b)]),
             );
-        for (arg, t) in args {
-            same_device(op, arg, self, t)?;
-            if t.shape() != [c] {
-                return Err(Error::ShapeMismatch {
-                    op,
-                    arg,
-                    expected: format!("[{c}]"),
-                    got: shape_str(t.shape()),
-                });
-            }
-        }
+        vectors_of(op, self, c, args)?;
         if let Some((m, v)) = running {
             if m.offset != 0
                 || v.offset != 0
