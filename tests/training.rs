@@ -353,6 +353,27 @@ fn seq2seq_translates_held_out_dates() {
 }
 
 #[test]
+fn seq2seq_scheduled_sampling_trains() {
+    // The step-by-step path that feeds the model its own predictions (half of them by the end).
+    let cfg = seq2seq::Config {
+        steps: 40,
+        batch: 32,
+        test: 100,
+        beam: 1,
+        sampling: 0.5,
+        out: None,
+        quiet: true,
+        ..seq2seq::Config::default()
+    };
+    let r = seq2seq::run(&cfg).unwrap();
+    let (first, last) = (r.losses[0].1, r.losses.last().unwrap().1);
+    assert!(
+        last.is_finite() && last < 0.7 * first,
+        "loss {first} → {last}"
+    );
+}
+
+#[test]
 fn seq2seq_dates_are_valid_and_iso() {
     let mut rng = Rng::new(5);
     for _ in 0..2000 {
