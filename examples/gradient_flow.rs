@@ -267,6 +267,15 @@ impl Run {
     pub fn final_mse(&self) -> f32 {
         self.curve.last().map_or(f32::INFINITY, |c| c.1)
     }
+    /// Final MSE for choosing the learning rate, a diverged (NaN) run ranking last.
+    pub fn rank_key(&self) -> f32 {
+        let m = self.final_mse();
+        if m.is_nan() {
+            f32::INFINITY
+        } else {
+            m
+        }
+    }
     pub fn final_accuracy(&self) -> f32 {
         self.curve.last().map_or(0.0, |c| c.2)
     }
@@ -471,7 +480,7 @@ pub fn run(cfg: &Config) -> timeloom::Result<Report> {
                 }
                 if best
                     .as_ref()
-                    .is_none_or(|(b, _)| r.final_mse() < b.final_mse())
+                    .is_none_or(|(b, _)| r.rank_key() < b.rank_key())
                 {
                     best = Some((r, net));
                 }

@@ -1,7 +1,7 @@
 //! Sequence to sequence with attention: dates written the ways people write them ("3 march
 //! 2021", "Tuesday, March 3, 2021", "3rd of mar 21", "03.03.2021", ...) translated into ISO form
 //! ("2021-03-03"). The data are generated here (years 1950–2049, nine formats, random case),
-//! with a fixed-seed training set and a held-out test set.
+//! with a fixed-seed training set and a test set of dates that never occur in training.
 //!
 //! Encoder: character embedding → bidirectional LSTM (per-sequence lengths, so padding never
 //! leaks into the reverse direction). Decoder: an LSTM started from the encoder's final states,
@@ -105,7 +105,8 @@ const OUT_VOCAB: usize = 13;
 /// "yyyy-mm-dd" and EOS.
 const OUT_LEN: usize = 11;
 
-fn days_in(year: usize, month: usize) -> usize {
+/// Days in `month` (1–12) of `year`, leap years included.
+pub fn days_in(year: usize, month: usize) -> usize {
     match month {
         2 if year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400)) => {
             29
@@ -515,8 +516,13 @@ pub fn run(cfg: &Config) -> timeloom::Result<Report> {
     let dev = &cfg.device;
     let mut data = Rng::new(cfg.seed + 1);
     let train: Vec<(String, String)> = (0..cfg.train).map(|_| random_date(&mut data)).collect();
+    // Held out: no test date (in any format) occurs in the training set.
+    let seen: std::collections::HashSet<&str> = train.iter().map(|(_, iso)| iso.as_str()).collect();
     let mut test_rng = Rng::new(cfg.seed + 1_000_003);
-    let test: Vec<(String, String)> = (0..cfg.test).map(|_| random_date(&mut test_rng)).collect();
+    let test: Vec<(String, String)> = std::iter::repeat_with(|| random_date(&mut test_rng))
+        .filter(|(_, iso)| !seen.contains(iso.as_str()))
+        .take(cfg.test)
+        .collect();
     let mut rng = Rng::new(cfg.seed);
     let model = Seq2Seq::new(cfg, &mut rng)?;
     let mut opt = Optimizer::adam(model.parameters(), cfg.lr).clip_grad_norm(5.0);

@@ -40,13 +40,13 @@ fn conv2d_backward_data(
         py[j] = i32((col % hw) / p.w + p.pad_h);
         px[j] = i32(col % p.w + p.pad_w);
     }
-    var w_row: array<u32, CONV_TM>;
+    var w_row: array<u32, CONV_TM_MAX>;
     for (var i = 0u; i < CONV_TM; i += 1u) {
         w_row[i] = min(t.row0 + i, cg - 1u) * taps;
     }
 
     let unit_stride = p.stride_h == 1u && p.stride_w == 1u;
-    var acc: array<vec4<f32>, CONV_TM>;
+    var acc: array<vec4<f32>, CONV_TM_MAX>;
     for (var o = 0u; o < mg; o += 1u) {
         let w_o = (t.group * mg + o) * cg * taps;
         for (var ky = 0u; ky < p.kh; ky += 1u) {

@@ -16,7 +16,7 @@
 @group(0) @binding(2) var<storage, read> x: array<f32>;           // [N, C_in, H, W]
 @group(0) @binding(3) var<storage, read_write> part: array<f32>;  // [splits, C_out, C_in/G·kh·kw]
 
-var<workgroup> lanes: array<vec4<f32>, 512>;  // [CONV_TM][CONV_WG]
+var<workgroup> lanes: array<vec4<f32>, 1024>;  // [CONV_TM_MAX][CONV_WG]: 16 KiB, every device's limit
 
 @compute @workgroup_size(CONV_WG)
 fn conv2d_backward_weight(
@@ -48,12 +48,12 @@ fn conv2d_backward_weight(
         oy_off[j] = i32((tap / p.kw) * p.dil_h) - i32(p.pad_h);
         ox_off[j] = i32((tap % p.kw) * p.dil_w) - i32(p.pad_w);
     }
-    var dy_chan: array<u32, CONV_TM>;
+    var dy_chan: array<u32, CONV_TM_MAX>;
     for (var i = 0u; i < CONV_TM; i += 1u) {
         dy_chan[i] = (t.group * mg + min(t.row0 + i, mg - 1u)) * ohw;
     }
 
-    var acc: array<vec4<f32>, CONV_TM>;
+    var acc: array<vec4<f32>, CONV_TM_MAX>;
     let q0 = t.split * p.per_split;
     let q1 = min(q0 + p.per_split, p.n * ohw);
     for (var q = q0 + lx; q < q1; q += CONV_WG) {

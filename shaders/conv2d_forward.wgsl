@@ -42,12 +42,12 @@ fn conv2d_forward(
         iy0[j] = i32(oy * p.stride_h) - i32(p.pad_h);
         ix0[j] = i32(ox * p.stride_w) - i32(p.pad_w);
     }
-    var w_row: array<u32, CONV_TM>;
+    var w_row: array<u32, CONV_TM_MAX>;
     for (var i = 0u; i < CONV_TM; i += 1u) {
         w_row[i] = (t.group * mg + min(t.row0 + i, mg - 1u)) * cg * taps;
     }
 
-    var acc: array<vec4<f32>, CONV_TM>;
+    var acc: array<vec4<f32>, CONV_TM_MAX>;
     var k = 0u;
     for (var c = 0u; c < cg; c += 1u) {
         for (var ky = 0u; ky < p.kh; ky += 1u) {

@@ -320,6 +320,30 @@ fn gradient_flow_shows_vanishing_and_bounded_updates_on_the_gpu() {
 }
 
 #[test]
+fn gradient_flow_training_keeps_a_finite_learning_rate_and_records_curves() {
+    // The training half of the example, tiny, on the CPU path. A NaN learning rate stands for a
+    // run that diverged: its MSE is NaN, and the tuning must not keep it (NaN compares false).
+    let cfg = gradient_flow::Config {
+        hidden: 8,
+        seq_len: 12,
+        radii: vec![],
+        steps: 30,
+        batch: 8,
+        lrs: vec![f32::NAN, 1e-2],
+        out: None,
+        quiet: true,
+        ..gradient_flow::Config::default()
+    };
+    let report = gradient_flow::run(&cfg).unwrap();
+    assert_eq!(report.runs.len(), 6, "tuned and unclipped run per cell");
+    for r in &report.runs {
+        assert_eq!(r.lr, 1e-2, "{:?} kept lr {}", r.model, r.lr);
+        assert!(r.final_mse().is_finite() && r.curve.len() > 2, "{r:?}");
+    }
+    assert!(report.runs.iter().any(|r| r.clip.is_none()));
+}
+
+#[test]
 fn seq2seq_translates_held_out_dates() {
     // 150 steps instead of the default 1,000, on the CPU path (about 0.1 s a step there against
     // about 0.9 s on lavapipe; every op it uses is checked GPU against CPU elsewhere).
@@ -375,6 +399,10 @@ fn seq2seq_scheduled_sampling_trains() {
 
 #[test]
 fn seq2seq_dates_are_valid_and_iso() {
+    assert_eq!(
+        [2000, 1900, 2024, 2023].map(|y| seq2seq::days_in(y, 2)),
+        [29, 28, 29, 28]
+    );
     let mut rng = Rng::new(5);
     for _ in 0..2000 {
         let (human, iso) = seq2seq::random_date(&mut rng);
@@ -383,10 +411,13 @@ fn seq2seq_dates_are_valid_and_iso() {
             human.len() <= 40 && (1950..2050).contains(&parts[0]),
             "{human} {iso}"
         );
+        let (y, m, d) = (parts[0] as usize, parts[1] as usize, parts[2] as usize);
         assert!(
-            (1..=12).contains(&parts[1]) && (1..=31).contains(&parts[2]),
+            (1..=12).contains(&m) && (1..=seq2seq::days_in(y, m)).contains(&d),
             "{iso}"
         );
+        // Every format carries the year's last two digits.
+        assert!(human.contains(&format!("{:02}", y % 100)), "{human} {iso}");
     }
 }
 

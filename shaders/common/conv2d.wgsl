@@ -10,7 +10,11 @@
 
 const CONV_WG: u32 = 64u;
 const CONV_TN: u32 = 4u;
-const CONV_TM: u32 = 8u;
+// Rows per workgroup, chosen per dispatch by the Rust side (1, 4, 8 or 16: as many as the
+// GEMM's rows fill, so a depthwise layer does not compute 15 dead rows); per-invocation arrays
+// are sized for the largest, and the compiler drops the rest once the override is fixed.
+override CONV_TM: u32 = 8u;
+const CONV_TM_MAX: u32 = 16u;
 
 struct ConvParams {
     n: u32, c_in: u32, h: u32, w: u32,

@@ -3,7 +3,7 @@
 //! a workgroup split K and K is further cut into `splits` pixel ranges, each written to its own
 //! partial; the caller sums the partials with the reduce kernel (deterministic: no atomics).
 
-use super::conv2d_forward::{Params, TILE_ROWS};
+use super::conv2d_forward::{tile_rows, Params};
 use super::{fold_grid, wgsl, Kernel};
 use crate::error::Result;
 use crate::gpu::encoder::Dispatch;
@@ -23,7 +23,7 @@ const MIN_PIXELS_PER_SPLIT: u64 = 1024;
 pub(crate) fn with_splits(p: &Params) -> Params {
     let mut p = *p;
     p.tiles_cols = ((p.cg() * p.taps()) as u32).div_ceil(TILE_TAPS);
-    p.tiles_rows = (p.mg() as u32).div_ceil(TILE_ROWS);
+    p.tiles_rows = (p.mg() as u32).div_ceil(tile_rows(p.mg()));
     let base = u64::from(p.tiles_cols) * u64::from(p.tiles_rows) * u64::from(p.groups);
     let pixels = u64::from(p.n) * p.ohw() as u64;
     let most = (pixels / MIN_PIXELS_PER_SPLIT).max(1);
@@ -53,7 +53,7 @@ pub(crate) fn record(
     )?;
     gpu.record(&Dispatch {
         kernel: Kernel::Conv2dBackwardWeight,
-        overrides: &[],
+        overrides: &[("CONV_TM", f64::from(tile_rows(p.mg())))],
         params: bytemuck::bytes_of(p),
         buffers: &[dy, x, part],
         workgroups,

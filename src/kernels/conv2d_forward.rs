@@ -13,9 +13,19 @@ use crate::gpu::GpuInner;
 
 pub(crate) const SOURCE: &str = wgsl!("conv2d_forward", "conv2d", "grid");
 
-/// Columns per workgroup (CONV_WG · CONV_TN) and rows per workgroup (CONV_TM).
+/// Columns per workgroup (CONV_WG · CONV_TN).
 pub(crate) const TILE_COLS: u32 = 256;
-pub(crate) const TILE_ROWS: u32 = 8;
+
+/// Rows per workgroup (the `CONV_TM` override) for a GEMM with `rows` rows per group: the
+/// largest of 16, 8, 4, 1 that pads the rows by at most a third, so wide layers get the most
+/// reuse of each gathered column and narrow ones (depthwise, 3 input channels) compute no
+/// dead rows. At most four pipelines per kernel.
+pub(crate) fn tile_rows(rows: usize) -> u32 {
+    [16u32, 8, 4, 1]
+        .into_iter()
+        .find(|&t| 3 * rows.div_ceil(t as usize) * t as usize <= 4 * rows)
+        .unwrap_or(1)
+}
 
 /// Mirrors `struct ConvParams` in shaders/common/conv2d.wgsl.
 #[repr(C)]
@@ -82,8 +92,9 @@ pub(crate) fn record_gemm(
     buffers: &[&RawBuffer],
 ) -> Result<()> {
     let mut p = *p;
+    let tm = tile_rows(rows);
     p.tiles_cols = (cols as u32).div_ceil(TILE_COLS);
-    p.tiles_rows = (rows as u32).div_ceil(TILE_ROWS);
+    p.tiles_rows = (rows as u32).div_ceil(tm);
     let workgroups = u64::from(p.tiles_cols)
         * u64::from(p.tiles_rows)
         * u64::from(p.groups)
@@ -95,7 +106,7 @@ pub(crate) fn record_gemm(
     )?;
     gpu.record(&Dispatch {
         kernel,
-        overrides: &[],
+        overrides: &[("CONV_TM", f64::from(tm))],
         params: bytemuck::bytes_of(&p),
         buffers,
         workgroups,
@@ -168,6 +179,7 @@ mod tests {
             case([1, 3, 9, 5], [6, 3, 3], [1, 1], [0, 0], 1, 3), // depthwise, multiplier 2
             case([1, 2, 5, 6], [3, 3, 2], [2, 1], [0, 1], 1, 1), // non-square
             case([4, 16, 33, 31], [20, 3, 3], [1, 1], [1, 1], 1, 1), // past every tile
+            case([4, 8, 24, 23], [32, 3, 3], [1, 1], [1, 1], 1, 2), // 16-row tiles, split K, groups
         ];
         v[1].bias = false;
         v[5].bias = false;
@@ -402,6 +414,15 @@ mod tests {
     }
 
     #[test]
+    fn tile_rows_fill_the_rows() {
+        use super::tile_rows;
+        let got: Vec<u32> = [1, 2, 3, 6, 8, 12, 16, 20, 32, 64, 100]
+            .map(tile_rows)
+            .to_vec();
+        assert_eq!(got, [1, 1, 4, 8, 8, 16, 16, 8, 16, 16, 16]);
+    }
+
+    #[test]
     fn conv1d_is_conv2d_with_height_one() {
         let dev = Device::Cpu;
         let x = Tensor::from_slice(&dev, &randn(5, 2 * 3 * 11), &[2, 3, 11]).unwrap();
@@ -438,6 +459,13 @@ mod tests {
         assert!(e(x.conv2d(&w1, None, &ConvOptions::default())).contains("padded input"));
         let w2 = Tensor::zeros(&dev, &[6, 4, 3, 3]).unwrap();
         assert!(e(x.conv2d(&w2, None, &ConvOptions::default().stride(0))).contains("at least 1"));
+        for huge in [
+            ConvOptions::default().padding(usize::MAX / 2),
+            ConvOptions::default().dilation(1 << 40),
+            ConvOptions::default().stride(1 << 31),
+        ] {
+            assert!(e(x.conv2d(&w2, None, &huge)).contains("2^31"), "{huge:?}");
+        }
         let b = Tensor::zeros(&dev, &[5]).unwrap();
         assert!(e(x.conv2d(&w2, Some(&b), &ConvOptions::default())).contains("bias"));
         assert!(e(x

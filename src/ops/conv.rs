@@ -132,6 +132,31 @@ fn geometry(
             });
         }
     }
+    // The kernels address pixels with signed 32-bit arithmetic: every extent they compute
+    // must fit. Checked here in u128, so no option can overflow the host side either.
+    let limit = i32::MAX as u128;
+    let wide = |v: usize| v as u128;
+    let span = |k: usize, d: usize| (wide(k) - 1) * wide(d) + 1;
+    let extents = [
+        wide(h) + 2 * wide(o.padding[0]),
+        wide(wd) + 2 * wide(o.padding[1]),
+        span(kh, o.dilation[0]),
+        span(kw, o.dilation[1]),
+        wide(o.stride[0]),
+        wide(o.stride[1]),
+        wide(o.groups),
+    ];
+    if extents.iter().any(|&e| e > limit) {
+        return Err(invalid(format!(
+            "stride {:?}, padding {:?}, dilation {:?} or groups {} make an extent past 2^31 − 1 on input {} and weight {}: use smaller options",
+            o.stride,
+            o.padding,
+            o.dilation,
+            o.groups,
+            shape_str(x.shape()),
+            shape_str(w.shape())
+        )));
+    }
     let span_h = (kh - 1) * o.dilation[0] + 1;
     let span_w = (kw - 1) * o.dilation[1] + 1;
     if h + 2 * o.padding[0] < span_h || wd + 2 * o.padding[1] < span_w {

@@ -59,14 +59,19 @@ impl Tensor {
                     y.gpu_raw(),
                     stats.gpu_raw(),
                 )?,
-                Storage::Cpu(_) => cpu::layer_norm_forward::layer_norm_forward(
-                    &p,
-                    &host_read(&x),
-                    &host_read(&gamma)[gamma.offset..],
-                    &host_read(&beta)[beta.offset..],
-                    &mut host_write(&y),
-                    &mut host_write(&stats),
-                ),
+                Storage::Cpu(_) => {
+                    // Without γ and β the stand-ins are `x`: lock each tensor once.
+                    let gv = affine.map(|_| host_read(&gamma));
+                    let bv = affine.map(|_| host_read(&beta));
+                    cpu::layer_norm_forward::layer_norm_forward(
+                        &p,
+                        &host_read(&x),
+                        gv.as_deref().map_or(&[][..], |v| &v[gamma.offset..]),
+                        bv.as_deref().map_or(&[][..], |v| &v[beta.offset..]),
+                        &mut host_write(&y),
+                        &mut host_write(&stats),
+                    )
+                }
             }
         }
         let mut inputs = vec![self];
@@ -97,14 +102,17 @@ impl Tensor {
                         };
                         layer_norm_backward::record(&s.gpu.inner, &p, &b)?;
                     }
-                    Storage::Cpu(_) => cpu::layer_norm_backward::layer_norm_backward(
-                        &p,
-                        &host_read(&x),
-                        &host_read(&gamma)[gamma.offset..],
-                        &host_read(&stats),
-                        &host_read(&dy),
-                        &mut host_write(&dx),
-                    ),
+                    Storage::Cpu(_) => {
+                        let gv = has_affine.then(|| host_read(&gamma));
+                        cpu::layer_norm_backward::layer_norm_backward(
+                            &p,
+                            &host_read(&x),
+                            gv.as_deref().map_or(&[][..], |v| &v[gamma.offset..]),
+                            &host_read(&stats),
+                            &host_read(&dy),
+                            &mut host_write(&dx),
+                        )
+                    }
                 }
                 grads.add(0, dx)?;
             }
@@ -346,11 +354,12 @@ impl Tensor {
                     },
                 )?,
                 Storage::Cpu(_) => {
-                    let (g, b) = (host_read(&gamma), host_read(&beta));
+                    // Without γ and β the stand-ins are `x`: lock each tensor once.
+                    let gb = affine.map(|_| (host_read(&gamma), host_read(&beta)));
                     cpu::batch_norm_forward::batch_norm_forward(
                         &p,
                         &host_read(&x),
-                        affine.is_some().then_some((&g[..], &b[..])),
+                        gb.as_ref().map(|(g, b)| (&g[..], &b[..])),
                         (&mut host_write(&rm), &mut host_write(&rv)),
                         &mut host_write(&y),
                         &mut host_write(&stats),
@@ -391,11 +400,11 @@ impl Tensor {
                     },
                 )?,
                 Storage::Cpu(_) => {
-                    let g = host_read(&gamma);
+                    let g = has_affine.then(|| host_read(&gamma));
                     cpu::batch_norm_backward::batch_norm_backward(
                         &bp,
                         &host_read(&x),
-                        has_affine.then_some(&g[..]),
+                        g.as_deref().map(|v| &v[..]),
                         &host_read(&stats),
                         &host_read(&dy),
                         &mut host_write(&dx),
