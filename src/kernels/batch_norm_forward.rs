@@ -145,6 +145,20 @@ mod tests {
         assert!(e(x.batch_norm(None, None, true, 0.1, 1e-5)).contains("more than one value"));
         assert!(e(x.batch_norm(None, None, false, 0.1, 1e-5)).contains("running statistics"));
         assert!(e(x.batch_norm(Some((&r, &r)), None, false, 0.1, 1e-5)).contains("two whole"));
+        // An empty input in evaluation is an empty output, and its backward records nothing.
+        let empty = Tensor::zeros(&dev, &[2, 3, 0]).unwrap().requires_grad();
+        let y = empty
+            .batch_norm(
+                Some((&r, &Tensor::zeros(&dev, &[3]).unwrap())),
+                None,
+                false,
+                0.1,
+                1e-5,
+            )
+            .unwrap();
+        assert_eq!(y.shape(), [2, 3, 0]);
+        y.backward_with(&Tensor::zeros(&dev, &[2, 3, 0]).unwrap())
+            .unwrap();
         let bad = Tensor::zeros(&dev, &[4]).unwrap();
         assert!(e(x.batch_norm(Some((&r, &bad)), None, false, 0.1, 1e-5)).contains("[3]"));
     }

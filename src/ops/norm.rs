@@ -373,6 +373,9 @@ impl Tensor {
         }
         let has_affine = affine.is_some();
         Ok(record(y, op, &inputs, move |grads, dy| {
+            if dy.numel() == 0 {
+                return Ok(());
+            }
             let dy = dy.owned()?;
             let dx = x.output_like(x.shape(), "batch_norm_backward")?;
             let dgamma = x.output_like(&[c], "batch_norm_backward")?;
