@@ -568,12 +568,30 @@ fn batch_norm_matches_torch_in_training_and_evaluation_on_both_devices() {
             abs,
             rel,
         );
-        // Running statistics travel with the parameters, under PyTorch's state-dict names.
+        // Running statistics travel with the parameters, under PyTorch's state-dict names, and
+        // come back through a file.
         let net = Sequential::new().add(Flatten).add(bn);
         let names: Vec<String> = timeloom::io::state(&net)
             .into_iter()
             .map(|(n, _)| n)
             .collect();
+        let path =
+            std::env::temp_dir().join(format!("timeloom-bn-{}.safetensors", std::process::id()));
+        timeloom::io::save_module(&net, &path).unwrap();
+        let fresh = Sequential::new()
+            .add(Flatten)
+            .add(BatchNorm2d::new(&dev, 3).unwrap());
+        load_into(&fresh, &load(&path).unwrap()).unwrap();
+        let _ = std::fs::remove_file(&path);
+        let state = timeloom::io::state(&fresh);
+        matches(
+            &format!("{what}: reloaded running_var"),
+            &state[3].1,
+            &w,
+            "train.running_var",
+            abs,
+            rel,
+        );
         assert_eq!(
             names,
             ["1.weight", "1.bias", "1.running_mean", "1.running_var"]
