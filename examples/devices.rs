@@ -1,6 +1,7 @@
 //! Lists every adapter wgpu can open here, on every backend (Vulkan, GL, Metal, DX12 where
 //! present), and runs a smoke test on each against the CPU path: a matmul, an LSTM training
-//! step's loss and gradients, and causal attention forward and backward. Prints a pass/fail table with the adapter line.
+//! step's loss and gradients, causal attention forward and backward, and a conv–batch-norm–
+//! max-pool block's output and gradients. Prints a pass/fail table with the adapter line.
 //!
 //! ```text
 //! cargo run --release --example devices
@@ -74,6 +75,31 @@ fn attention_check(dev: &Device) -> Result<f32, timeloom::Error> {
     Ok(worst(&run(dev)?, &run(&Device::Cpu)?))
 }
 
+fn cnn_check(dev: &Device) -> Result<f32, timeloom::Error> {
+    use timeloom::nn::{BatchNorm2d, Conv2d, MaxPool2d, Sequential};
+    let run = |d: &Device| -> Result<Vec<f32>, timeloom::Error> {
+        let rng = &mut Rng::new(7);
+        // 20 output channels: the 16-row and 4-row conv tiles; a 3-channel input for the
+        // backward-data path; stride 2 and a depthwise layer.
+        let net = Sequential::new()
+            .add(Conv2d::builder(3, 20, 3).padding(1).stride(2).build(d, rng)?)
+            .add(BatchNorm2d::new(d, 20)?)
+            .add(Conv2d::builder(20, 20, 3).padding(1).groups(20).build(d, rng)?)
+            .add(MaxPool2d::new(2));
+        let x = Tensor::from_slice(d, &Rng::new(8).normals(2 * 3 * 17 * 15), &[2, 3, 17, 15])?
+            .requires_grad();
+        let y = net.forward(&x)?;
+        y.square()?.sum_all()?.backward()?;
+        let mut v = y.read_blocking()?;
+        v.extend(x.grad().map_or(Ok(vec![f32::NAN]), |g| g.read_blocking())?);
+        for p in net.parameters() {
+            v.extend(p.grad().map_or(Ok(vec![f32::NAN]), |g| g.read_blocking())?);
+        }
+        Ok(v)
+    };
+    Ok(worst(&run(dev)?, &run(&Device::Cpu)?))
+}
+
 fn main() {
     let backends = [
         ("Vulkan", wgpu::Backends::VULKAN),
@@ -82,8 +108,8 @@ fn main() {
         ("DX12", wgpu::Backends::DX12),
     ];
     println!(
-        "{:<8} {:<48} {:<10} {:<10} {:<10}",
-        "backend", "adapter", "matmul", "lstm step", "attention"
+        "{:<8} {:<48} {:<10} {:<10} {:<10} {:<10}",
+        "backend", "adapter", "matmul", "lstm step", "attention", "cnn"
     );
     let mut failures = 0;
     for (name, backend) in backends {
@@ -126,7 +152,8 @@ fn main() {
             let m = verdict(matmul_check(&dev), 1e-4, &mut failures);
             let l = verdict(lstm_check(&dev), 1e-3, &mut failures);
             let a = verdict(attention_check(&dev), 1e-4, &mut failures);
-            println!("{name:<8} {line:<48} {m:<10} {l:<10} {a:<10}");
+            let c = verdict(cnn_check(&dev), 1e-3, &mut failures);
+            println!("{name:<8} {line:<48} {m:<10} {l:<10} {a:<10} {c:<10}");
         }
     }
     if failures > 0 {
