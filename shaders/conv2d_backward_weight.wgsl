@@ -16,7 +16,8 @@
 @group(0) @binding(2) var<storage, read> x: array<f32>;           // [N, C_in, H, W]
 @group(0) @binding(3) var<storage, read_write> part: array<f32>;  // [splits, C_out, C_in/G·kh·kw]
 
-var<workgroup> lanes: array<vec4<f32>, 1024>;  // [CONV_TM_MAX][CONV_WG]: 16 KiB, every device's limit
+const HALF_WG: u32 = CONV_WG / 2u;
+var<workgroup> lanes: array<vec4<f32>, 512>;  // [CONV_TM_MAX][HALF_WG]
 
 @compute @workgroup_size(CONV_WG)
 fn conv2d_backward_weight(
@@ -77,14 +78,24 @@ fn conv2d_backward_weight(
         }
     }
 
-    for (var i = 0u; i < CONV_TM; i += 1u) {
-        lanes[i * CONV_WG + lx] = acc[i];
+    // The upper half of the lanes hands its sums to the lower half, then a tree: the scratch
+    // holds half the lanes (8 KiB), inside even downlevel devices' 16,352 bytes.
+    if lx >= HALF_WG {
+        for (var i = 0u; i < CONV_TM; i += 1u) {
+            lanes[i * HALF_WG + lx - HALF_WG] = acc[i];
+        }
     }
     workgroupBarrier();
-    for (var s = CONV_WG / 2u; s > 0u; s >>= 1u) {
+    if lx < HALF_WG {
+        for (var i = 0u; i < CONV_TM; i += 1u) {
+            lanes[i * HALF_WG + lx] += acc[i];
+        }
+    }
+    workgroupBarrier();
+    for (var s = HALF_WG / 2u; s > 0u; s >>= 1u) {
         if lx < s {
             for (var i = 0u; i < CONV_TM; i += 1u) {
-                lanes[i * CONV_WG + lx] += lanes[i * CONV_WG + lx + s];
+                lanes[i * HALF_WG + lx] += lanes[i * HALF_WG + lx + s];
             }
         }
         workgroupBarrier();
@@ -92,7 +103,7 @@ fn conv2d_backward_weight(
     if lx < CONV_TM {
         let row = t.row0 + lx;
         if row < mg {
-            let sum = lanes[lx * CONV_WG];
+            let sum = lanes[lx * HALF_WG];
             let base = (t.split * p.c_out + t.group * mg + row) * cols;
             for (var j = 0u; j < CONV_TN; j += 1u) {
                 if col0 + j < cols {

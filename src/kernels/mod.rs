@@ -348,6 +348,19 @@ mod tests {
                 "{} has no entry point of its name",
                 k.name()
             );
+            // Workgroup memory within the smallest limit wgpu's downlevel defaults promise.
+            let shared: u32 = module
+                .global_variables
+                .iter()
+                .filter(|(_, g)| g.space == naga::AddressSpace::WorkGroup)
+                .map(|(_, g)| module.types[g.ty].inner.size(module.to_ctx()))
+                .sum();
+            let limit = wgpu::Limits::downlevel_defaults().max_compute_workgroup_storage_size;
+            assert!(
+                shared <= limit,
+                "{}: {shared} bytes of workgroup memory, over the downlevel {limit}",
+                k.name()
+            );
         }
     }
 
