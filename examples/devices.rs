@@ -82,9 +82,19 @@ fn cnn_check(dev: &Device) -> Result<f32, timeloom::Error> {
         // 20 output channels: the 16-row and 4-row conv tiles; a 3-channel input for the
         // backward-data path; stride 2 and a depthwise layer.
         let net = Sequential::new()
-            .add(Conv2d::builder(3, 20, 3).padding(1).stride(2).build(d, rng)?)
+            .add(
+                Conv2d::builder(3, 20, 3)
+                    .padding(1)
+                    .stride(2)
+                    .build(d, rng)?,
+            )
             .add(BatchNorm2d::new(d, 20)?)
-            .add(Conv2d::builder(20, 20, 3).padding(1).groups(20).build(d, rng)?)
+            .add(
+                Conv2d::builder(20, 20, 3)
+                    .padding(1)
+                    .groups(20)
+                    .build(d, rng)?,
+            )
             .add(MaxPool2d::new(2));
         let x = Tensor::from_slice(d, &Rng::new(8).normals(2 * 3 * 17 * 15), &[2, 3, 17, 15])?
             .requires_grad();

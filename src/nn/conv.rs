@@ -134,6 +134,12 @@ impl ConvBuilder<Conv1d> {
 /// let y = conv.forward(&Tensor::zeros(&Device::Cpu, &[4, 1, 28, 28])?)?;
 /// assert_eq!(y.shape(), [4, 8, 28, 28]);
 /// assert_eq!(conv.weight.shape(), [8, 1, 3, 3]);
+///
+/// // Weights from elsewhere (a PyTorch checkpoint, say): a 2×2 box filter, no bias.
+/// let w = Tensor::full(&Device::Cpu, &[1, 1, 2, 2], 0.25)?;
+/// let blur = Conv2d::from_tensors(w, None, timeloom::ConvOptions::default().stride(2))?;
+/// let x = Tensor::from_slice(&Device::Cpu, &[1.0, 2.0, 3.0, 4.0], &[1, 1, 2, 2])?;
+/// assert_eq!(blur.forward(&x)?.read_blocking()?, [2.5]);
 /// # Ok::<(), timeloom::Error>(())
 /// ```
 ///
@@ -149,6 +155,22 @@ pub struct Conv2d {
 }
 
 impl Conv2d {
+    /// A layer from given tensors (made parameters here): `weight` [C_out, C_in/groups, kH, kW]
+    /// and `bias` [C_out], e.g. read from a PyTorch checkpoint. Shapes are checked against
+    /// `options.groups`; the input's channel count is checked when the layer runs.
+    pub fn from_tensors(
+        weight: Tensor,
+        bias: Option<Tensor>,
+        options: ConvOptions,
+    ) -> Result<Conv2d> {
+        check_weight_bias("Conv2d", &weight, bias.as_ref(), 4, options.groups)?;
+        Ok(Conv2d {
+            weight: weight.requires_grad(),
+            bias: bias.map(|b| b.requires_grad()),
+            options,
+        })
+    }
+
     /// A builder for a layer with a square `kernel`.
     pub fn builder(c_in: usize, c_out: usize, kernel: usize) -> ConvBuilder<Conv2d> {
         ConvBuilder::new(c_in, c_out, [kernel, kernel])
@@ -182,6 +204,21 @@ pub struct Conv1d {
 }
 
 impl Conv1d {
+    /// A layer from given tensors (made parameters here): `weight` [C_out, C_in/groups, k] and
+    /// `bias` [C_out].
+    pub fn from_tensors(
+        weight: Tensor,
+        bias: Option<Tensor>,
+        options: ConvOptions,
+    ) -> Result<Conv1d> {
+        check_weight_bias("Conv1d", &weight, bias.as_ref(), 3, options.groups)?;
+        Ok(Conv1d {
+            weight: weight.requires_grad(),
+            bias: bias.map(|b| b.requires_grad()),
+            options,
+        })
+    }
+
     /// A builder for a layer with a `kernel`-wide window.
     pub fn builder(c_in: usize, c_out: usize, kernel: usize) -> ConvBuilder<Conv1d> {
         ConvBuilder::new(c_in, c_out, [1, kernel])
@@ -195,6 +232,38 @@ impl Module for Conv1d {
     fn named_parameters(&self) -> Vec<(String, Tensor)> {
         named_weight_bias(&self.weight, &self.bias)
     }
+}
+
+/// A weight of `rank` whose output channels split into `groups`, and a bias [C_out].
+fn check_weight_bias(
+    op: &'static str,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    rank: usize,
+    groups: usize,
+) -> Result<()> {
+    let c_out = weight.shape().first().copied().unwrap_or(0);
+    if weight.rank() != rank || groups == 0 || !c_out.is_multiple_of(groups) {
+        return Err(Error::ShapeMismatch {
+            op,
+            arg: "weight",
+            expected: format!(
+                "rank {rank}, [C_out, C_in/groups, kernel...] with C_out a multiple of groups = {groups}"
+            ),
+            got: shape_str(weight.shape()),
+        });
+    }
+    if let Some(b) = bias {
+        if b.shape() != [c_out] {
+            return Err(Error::ShapeMismatch {
+                op,
+                arg: "bias",
+                expected: format!("[{c_out}]"),
+                got: shape_str(b.shape()),
+            });
+        }
+    }
+    Ok(())
 }
 
 fn named_weight_bias(weight: &Tensor, bias: &Option<Tensor>) -> Vec<(String, Tensor)> {
@@ -286,5 +355,41 @@ impl Module for Flatten {
     }
     fn named_parameters(&self) -> Vec<(String, Tensor)> {
         Vec::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn from_tensors_checks_shapes_and_names_parameters() {
+        let dev = Device::Cpu;
+        let z = |s: &[usize]| Tensor::zeros(&dev, s).unwrap();
+        let e = |r: Result<Conv2d>| r.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(e(Conv2d::from_tensors(
+            z(&[4, 3, 3]),
+            None,
+            ConvOptions::default()
+        ))
+        .contains("rank 4"));
+        assert!(e(Conv2d::from_tensors(
+            z(&[4, 3, 3, 3]),
+            Some(z(&[5])),
+            ConvOptions::default()
+        ))
+        .contains("[4]"));
+        assert!(e(Conv2d::from_tensors(
+            z(&[4, 1, 3, 3]),
+            None,
+            ConvOptions::default().groups(3)
+        ))
+        .contains("groups = 3"));
+        let c = Conv1d::from_tensors(z(&[4, 2, 3]), Some(z(&[4])), ConvOptions::default()).unwrap();
+        let names: Vec<String> = c.named_parameters().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names, ["weight", "bias"]);
+        assert!(
+            c.weight.grad().is_none() && c.forward(&z(&[1, 2, 5])).unwrap().shape() == [1, 4, 3]
+        );
     }
 }
