@@ -1,6 +1,6 @@
 // binary: y = f(a, b) elementwise with broadcasting: a and b are read through strides, where a
 // broadcast axis has stride 0; y is contiguous. Codes match `BinaryOp` in src/kernels/binary.rs.
-// Grid: 256 elements per workgroup, folded into x and y.
+// Grid: grid-stride over the elements (common/grid.wgsl), folded.
 // Needs: common/grid.wgsl, common/strided.wgsl.
 
 struct Params {
@@ -33,15 +33,14 @@ fn binary(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lindex: u32,
 ) {
-    let i = linear_workgroup(wid, nwg) * 256u + lindex;
-    if i >= p.numel {
-        return;
+    let stride = grid_stride(nwg);
+    for (var i = grid_first(wid, nwg, lindex); i < p.numel; i += stride) {
+        var ia = i;
+        var ib = i;
+        if p.contiguous == 0u {
+            ia = strided_offset(i, p.rank, p.shape, p.a_strides);
+            ib = strided_offset(i, p.rank, p.shape, p.b_strides);
+        }
+        y[p.y_off + i] = binary_op(a[p.a_off + ia], b[p.b_off + ib], p.op);
     }
-    var ia = i;
-    var ib = i;
-    if p.contiguous == 0u {
-        ia = strided_offset(i, p.rank, p.shape, p.a_strides);
-        ib = strided_offset(i, p.rank, p.shape, p.b_strides);
-    }
-    y[p.y_off + i] = binary_op(a[p.a_off + ia], b[p.b_off + ib], p.op);
 }

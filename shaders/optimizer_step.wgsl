@@ -4,7 +4,8 @@
 // 3 AdaDelta, 4 Adam, 5 AdamW. Before the rule: g ← g · clip[1] when a global-norm clip scale is
 // bound (computed on the device by clip_scale), g ← clamp(g, −c, c) when clipping by value,
 // g ← g + λθ (L2; AdamW decays θ directly instead) and g ← g + l1·sign(θ).
-// States: s1, s2 as each rule names them below. Grid: 256 elements per workgroup, folded.
+// States: s1, s2 as each rule names them below. Grid: grid-stride over the elements
+// (common/grid.wgsl), folded.
 // Needs: common/grid.wgsl.
 
 struct Params {
@@ -28,77 +29,76 @@ fn optimizer_step(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lindex: u32,
 ) {
-    let i = linear_workgroup(wid, nwg) * 256u + lindex;
-    if i >= p.numel {
-        return;
-    }
-    var theta = param[i];
-    var g = grad[i];
-    if (p.flags & 2u) != 0u {
-        g *= clip[1];
-    }
-    if (p.flags & 4u) != 0u {
-        g = clamp(g, -p.clip_value, p.clip_value);
-    }
-    if p.algo != 5u {
-        g += p.weight_decay * theta;
-    }
-    g += p.l1 * sign(theta);
-    let first = p.step == 1u;
-    switch p.algo {
-        case 0u: {
-            // SGD: s1 = momentum buffer b.
-            if p.beta1 != 0.0 {
-                var b = g;
-                if !first {
-                    b = p.beta1 * s1[i] + (1.0 - p.dampening) * g;
+    let stride = grid_stride(nwg);
+    for (var i = grid_first(wid, nwg, lindex); i < p.numel; i += stride) {
+        var theta = param[i];
+        var g = grad[i];
+        if (p.flags & 2u) != 0u {
+            g *= clip[1];
+        }
+        if (p.flags & 4u) != 0u {
+            g = clamp(g, -p.clip_value, p.clip_value);
+        }
+        if p.algo != 5u {
+            g += p.weight_decay * theta;
+        }
+        g += p.l1 * sign(theta);
+        let first = p.step == 1u;
+        switch p.algo {
+            case 0u: {
+                // SGD: s1 = momentum buffer b.
+                if p.beta1 != 0.0 {
+                    var b = g;
+                    if !first {
+                        b = p.beta1 * s1[i] + (1.0 - p.dampening) * g;
+                    }
+                    s1[i] = b;
+                    g = select(b, g + p.beta1 * b, (p.flags & 1u) != 0u);
                 }
-                s1[i] = b;
-                g = select(b, g + p.beta1 * b, (p.flags & 1u) != 0u);
+                theta -= p.lr * g;
             }
-            theta -= p.lr * g;
-        }
-        case 1u: {
-            // AdaGrad: s1 = Σ g²; lr decays as lr / (1 + (t − 1)·lr_decay).
-            let acc = s1[i] + g * g;
-            s1[i] = acc;
-            let lr = p.lr / (1.0 + f32(p.step - 1u) * p.lr_decay);
-            theta -= lr * g / (sqrt(acc) + p.eps);
-        }
-        case 2u: {
-            // RMSProp: s1 = v (β2 is α, the smoothing constant), s2 = momentum buffer b.
-            let v = p.beta2 * s1[i] + (1.0 - p.beta2) * g * g;
-            s1[i] = v;
-            let step = g / (sqrt(v) + p.eps);
-            if p.beta1 != 0.0 {
-                let b = p.beta1 * select(s2[i], 0.0, first) + step;
-                s2[i] = b;
-                theta -= p.lr * b;
-            } else {
-                theta -= p.lr * step;
+            case 1u: {
+                // AdaGrad: s1 = Σ g²; lr decays as lr / (1 + (t − 1)·lr_decay).
+                let acc = s1[i] + g * g;
+                s1[i] = acc;
+                let lr = p.lr / (1.0 + f32(p.step - 1u) * p.lr_decay);
+                theta -= lr * g / (sqrt(acc) + p.eps);
+            }
+            case 2u: {
+                // RMSProp: s1 = v (β2 is α, the smoothing constant), s2 = momentum buffer b.
+                let v = p.beta2 * s1[i] + (1.0 - p.beta2) * g * g;
+                s1[i] = v;
+                let step = g / (sqrt(v) + p.eps);
+                if p.beta1 != 0.0 {
+                    let b = p.beta1 * select(s2[i], 0.0, first) + step;
+                    s2[i] = b;
+                    theta -= p.lr * b;
+                } else {
+                    theta -= p.lr * step;
+                }
+            }
+            case 3u: {
+                // AdaDelta: s1 = v (square average), s2 = u (accumulated delta); β2 is ρ.
+                let v = p.beta2 * s1[i] + (1.0 - p.beta2) * g * g;
+                s1[i] = v;
+                let delta = sqrt(s2[i] + p.eps) / sqrt(v + p.eps) * g;
+                s2[i] = p.beta2 * s2[i] + (1.0 - p.beta2) * delta * delta;
+                theta -= p.lr * delta;
+            }
+            default: {
+                // Adam / AdamW: s1 = m, s2 = v; bias corrections 1 − β^t come from the host.
+                if p.algo == 5u {
+                    theta -= p.lr * p.weight_decay * theta;
+                }
+                let m = p.beta1 * s1[i] + (1.0 - p.beta1) * g;
+                let v = p.beta2 * s2[i] + (1.0 - p.beta2) * g * g;
+                s1[i] = m;
+                s2[i] = v;
+                let m_hat = m / p.bias_correction1;
+                let v_hat = v / p.bias_correction2;
+                theta -= p.lr * m_hat / (sqrt(v_hat) + p.eps);
             }
         }
-        case 3u: {
-            // AdaDelta: s1 = v (square average), s2 = u (accumulated delta); β2 is ρ.
-            let v = p.beta2 * s1[i] + (1.0 - p.beta2) * g * g;
-            s1[i] = v;
-            let delta = sqrt(s2[i] + p.eps) / sqrt(v + p.eps) * g;
-            s2[i] = p.beta2 * s2[i] + (1.0 - p.beta2) * delta * delta;
-            theta -= p.lr * delta;
-        }
-        default: {
-            // Adam / AdamW: s1 = m, s2 = v; bias corrections 1 − β^t come from the host.
-            if p.algo == 5u {
-                theta -= p.lr * p.weight_decay * theta;
-            }
-            let m = p.beta1 * s1[i] + (1.0 - p.beta1) * g;
-            let v = p.beta2 * s2[i] + (1.0 - p.beta2) * g * g;
-            s1[i] = m;
-            s2[i] = v;
-            let m_hat = m / p.bias_correction1;
-            let v_hat = v / p.bias_correction2;
-            theta -= p.lr * m_hat / (sqrt(v_hat) + p.eps);
-        }
+        param[i] = theta;
     }
-    param[i] = theta;
 }

@@ -1,7 +1,7 @@
 // unary: y = α·f(x) + β elementwise, x read through strides (so this is also the strided copy
 // that makes a view contiguous), y contiguous. f is chosen by `op` at run time: one pipeline
 // serves every unary op. Codes match `UnaryOp` in src/kernels/unary.rs; 0..4 are activations.
-// Grid: 256 elements per workgroup, folded into x and y.
+// Grid: grid-stride over the elements (common/grid.wgsl), folded into x and y.
 // Needs: common/activations.wgsl, common/grid.wgsl, common/strided.wgsl.
 
 struct Params {
@@ -37,17 +37,16 @@ fn unary(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lindex: u32,
 ) {
-    let i = linear_workgroup(wid, nwg) * 256u + lindex;
-    if i >= p.numel {
-        return;
-    }
-    var v = 0.0;
-    if p.op != 12u {
-        var off = i;
-        if p.contiguous == 0u {
-            off = strided_offset(i, p.rank, p.shape, p.x_strides);
+    let stride = grid_stride(nwg);
+    for (var i = grid_first(wid, nwg, lindex); i < p.numel; i += stride) {
+        var v = 0.0;
+        if p.op != 12u {
+            var off = i;
+            if p.contiguous == 0u {
+                off = strided_offset(i, p.rank, p.shape, p.x_strides);
+            }
+            v = x[p.x_off + off];
         }
-        v = x[p.x_off + off];
+        y[p.y_off + i] = p.alpha * unary_op(v, p.op) + p.beta;
     }
-    y[p.y_off + i] = p.alpha * unary_op(v, p.op) + p.beta;
 }

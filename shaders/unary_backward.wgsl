@@ -1,7 +1,8 @@
 // unary_backward: dx = α · dy · f'(x) for the forward y = α·f(x) + β of `unary`; f' is
 // recomputed from x (one exp at most), so the forward output need not be saved. Codes match
 // `UnaryOp`; Fill and the non-differentiable codes give 0. All tensors contiguous.
-// Grid: 256 elements per workgroup, folded. Needs: common/activations.wgsl, common/grid.wgsl.
+// Grid: grid-stride over the elements (common/grid.wgsl), folded.
+// Needs: common/activations.wgsl, common/grid.wgsl.
 
 struct Params {
     numel: u32, op: u32, x_off: u32, dy_off: u32,
@@ -42,9 +43,8 @@ fn unary_backward(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lindex: u32,
 ) {
-    let i = linear_workgroup(wid, nwg) * 256u + lindex;
-    if i >= p.numel {
-        return;
+    let stride = grid_stride(nwg);
+    for (var i = grid_first(wid, nwg, lindex); i < p.numel; i += stride) {
+        dx[p.dx_off + i] = p.alpha * dy[p.dy_off + i] * derivative(x[p.x_off + i], p.op);
     }
-    dx[p.dx_off + i] = p.alpha * dy[p.dy_off + i] * derivative(x[p.x_off + i], p.op);
 }

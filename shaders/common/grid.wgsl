@@ -4,3 +4,14 @@
 fn linear_workgroup(wid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return wid.x + wid.y * nwg.x;
 }
+
+// Grid-stride kernels (`kernels::record_strided`): invocation `first` handles elements first,
+// first + stride, ... so that a grid of a few workgroups covers any count. Workgroups are
+// expensive to launch on CPU-backed adapters, and many small ones buy a GPU nothing.
+fn grid_first(wid: vec3<u32>, nwg: vec3<u32>, lindex: u32) -> u32 {
+    return linear_workgroup(wid, nwg) * 256u + lindex;
+}
+
+fn grid_stride(nwg: vec3<u32>) -> u32 {
+    return nwg.x * nwg.y * 256u;
+}

@@ -3,7 +3,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{record_flat, wgsl, Kernel};
+use super::{record_strided, wgsl, Kernel};
 use crate::error::Result;
 use crate::gpu::pool::RawBuffer;
 use crate::gpu::GpuInner;
@@ -26,7 +26,7 @@ pub struct Params {
 const _: () = assert!(std::mem::size_of::<Params>().is_multiple_of(16));
 
 pub(crate) fn record(gpu: &GpuInner, p: &Params, x: &RawBuffer, y: &RawBuffer) -> Result<()> {
-    record_flat(
+    record_strided(
         gpu,
         Kernel::Axpy,
         bytemuck::bytes_of(p),

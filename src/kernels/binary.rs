@@ -2,7 +2,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{record_flat, wgsl, Kernel};
+use super::{record_strided, wgsl, Kernel};
 use crate::error::Result;
 use crate::gpu::pool::RawBuffer;
 use crate::gpu::GpuInner;
@@ -70,7 +70,7 @@ pub(crate) fn record(
     b: &RawBuffer,
     y: &RawBuffer,
 ) -> Result<()> {
-    record_flat(
+    record_strided(
         gpu,
         Kernel::Binary,
         bytemuck::bytes_of(p),

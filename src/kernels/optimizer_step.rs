@@ -2,7 +2,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{record_flat, wgsl, Kernel};
+use super::{record_strided, wgsl, Kernel};
 use crate::error::Result;
 use crate::gpu::pool::RawBuffer;
 use crate::gpu::GpuInner;
@@ -54,7 +54,7 @@ pub(crate) struct Bindings<'a> {
 
 pub(crate) fn record(gpu: &GpuInner, p: &Params, b: &Bindings<'_>) -> Result<()> {
     let buffers = [b.param, b.grad, b.s1, b.s2, b.clip];
-    record_flat(
+    record_strided(
         gpu,
         Kernel::OptimizerStep,
         bytemuck::bytes_of(p),

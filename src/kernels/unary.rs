@@ -3,7 +3,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{record_flat, wgsl, Kernel};
+use super::{record_strided, wgsl, Kernel};
 use crate::error::Result;
 use crate::gpu::pool::RawBuffer;
 use crate::gpu::GpuInner;
@@ -80,7 +80,7 @@ pub(crate) fn record(
     y: &RawBuffer,
 ) -> Result<()> {
     let x = x.unwrap_or(&gpu.dummy);
-    record_flat(
+    record_strided(
         gpu,
         Kernel::Unary,
         bytemuck::bytes_of(p),
