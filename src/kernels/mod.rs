@@ -260,18 +260,17 @@ pub(crate) fn fold_grid(op: &'static str, workgroups: u64, max: u32) -> Result<[
     Ok([max, y as u32, 1])
 }
 
-/// Records `kernel` over `elements` elements, 256 per workgroup (the `@workgroup_size(256)`
-/// kernels that give one invocation to each element).
-pub(crate) fn record_flat(
+/// Records `kernel` over `workgroups` workgroups, folded into x and y past the dimension limit.
+fn record_grid(
     gpu: &GpuInner,
     kernel: Kernel,
     params: &[u8],
     buffers: &[&RawBuffer],
-    elements: u64,
+    workgroups: u64,
 ) -> Result<()> {
     let workgroups = fold_grid(
         kernel.name(),
-        elements.div_ceil(256),
+        workgroups,
         gpu.limits.max_compute_workgroups_per_dimension,
     )?;
     gpu.record(&Dispatch {
@@ -281,6 +280,18 @@ pub(crate) fn record_flat(
         buffers,
         workgroups,
     })
+}
+
+/// Records `kernel` over `elements` elements, 256 per workgroup (the `@workgroup_size(256)`
+/// kernels that give one invocation to each element).
+pub(crate) fn record_flat(
+    gpu: &GpuInner,
+    kernel: Kernel,
+    params: &[u8],
+    buffers: &[&RawBuffer],
+    elements: u64,
+) -> Result<()> {
+    record_grid(gpu, kernel, params, buffers, elements.div_ceil(256))
 }
 
 /// Elements each invocation of a grid-stride kernel handles (at least; the last pass of the
@@ -304,18 +315,8 @@ pub(crate) fn record_strided(
     buffers: &[&RawBuffer],
     elements: u64,
 ) -> Result<()> {
-    let workgroups = fold_grid(
-        kernel.name(),
-        elements.div_ceil(256 * elements_per_invocation(gpu)),
-        gpu.limits.max_compute_workgroups_per_dimension,
-    )?;
-    gpu.record(&Dispatch {
-        kernel,
-        overrides: &[],
-        params,
-        buffers,
-        workgroups,
-    })
+    let per_workgroup = 256 * elements_per_invocation(gpu);
+    record_grid(gpu, kernel, params, buffers, elements.div_ceil(per_workgroup))
 }
 
 /// Records `kernel` with one workgroup per row (the row-reduction kernels).
@@ -326,18 +327,7 @@ pub(crate) fn record_rows(
     buffers: &[&RawBuffer],
     rows: u64,
 ) -> Result<()> {
-    let workgroups = fold_grid(
-        kernel.name(),
-        rows,
-        gpu.limits.max_compute_workgroups_per_dimension,
-    )?;
-    gpu.record(&Dispatch {
-        kernel,
-        overrides: &[],
-        params,
-        buffers,
-        workgroups,
-    })
+    record_grid(gpu, kernel, params, buffers, rows)
 }
 
 /// Composes a kernel's source: the kernel file first (so naga's line numbers match it), then
