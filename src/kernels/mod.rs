@@ -316,7 +316,13 @@ pub(crate) fn record_strided(
     elements: u64,
 ) -> Result<()> {
     let per_workgroup = 256 * elements_per_invocation(gpu);
-    record_grid(gpu, kernel, params, buffers, elements.div_ceil(per_workgroup))
+    record_grid(
+        gpu,
+        kernel,
+        params,
+        buffers,
+        elements.div_ceil(per_workgroup),
+    )
 }
 
 /// Records `kernel` with one workgroup per row (the row-reduction kernels).
