@@ -239,6 +239,23 @@ fn main() -> Result<(), Error> {
             other => return Err(bad(other)),
         }
     }
+    if [
+        cfg.embed,
+        cfg.heads,
+        cfg.layers,
+        cfg.batch,
+        cfg.seq_len,
+        cfg.eval_every,
+    ]
+    .contains(&0)
+    {
+        return Err(Error::InvalidArgument {
+            op: "char_transformer",
+            message:
+                "--embed, --heads, --layers, --batch, --seq-len and --eval-every must be at least 1"
+                    .into(),
+        });
+    }
     let dev = if device == "cpu" {
         Device::Cpu
     } else {

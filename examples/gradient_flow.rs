@@ -567,10 +567,10 @@ fn main() -> timeloom::Result<()> {
     for (flag, v) in cli::flags() {
         match flag.as_str() {
             "--device" => device = v,
-            "--hidden" => cli::set(&mut cfg.hidden, &flag, &v),
-            "--seq-len" => cli::set(&mut cfg.seq_len, &flag, &v),
+            "--hidden" => cli::set_count(&mut cfg.hidden, &flag, &v),
+            "--seq-len" => cli::set_count(&mut cfg.seq_len, &flag, &v),
             "--steps" => cli::set(&mut cfg.steps, &flag, &v),
-            "--batch" => cli::set(&mut cfg.batch, &flag, &v),
+            "--batch" => cli::set_count(&mut cfg.batch, &flag, &v),
             "--clip" => cli::set(&mut cfg.clip, &flag, &v),
             "--seed" => cli::set(&mut cfg.seed, &flag, &v),
             "--out" => cfg.out = Some(PathBuf::from(v)),

@@ -110,8 +110,8 @@ fn main() -> Result<(), timeloom::Error> {
         match flag.as_str() {
             "--device" => device = v,
             "--epochs" => cli::set(&mut cfg.epochs, &flag, &v),
-            "--batch" => cli::set(&mut cfg.batch, &flag, &v),
-            "--hidden" => cli::set(&mut cfg.hidden, &flag, &v),
+            "--batch" => cli::set_count(&mut cfg.batch, &flag, &v),
+            "--hidden" => cli::set_count(&mut cfg.hidden, &flag, &v),
             "--lr" => cli::set(&mut cfg.lr, &flag, &v),
             "--seed" => cli::set(&mut cfg.seed, &flag, &v),
             other => cli::unknown(other, "examples/mlp_digits.rs"),

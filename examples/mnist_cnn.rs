@@ -206,7 +206,7 @@ fn main() -> timeloom::Result<()> {
         match flag.as_str() {
             "--device" => device = v,
             "--epochs" => cli::set(&mut cfg.epochs, &flag, &v),
-            "--batch" => cli::set(&mut cfg.batch, &flag, &v),
+            "--batch" => cli::set_count(&mut cfg.batch, &flag, &v),
             "--lr" => cli::set(&mut cfg.lr, &flag, &v),
             "--seed" => cli::set(&mut cfg.seed, &flag, &v),
             "--out" => cfg.out = Some(PathBuf::from(v)),

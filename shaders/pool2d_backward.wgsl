@@ -1,6 +1,6 @@
 // pool2d_backward: dx for pool2d_forward, deterministic without atomics: an invocation owns one
 // input element and sums, in a fixed order, the gradients of every output window that covers it
-// (for max, only the windows whose saved argmax is this element).
+// (for max, only the windows whose saved tap offset ky·kw + kx is this element).
 // Grid: 256 elements per workgroup over N·C·H·W, folded. Needs: common/grid.wgsl.
 
 struct Params {
@@ -11,7 +11,7 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> dy: array<f32>;       // [N·C, OH, OW]
-@group(0) @binding(2) var<storage, read> argmax: array<f32>;   // [N·C, OH, OW] (max only)
+@group(0) @binding(2) var<storage, read> argmax: array<f32>;   // [N·C, OH, OW]: ky·kw + kx (max only)
 @group(0) @binding(3) var<storage, read_write> dx: array<f32>; // [N·C, H, W]
 
 @compute @workgroup_size(256)
@@ -34,12 +34,15 @@ fn pool2d_backward(
     var g = 0.0;
     for (var oy = oy_lo; oy <= iy / i32(p.stride) && oy < i32(p.oh); oy += 1) {
         for (var ox = ox_lo; ox <= ix / i32(p.stride) && ox < i32(p.ow); ox += 1) {
-            if iy - oy * i32(p.stride) >= i32(p.kh) || ix - ox * i32(p.stride) >= i32(p.kw) {
+            // This element's tap inside window (oy, ox).
+            let ky = iy - oy * i32(p.stride);
+            let kx = ix - ox * i32(p.stride);
+            if ky >= i32(p.kh) || kx >= i32(p.kw) {
                 continue;
             }
             let o = (plane * p.oh + u32(oy)) * p.ow + u32(ox);
             if p.max == 1u {
-                if u32(argmax[o]) == at {
+                if u32(argmax[o]) == u32(ky) * p.kw + u32(kx) {
                     g += dy[o];
                 }
             } else {

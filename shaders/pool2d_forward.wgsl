@@ -1,7 +1,10 @@
 // pool2d_forward: max or average pooling over [N, C, H, W] with a kh×kw window, stride and zero
 // padding, as PyTorch's max_pool2d / avg_pool2d (count_include_pad = True). One invocation per
-// output element. Max also saves the flat index h·W + w of the chosen input (the first maximum
-// in row-major window order), which the backward routes the gradient to.
+// output element, visiting only the taps inside the input (a kernel wider than the input costs
+// no more than the input). Max follows PyTorch's rule: the first maximum in row-major window
+// order, except that a NaN always wins (the last NaN), so NaNs propagate as they do in torch.
+// Saves for backward (max only): the tap's offset ky·kw + kx inside the window, exact in f32
+// because the op caps the window area below 2^24.
 // Grid: 256 elements per workgroup over N·C·OH·OW, folded. Needs: common/grid.wgsl.
 
 struct Params {
@@ -13,7 +16,12 @@ struct Params {
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;             // [N·C, H, W]
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;       // [N·C, OH, OW]
-@group(0) @binding(3) var<storage, read_write> argmax: array<f32>;  // [N·C, OH, OW] (max only; exact below 2^24)
+@group(0) @binding(3) var<storage, read_write> argmax: array<f32>;  // [N·C, OH, OW]: ky·kw + kx (max only)
+
+// By the bits: a compiler may assume `v != v` is false.
+fn is_nan(v: f32) -> bool {
+    return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u;
+}
 
 @compute @workgroup_size(256)
 fn pool2d_forward(
@@ -28,23 +36,27 @@ fn pool2d_forward(
     let plane = i / (p.oh * p.ow);
     let oy = (i / p.ow) % p.oh;
     let ox = i % p.ow;
-    var best = bitcast<f32>(0xff800000u);  // -inf
+    // The window's top-left corner in input coordinates; signed, as it may lie in the padding.
+    // The op guarantees every window overlaps the input (padding ≤ kernel / 2).
+    let y0 = i32(oy * p.stride) - i32(p.pad);
+    let x0 = i32(ox * p.stride) - i32(p.pad);
+    let ky_lo = u32(max(-y0, 0));
+    let ky_hi = u32(min(i32(p.kh), i32(p.h) - y0));
+    let kx_lo = u32(max(-x0, 0));
+    let kx_hi = u32(min(i32(p.kw), i32(p.w) - x0));
+    var best = 0.0;
     var best_at = 0u;
-    var sum = 0.0;
-    for (var dy = 0u; dy < p.kh; dy += 1u) {
-        for (var dx = 0u; dx < p.kw; dx += 1u) {
-            // Signed arithmetic: the window may start in the padding.
-            let iy = i32(oy * p.stride + dy) - i32(p.pad);
-            let ix = i32(ox * p.stride + dx) - i32(p.pad);
-            if iy < 0 || ix < 0 || iy >= i32(p.h) || ix >= i32(p.w) {
-                continue;  // padding: -inf for max, 0 for the average
-            }
-            let at = u32(iy) * p.w + u32(ix);
+    var found = false;
+    var sum = 0.0;  // padding adds 0 to the average
+    for (var ky = ky_lo; ky < ky_hi; ky += 1u) {
+        for (var kx = kx_lo; kx < kx_hi; kx += 1u) {
+            let at = u32(y0 + i32(ky)) * p.w + u32(x0 + i32(kx));
             let v = x[p.x_off + plane * p.h * p.w + at];
             sum += v;
-            if v > best {
+            if !found || v > best || is_nan(v) {
                 best = v;
-                best_at = at;
+                best_at = ky * p.kw + kx;
+                found = true;
             }
         }
     }

@@ -30,6 +30,18 @@ pub fn set<T: FromStr>(slot: &mut T, flag: &str, value: &str) {
     }
 }
 
+/// Parses a count that must be at least 1 (a batch size, a width, a beam) into `slot`; exits
+/// with a message naming `flag` for 0 or for what does not parse.
+pub fn set_count(slot: &mut usize, flag: &str, value: &str) {
+    match value.parse::<usize>() {
+        Ok(v) if v >= 1 => *slot = v,
+        _ => {
+            eprintln!("{flag}: `{value}` is not a count of at least 1");
+            std::process::exit(2);
+        }
+    }
+}
+
 /// Exits for a flag the example does not know, pointing at the file that lists its flags.
 pub fn unknown(flag: &str, file: &str) -> ! {
     eprintln!("unknown argument {flag}; see the top of {file}");

@@ -140,6 +140,20 @@ impl Grads<'_> {
         }
     }
 
+    /// Adds a zero gradient to every input that wants one: an op over an empty batch
+    /// contributes nothing, but its parameters still get a gradient, as in PyTorch, so that
+    /// `grad()` is `Some` after every backward that reached them.
+    pub fn add_zeros_to_all(&mut self) -> Result<()> {
+        for i in 0..self.inputs.len() {
+            if self.wants(i) {
+                let input = &self.inputs[i];
+                let zeros = Tensor::zeros(&input.device(), input.shape())?;
+                self.add(i, zeros)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Adds the product `m` to input `i`'s gradient; into a parameter's buffer directly, with
     /// the matmul's β = 1 (or β = 0 for the first gradient of a step): no extra add kernel.
     pub fn add_matmul(&mut self, i: usize, m: Matmul<'_>) -> Result<()> {

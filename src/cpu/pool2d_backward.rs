@@ -15,8 +15,13 @@ pub(crate) fn pool2d_backward<F: Float>(p: &Params, dy: &[F], argmax: &[F], dx: 
             for ox in 0..ow {
                 let o = (plane * oh + oy) * ow + ox;
                 if p.max == 1 {
-                    let at = argmax[o].to_f64() as usize;
-                    dx[plane * hw + at] += dy[o];
+                    // The saved tap offset ky·kw + kx, back to an input pixel.
+                    let tap = argmax[o].to_f64() as i64;
+                    let iy =
+                        oy as i64 * i64::from(p.stride) + tap / i64::from(p.kw) - i64::from(p.pad);
+                    let ix =
+                        ox as i64 * i64::from(p.stride) + tap % i64::from(p.kw) - i64::from(p.pad);
+                    dx[plane * hw + (iy * w + ix) as usize] += dy[o];
                     continue;
                 }
                 for ky in 0..p.kh as i64 {

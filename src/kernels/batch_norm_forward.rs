@@ -159,6 +159,25 @@ mod tests {
         assert_eq!(y.shape(), [2, 3, 0]);
         y.backward_with(&Tensor::zeros(&dev, &[2, 3, 0]).unwrap())
             .unwrap();
+        // With γ and β, they still get a (zero) gradient, as in PyTorch.
+        let gamma = Tensor::from_slice(&dev, &[1.0; 3], &[3])
+            .unwrap()
+            .requires_grad();
+        let beta = Tensor::zeros(&dev, &[3]).unwrap().requires_grad();
+        let y = empty
+            .batch_norm(
+                Some((&r, &Tensor::from_slice(&dev, &[1.0; 3], &[3]).unwrap())),
+                Some((&gamma, &beta)),
+                false,
+                0.1,
+                1e-5,
+            )
+            .unwrap();
+        y.backward_with(&Tensor::zeros(&dev, &[2, 3, 0]).unwrap())
+            .unwrap();
+        for t in [&gamma, &beta] {
+            assert_eq!(t.grad().unwrap().read_blocking().unwrap(), [0.0; 3]);
+        }
         let bad = Tensor::zeros(&dev, &[4]).unwrap();
         assert!(e(x.batch_norm(Some((&r, &bad)), None, false, 0.1, 1e-5)).contains("[3]"));
     }

@@ -422,29 +422,77 @@ mod tests {
         assert_eq!(got, [1, 1, 4, 8, 8, 16, 16, 8, 16, 16, 16]);
     }
 
+    /// Conv1d against a direct 1-D convolution written out here (not against the conv2d call
+    /// it is built from), with stride, padding, dilation, groups and bias, on both devices.
     #[test]
-    fn conv1d_is_conv2d_with_height_one() {
-        let dev = Device::Cpu;
-        let x = Tensor::from_slice(&dev, &randn(5, 2 * 3 * 11), &[2, 3, 11]).unwrap();
-        let w = Tensor::from_slice(&dev, &randn(6, 4 * 3 * 3), &[4, 3, 3]).unwrap();
-        let o = ConvOptions::default().stride(2).padding(1).dilation(2);
-        let y = x.conv1d(&w, None, &o).unwrap();
-        assert_eq!(y.shape(), [2, 4, 5]);
-        let y2 = x
-            .reshape(&[2, 3, 1, 11])
-            .unwrap()
-            .conv2d(
-                &w.reshape(&[4, 3, 1, 3]).unwrap(),
-                None,
-                &ConvOptions {
-                    stride: [1, 2],
-                    padding: [0, 1],
-                    dilation: [1, 2],
-                    groups: 1,
+    fn conv1d_matches_a_direct_one_dimensional_convolution() {
+        let (n, c, l, o, k, g) = (2, 4, 11, 6, 3, 2);
+        let (stride, pad, dil) = (2, 1, 2);
+        let (xs, ws, bs) = (randn(5, n * c * l), randn(6, o * (c / g) * k), randn(7, o));
+        let ol = (l + 2 * pad - dil * (k - 1) - 1) / stride + 1;
+        let mut want = vec![0.0f32; n * o * ol];
+        for (ni, oi, li) in
+            (0..n).flat_map(|a| (0..o).flat_map(move |b| (0..ol).map(move |c| (a, b, c))))
+        {
+            let group = oi / (o / g);
+            let mut acc = f64::from(bs[oi]);
+            for ci in 0..c / g {
+                for ki in 0..k {
+                    // Input position of tap ki, in padded coordinates.
+                    let at = li * stride + ki * dil;
+                    if at < pad || at - pad >= l {
+                        continue;
+                    }
+                    let xv = xs[(ni * c + group * (c / g) + ci) * l + at - pad];
+                    acc += f64::from(ws[(oi * (c / g) + ci) * k + ki]) * f64::from(xv);
+                }
+            }
+            want[(ni * o + oi) * ol + li] = acc as f32;
+        }
+        let opts = ConvOptions::default()
+            .stride(stride)
+            .padding(pad)
+            .dilation(dil)
+            .groups(g);
+        for dev in [Device::Gpu(gpu()), Device::Cpu] {
+            let x = Tensor::from_slice(&dev, &xs, &[n, c, l]).unwrap();
+            let w = Tensor::from_slice(&dev, &ws, &[o, c / g, k]).unwrap();
+            let b = Tensor::from_slice(&dev, &bs, &[o]).unwrap();
+            let y = x.conv1d(&w, Some(&b), &opts).unwrap();
+            assert_eq!(y.shape(), [n, o, ol]);
+            assert_close(
+                &format!("conv1d {dev:?}"),
+                &y.read_blocking().unwrap(),
+                &want,
+                Tol {
+                    abs: 1e-5,
+                    rel: 1e-5,
                 },
-            )
-            .unwrap();
-        assert_eq!(y.read_blocking().unwrap(), y2.read_blocking().unwrap());
+            );
+        }
+    }
+
+    /// An empty batch: an empty output, and zero (not missing) parameter gradients.
+    #[test]
+    fn an_empty_batch_gives_zero_weight_gradients() {
+        for dev in [Device::Gpu(gpu()), Device::Cpu] {
+            let x = Tensor::zeros(&dev, &[0, 3, 5, 5]).unwrap().requires_grad();
+            let w = Tensor::from_slice(&dev, &randn(1, 4 * 27), &[4, 3, 3, 3])
+                .unwrap()
+                .requires_grad();
+            let b = Tensor::from_slice(&dev, &[1.0; 4], &[4])
+                .unwrap()
+                .requires_grad();
+            let y = x.conv2d(&w, Some(&b), &ConvOptions::default()).unwrap();
+            assert_eq!(y.shape(), [0, 4, 3, 3]);
+            y.backward_with(&Tensor::zeros(&dev, &[0, 4, 3, 3]).unwrap())
+                .unwrap();
+            assert_eq!(
+                w.grad().unwrap().read_blocking().unwrap(),
+                vec![0.0; 4 * 27]
+            );
+            assert_eq!(b.grad().unwrap().read_blocking().unwrap(), vec![0.0; 4]);
+        }
     }
 
     #[test]

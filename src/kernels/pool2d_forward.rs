@@ -106,6 +106,82 @@ mod tests {
         }
     }
 
+    /// PyTorch's rule on both devices: a tie goes to the first maximum, a NaN wins (the last
+    /// NaN), an all −inf window picks its first tap, and each gradient lands inside its window.
+    #[test]
+    fn max_pooling_breaks_ties_and_propagates_nan_as_torch_does() {
+        let (inf, nan) = (f32::INFINITY, f32::NAN);
+        #[rustfmt::skip]
+        let x = [
+            1.0, 1.0, nan, -inf, -inf, -inf,
+            0.0, 1.0, nan, -inf, -inf, -inf,
+        ];
+        for dev in [Device::Gpu(gpu()), Device::Cpu] {
+            let xt = Tensor::from_slice(&dev, &x, &[1, 1, 2, 6])
+                .unwrap()
+                .requires_grad();
+            let y = xt.max_pool2d(2, 2, 0).unwrap();
+            let got = y.read_blocking().unwrap();
+            assert!(
+                got[0] == 1.0 && got[1].is_nan() && got[2] == -inf,
+                "{dev:?}: {got:?}"
+            );
+            y.backward_with(&Tensor::from_slice(&dev, &[1.0, 2.0, 3.0], y.shape()).unwrap())
+                .unwrap();
+            let dx = xt.grad().unwrap().read_blocking().unwrap();
+            #[rustfmt::skip]
+            let want = [
+                1.0, 0.0, 0.0, 0.0, 3.0, 0.0,
+                0.0, 0.0, 2.0, 0.0, 0.0, 0.0,
+            ];
+            assert_eq!(dx, want, "{dev:?}");
+        }
+    }
+
+    /// A plane past 2^24 elements, where a flat index saved as f32 would round to a
+    /// neighbour: the winner at row 1, column W − 1 (flat 2^24 + 3) gets its gradient.
+    #[test]
+    fn max_pooling_routes_gradients_on_planes_past_two_to_the_24() {
+        let w = (1 << 23) + 2;
+        let mut x = vec![0.0f32; 2 * w];
+        x[2 * w - 1] = 1.0;
+        for dev in [Device::Gpu(gpu()), Device::Cpu] {
+            let xt = Tensor::from_slice(&dev, &x, &[1, 1, 2, w])
+                .unwrap()
+                .requires_grad();
+            let y = xt.max_pool2d(2, 2, 0).unwrap();
+            assert_eq!(y.shape(), [1, 1, 1, w / 2]);
+            y.sum_all().unwrap().backward().unwrap();
+            let dx = xt.grad().unwrap().read_blocking().unwrap();
+            assert_eq!(dx[2 * w - 1], 1.0, "{dev:?}");
+            assert_eq!(dx.iter().sum::<f32>(), (w / 2) as f32, "{dev:?}");
+        }
+    }
+
+    #[test]
+    fn bad_pooling_arguments_are_typed_errors() {
+        let x = Tensor::zeros(&Device::Gpu(gpu()), &[1, 1, 4, 4]).unwrap();
+        let empty = Tensor::zeros(&Device::Cpu, &[1, 1, 0, 5]).unwrap();
+        for (what, r) in [
+            ("huge stride", x.max_pool2d(2, 1 << 33, 0)),
+            ("huge kernel", x.max_pool2d(65_536, 1, 32_768)),
+            ("huge padding", x.avg_pool2d(2, 1, usize::MAX)),
+            ("padding past half", x.max_pool2d(2, 1, 2)),
+            ("kernel past the input", x.max_pool2d(5, 1, 0)),
+            ("zero stride", x.avg_pool2d(2, 0, 0)),
+            ("empty plane", empty.max_pool2d(2, 1, 1)),
+        ] {
+            match r {
+                Err(crate::Error::InvalidArgument { op, .. }) => {
+                    assert!(op.ends_with("pool2d"), "{what}: {op}")
+                }
+                other => panic!("{what}: {other:?}"),
+            }
+        }
+        let batch0 = Tensor::zeros(&Device::Gpu(gpu()), &[0, 2, 4, 4]).unwrap();
+        assert_eq!(batch0.max_pool2d(2, 2, 0).unwrap().shape(), [0, 2, 2, 2]);
+    }
+
     #[test]
     fn global_average_pooling_is_the_plane_mean_with_its_gradient() {
         for dev in [Device::Gpu(gpu()), Device::Cpu] {

@@ -235,13 +235,18 @@ impl Tensor {
                     b.gpu_raw(),
                     y.gpu_raw(),
                 )?,
-                Storage::Cpu(_) => cpu::conv2d_forward::conv2d_forward(
-                    &p,
-                    &host_read(&x),
-                    &host_read(&w),
-                    &host_read(&b),
-                    &mut host_write(&y),
-                ),
+                Storage::Cpu(_) => {
+                    // Each tensor locked once: without a bias `b` is `w`, and a second read
+                    // lock on one thread can deadlock behind a waiting writer.
+                    let bias = bias.is_some().then(|| host_read(&b));
+                    cpu::conv2d_forward::conv2d_forward(
+                        &p,
+                        &host_read(&x),
+                        &host_read(&w),
+                        bias.as_deref().map_or(&[][..], |v| v),
+                        &mut host_write(&y),
+                    )
+                }
             }
         }
         let mut inputs = vec![self, weight];
@@ -249,7 +254,7 @@ impl Tensor {
         Ok(record(y, op, &inputs, move |grads, dy| {
             let dy = dy.owned()?;
             if dy.numel() == 0 {
-                return Ok(());
+                return grads.add_zeros_to_all();
             }
             if grads.wants(0) {
                 let dx = x.output_like(x.shape(), "conv2d_backward_data")?;

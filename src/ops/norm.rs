@@ -374,7 +374,7 @@ impl Tensor {
         let has_affine = affine.is_some();
         Ok(record(y, op, &inputs, move |grads, dy| {
             if dy.numel() == 0 {
-                return Ok(());
+                return grads.add_zeros_to_all();
             }
             let dy = dy.owned()?;
             let dx = x.output_like(x.shape(), "batch_norm_backward")?;

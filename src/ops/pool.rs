@@ -8,6 +8,10 @@ use crate::kernels::{pool2d_backward, pool2d_forward};
 use crate::ops::u32_of;
 use crate::tensor::{host_read, host_write, Storage, Tensor};
 
+/// The largest pooling window side: the backward finds a max window's winner by its offset
+/// ky·kw + kx, saved as f32, which is exact below 2^24 = 4096².
+pub const MAX_POOL_KERNEL: usize = 4096;
+
 impl Tensor {
     fn pool2d(&self, max: bool, kernel: usize, stride: usize, pad: usize) -> Result<Tensor> {
         let op = if max { "max_pool2d" } else { "avg_pool2d" };
@@ -19,16 +23,30 @@ impl Tensor {
                 got: shape_str(self.shape()),
             });
         };
-        if kernel == 0
-            || stride == 0
-            || 2 * pad > kernel
-            || h + 2 * pad < kernel
-            || w + 2 * pad < kernel
-        {
-            return Err(Error::InvalidArgument {
-                op,
-                message: format!("kernel {kernel}, stride {stride}, padding {pad} do not fit [{h}, {w}]: the kernel must fit the padded input and padding be at most half the kernel"),
-            });
+        let invalid = |message: String| Error::InvalidArgument { op, message };
+        if h == 0 || w == 0 {
+            return Err(invalid(format!(
+                "input {} has an empty plane: pooling needs H and W of at least 1",
+                shape_str(self.shape())
+            )));
+        }
+        if kernel == 0 || stride == 0 || kernel > MAX_POOL_KERNEL {
+            return Err(invalid(format!(
+                "kernel {kernel} and stride {stride}: both must be at least 1 and the kernel at most {MAX_POOL_KERNEL} (for a whole-plane window use global_avg_pool2d)"
+            )));
+        }
+        // The kernels index with signed 32-bit arithmetic; pad ≤ kernel / 2 keeps 2·pad from
+        // overflowing and guarantees every window overlaps the input.
+        let limit = i32::MAX as usize;
+        if pad > kernel / 2 || stride > limit || h + 2 * pad > limit || w + 2 * pad > limit {
+            return Err(invalid(format!(
+                "padding {pad} with kernel {kernel} and stride {stride}: padding must be at most half the kernel and the padded input and stride below 2^31"
+            )));
+        }
+        if h + 2 * pad < kernel || w + 2 * pad < kernel {
+            return Err(invalid(format!(
+                "kernel {kernel} with padding {pad} does not fit the input's [{h}, {w}] plane: pad more or use a smaller kernel"
+            )));
         }
         let (oh, ow) = (
             (h + 2 * pad - kernel) / stride + 1,
