@@ -9,8 +9,10 @@
 //! 2. **The adding problem.** Sequences of T (default 100) pairs (value in [0, 1), marker); two
 //!    markers are 1 and the target is the sum of their values. Each cell gets the same budget
 //!    (steps, batch, Adam), its learning rate tuned on a small grid by validation MSE, and is
-//!    trained with and without gradient-norm clipping. "Accuracy" is the share of validation
-//!    sequences predicted within 0.1 of the target (always answering 1.0 scores about 19%).
+//!    trained with and without gradient-norm clipping at that rate (so the pair differs only
+//!    in the clipping). The numbers reported are on a separate test set, not the one the rate
+//!    was picked on. "Accuracy" is the share of sequences predicted within 0.1 of the target
+//!    (always answering 1.0 scores about 19%, MSE 1/6).
 //!
 //! Initialisation is PyTorch's for every cell, except the LSTM's forget-gate bias, set to 1 as
 //! is standard practice (Jozefowicz et al., 2015); the gradient table also shows the LSTM with
@@ -24,7 +26,7 @@
 //!
 //! ```text
 //! cargo run --release --example gradient_flow -- --device cpu    # the CPU path is faster on lavapipe
-//! cargo run --release --example gradient_flow -- --seq-len 150 --steps 3000 --clip 1.0
+//! cargo run --release --example gradient_flow -- --seq-len 150 --steps 3000 --clip 1.0 --lrs 1e-3,3e-3
 //! ```
 
 use std::fmt::Write as _;
@@ -71,7 +73,7 @@ impl Default for Config {
             radii: vec![0.5, 1.0, 1.5],
             steps: 2000,
             batch: 32,
-            lrs: vec![3e-3, 1e-2],
+            lrs: vec![1e-3, 3e-3, 1e-2],
             clip: 1.0,
             seed: 0,
             out: Some(PathBuf::from("runs/gradient_flow")),
@@ -244,9 +246,15 @@ pub fn gradient_norms(
     // probes[s] perturbs the state entering step s: distance t − s from the end.
     let mut norms = vec![0.0; t];
     for (s, z) in probes.iter().enumerate() {
+        // A probe without a gradient is disconnected from the loss: that is a bug in this
+        // measurement, not a vanished gradient, so it must not read as zero.
         let g = z
             .grad()
-            .map_or(Ok(vec![0.0; batch * hidden]), |g| g.read_blocking())?;
+            .ok_or_else(|| timeloom::Error::InvalidArgument {
+                op: "gradient_norms",
+                message: format!("the probe at step {s} got no gradient"),
+            })?
+            .read_blocking()?;
         let sq: f64 = g.iter().map(|&v| f64::from(v) * f64::from(v)).sum();
         norms[t - s - 1] = (sq / batch as f64).sqrt();
     }
@@ -261,6 +269,8 @@ pub struct Run {
     pub clip: Option<f32>,
     /// (step, validation MSE, validation accuracy), every `eval_every` steps.
     pub curve: Vec<(usize, f32, f32)>,
+    /// (MSE, accuracy) of the final model on the test set (512 sequences never used to choose).
+    pub test: (f32, f32),
 }
 
 impl Run {
@@ -299,24 +309,27 @@ pub fn train(
     let mut data = Rng::new(cfg.seed + 1);
     let (vx, vy) = adding_batch(t, 512, &mut Rng::new(cfg.seed + 2));
     let val_x = Tensor::from_slice(dev, &vx, &[t, 512, 2])?;
+    let (tx, ty) = adding_batch(t, 512, &mut Rng::new(cfg.seed + 4));
+    let test_x = Tensor::from_slice(dev, &tx, &[t, 512, 2])?;
     let eval_every = (cfg.steps / 30).max(1);
     let mut curve = Vec::new();
-    let evaluate = |net: &Net| -> timeloom::Result<(f32, f32)> {
-        let p = no_grad(|| net.forward(&val_x))?.read_blocking()?;
+    let evaluate_on = |net: &Net, val_x: &Tensor, vy: &[f32]| -> timeloom::Result<(f32, f32)> {
+        let p = no_grad(|| net.forward(val_x))?.read_blocking()?;
         let mse = p
             .iter()
-            .zip(&vy)
+            .zip(vy)
             .map(|(a, b)| (a - b) * (a - b))
             .sum::<f32>()
             / vy.len() as f32;
         let acc = p
             .iter()
-            .zip(&vy)
+            .zip(vy)
             .filter(|(a, b)| (*a - *b).abs() < 0.1)
             .count() as f32
             / vy.len() as f32;
         Ok((mse, acc))
     };
+    let evaluate = |net: &Net| evaluate_on(net, &val_x, &vy);
     let (m0, a0) = evaluate(&net)?;
     curve.push((0, m0, a0));
     for step in 1..=cfg.steps {
@@ -331,12 +344,14 @@ pub fn train(
             curve.push((step, m, a));
         }
     }
+    let test = evaluate_on(&net, &test_x, &ty)?;
     Ok((
         Run {
             model,
             lr,
             clip,
             curve,
+            test,
         },
         net,
     ))
@@ -572,6 +587,16 @@ fn main() -> timeloom::Result<()> {
             "--steps" => cli::set(&mut cfg.steps, &flag, &v),
             "--batch" => cli::set_count(&mut cfg.batch, &flag, &v),
             "--clip" => cli::set(&mut cfg.clip, &flag, &v),
+            "--lrs" => {
+                let lrs: Result<Vec<f32>, _> = v.split(',').map(str::parse).collect();
+                match lrs {
+                    Ok(l) if !l.is_empty() => cfg.lrs = l,
+                    _ => {
+                        eprintln!("--lrs: `{v}` is not a comma-separated list of rates");
+                        std::process::exit(2);
+                    }
+                }
+            }
             "--seed" => cli::set(&mut cfg.seed, &flag, &v),
             "--out" => cfg.out = Some(PathBuf::from(v)),
             other => cli::unknown(other, "examples/gradient_flow.rs"),
@@ -598,12 +623,12 @@ fn main() -> timeloom::Result<()> {
         );
         for r in &report.runs {
             println!(
-                "  {:<5} lr {:<6} clip {:<5} val MSE {:.4}  accuracy {:5.1}%",
+                "  {:<5} lr {:<6} clip {:<5} test MSE {:.4}  accuracy {:5.1}%",
                 r.model.name(),
                 r.lr,
                 r.clip.map_or("none".to_string(), |c| c.to_string()),
-                r.final_mse(),
-                r.final_accuracy() * 100.0
+                r.test.0,
+                r.test.1 * 100.0
             );
         }
     }

@@ -409,12 +409,18 @@ impl Seq2Seq {
                     attention[i].push(alpha[i * b.s..(i + 1) * b.s].to_vec());
                 }
                 tokens = next.iter().map(|&v| v as f32).collect();
+                if out.iter().all(|t| t.contains(&EOS)) {
+                    break;
+                }
             }
             Ok((out.iter().map(|t| detokenize(t)).collect(), attention))
         })
     }
 
-    /// Beam search of width `k`, batched over the examples: the best hypothesis of each.
+    /// Beam search of width `k`, batched over the examples: the best hypothesis of each. A
+    /// hypothesis that has emitted EOS is finished: its score stays as it is (the sum of its
+    /// tokens' log-probabilities, EOS included) and it holds its place in the beam until a live
+    /// one scores higher. Decoding stops when every hypothesis has finished, or after OUT_LEN.
     pub fn beam(&self, dev: &Device, b: &Batch, k: usize) -> timeloom::Result<Vec<String>> {
         no_grad(|| {
             let n = b.lengths.len();
@@ -448,6 +454,12 @@ impl Seq2Seq {
                 for e in 0..n {
                     let mut cand: Vec<(f32, usize, usize)> = Vec::new();
                     for r in e * k..(e + 1) * k {
+                        if hyps[r].last() == Some(&EOS) {
+                            // Finished: it carries its score forward unchanged, as one
+                            // candidate, so it competes with the live ones on equal terms.
+                            cand.push((score[r], r, EOS));
+                            continue;
+                        }
                         for (v, &lp) in logp[r * OUT_VOCAB..(r + 1) * OUT_VOCAB].iter().enumerate()
                         {
                             cand.push((score[r] + lp, r, v));
@@ -470,6 +482,9 @@ impl Seq2Seq {
                     .collect();
                 score = new_score;
                 hyps = new_hyps;
+                if hyps.iter().all(|t| t.last() == Some(&EOS)) {
+                    break;
+                }
             }
             Ok((0..n)
                 .map(|e| {
@@ -509,6 +524,9 @@ pub struct Report {
     pub losses: Vec<(usize, f32)>,
     pub greedy_exact: f32,
     pub beam_exact: Option<f32>,
+    /// The share of the first 100 test dates on which a beam of width 1 decodes what greedy
+    /// decoding does (1.0 unless the beam's bookkeeping is wrong).
+    pub beam_one_agrees: f32,
     pub seconds: f64,
 }
 
@@ -578,6 +596,10 @@ pub fn run(cfg: &Config) -> timeloom::Result<Report> {
     } else {
         None
     };
+    let first = &test[..100.min(test.len())];
+    let beam_one = model.beam(dev, &encode_batch(first), 1)?;
+    let beam_one_agrees = beam_one.iter().zip(&greedy).filter(|(b, g)| b == g).count() as f32
+        / first.len().max(1) as f32;
     if !cfg.quiet {
         for ((h, iso), g) in test.iter().zip(&greedy).take(6) {
             println!("  {h:<32} → {g}   (want {iso})");
@@ -592,6 +614,7 @@ pub fn run(cfg: &Config) -> timeloom::Result<Report> {
         losses,
         greedy_exact,
         beam_exact,
+        beam_one_agrees,
         seconds,
     })
 }

@@ -372,6 +372,10 @@ fn seq2seq_translates_held_out_dates() {
         "beam exact match {:?}",
         r.beam_exact
     );
+    assert_eq!(
+        r.beam_one_agrees, 1.0,
+        "a beam of width 1 is greedy decoding"
+    );
     assert!(std::fs::metadata(out.join("attention.png")).unwrap().len() > 100);
     let _ = std::fs::remove_dir_all(out);
 }
