@@ -6,7 +6,7 @@
 // g ← g + λθ (L2; AdamW decays θ directly instead) and g ← g + l1·sign(θ).
 // States: s1, s2 as each rule names them below. Grid: grid-stride over the elements
 // (common/grid.wgsl), folded.
-// Needs: common/grid.wgsl.
+// Needs: common/grid.wgsl, common/float.wgsl.
 
 struct Params {
     numel: u32, algo: u32, step: u32, flags: u32,
@@ -36,11 +36,11 @@ fn optimizer_step(
         if (p.flags & 2u) != 0u {
             g *= clip[1];
         }
-        if (p.flags & 4u) != 0u {
-            g = clamp(g, -p.clip_value, p.clip_value);
+        if (p.flags & 4u) != 0u && !is_nan(g) {
+            g = clamp(g, -p.clip_value, p.clip_value);  // a NaN stays NaN, as in torch
         }
-        if p.algo != 5u {
-            g += p.weight_decay * theta;
+        if p.algo != 5u && p.weight_decay != 0.0 {
+            g += p.weight_decay * theta;  // guarded: 0 · inf would make an inf weight NaN
         }
         g += p.l1 * sign(theta);
         let first = p.step == 1u;
@@ -87,7 +87,7 @@ fn optimizer_step(
             }
             default: {
                 // Adam / AdamW: s1 = m, s2 = v; bias corrections 1 − β^t come from the host.
-                if p.algo == 5u {
+                if p.algo == 5u && p.weight_decay != 0.0 {
                     theta -= p.lr * p.weight_decay * theta;
                 }
                 let m = p.beta1 * s1[i] + (1.0 - p.beta1) * g;

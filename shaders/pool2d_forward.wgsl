@@ -5,7 +5,7 @@
 // order, except that a NaN always wins (the last NaN), so NaNs propagate as they do in torch.
 // Saves for backward (max only): the tap's offset ky·kw + kx inside the window, exact in f32
 // because the op caps the window area below 2^24.
-// Grid: 256 elements per workgroup over N·C·OH·OW, folded. Needs: common/grid.wgsl.
+// Grid: 256 elements per workgroup over N·C·OH·OW, folded. Needs: common/grid.wgsl, common/float.wgsl.
 
 struct Params {
     planes: u32, h: u32, w: u32, oh: u32,
@@ -17,11 +17,6 @@ struct Params {
 @group(0) @binding(1) var<storage, read> x: array<f32>;             // [N·C, H, W]
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;       // [N·C, OH, OW]
 @group(0) @binding(3) var<storage, read_write> argmax: array<f32>;  // [N·C, OH, OW]: ky·kw + kx (max only)
-
-// By the bits: a compiler may assume `v != v` is false.
-fn is_nan(v: f32) -> bool {
-    return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u;
-}
 
 @compute @workgroup_size(256)
 fn pool2d_forward(

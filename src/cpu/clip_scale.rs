@@ -10,5 +10,11 @@ pub(crate) fn clip_scale<F: Float>(p: &Params, partial: &[F], out: &mut [F]) {
     }
     let norm = s.sqrt();
     out[0] = F::from_f64(norm);
-    out[1] = F::from_f64((f64::from(p.max_norm) / (norm + 1e-6)).min(1.0));
+    let ratio = f64::from(p.max_norm) / (norm + 1e-6);
+    // A NaN norm stays NaN, as torch's clamp keeps it (f64::min would drop it).
+    out[1] = F::from_f64(if ratio.is_nan() {
+        ratio
+    } else {
+        ratio.min(1.0)
+    });
 }

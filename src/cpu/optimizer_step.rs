@@ -20,11 +20,11 @@ pub(crate) fn optimizer_step<F: Float>(
         if p.flags & CLIP_SCALE != 0 {
             g = g * clip[1];
         }
-        if p.flags & CLIP_VALUE != 0 {
-            g = g.max(-c(p.clip_value)).min(c(p.clip_value));
+        if p.flags & CLIP_VALUE != 0 && !g.to_f64().is_nan() {
+            g = g.max(-c(p.clip_value)).min(c(p.clip_value)); // a NaN stays NaN, as in torch
         }
-        if p.algo != 5 {
-            g += c(p.weight_decay) * theta;
+        if p.algo != 5 && p.weight_decay != 0.0 {
+            g += c(p.weight_decay) * theta; // guarded: 0 · inf would make an inf weight NaN
         }
         g += c(p.l1) * theta.signum();
         match p.algo {
@@ -70,7 +70,7 @@ pub(crate) fn optimizer_step<F: Float>(
                 theta = theta - lr * delta;
             }
             _ => {
-                if p.algo == 5 {
+                if p.algo == 5 && p.weight_decay != 0.0 {
                     theta = theta - lr * c(p.weight_decay) * theta;
                 }
                 let m = b1 * s1[i] + (F::ONE - b1) * g;

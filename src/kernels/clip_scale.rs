@@ -7,7 +7,7 @@ use crate::error::Result;
 use crate::gpu::pool::RawBuffer;
 use crate::gpu::GpuInner;
 
-pub(crate) const SOURCE: &str = wgsl!("clip_scale", "rows");
+pub(crate) const SOURCE: &str = wgsl!("clip_scale", "rows", "float");
 
 /// Mirrors `struct Params` in shaders/clip_scale.wgsl.
 #[repr(C)]

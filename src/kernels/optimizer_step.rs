@@ -7,7 +7,7 @@ use crate::error::Result;
 use crate::gpu::pool::RawBuffer;
 use crate::gpu::GpuInner;
 
-pub(crate) const SOURCE: &str = wgsl!("optimizer_step", "grid");
+pub(crate) const SOURCE: &str = wgsl!("optimizer_step", "grid", "float");
 
 /// Flag bits of `Params::flags`.
 pub(crate) const NESTEROV: u32 = 1;
@@ -287,5 +287,170 @@ mod tests {
         );
         g2.flush().unwrap();
         assert_eq!(g2.stats().since(&before).submissions, 1);
+    }
+
+    /// Gradient ½·Σ c·θ² → c·θ: a parameter whose gradient is `c ⊙ θ`.
+    fn backprop(theta: &Tensor, c: &Tensor) {
+        theta
+            .square()
+            .unwrap()
+            .mul(c)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .scale(0.5)
+            .unwrap()
+            .backward()
+            .unwrap();
+    }
+
+    /// Clipping by norm and by value on both devices (the CPU twin of clip_scale included): a
+    /// norm under the bound leaves gradients alone, one over it scales them, a NaN gradient
+    /// poisons every clipped update as torch's does, clipping by value keeps NaN, and a
+    /// zero-size parameter takes part without a division by zero.
+    #[test]
+    fn clipping_matches_torch_on_both_devices_with_nan_and_empty_parameters() {
+        for dev in [Device::Gpu(gpu()), Device::Cpu] {
+            let param = |v: &[f32]| {
+                Tensor::from_slice(&dev, v, &[v.len()])
+                    .unwrap()
+                    .requires_grad()
+            };
+            let ones = |n: usize| Tensor::from_slice(&dev, &vec![1.0; n], &[n]).unwrap();
+            // ‖g‖ = 5 under the bound 6: SGD with lr 1 moves θ by exactly g.
+            let (a, empty) = (param(&[3.0, 4.0]), param(&[]));
+            let mut opt = Optimizer::sgd(vec![a.clone(), empty.clone()], 1.0).clip_grad_norm(6.0);
+            opt.zero_grad();
+            backprop(&a, &ones(2));
+            empty
+                .backward_with(&Tensor::zeros(&dev, &[0]).unwrap())
+                .unwrap();
+            assert!(empty.grad().is_some(), "the empty parameter takes part");
+            opt.step().unwrap();
+            assert_eq!(opt.grad_norm().unwrap().read_blocking().unwrap(), [5.0]);
+            assert_eq!(a.read_blocking().unwrap(), [0.0, 0.0], "{dev}: unclipped");
+            // ‖g‖ = 5 over the bound 1: g scaled by 1 / (5 + 1e-6).
+            let a = param(&[3.0, 4.0]);
+            let mut opt = Optimizer::sgd(vec![a.clone()], 1.0).clip_grad_norm(1.0);
+            backprop(&a, &ones(2));
+            opt.step().unwrap();
+            let s = 1.0 / (5.0 + 1e-6);
+            assert_close(
+                &format!("{dev}: clipped"),
+                &a.read_blocking().unwrap(),
+                &[3.0 - 3.0 * s, 4.0 - 4.0 * s],
+                Tol {
+                    abs: 1e-6,
+                    rel: 1e-6,
+                },
+            );
+            // One NaN gradient: every parameter's clipped update is NaN.
+            let (a, b) = (param(&[1.0, 2.0]), param(&[3.0]));
+            let mut opt = Optimizer::sgd(vec![a.clone(), b.clone()], 0.1).clip_grad_norm(1.0);
+            backprop(
+                &a,
+                &Tensor::from_slice(&dev, &[1.0, f32::NAN], &[2]).unwrap(),
+            );
+            backprop(&b, &ones(1));
+            opt.step().unwrap();
+            assert!(b.read_blocking().unwrap()[0].is_nan(), "{dev}: NaN norm");
+            // Clipping by value keeps a NaN and clamps the rest.
+            let a = param(&[1.0, 2.0, -3.0]);
+            let mut opt = Optimizer::sgd(vec![a.clone()], 1.0).clip_grad_value(0.5);
+            let c = Tensor::from_slice(&dev, &[f32::NAN, 0.1, 1.0], &[3]).unwrap();
+            backprop(&a, &c);
+            opt.step().unwrap();
+            let got = a.read_blocking().unwrap();
+            assert!(
+                got[0].is_nan(),
+                "{dev}: clip by value dropped a NaN: {got:?}"
+            );
+            assert_close(
+                &format!("{dev}: clip by value"),
+                &got[1..],
+                &[1.8, -2.5],
+                Tol {
+                    abs: 1e-6,
+                    rel: 1e-6,
+                },
+            );
+        }
+    }
+
+    /// A parameter whose first gradient arrives at the optimizer's third step still gets an
+    /// unbiased first Adam step (lr · sign(g)), as torch.optim's per-parameter step count does.
+    #[test]
+    fn adam_counts_steps_per_parameter() {
+        for dev in [Device::Gpu(gpu()), Device::Cpu] {
+            let (a, late) = (
+                Tensor::from_slice(&dev, &[1.0], &[1])
+                    .unwrap()
+                    .requires_grad(),
+                Tensor::from_slice(&dev, &[2.0], &[1])
+                    .unwrap()
+                    .requires_grad(),
+            );
+            let one = Tensor::from_slice(&dev, &[1.0], &[1]).unwrap();
+            let mut opt = Optimizer::adam(vec![a.clone(), late.clone()], 0.1);
+            for step in 0..3 {
+                opt.zero_grad();
+                backprop(&a, &one);
+                if step == 2 {
+                    backprop(&late, &one);
+                }
+                opt.step().unwrap();
+            }
+            let got = late.read_blocking().unwrap()[0];
+            assert!((got - 1.9).abs() < 1e-5, "{dev}: {got}");
+        }
+    }
+
+    /// Settings torch.optim refuses are errors, and a failed step changes nothing.
+    #[test]
+    fn invalid_settings_and_views_fail_before_any_update() {
+        let dev = Device::Cpu;
+        let w = Tensor::from_slice(&dev, &[1.0, 2.0], &[2])
+            .unwrap()
+            .requires_grad();
+        let one = Tensor::from_slice(&dev, &[1.0, 1.0], &[2]).unwrap();
+        let adam = |b1: f32| Algorithm::Adam {
+            beta1: b1,
+            beta2: 0.999,
+        };
+        let nesterov = Algorithm::Sgd {
+            momentum: 0.0,
+            dampening: 0.0,
+            nesterov: true,
+        };
+        let cases = [
+            Optimizer::sgd(vec![w.clone()], -1.0),
+            Optimizer::sgd(vec![w.clone()], f32::NAN),
+            Optimizer::new(vec![w.clone()], adam(1.0), 1e-3),
+            Optimizer::new(vec![w.clone()], nesterov, 1e-3),
+            Optimizer::adam(vec![w.clone()], 1e-3).eps(-1.0),
+            Optimizer::adam(vec![w.clone()], 1e-3).weight_decay(-0.1),
+            Optimizer::sgd(vec![w.clone()], 0.1).clip_grad_norm(0.0),
+            Optimizer::sgd(vec![w.clone()], 0.1).clip_grad_value(f32::NAN),
+            Optimizer::new(vec![w.clone()], Algorithm::AdaDelta { rho: 1.5 }, 1.0),
+        ];
+        for mut opt in cases {
+            opt.zero_grad();
+            backprop(&w, &one);
+            let e = opt.step().unwrap_err();
+            assert!(matches!(e, crate::Error::InvalidArgument { .. }), "{e}");
+            assert_eq!(opt.steps(), 0);
+        }
+        assert_eq!(w.read_blocking().unwrap(), [1.0, 2.0]);
+        // A view among the parameters: the first parameter is not updated either.
+        let whole = Tensor::from_slice(&dev, &[1.0, 2.0, 3.0], &[3]).unwrap();
+        let view = whole.narrow(0, 1, 2).unwrap().requires_grad();
+        let mut opt = Optimizer::sgd(vec![w.clone(), view.clone()], 0.1);
+        backprop(&w, &one);
+        backprop(&view, &one);
+        assert!(opt.step().is_err());
+        assert_eq!(
+            (opt.steps(), w.read_blocking().unwrap()),
+            (0, vec![1.0, 2.0])
+        );
     }
 }

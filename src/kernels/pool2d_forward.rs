@@ -7,7 +7,7 @@ use crate::error::Result;
 use crate::gpu::pool::RawBuffer;
 use crate::gpu::GpuInner;
 
-pub(crate) const SOURCE: &str = wgsl!("pool2d_forward", "grid");
+pub(crate) const SOURCE: &str = wgsl!("pool2d_forward", "grid", "float");
 
 /// Mirrors `struct Params` in shaders/pool2d_forward.wgsl (and the backward's).
 #[repr(C)]

@@ -285,6 +285,10 @@ impl Optimizer {
 
     /// The state to checkpoint: the optimizer's step count (which drives the schedule) and, per
     /// parameter, its own state (`None` before its first update).
+    ///
+    /// The tensors are the optimizer's own buffers, not copies: the next `step` updates them
+    /// in place. Save or read them before stepping again (as a checkpoint writer does), or
+    /// copy them to keep a snapshot in memory.
     pub fn state(&self) -> (u32, Vec<Option<ParamState>>) {
         (self.step, self.states.clone())
     }
@@ -349,11 +353,27 @@ impl Optimizer {
 
     /// One update of every parameter that received a gradient: at most one dispatch per
     /// parameter, plus P + 1 for clipping by norm.
+    ///
+    /// Settings PyTorch refuses (a negative rate, ε or decay, betas outside [0, 1), Nesterov
+    /// without momentum or with dampening, a clip bound that is not positive) and parameters
+    /// that are views are errors, returned before anything is updated.
     pub fn step(&mut self) -> Result<()> {
+        self.check_settings()?;
+        let grads: Vec<Option<Tensor>> = self.params.iter().map(Tensor::grad).collect();
+        for (i, param) in self.params.iter().enumerate() {
+            if grads[i].is_some() && (!param.is_contiguous() || param.offset != 0) {
+                return Err(Error::InvalidArgument {
+                    op: "Optimizer::step",
+                    message: format!(
+                        "parameter {i} ({}) is a view; parameters must own their storage",
+                        shape_str(param.shape())
+                    ),
+                });
+            }
+        }
         self.step += 1;
         let t = self.step;
         let lr = self.current_lr_for(t - 1);
-        let grads: Vec<Option<Tensor>> = self.params.iter().map(Tensor::grad).collect();
         let clip = match self.clip_norm {
             Some(max_norm) => Some(self.global_norm_scale(&grads, max_norm)?),
             None => None,
@@ -384,15 +404,6 @@ impl Optimizer {
         for (i, g) in grads.iter().enumerate() {
             let Some(g) = g else { continue };
             let param = &self.params[i];
-            if !param.is_contiguous() || param.offset != 0 {
-                return Err(Error::InvalidArgument {
-                    op: "Optimizer::step",
-                    message: format!(
-                        "parameter {i} ({}) is a view; parameters must own their storage",
-                        shape_str(param.shape())
-                    ),
-                });
-            }
             if self.states[i].is_none() {
                 // Each parameter counts its own updates, as torch.optim does: one whose first
                 // gradient arrives late still gets an unbiased first Adam step.
@@ -463,6 +474,85 @@ impl Optimizer {
         Ok(())
     }
 
+    /// The checks torch.optim makes in its constructors, made here because the builders
+    /// return `Self`.
+    fn check_settings(&self) -> Result<()> {
+        let bad = |message: String| {
+            Err(Error::InvalidArgument {
+                op: "Optimizer::step",
+                message,
+            })
+        };
+        // Written so that NaN fails every check.
+        let unit = |v: f32| (0.0..1.0).contains(&v);
+        let nonneg = |v: f32| v >= 0.0;
+        if !(nonneg(self.lr) && self.lr.is_finite()) {
+            return bad(format!(
+                "learning rate {} must be finite and at least 0",
+                self.lr
+            ));
+        }
+        for (name, v) in [
+            ("eps", self.eps),
+            ("weight_decay", self.weight_decay),
+            ("l1", self.l1),
+        ] {
+            if !nonneg(v) {
+                return bad(format!("{name} {v} must be at least 0"));
+            }
+        }
+        for (name, v) in [
+            ("clip_grad_norm", self.clip_norm),
+            ("clip_grad_value", self.clip_value),
+        ] {
+            if let Some(v) = v {
+                if !(nonneg(v) && v != 0.0) {
+                    return bad(format!("{name} {v} must be greater than 0"));
+                }
+            }
+        }
+        match self.algorithm {
+            Algorithm::Sgd {
+                momentum,
+                dampening,
+                nesterov,
+            } => {
+                if !nonneg(momentum) {
+                    return bad(format!("momentum {momentum} must be at least 0"));
+                }
+                if nesterov && (momentum <= 0.0 || dampening != 0.0) {
+                    return bad(format!("Nesterov momentum needs momentum > 0 and dampening 0; got momentum {momentum}, dampening {dampening}"));
+                }
+            }
+            Algorithm::AdaGrad {
+                lr_decay,
+                initial_accumulator_value,
+            } => {
+                if !(nonneg(lr_decay) && nonneg(initial_accumulator_value)) {
+                    return bad(format!("AdaGrad lr_decay {lr_decay} and initial_accumulator_value {initial_accumulator_value} must be at least 0"));
+                }
+            }
+            Algorithm::RmsProp { alpha, momentum } => {
+                if !(nonneg(alpha) && nonneg(momentum)) {
+                    return bad(format!(
+                        "RMSProp alpha {alpha} and momentum {momentum} must be at least 0"
+                    ));
+                }
+            }
+            Algorithm::AdaDelta { rho } => {
+                if !(0.0..=1.0).contains(&rho) {
+                    return bad(format!("AdaDelta rho {rho} must lie in [0, 1]"));
+                }
+            }
+            Algorithm::Adam { beta1, beta2 } | Algorithm::AdamW { beta1, beta2 } => {
+                if !unit(beta1) || !unit(beta2) {
+                    return bad(format!("Adam betas ({beta1}, {beta2}) must lie in [0, 1)"));
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn current_lr_for(&self, k: u32) -> f32 {
         self.lr * self.schedule.factor(k)
     }
@@ -511,6 +601,10 @@ use crate::device::Device;
 impl Tensor {
     /// Writes Σ self² into element `slot` of the contiguous `dst`.
     pub(crate) fn sum_squares_into(&self, dst: &Tensor, slot: usize) -> Result<()> {
+        if self.numel() == 0 {
+            // The reduction kernel splits its length into chunks; there is none to split.
+            return dst.narrow(0, slot, 1)?.fill_view(0.0);
+        }
         let x = self.contiguous()?;
         let n = u32_of(x.numel());
         match (&x.storage, &dst.storage) {
