@@ -36,7 +36,17 @@ fn close(what: &str, got: &[f32], want: &[f32], abs: f32, rel: f32) {
         .iter()
         .zip(want)
         .enumerate()
-        .map(|(i, (g, w))| (i, (g - w).abs() / (abs + rel * w.abs())))
+        // An exact match passes even at a zero bound (0 / 0 would read as a failure).
+        .map(|(i, (g, w))| {
+            (
+                i,
+                if g == w {
+                    0.0
+                } else {
+                    (g - w).abs() / (abs + rel * w.abs())
+                },
+            )
+        })
         .fold(
             (0, 0.0f32),
             |m, x| if x.1 > m.1 || x.1.is_nan() { x } else { m },
@@ -345,6 +355,23 @@ fn multihead_attention_and_sdpa_match_torch_on_both_devices() {
     }
 }
 
+/// Key and value of another shape than the query are refused by name, even when their element
+/// counts match (a reshape alone would have mixed batch entries silently).
+#[test]
+fn multihead_attention_refuses_keys_of_another_shape() {
+    use timeloom::nn::MultiHeadAttention;
+    let dev = Device::Cpu;
+    let mha = MultiHeadAttention::new(&dev, 8, 2, &mut Rng::new(0)).unwrap();
+    let q = Tensor::zeros(&dev, &[6, 2, 8]).unwrap();
+    let k = Tensor::zeros(&dev, &[4, 3, 8]).unwrap();
+    for (arg, (key, value)) in [("key", (&k, &q)), ("value", (&q, &k))] {
+        match mha.forward_qkv(&q, key, value, false, None) {
+            Err(timeloom::Error::ShapeMismatch { arg: a, .. }) => assert_eq!(a, arg),
+            other => panic!("{arg}: {other:?}"),
+        }
+    }
+}
+
 /// Parameters given as views into larger tensors mean the same on both devices (the kernels bind
 /// whole buffers, so views are copied first), and embedding ids that are not whole numbers follow
 /// one rule everywhere.
@@ -363,12 +390,16 @@ fn views_and_fractional_ids_agree_across_devices() {
         let table = Tensor::from_slice(&dev, &Rng::new(3).normals(6 * 3), &[6, 3])
             .unwrap()
             .requires_grad();
-        let ids = Tensor::from_slice(&dev, &[2.5, -0.5, 4.0], &[3]).unwrap();
+        let ids = Tensor::from_slice(&dev, &[2.5, -0.5, 4.0, 5.0], &[4]).unwrap();
         let e = timeloom::embedding(&table.narrow(0, 1, 5).unwrap(), &ids).unwrap();
         let rows = e.read_blocking().unwrap();
         assert!(
             rows[3..6].iter().all(|v| v.is_nan()),
             "id −0.5 is out of range on {dev}"
+        );
+        assert!(
+            rows[9..12].iter().all(|v| v.is_nan()),
+            "id 5 = V is out of range on {dev}"
         );
         e.narrow(0, 0, 1)
             .unwrap()

@@ -137,4 +137,70 @@ mod tests {
             }
         }
     }
+
+    /// A batch entry of length 0 attends to nothing: zeros out of every path (fused on both
+    /// devices, the reference), zero gradients into Q, K and V, and no NaN anywhere; the other
+    /// entry is unaffected. Head dimensions past the register limit fail on both devices.
+    #[test]
+    fn a_zero_length_entry_gives_zeros_and_zero_gradients_on_every_path() {
+        let (len, dim, heads) = (20usize, 12usize, 1usize);
+        let n = 2 * len * dim;
+        let (qv, kv, vv) = (randn(4, n), randn(5, n), randn(6, n));
+        for dev in [Device::Gpu(gpu()), Device::Cpu] {
+            let t = |v: &[f32]| {
+                Tensor::from_slice(&dev, v, &[2, len, dim])
+                    .unwrap()
+                    .requires_grad()
+            };
+            let (q, k, v) = (t(&qv), t(&kv), t(&vv));
+            let l = Tensor::from_slice(&dev, &[len as f32, 0.0], &[2]).unwrap();
+            for causal in [false, true] {
+                let opts = AttentionOptions {
+                    causal,
+                    lengths: Some(&l),
+                    heads,
+                    scale: None,
+                };
+                let o = attention(&q, &k, &v, opts).unwrap();
+                let got = o.read_blocking().unwrap();
+                let reference = attention_reference(&q, &k, &v, causal, Some(&[len, 0]), heads)
+                    .unwrap()
+                    .read_blocking()
+                    .unwrap();
+                assert!(got[len * dim..].iter().all(|&x| x == 0.0), "{dev}: fused");
+                assert!(
+                    reference[len * dim..].iter().all(|&x| x == 0.0),
+                    "{dev}: reference"
+                );
+                assert_close(
+                    &format!("{dev} causal={causal}: fused vs reference"),
+                    &got,
+                    &reference,
+                    Tol {
+                        abs: 1e-5,
+                        rel: 1e-4,
+                    },
+                );
+                for x in [&q, &k, &v] {
+                    x.zero_grad();
+                }
+                o.square().unwrap().sum_all().unwrap().backward().unwrap();
+                for (name, x) in [("q", &q), ("k", &k), ("v", &v)] {
+                    let g = x.grad().unwrap().read_blocking().unwrap();
+                    assert!(g.iter().all(|v| v.is_finite()), "{dev}: d{name} finite");
+                    assert!(
+                        g[len * dim..].iter().all(|&v| v == 0.0),
+                        "{dev}: d{name} zero"
+                    );
+                    assert!(
+                        g[..len * dim].iter().any(|&v| v != 0.0),
+                        "{dev}: d{name} live"
+                    );
+                }
+            }
+            let wide = Tensor::zeros(&dev, &[1, 2, 130]).unwrap();
+            let e = attention(&wide, &wide, &wide, AttentionOptions::default()).unwrap_err();
+            assert!(matches!(e, crate::Error::Unsupported { .. }), "{dev}: {e}");
+        }
+    }
 }

@@ -71,7 +71,9 @@ impl MultiHeadAttention {
 
     /// Attention of `query` over `key`/`value`: [L, B, E] (or batch-first), with an optional
     /// causal mask and per-batch-entry key lengths [B] (f32; keys past them are ignored, like
-    /// PyTorch's `key_padding_mask`).
+    /// PyTorch's `key_padding_mask` with trailing padding). Key and value must have the
+    /// query's shape (S = L). A batch entry of length 0 attends to nothing: its attention
+    /// output is zeros, so the layer returns `out_proj.bias` there (PyTorch returns NaN).
     pub fn forward_qkv(
         &self,
         query: &Tensor,
@@ -96,6 +98,19 @@ impl MultiHeadAttention {
                 got: shape_str(q.shape()),
             });
         };
+        for (arg, t) in [("key", &k), ("value", &v)] {
+            if t.shape() != q.shape() {
+                return Err(Error::ShapeMismatch {
+                    op: "MultiHeadAttention",
+                    arg,
+                    expected: format!(
+                        "the query's {} (the fused kernels attend over as many keys as queries)",
+                        shape_str(query.shape())
+                    ),
+                    got: shape_str(t.shape()),
+                });
+            }
+        }
         let h = self.heads;
         let dh = e / h;
         let project = |x: &Tensor, part: usize| -> Result<Tensor> {

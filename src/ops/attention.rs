@@ -16,7 +16,10 @@ use crate::tensor::{host_read, host_write, Storage, Tensor};
 pub struct AttentionOptions<'a> {
     /// Each query sees only keys at or before its own position.
     pub causal: bool,
-    /// Per batch entry, the number of valid keys ([B], f32); keys past it are masked.
+    /// Per batch entry, the number of valid keys ([B], f32, whole numbers in [0, L]); keys past
+    /// it are masked. Being device data, the values are not checked: a fraction is truncated,
+    /// a value past L counts as L, and a negative or NaN one is a caller's mistake with
+    /// undefined masking.
     pub lengths: Option<&'a Tensor>,
     /// Heads per batch entry: row bh of Q belongs to batch entry bh / heads (default 1).
     pub heads: usize,
@@ -65,6 +68,17 @@ fn check(q: &Tensor, k: &Tensor, v: &Tensor) -> Result<(usize, usize, usize)> {
 /// `q`, `k`, `v` [BH, L, d] with d ≤ 128; result [BH, L, d].
 pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, opts: AttentionOptions<'_>) -> Result<Tensor> {
     let (bh, len, dim) = check(q, k, v)?;
+    // The GPU kernels hold a row in registers; the limit holds on both devices so that a model
+    // that runs on one runs on the other.
+    if dim > fwd::MAX_DIM as usize {
+        return Err(Error::Unsupported {
+            op: "attention",
+            message: format!(
+                "head dimension {dim} is over {}; split heads further",
+                fwd::MAX_DIM
+            ),
+        });
+    }
     let heads = opts.heads.max(1);
     if !bh.is_multiple_of(heads) {
         return Err(Error::InvalidArgument {
@@ -221,5 +235,14 @@ pub fn attention_reference(
         }
     }
     let mask = Tensor::from_slice(&q.device(), &mask, &[bh, len, len])?;
-    scores.add(&mask)?.softmax()?.matmul(v)
+    // A query with no key at all (length 0) gets zeros, as the fused kernels give, not the
+    // uniform average that the softmax of an all-masked row would be.
+    let keep: Vec<f32> = (0..bh * len)
+        .map(|r| {
+            let kv = lengths.map_or(len, |l| l[r / len / heads]);
+            f32::from(u8::from(kv > 0))
+        })
+        .collect();
+    let keep = Tensor::from_slice(&q.device(), &keep, &[bh, len, 1])?;
+    scores.add(&mask)?.softmax()?.matmul(v)?.mul(&keep)
 }
