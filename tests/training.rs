@@ -321,15 +321,24 @@ fn gradient_flow_shows_vanishing_and_bounded_updates_on_the_gpu() {
 
 #[test]
 fn gradient_flow_training_keeps_a_finite_learning_rate_and_records_curves() {
-    // The training half of the example, tiny, on the CPU path. A NaN learning rate stands for a
-    // run that diverged: its MSE is NaN, and the tuning must not keep it (NaN compares false).
+    // The training half of the example, tiny, on the CPU path. A rate of 1e4 stands for a run
+    // that diverges, and the tuning must not keep it; a diverged run's NaN MSE ranks last
+    // (NaN compares false, so a plain `<` would keep it).
+    let diverged = gradient_flow::Run {
+        model: gradient_flow::Model::Rnn,
+        lr: 1.0,
+        clip: None,
+        curve: vec![(0, 0.2, 0.1), (10, f32::NAN, 0.0)],
+        test: (f32::NAN, 0.0),
+    };
+    assert_eq!(diverged.rank_key(), f32::INFINITY);
     let cfg = gradient_flow::Config {
         hidden: 8,
         seq_len: 12,
         radii: vec![],
         steps: 30,
         batch: 8,
-        lrs: vec![f32::NAN, 1e-2],
+        lrs: vec![1e4, 1e-2],
         out: None,
         quiet: true,
         ..gradient_flow::Config::default()
