@@ -477,7 +477,7 @@ impl Tensor {
         }))
     }
 
-    /// Elements `start..start + len` along `axis` (a view).
+    /// Elements `start..start + len` along `axis` (a view), differentiable along any axis.
     pub fn narrow(&self, axis: usize, start: usize, len: usize) -> Result<Tensor> {
         self.check_axis("narrow", axis)?;
         if start
@@ -493,12 +493,6 @@ impl Tensor {
                 ),
             });
         }
-        // The backward writes the gradient into a zero tensor's slice, which must be one
-        // contiguous range: a contiguous tensor narrowed on its first non-unit axis.
-        let slice_is_range = self.is_contiguous() && self.shape[..axis].iter().all(|&n| n == 1);
-        if !slice_is_range {
-            crate::autodiff::refuse_grad("narrow", &[self])?;
-        }
         let mut shape = self.shape.clone();
         shape[axis] = len;
         let out = self.view(
@@ -508,13 +502,24 @@ impl Tensor {
         );
         let full = self.shape.clone();
         Ok(record(out, "narrow", &[self], move |g, dy| {
-            let dx = Tensor::zeros(&dy.device(), &full)?;
-            let inner: usize = full[axis + 1..].iter().product();
-            let slice = dx
-                .reshape(&[dx.numel()])?
-                .narrow(0, start * inner, len * inner)?;
-            slice.axpy_from(dy, 1.0, 0.0)?;
-            g.add(0, dx)
+            // dy written into zeros of the input's shape. With `axis` moved to the front the
+            // slice is one contiguous range of the zero tensor, whatever the axis and however
+            // the input was laid out; the gradient goes back as a view in the input's order.
+            let rank = full.len();
+            let order: Vec<usize> = std::iter::once(axis)
+                .chain((0..rank).filter(|&d| d != axis))
+                .collect();
+            let front: Vec<usize> = order.iter().map(|&d| full[d]).collect();
+            let dx = Tensor::zeros(&dy.device(), &front)?;
+            let inner: usize = front[1..].iter().product();
+            dx.reshape(&[dx.numel()])?
+                .narrow(0, start * inner, len * inner)?
+                .axpy_from(&dy.permute(&order)?, 1.0, 0.0)?;
+            let mut inverse = vec![0; rank];
+            for (i, &a) in order.iter().enumerate() {
+                inverse[a] = i;
+            }
+            g.add(0, dx.permute(&inverse)?)
         }))
     }
 

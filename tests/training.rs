@@ -147,6 +147,103 @@ fn broadcasting_ops_and_losses_have_correct_gradients() {
     check_gradient("col", &col, &loss);
 }
 
+/// max / min over an axis, elementwise maximum / minimum and narrow along inner axes of
+/// contiguous and transposed tensors, against finite differences (values spaced 0.5 apart, so
+/// no step of h = 0.01 changes a winner).
+#[test]
+fn extremes_and_narrow_views_have_correct_gradients() {
+    let dev = Device::Cpu;
+    // A shuffled 0, 0.5, …, 5.5 and another set offset by 0.25: no two values within 0.25.
+    let order = [7.0, 2.0, 11.0, 0.0, 5.0, 9.0, 3.0, 10.0, 1.0, 6.0, 8.0, 4.0];
+    let av: Vec<f32> = order.iter().map(|v| v * 0.5).collect();
+    let bv: Vec<f32> = order.iter().rev().map(|v| v * 0.5 + 0.25).collect();
+    let a = Tensor::from_slice(&dev, &av, &[3, 4])
+        .unwrap()
+        .requires_grad();
+    let b = Tensor::from_slice(&dev, &bv, &[3, 4])
+        .unwrap()
+        .requires_grad();
+    let row = Tensor::from_slice(&dev, &[1.25, 2.75, 0.75, 4.25], &[4])
+        .unwrap()
+        .requires_grad();
+    let loss = || {
+        let sum = |t: Tensor| t.sum_all().unwrap();
+        let terms = [
+            sum(a.max(1).unwrap().square().unwrap()),
+            sum(a.min(0).unwrap().scale(2.0).unwrap()),
+            sum(a.maximum(&b).unwrap().square().unwrap()),
+            sum(a.minimum(&row).unwrap().scale(3.0).unwrap()),
+            sum(a.narrow(1, 1, 2).unwrap().square().unwrap()),
+            sum(a
+                .transpose(0, 1)
+                .unwrap()
+                .narrow(1, 1, 2)
+                .unwrap()
+                .scale(5.0)
+                .unwrap()),
+            sum(b
+                .narrow(0, 2, 1)
+                .unwrap()
+                .narrow(1, 3, 1)
+                .unwrap()
+                .square()
+                .unwrap()),
+        ];
+        terms
+            .iter()
+            .skip(1)
+            .fold(terms[0].clone(), |acc, t| acc.add(t).unwrap())
+    };
+    check_gradient("a", &a, &loss);
+    check_gradient("b", &b, &loss);
+    check_gradient("row", &row, &loss);
+}
+
+/// Ties, as torch defines them, on both devices: amax-style reductions share the gradient
+/// among the tied elements, maximum / minimum split it in half.
+#[test]
+fn tied_extremes_share_their_gradient_as_torch_does() {
+    for dev in [gpu(), Device::Cpu] {
+        let t = |v: &[f32]| {
+            Tensor::from_slice(&dev, v, &[v.len()])
+                .unwrap()
+                .requires_grad()
+        };
+        let x = t(&[1.0, 3.0, 3.0, 2.0]);
+        x.max(0).unwrap().backward().unwrap();
+        assert_eq!(
+            x.grad().unwrap().read_blocking().unwrap(),
+            [0.0, 0.5, 0.5, 0.0]
+        );
+        let x = t(&[2.0, -1.0, -1.0, -1.0]);
+        x.min(0).unwrap().backward().unwrap();
+        let third = 1.0 / 3.0;
+        let g = x.grad().unwrap().read_blocking().unwrap();
+        assert!(
+            g[0] == 0.0 && g[1..].iter().all(|v| (v - third).abs() < 1e-7),
+            "{g:?}"
+        );
+        let (a, b) = (t(&[1.0, 2.0, 5.0]), t(&[1.0, 3.0, 4.0]));
+        a.maximum(&b)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        assert_eq!(a.grad().unwrap().read_blocking().unwrap(), [0.5, 0.0, 1.0]);
+        assert_eq!(b.grad().unwrap().read_blocking().unwrap(), [0.5, 1.0, 0.0]);
+        let (a, b) = (t(&[1.0, 2.0, 5.0]), t(&[1.0, 3.0, 4.0]));
+        a.minimum(&b)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        assert_eq!(a.grad().unwrap().read_blocking().unwrap(), [0.5, 1.0, 0.0]);
+        assert_eq!(b.grad().unwrap().read_blocking().unwrap(), [0.5, 0.0, 1.0]);
+    }
+}
+
 #[test]
 fn gpu_gradients_equal_cpu_gradients_for_a_training_step() {
     let mut out = Vec::new();

@@ -91,17 +91,6 @@ pub(crate) fn record(
     out
 }
 
-/// `Err(Unsupported)` when `t` tracks gradients but `op` has no backward yet.
-pub(crate) fn refuse_grad(op: &'static str, inputs: &[&Tensor]) -> Result<()> {
-    if is_grad_enabled() && inputs.iter().any(|t| t.autograd.is_some()) {
-        return Err(Error::Unsupported {
-            op,
-            message: "has no backward yet; call it on a detached tensor or inside `no_grad`".into(),
-        });
-    }
-    Ok(())
-}
-
 /// What a backward closure uses to hand gradients to its op's inputs.
 pub(crate) struct Grads<'a> {
     inputs: &'a [Tensor],

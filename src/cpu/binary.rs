@@ -10,6 +10,13 @@ fn binary_op<F: Float>(u: F, v: F, op: u32) -> F {
         3 => u / v,
         4 => u.max(v),
         5 => u.min(v),
+        6 => {
+            if u == v {
+                F::ONE
+            } else {
+                F::ZERO
+            }
+        }
         _ => u + v,
     }
 }

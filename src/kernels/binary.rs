@@ -19,17 +19,20 @@ pub enum BinaryOp {
     Div = 3,
     Max = 4,
     Min = 5,
+    /// 1 where a == b, else 0 (not differentiable: a mask).
+    Eq = 6,
 }
 
 impl BinaryOp {
     #[cfg(test)]
-    pub const ALL: [BinaryOp; 6] = [
+    pub const ALL: [BinaryOp; 7] = [
         BinaryOp::Add,
         BinaryOp::Sub,
         BinaryOp::Mul,
         BinaryOp::Div,
         BinaryOp::Max,
         BinaryOp::Min,
+        BinaryOp::Eq,
     ];
 
     pub fn name(self) -> &'static str {
@@ -40,6 +43,7 @@ impl BinaryOp {
             BinaryOp::Div => "div",
             BinaryOp::Max => "maximum",
             BinaryOp::Min => "minimum",
+            BinaryOp::Eq => "eq",
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Elementwise ops: unary maps (activations, math, affine, fill, strided copy) and binary maps
 //! with NumPy broadcasting.
 
-use crate::autodiff::{record, refuse_grad};
+use crate::autodiff::record;
 use crate::cpu;
 use crate::error::{shape_str, Error, Result};
 use crate::kernels::binary::{self, BinaryOp};
@@ -305,9 +305,6 @@ impl Tensor {
     /// y = f(self, rhs) with broadcasting into a fresh contiguous tensor.
     pub(crate) fn binary_op(&self, rhs: &Tensor, op: BinaryOp) -> Result<Tensor> {
         same_device(op.name(), "rhs", self, rhs)?;
-        if matches!(op, BinaryOp::Max | BinaryOp::Min) {
-            refuse_grad(op.name(), &[self, rhs])?;
-        }
         let shape = broadcast_shape(op.name(), &self.shape, &rhs.shape)?;
         let y = self.output_like(&shape, op.name())?;
         let contiguous = self.shape == shape
@@ -343,7 +340,10 @@ impl Tensor {
                 cpu::binary::binary(&p, &host_read(self), &host_read(rhs), &mut host_write(&y))
             }
         }
-        let (a, b) = (self.detach(), rhs.detach());
+        if op == BinaryOp::Eq {
+            return Ok(y); // a mask: no gradient flows through it
+        }
+        let (a, b, out) = (self.detach(), rhs.detach(), y.detach());
         Ok(record(y, op.name(), &[self, rhs], move |g, dy| {
             let (da, db) = match op {
                 BinaryOp::Add => (dy.clone(), dy.clone()),
@@ -361,7 +361,17 @@ impl Tensor {
                         dy.clone()
                     },
                 ),
-                BinaryOp::Max | BinaryOp::Min => unreachable!("refused above"),
+                BinaryOp::Max | BinaryOp::Min => {
+                    // As torch.maximum / minimum: the gradient goes to the input that won, and
+                    // a tie splits it in half between them.
+                    let (wa, wb) = (
+                        out.binary_op(&a, BinaryOp::Eq)?,
+                        out.binary_op(&b, BinaryOp::Eq)?,
+                    );
+                    let share = dy.div(&wa.add(&wb)?)?;
+                    (share.mul(&wa)?, share.mul(&wb)?)
+                }
+                BinaryOp::Eq => unreachable!("returned above"),
             };
             if g.wants(0) {
                 g.add(0, da.sum_to(a.shape())?)?;
@@ -389,11 +399,12 @@ impl Tensor {
     pub fn div(&self, rhs: &Tensor) -> Result<Tensor> {
         self.binary_op(rhs, BinaryOp::Div)
     }
-    /// Elementwise maximum, broadcasting.
+    /// Elementwise maximum, broadcasting. Differentiable as `torch.maximum`: the gradient goes
+    /// to the larger input, split in half on a tie.
     pub fn maximum(&self, rhs: &Tensor) -> Result<Tensor> {
         self.binary_op(rhs, BinaryOp::Max)
     }
-    /// Elementwise minimum, broadcasting.
+    /// Elementwise minimum, broadcasting; its gradient as [`Tensor::maximum`]'s.
     pub fn minimum(&self, rhs: &Tensor) -> Result<Tensor> {
         self.binary_op(rhs, BinaryOp::Min)
     }

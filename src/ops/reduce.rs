@@ -1,8 +1,9 @@
 //! Reductions over one axis: sum, mean, sum of squares, max, min; and over all elements.
 
-use crate::autodiff::{record, refuse_grad};
+use crate::autodiff::record;
 use crate::cpu;
 use crate::error::{shape_str, Error, Result};
+use crate::kernels::binary::BinaryOp;
 use crate::kernels::reduce::{self, ReduceOp};
 use crate::ops::u32_of;
 use crate::tensor::{host_read, host_write, Storage, Tensor};
@@ -34,9 +35,6 @@ impl Tensor {
                     shape_str(&self.shape)
                 ),
             });
-        }
-        if matches!(op, ReduceOp::Max | ReduceOp::Min) {
-            refuse_grad(name, &[self])?;
         }
         let x = self.contiguous()?.detach();
         let outer: usize = self.shape[..axis].iter().product();
@@ -76,6 +74,7 @@ impl Tensor {
             }
         }
         let in_shape = self.shape.clone();
+        let out = y.detach();
         Ok(record(y, name, &[self], move |g, dy| {
             // dy has the input's shape less `axis`: put the axis back as 1 and broadcast.
             let mut keep = in_shape.clone();
@@ -83,6 +82,13 @@ impl Tensor {
             let spread = dy.reshape(&keep)?.expand(&in_shape)?;
             let dx = match op {
                 ReduceOp::SumSquares => spread.mul(&x)?.scale(2.0)?,
+                ReduceOp::Max | ReduceOp::Min => {
+                    // As torch.amax / amin: the elements equal to the extreme share the
+                    // gradient equally (one winner takes it all).
+                    let winners = x.binary_op(&out.reshape(&keep)?, BinaryOp::Eq)?;
+                    let count = winners.sum(axis)?.reshape(&keep)?;
+                    spread.mul(&winners)?.div(&count)?
+                }
                 _ if scale != 1.0 => spread.scale(scale)?,
                 _ => spread,
             };
@@ -102,11 +108,12 @@ impl Tensor {
     pub fn sum_squares(&self, axis: usize) -> Result<Tensor> {
         self.reduce_op(axis, ReduceOp::SumSquares, false, "sum_squares")
     }
-    /// Maximum over `axis`, which is removed from the shape.
+    /// Maximum over `axis`, which is removed from the shape. Differentiable as `torch.amax`:
+    /// elements tied for the maximum share its gradient equally.
     pub fn max(&self, axis: usize) -> Result<Tensor> {
         self.reduce_op(axis, ReduceOp::Max, false, "max")
     }
-    /// Minimum over `axis`, which is removed from the shape.
+    /// Minimum over `axis`, which is removed from the shape; its gradient as [`Tensor::max`]'s.
     pub fn min(&self, axis: usize) -> Result<Tensor> {
         self.reduce_op(axis, ReduceOp::Min, false, "min")
     }
