@@ -3,7 +3,7 @@
 // workgroup memory BR rows at a time and recomputing the probabilities from the saved
 // log-sum-exp: p = exp(scale·q_i·k_j − lse_i), dV_j += p·dO_i, ds = p·(dO_i·v_j − D_i),
 // dK_j += scale·ds·q_i, with D_i = rowsum(dO_i ⊙ O_i) precomputed.
-// Grid: x = ceil(L / WG), y = BH. Needs: common/grid.wgsl.
+// Grid: x = ceil(L / WG), y·z = BH (folded past 65,535). Needs: common/grid.wgsl.
 
 override HEAD_DIM: u32 = 64u;
 override WG: u32 = 64u;
@@ -27,9 +27,13 @@ var<workgroup> do_tile: array<f32, 1920>;  // [BR][HEAD_DIM]
 @compute @workgroup_size(WG)
 fn attention_backward_kv(
     @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lindex: u32,
 ) {
-    let bh = wid.y;
+    let bh = folded_row(wid, nwg);
+    if bh >= p.bh {
+        return;
+    }
     let j = wid.x * WG + lindex;
     let kv_len = min(p.len, u32(lengths[bh / p.heads]));
     let key_ok = j < kv_len;

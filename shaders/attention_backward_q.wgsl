@@ -1,7 +1,7 @@
 // attention_backward_q: dQ of fused attention: an invocation owns one query i and streams K and V
 // through workgroup memory BC keys at a time: p = exp(scale·q_i·k_j − lse_i),
 // ds = p·(dO_i·v_j − D_i), dQ_i = scale·Σ_j ds·k_j. Deterministic (a fixed order, no atomics).
-// Grid: x = ceil(L / WG), y = BH. Needs: common/grid.wgsl.
+// Grid: x = ceil(L / WG), y·z = BH (folded past 65,535). Needs: common/grid.wgsl.
 
 override HEAD_DIM: u32 = 64u;
 override WG: u32 = 64u;
@@ -25,9 +25,13 @@ var<workgroup> v_tile: array<f32, 1920>;  // [BC][HEAD_DIM]
 @compute @workgroup_size(WG)
 fn attention_backward_q(
     @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lindex: u32,
 ) {
-    let bh = wid.y;
+    let bh = folded_row(wid, nwg);
+    if bh >= p.bh {
+        return;
+    }
     let i = wid.x * WG + lindex;
     let row_ok = i < p.len;
     let kv_len = min(p.len, u32(lengths[bh / p.heads]));

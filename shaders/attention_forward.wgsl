@@ -5,14 +5,14 @@
 // last query are skipped) and key padding (keys at or past the sequence's length).
 // Q, K, V, O: [BH, L, HEAD_DIM] contiguous; lengths [B] with B = BH / heads.
 // Saves for backward: lse[bh, i] = max + log(sum) of the row's scaled, masked scores.
-// Grid: x = ceil(L / WG), y = BH. Needs: common/grid.wgsl.
+// Grid: x = ceil(L / WG), y·z = BH (folded past 65,535). Needs: common/grid.wgsl.
 
 override HEAD_DIM: u32 = 64u;
 override WG: u32 = 64u;
 const MAX_DIM: u32 = 128u;
 const BC: u32 = 15u;  // keys per tile: 2 · BC · MAX_DIM floats = 15 KiB, inside every device's limit
 
-struct Params { len: u32, heads: u32, causal: u32, scale: f32, q_off: u32, k_off: u32, v_off: u32, _pad: u32 }
+struct Params { len: u32, heads: u32, causal: u32, scale: f32, q_off: u32, k_off: u32, v_off: u32, bh: u32 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> q: array<f32>;           // [BH, L, D]
@@ -28,9 +28,13 @@ var<workgroup> v_tile: array<f32, 1920>;  // [BC][HEAD_DIM]
 @compute @workgroup_size(WG)
 fn attention_forward(
     @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lindex: u32,
 ) {
-    let bh = wid.y;
+    let bh = folded_row(wid, nwg);
+    if bh >= p.bh {
+        return;
+    }
     let i = wid.x * WG + lindex;
     let row_ok = i < p.len;
     let kv_len = min(p.len, u32(lengths[bh / p.heads]));

@@ -3,7 +3,7 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::attention_forward::{MAX_DIM, WG};
-use super::{wgsl, Kernel};
+use super::{fold_rows, max_grid, wgsl, Kernel};
 use crate::error::{Error, Result};
 use crate::gpu::encoder::Dispatch;
 use crate::gpu::pool::RawBuffer;
@@ -54,7 +54,7 @@ pub(crate) fn record(
         overrides: &[("HEAD_DIM", f64::from(head_dim)), ("WG", f64::from(WG))],
         params: bytemuck::bytes_of(p),
         buffers: &[b.q, b.k, b.v, b.d_o, b.stats, b.lengths, b.out],
-        workgroups: [p.len.div_ceil(WG), p.bh, 1],
+        workgroups: fold_rows("attention", p.len.div_ceil(WG), p.bh, max_grid(gpu))?,
     })
 }
 

@@ -2,7 +2,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{wgsl, Kernel};
+use super::{fold_rows, max_grid, wgsl, Kernel};
 use crate::error::{Error, Result};
 use crate::gpu::encoder::Dispatch;
 use crate::gpu::pool::RawBuffer;
@@ -28,7 +28,8 @@ pub struct Params {
     pub q_off: u32,
     pub k_off: u32,
     pub v_off: u32,
-    pub _pad: u32,
+    /// BH, the rows of Q (the folded grid may hold more).
+    pub bh: u32,
 }
 const _: () = assert!(std::mem::size_of::<Params>().is_multiple_of(16));
 
@@ -60,7 +61,7 @@ pub(crate) fn record(
         overrides: &[("HEAD_DIM", f64::from(head_dim)), ("WG", f64::from(WG))],
         params: bytemuck::bytes_of(p),
         buffers: &[b.q, b.k, b.v, b.lengths, b.o, b.lse],
-        workgroups: [p.len.div_ceil(WG), bh, 1],
+        workgroups: fold_rows("attention", p.len.div_ceil(WG), bh, max_grid(gpu))?,
     })
 }
 
@@ -202,5 +203,43 @@ mod tests {
             let e = attention(&wide, &wide, &wide, AttentionOptions::default()).unwrap_err();
             assert!(matches!(e, crate::Error::Unsupported { .. }), "{dev}: {e}");
         }
+    }
+
+    /// B·H past the 65,535 workgroups a grid dimension allows: the rows fold into y and z, and
+    /// the forward and both backward kernels agree with the CPU path on every row.
+    #[test]
+    fn more_rows_than_one_grid_dimension_holds() {
+        let (bh, len, dim) = (65_537usize, 2usize, 1usize);
+        let n = bh * len * dim;
+        let (qv, kv, vv) = (randn(7, n), randn(8, n), randn(9, n));
+        let mut out = Vec::new();
+        for dev in [Device::Gpu(gpu()), Device::Cpu] {
+            let t = |v: &[f32]| {
+                Tensor::from_slice(&dev, v, &[bh, len, dim])
+                    .unwrap()
+                    .requires_grad()
+            };
+            let (q, k, v) = (t(&qv), t(&kv), t(&vv));
+            let opts = AttentionOptions {
+                causal: true,
+                ..AttentionOptions::default()
+            };
+            let o = attention(&q, &k, &v, opts).unwrap();
+            o.square().unwrap().sum_all().unwrap().backward().unwrap();
+            let mut r = o.read_blocking().unwrap();
+            for x in [&q, &k, &v] {
+                r.extend(x.grad().unwrap().read_blocking().unwrap());
+            }
+            out.push(r);
+        }
+        assert_close(
+            "attention over 65,537 rows",
+            &out[0],
+            &out[1],
+            Tol {
+                abs: 1e-5,
+                rel: 1e-4,
+            },
+        );
     }
 }

@@ -260,6 +260,28 @@ pub(crate) fn fold_grid(op: &'static str, workgroups: u64, max: u32) -> Result<[
     Ok([max, y as u32, 1])
 }
 
+/// The largest workgroup count per grid dimension.
+pub(crate) fn max_grid(gpu: &GpuInner) -> u32 {
+    gpu.limits.max_compute_workgroups_per_dimension
+}
+
+/// A grid of `x` workgroups for each of `rows` rows, the rows folded into y and z past the
+/// dimension limit (`folded_row` in shaders/common/grid.wgsl recovers the row).
+pub(crate) fn fold_rows(op: &'static str, x: u32, rows: u32, max: u32) -> Result<[u32; 3]> {
+    let y = rows.min(max).max(1);
+    let z = rows.div_ceil(y);
+    if x > max || z > max {
+        return Err(Error::TooLarge {
+            op,
+            what: format!("a grid of {x} × {rows} workgroups"),
+            bytes: u64::from(x) * u64::from(rows),
+            limit: u64::from(max) * u64::from(max),
+            limit_name: "max_compute_workgroups_per_dimension",
+        });
+    }
+    Ok([x, y, z])
+}
+
 /// Records `kernel` over `workgroups` workgroups, folded into x and y past the dimension limit.
 fn record_grid(
     gpu: &GpuInner,

@@ -114,7 +114,7 @@ pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, opts: AttentionOptions<'_>)
         q_off: u32_of(qc.offset),
         k_off: u32_of(kc.offset),
         v_off: u32_of(vc.offset),
-        _pad: 0,
+        bh: u32_of(bh),
     };
     match &qc.storage {
         Storage::Gpu(s) => {
