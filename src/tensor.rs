@@ -91,10 +91,14 @@ pub(crate) fn checked_numel(op: &'static str, shape: &[usize]) -> Result<usize> 
             ),
         });
     }
+    // The product of the non-zero dimensions bounds every stride, so an empty tensor such as
+    // [0, 2^32, 2^32] cannot overflow its strides either.
     let numel = shape
         .iter()
+        .filter(|&&d| d != 0)
         .try_fold(1usize, |acc, &d| acc.checked_mul(d))
         .filter(|&n| n <= u32::MAX as usize)
+        .map(|n| if shape.contains(&0) { 0 } else { n })
         .ok_or_else(|| Error::TooLarge {
             op,
             what: format!("tensor {}", shape_str(shape)),
@@ -263,6 +267,19 @@ impl Tensor {
                 got: format!("{} ({numel} elements)", shape_str(shape)),
             });
         }
+        // Kernels index elements with u32 from the start of the buffer.
+        if (offset + bytes) / 4 > u64::from(u32::MAX) {
+            return Err(Error::TooLarge {
+                op,
+                what: format!(
+                    "elements up to byte {} of the application's buffer",
+                    offset + bytes
+                ),
+                bytes: offset + bytes,
+                limit: u64::from(u32::MAX) * 4,
+                limit_name: "2^32 elements from the buffer's start (u32 indices)",
+            });
+        }
         let limit = gpu.limits().max_storage_buffer_binding_size;
         if buffer.size() > limit {
             return Err(Error::TooLarge {
@@ -296,6 +313,10 @@ impl Tensor {
     /// for binding in the application's own pipelines: no copy. `None` on the CPU or for a
     /// non-contiguous view (call [`Tensor::contiguous`] first). Call [`Gpu::flush`] before the
     /// application submits work that reads it, so timeloom's writes come first in the queue.
+    ///
+    /// The buffer holds this tensor's values only while the tensor (or a clone of it) lives:
+    /// once the last one drops, the engine's pool may hand the buffer to the next op's output.
+    /// Keep the tensor alive as long as the application reads the buffer.
     pub fn wgpu_buffer(&self) -> Option<(wgpu::Buffer, u64, u64)> {
         if !self.is_contiguous() {
             return None;

@@ -101,6 +101,8 @@ mod counters {
             "the read submits its copy"
         );
         assert_eq!(v.len(), 64);
+        // Snapshots in the wrong order saturate at zero instead of panicking.
+        assert_eq!(before.since(&gpu.stats()).submissions, 0);
     }
 
     #[test]
@@ -190,6 +192,17 @@ mod errors {
         assert_eq!(
             empty.relu().unwrap().read_blocking().unwrap(),
             Vec::<f32>::new()
+        );
+        // An empty tensor whose other dimensions would overflow its strides is refused.
+        assert!(matches!(
+            Tensor::zeros(&Device::Cpu, &[0, 1 << 32, 1 << 32]),
+            Err(Error::TooLarge { .. })
+        ));
+        assert_eq!(
+            Tensor::zeros(&Device::Cpu, &[0, 1 << 16, 1 << 15])
+                .unwrap()
+                .numel(),
+            0
         );
     }
 

@@ -460,15 +460,16 @@ impl GpuInner {
     /// Blocks until the submission `index` (or everything) has finished.
     pub(crate) fn wait(&self, index: Option<wgpu::SubmissionIndex>) -> Result<()> {
         Counters::add(&self.counters.blocking_waits, 1);
-        self.device
-            .poll(wgpu::PollType::Wait {
-                submission_index: index,
-                timeout: None,
-            })
-            .map_err(|e| Error::Gpu {
-                message: format!("waiting for the device failed: {e}"),
-            })?;
-        self.check_fault()
+        let polled = self.device.poll(wgpu::PollType::Wait {
+            submission_index: index,
+            timeout: None,
+        });
+        // A lost device makes the poll fail too: report the loss, which says what to do.
+        self.check_fault()?;
+        polled.map_err(|e| Error::Gpu {
+            message: format!("waiting for the device failed: {e}"),
+        })?;
+        Ok(())
     }
 
     /// A storage buffer for a kernel to write: may be one released earlier in this very batch.

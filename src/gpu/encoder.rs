@@ -20,6 +20,9 @@ use crate::kernels::Kernel;
 /// Bytes of one parameter slot; every kernel's `Params` fits in it.
 pub(crate) const PARAM_SLOT: u64 = 256;
 const INITIAL_ARENA: u64 = 64 * 1024;
+/// The arena stops growing here (16,384 dispatches a batch); a longer batch is split into
+/// several submissions instead, so a loop that never reads cannot grow it without bound.
+const MAX_ARENA: u64 = 4 << 20;
 /// Above this many cached bind groups the cache starts over (stale keys are never hit again).
 const MAX_BIND_GROUPS: usize = 4096;
 /// Cache key: layout id, arena generation, then the ids of the bound buffers (0 = unused).
@@ -127,8 +130,9 @@ impl GpuInner {
 
         let mut p = lock(&self.pending);
         if p.params.len() as u64 + PARAM_SLOT > p.arena_capacity {
-            // The arena is full: submit what is recorded and grow it, so the next batch fits.
-            p.grow_arena_to = p.arena_capacity * 2;
+            // The arena is full: submit what is recorded and grow it (up to MAX_ARENA), so the
+            // next batch fits.
+            p.grow_arena_to = (p.arena_capacity * 2).min(MAX_ARENA);
             self.flush_locked(&mut p);
         }
         let offset = p.params.len() as u32;

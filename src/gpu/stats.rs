@@ -39,21 +39,28 @@ pub struct Stats {
 }
 
 impl Stats {
-    /// What happened between `earlier` and `self`; resident sizes stay as in `self`.
+    /// What happened between `earlier` and `self`; resident sizes stay as in `self`. Counters
+    /// saturate at 0, so snapshots passed in the wrong order give zeros rather than a panic.
     pub fn since(&self, earlier: &Stats) -> Stats {
         Stats {
-            dispatches: self.dispatches - earlier.dispatches,
-            submissions: self.submissions - earlier.submissions,
-            passes: self.passes - earlier.passes,
-            pipeline_compiles: self.pipeline_compiles - earlier.pipeline_compiles,
-            bind_groups_created: self.bind_groups_created - earlier.bind_groups_created,
-            pool_hits: self.pool_hits - earlier.pool_hits,
-            pool_misses: self.pool_misses - earlier.pool_misses,
+            dispatches: self.dispatches.saturating_sub(earlier.dispatches),
+            submissions: self.submissions.saturating_sub(earlier.submissions),
+            passes: self.passes.saturating_sub(earlier.passes),
+            pipeline_compiles: self
+                .pipeline_compiles
+                .saturating_sub(earlier.pipeline_compiles),
+            bind_groups_created: self
+                .bind_groups_created
+                .saturating_sub(earlier.bind_groups_created),
+            pool_hits: self.pool_hits.saturating_sub(earlier.pool_hits),
+            pool_misses: self.pool_misses.saturating_sub(earlier.pool_misses),
             bytes_resident: self.bytes_resident,
             buffers_resident: self.buffers_resident,
-            bytes_uploaded: self.bytes_uploaded - earlier.bytes_uploaded,
-            bytes_downloaded: self.bytes_downloaded - earlier.bytes_downloaded,
-            blocking_waits: self.blocking_waits - earlier.blocking_waits,
+            bytes_uploaded: self.bytes_uploaded.saturating_sub(earlier.bytes_uploaded),
+            bytes_downloaded: self
+                .bytes_downloaded
+                .saturating_sub(earlier.bytes_downloaded),
+            blocking_waits: self.blocking_waits.saturating_sub(earlier.blocking_waits),
             largest_buffer: self.largest_buffer,
         }
     }

@@ -100,6 +100,10 @@ pub fn load(path: impl AsRef<Path>) -> Result<Weights> {
 }
 
 /// Serialises named tensors (read back from their devices) with `metadata`.
+///
+/// Blocking: each GPU tensor is read back with a wait on its device, a host application's
+/// device included. Call it (and [`save_module`]) where a stall is acceptable, not inside a
+/// frame.
 pub fn serialize(
     named: &[(String, Tensor)],
     metadata: Option<HashMap<String, String>>,
@@ -148,9 +152,23 @@ pub fn write_atomic_with(path: &Path, bytes: &[u8], fail_after: Option<usize>) -
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "file".into());
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    // A name no other writer uses (process, counter, clock), created exclusively: two threads
+    // saving to one path each write their own file, and a stale temporary is never reused.
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let nonce = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let tmp = dir.join(format!(
+        ".{name}.tmp-{}-{nonce}-{nanos}",
+        std::process::id()
+    ));
     let result = (|| {
-        let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .map_err(io(&tmp))?;
         match fail_after {
             Some(n) if n < bytes.len() => {
                 f.write_all(&bytes[..n]).map_err(io(&tmp))?;
@@ -183,7 +201,8 @@ pub fn state(module: &dyn Module) -> Vec<(String, Tensor)> {
     v
 }
 
-/// Saves a module's parameters and buffers under their names, atomically.
+/// Saves a module's parameters and buffers under their names, atomically. Blocking, as
+/// [`serialize`] is.
 pub fn save_module(module: &dyn Module, path: impl AsRef<Path>) -> Result<()> {
     write_atomic(path, &serialize(&state(module), None)?)
 }
@@ -194,7 +213,18 @@ pub fn load_into(module: &dyn Module, weights: &Weights) -> Result<()> {
     let params = state(module);
     let mut values = Vec::with_capacity(params.len());
     for (name, p) in &params {
-        values.push(weights.get(name, p.shape())?);
+        let v = weights.get(name, p.shape())?;
+        if v.len() != p.numel() || !p.is_contiguous() {
+            return Err(Error::Format {
+                what: format!("weight {name}"),
+                message: format!(
+                    "holds {} values for a parameter of {} elements (or the parameter is a view): nothing was loaded",
+                    v.len(),
+                    p.numel()
+                ),
+            });
+        }
+        values.push(v);
     }
     for ((_, p), v) in params.iter().zip(values) {
         p.write(v)?;
@@ -310,6 +340,31 @@ mod tests {
         assert_eq!(back.get("a", &[2]).unwrap(), &[1.0, 2.0]);
         let leftovers = std::fs::read_dir(&dir).unwrap().count();
         std::fs::remove_dir_all(&dir).ok();
+        assert_eq!(leftovers, 1, "no temporary file is left behind");
+    }
+
+    /// Threads saving to one path at once each write their own temporary file: every save
+    /// succeeds, the file is always one whole version, and no temporary is left behind.
+    #[test]
+    fn concurrent_saves_to_one_path_never_mix() {
+        let dir = std::env::temp_dir().join(format!("timeloom-race-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("w.bin");
+        let versions: Vec<Vec<u8>> = (0..4u8).map(|i| vec![i; 256 * 1024]).collect();
+        std::thread::scope(|s| {
+            for v in &versions {
+                let path = &path;
+                s.spawn(move || {
+                    for _ in 0..10 {
+                        write_atomic(path, v).unwrap();
+                    }
+                });
+            }
+        });
+        let got = std::fs::read(&path).unwrap();
+        let leftovers = std::fs::read_dir(&dir).unwrap().count();
+        std::fs::remove_dir_all(&dir).ok();
+        assert!(versions.contains(&got), "a mixed file");
         assert_eq!(leftovers, 1, "no temporary file is left behind");
     }
 }

@@ -224,7 +224,12 @@ impl Recurrent {
     /// Runs the stack over `x` ([T, B, I], or [B, T, I] batch-first) from `state` = (h0, c0)
     /// [layers·dirs, B, H] (zeros when `None`), with per-sequence `lengths` [B] (f32; `None`: all
     /// T). A step past a sequence's length leaves its state alone and outputs zeros, so each
-    /// sequence's result equals running it alone.
+    /// sequence's result equals running it alone. `c0` is for LSTMs only (an error otherwise).
+    ///
+    /// Lengths are whole numbers in [1, T]. Being device data they are not checked (that would
+    /// need a readback): step t counts while t < length, so a fraction counts up, a length past
+    /// T counts as T, and 0 (or a negative one) leaves the state at h0 with zero outputs where
+    /// PyTorch raises.
     pub fn forward_with(
         &self,
         x: &Tensor,
@@ -284,7 +289,17 @@ impl Recurrent {
         let c0 = match (lstm, c0) {
             (true, None) => Some(zeros()?),
             (true, some) => some,
-            (false, _) => None,
+            (false, None) => None,
+            (false, Some(_)) => {
+                // Dropping it silently would leave its gradient `None` with no hint why.
+                return Err(Error::InvalidArgument {
+                    op: "Recurrent::forward",
+                    message: format!(
+                        "a cell state c0 was given to a {:?} layer, which has none: pass None (only LSTMs take c0)",
+                        c.cell
+                    ),
+                });
+            }
         };
         for (arg, t) in [("h0", Some(&h0)), ("c0", c0.as_ref()), ("lengths", lengths)] {
             if let Some(t) = t {

@@ -812,7 +812,7 @@ mod tests {
 
 #[cfg(test)]
 mod truncation_tests {
-    use crate::nn::Recurrent;
+    use crate::nn::{Module, Recurrent};
     use crate::testing::{assert_close, gpu, Tol};
     use crate::{Device, Rng, Tensor};
 
@@ -833,7 +833,9 @@ mod truncation_tests {
             .output
             .read_blocking()
             .unwrap();
-        let first = Tensor::from_slice(&dev, &xs[..18], &[3, 2, 3]).unwrap();
+        let first = Tensor::from_slice(&dev, &xs[..18], &[3, 2, 3])
+            .unwrap()
+            .requires_grad();
         let second = Tensor::from_slice(&dev, &xs[18..], &[3, 2, 3])
             .unwrap()
             .requires_grad();
@@ -856,6 +858,36 @@ mod truncation_tests {
         );
         b.output.sum_all().unwrap().backward().unwrap();
         assert!(second.grad().is_some());
+        assert!(
+            first.grad().is_none(),
+            "no gradient crosses the window boundary"
+        );
+        // The parameters' gradients are those of a run that starts from the same state given
+        // as plain constants.
+        let grads = |lstm: &Recurrent| -> Vec<f32> {
+            lstm.parameters()
+                .iter()
+                .flat_map(|p| p.grad().unwrap().read_blocking().unwrap())
+                .collect()
+        };
+        let carried = grads(&lstm);
+        lstm.parameters().iter().for_each(Tensor::zero_grad);
+        let (hv, cv) = (h.read_blocking().unwrap(), c.read_blocking().unwrap());
+        let h_const = Tensor::from_slice(&dev, &hv, h.shape()).unwrap();
+        let c_const = Tensor::from_slice(&dev, &cv, c.shape()).unwrap();
+        let again = lstm
+            .forward_with(&second, Some((&h_const, Some(&c_const))), None)
+            .unwrap();
+        again.output.sum_all().unwrap().backward().unwrap();
+        assert_close(
+            "parameter gradients of the second window",
+            &grads(&lstm),
+            &carried,
+            Tol {
+                abs: 1e-6,
+                rel: 1e-6,
+            },
+        );
     }
 }
 
@@ -873,11 +905,7 @@ mod persistent_tests {
             .layers(2)
             .build(&dev, &mut Rng::new(1))
             .unwrap();
-        assert_eq!(
-            model.config().persistent,
-            None,
-            "small states take the persistent path by default"
-        );
+        // Small states take the persistent path by default (the builder does not force it).
         let mut counts = Vec::new();
         for t in [5usize, 60] {
             let x = Tensor::from_slice(&dev, &Rng::new(2).normals(t * 3 * 5), &[t, 3, 5]).unwrap();
@@ -899,7 +927,7 @@ mod persistent_tests {
 
 #[cfg(test)]
 mod lengths_tests {
-    use crate::nn::Recurrent;
+    use crate::nn::{Module, Recurrent};
     use crate::testing::gpu;
     use crate::{Device, Error, Rng, Tensor};
 
@@ -942,5 +970,44 @@ mod lengths_tests {
         for (a, b) in outs[0].iter().zip(&outs[1]) {
             assert!((a - b).abs() < 1e-5);
         }
+    }
+
+    /// Dropout acts between layers in training mode only: never after the last layer, and an
+    /// evaluating model equals one built without dropout (same seed, same weights).
+    #[test]
+    fn dropout_acts_between_layers_in_training_only() {
+        let dev = Device::Gpu(gpu());
+        let x = Tensor::from_slice(&dev, &Rng::new(5).normals(4 * 3 * 6), &[4, 3, 6]).unwrap();
+        let run = |m: &Recurrent| m.forward(&x).unwrap().read_blocking().unwrap();
+        let build = |layers: usize, p: f32| {
+            Recurrent::lstm(6, 8)
+                .layers(layers)
+                .dropout(p)
+                .build(&dev, &mut Rng::new(2))
+                .unwrap()
+        };
+        let plain = run(&build(2, 0.0));
+        let mut dropped = build(2, 0.5);
+        assert_ne!(run(&dropped), plain, "dropout between the two layers");
+        dropped.set_training(false);
+        assert_eq!(run(&dropped), plain, "no dropout in evaluation");
+        assert_eq!(
+            run(&build(1, 0.5)),
+            run(&build(1, 0.0)),
+            "none after the last layer"
+        );
+    }
+
+    #[test]
+    fn a_cell_state_for_a_cell_without_one_is_refused() {
+        let dev = Device::Cpu;
+        let gru = Recurrent::gru(3, 4).build(&dev, &mut Rng::new(1)).unwrap();
+        let x = Tensor::zeros(&dev, &[2, 1, 3]).unwrap();
+        let s = Tensor::zeros(&dev, &[1, 1, 4]).unwrap();
+        assert!(matches!(
+            gru.forward_with(&x, Some((&s, Some(&s))), None),
+            Err(Error::InvalidArgument { .. })
+        ));
+        assert!(gru.forward_with(&x, Some((&s, None)), None).is_ok());
     }
 }
