@@ -76,6 +76,27 @@ mod counters {
         assert!(first > 0.0 && last > 0.0 && first != last);
     }
 
+    /// The rule the pool rests on: a buffer released while recorded work still reads it may be
+    /// reused as a kernel's output, never as an upload's target (an upload lands before the
+    /// batch's commands). Here x's buffer is released before the exp that reads it has run.
+    #[test]
+    fn an_upload_never_overwrites_a_buffer_that_pending_work_still_reads() {
+        let gpu = private();
+        let dev = Device::Gpu(gpu.clone());
+        let xs = seq(1024, 0.01);
+        let x = Tensor::from_slice(&dev, &xs, &[1024]).unwrap();
+        gpu.flush().unwrap(); // x's upload is done: its buffer is an ordinary pooled one
+        let y = x.exp().unwrap(); // recorded, not submitted
+        drop(x);
+        let z = Tensor::from_slice(&dev, &vec![7.0; 1024], &[1024]).unwrap();
+        let want: Vec<f32> = xs.iter().map(|v| v.exp()).collect();
+        let got = y.read_blocking().unwrap();
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert!((g - w).abs() <= 1e-6 * w.abs(), "y[{i}] = {g}, want {w}");
+        }
+        assert_eq!(z.read_blocking().unwrap(), vec![7.0; 1024]);
+    }
+
     #[test]
     fn flush_submits_once_and_only_when_there_is_work() {
         let gpu = private();
