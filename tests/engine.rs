@@ -97,6 +97,30 @@ mod counters {
         assert_eq!(z.read_blocking().unwrap(), vec![7.0; 1024]);
     }
 
+    /// Reading several tensors at once costs one submission and one wait, whatever their
+    /// number; views, empty tensors and host tensors among them read as they would alone.
+    #[test]
+    fn read_all_submits_once_and_waits_once() {
+        let gpu = private();
+        let dev = Device::Gpu(gpu.clone());
+        let a = Tensor::from_slice(&dev, &seq(12, 0.5), &[3, 4]).unwrap();
+        let b = a.relu().unwrap();
+        let view = a.transpose(0, 1).unwrap();
+        let empty = Tensor::zeros(&dev, &[0, 4]).unwrap();
+        let host = Tensor::from_slice(&Device::Cpu, &[1.0, 2.0], &[2]).unwrap();
+        let want: Vec<Vec<f32>> = [&a, &b, &view, &empty, &host]
+            .iter()
+            .map(|t| t.read_blocking().unwrap())
+            .collect();
+        let c = b.scale(3.0).unwrap();
+        let before = gpu.stats();
+        let got = Tensor::read_all_blocking(&[&a, &b, &view, &empty, &host, &c]).unwrap();
+        let d = gpu.stats().since(&before);
+        assert_eq!((d.submissions, d.blocking_waits), (1, 1), "{d:?}");
+        assert_eq!(&got[..5], &want[..]);
+        assert_eq!(got[5], c.read_blocking().unwrap());
+    }
+
     #[test]
     fn flush_submits_once_and_only_when_there_is_work() {
         let gpu = private();

@@ -47,65 +47,103 @@ impl GpuInner {
         bytes: u64,
         block: bool,
     ) -> Result<Vec<u8>> {
+        let mut all = self.read_many_bytes(&[(src, offset, bytes)], block).await?;
+        Ok(all.pop().expect("one range in, one out"))
+    }
+
+    /// Reads several (buffer, byte offset, byte count) ranges with one submission and one wait:
+    /// every copy is recorded into the pending batch, the batch is submitted once, and all
+    /// staging buffers are mapped before the single wait.
+    pub(crate) async fn read_many_bytes(
+        &self,
+        ranges: &[(&RawBuffer, u64, u64)],
+        block: bool,
+    ) -> Result<Vec<Vec<u8>>> {
         self.check_fault()?;
-        if bytes == 0 {
-            return Ok(Vec::new());
+        let mut staged = Vec::with_capacity(ranges.len());
+        for &(_, _, bytes) in ranges {
+            staged.push(if bytes == 0 {
+                None
+            } else {
+                Some(self.pool.acquire(
+                    &self.device,
+                    &self.counters,
+                    BufferKind::Staging,
+                    bytes,
+                    self.limits.max_buffer_size,
+                    "read",
+                )?)
+            });
         }
-        let staging = self.pool.acquire(
-            &self.device,
-            &self.counters,
-            BufferKind::Staging,
-            bytes,
-            self.limits.max_buffer_size,
-            "read",
-        )?;
         let index = {
             let mut p = lock(&self.pending);
-            self.encoder(&mut p).copy_buffer_to_buffer(
-                &src.buffer,
-                offset,
-                &staging.buffer,
-                0,
-                bytes,
-            );
+            for (&(src, offset, bytes), staging) in ranges.iter().zip(&staged) {
+                if let Some(staging) = staging {
+                    self.encoder(&mut p).copy_buffer_to_buffer(
+                        &src.buffer,
+                        offset,
+                        &staging.buffer,
+                        0,
+                        bytes,
+                    );
+                }
+            }
             self.flush_locked(&mut p)
         };
-        let (sender, receiver) = oneshot_channel();
-        staging
-            .buffer
-            .slice(0..bytes)
-            .map_async(wgpu::MapMode::Read, move |r| {
-                let _ = sender.send(r);
-            });
+        let mut receivers = Vec::with_capacity(ranges.len());
+        for (&(_, _, bytes), staging) in ranges.iter().zip(&staged) {
+            receivers.push(staging.as_ref().map(|staging| {
+                let (sender, receiver) = oneshot_channel();
+                staging
+                    .buffer
+                    .slice(0..bytes)
+                    .map_async(wgpu::MapMode::Read, move |r| {
+                        let _ = sender.send(r);
+                    });
+                receiver
+            }));
+        }
         if self.owned || block {
             self.wait(index)?;
         }
-        let mapped = receiver.receive().await;
-        let result = match mapped {
-            Some(Ok(())) => {
-                let data = staging
-                    .buffer
-                    .slice(0..bytes)
-                    .get_mapped_range()
-                    .map(|view| view.to_vec())
-                    .map_err(|e| Error::Gpu {
-                        message: format!("reading back {bytes} bytes: {e}"),
-                    });
-                staging.buffer.unmap();
-                data
-            }
-            _ => {
-                self.check_fault()?;
-                Err(Error::Gpu {
+        let mut out = Vec::with_capacity(ranges.len());
+        let mut failure = None;
+        for ((&(_, _, bytes), staging), receiver) in ranges.iter().zip(staged).zip(receivers) {
+            let (Some(staging), Some(receiver)) = (staging, receiver) else {
+                out.push(Vec::new());
+                continue;
+            };
+            let result = match receiver.receive().await {
+                Some(Ok(())) => {
+                    let data = staging
+                        .buffer
+                        .slice(0..bytes)
+                        .get_mapped_range()
+                        .map(|view| view.to_vec())
+                        .map_err(|e| Error::Gpu {
+                            message: format!("reading back {bytes} bytes: {e}"),
+                        });
+                    staging.buffer.unmap();
+                    data
+                }
+                _ => self.check_fault().and(Err(Error::Gpu {
                     message: format!("mapping {bytes} bytes for readback failed"),
-                })
+                })),
+            };
+            // The staging buffer is unmapped (or failed to map); either way it can serve again,
+            // and every one goes back to the pool even when an earlier range failed.
+            self.pool.release(staging);
+            match result {
+                Ok(data) => {
+                    Counters::add(&self.counters.bytes_downloaded, bytes);
+                    out.push(data);
+                }
+                Err(e) => failure = failure.or(Some(e)),
             }
-        };
-        // The staging buffer is unmapped (or failed to map); either way it can serve again.
-        self.pool.release(staging);
-        if result.is_ok() {
-            Counters::add(&self.counters.bytes_downloaded, bytes);
         }
-        result
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(out),
+        }
     }
 }

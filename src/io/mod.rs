@@ -101,22 +101,26 @@ pub fn load(path: impl AsRef<Path>) -> Result<Weights> {
 
 /// Serialises named tensors (read back from their devices) with `metadata`.
 ///
-/// Blocking: each GPU tensor is read back with a wait on its device, a host application's
-/// device included. Call it (and [`save_module`]) where a stall is acceptable, not inside a
-/// frame.
+/// Blocking: the tensors are read back with one submission and one wait per device
+/// ([`Tensor::read_all_blocking`]), a host application's device included. Call it (and
+/// [`save_module`]) where a stall is acceptable, not inside a frame.
 pub fn serialize(
     named: &[(String, Tensor)],
     metadata: Option<HashMap<String, String>>,
 ) -> Result<Vec<u8>> {
-    let mut host: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::with_capacity(named.len());
-    for (name, t) in named {
-        let v = t.read_blocking()?;
-        host.push((
-            name.clone(),
-            t.shape().to_vec(),
-            bytemuck::cast_slice(&v).to_vec(),
-        ));
-    }
+    let tensors: Vec<&Tensor> = named.iter().map(|(_, t)| t).collect();
+    let values = Tensor::read_all_blocking(&tensors)?;
+    let host: Vec<(String, Vec<usize>, Vec<u8>)> = named
+        .iter()
+        .zip(values)
+        .map(|((name, t), v)| {
+            (
+                name.clone(),
+                t.shape().to_vec(),
+                bytemuck::cast_slice(&v).to_vec(),
+            )
+        })
+        .collect();
     let views: Vec<(String, TensorView<'_>)> = host
         .iter()
         .map(|(n, s, b)| TensorView::new(Dtype::F32, s.clone(), b).map(|v| (n.clone(), v)))

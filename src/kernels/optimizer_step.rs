@@ -186,17 +186,7 @@ mod tests {
                     Optimizer::new(vec![theta.clone()], alg, LR as f32).weight_decay(WD as f32);
                 for _ in 0..STEPS {
                     opt.zero_grad();
-                    theta
-                        .square()
-                        .unwrap()
-                        .mul(&ct)
-                        .unwrap()
-                        .sum_all()
-                        .unwrap()
-                        .scale(0.5)
-                        .unwrap()
-                        .backward()
-                        .unwrap();
+                    backprop(&theta, &ct);
                     opt.step().unwrap();
                 }
                 let got = theta.read_blocking().unwrap();
