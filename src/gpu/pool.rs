@@ -117,6 +117,16 @@ impl BufferPool {
             .push(buffer);
     }
 
+    /// Destroys `buffer` instead of keeping it (one whose state is unknown after a failure,
+    /// such as a staging buffer with a map pending), keeping the residency counters true.
+    pub fn discard(&self, counters: &Counters, buffer: RawBuffer) {
+        counters.buffers_resident.fetch_sub(1, Ordering::Relaxed);
+        counters
+            .bytes_resident
+            .fetch_sub(buffer.class, Ordering::Relaxed);
+        buffer.buffer.destroy();
+    }
+
     /// Destroys every free buffer; returns how many bytes that gave back.
     pub fn trim(&self, counters: &Counters) -> u64 {
         let mut freed = 0;

@@ -104,7 +104,13 @@ impl GpuInner {
             }));
         }
         if self.owned || block {
-            self.wait(index)?;
+            if let Err(e) = self.wait(index) {
+                // Their maps are still pending: destroyed, not pooled, and counted as gone.
+                for b in staged.into_iter().flatten() {
+                    self.pool.discard(&self.counters, b);
+                }
+                return Err(e);
+            }
         }
         let mut out = Vec::with_capacity(ranges.len());
         let mut failure = None;
