@@ -523,9 +523,19 @@ impl Tensor {
         );
         let full = self.shape.clone();
         Ok(record(out, "narrow", &[self], move |g, dy| {
-            // dy written into zeros of the input's shape. With `axis` moved to the front the
-            // slice is one contiguous range of the zero tensor, whatever the axis and however
-            // the input was laid out; the gradient goes back as a view in the input's order.
+            // dy written into zeros of the input's shape. When only unit axes precede `axis`
+            // the slice is one contiguous range of that zero tensor (the common case: the
+            // recurrent layers' packed outputs, rows of a batch).
+            if full[..axis].iter().all(|&n| n == 1) {
+                let dx = Tensor::zeros(&dy.device(), &full)?;
+                let inner: usize = full[axis + 1..].iter().product();
+                dx.reshape(&[dx.numel()])?
+                    .narrow(0, start * inner, len * inner)?
+                    .axpy_from(dy, 1.0, 0.0)?;
+                return g.add(0, dx);
+            }
+            // Otherwise with `axis` moved to the front the slice is such a range; the gradient
+            // goes back as a view in the input's order.
             let rank = full.len();
             let order: Vec<usize> = std::iter::once(axis)
                 .chain((0..rank).filter(|&d| d != axis))
