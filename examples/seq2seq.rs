@@ -100,8 +100,8 @@ const IN_CHARS: &str = " ,./0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOP
 /// Output characters; then BOS and EOS.
 const OUT_CHARS: &str = "0123456789-";
 const BOS: usize = 11;
-const EOS: usize = 12;
-const OUT_VOCAB: usize = 13;
+pub const EOS: usize = 12;
+pub const OUT_VOCAB: usize = 13;
 /// "yyyy-mm-dd" and EOS.
 const OUT_LEN: usize = 11;
 
@@ -449,31 +449,7 @@ impl Seq2Seq {
             for _ in 0..OUT_LEN {
                 let (logits, _, state) = self.step(dev, &beams, &tokens, (&h, &c))?;
                 let logp = logits.log_softmax()?.read_blocking()?;
-                let mut parents = Vec::with_capacity(rows);
-                let (mut new_score, mut new_hyps) = (Vec::new(), Vec::new());
-                for e in 0..n {
-                    let mut cand: Vec<(f32, usize, usize)> = Vec::new();
-                    for r in e * k..(e + 1) * k {
-                        if hyps[r].last() == Some(&EOS) {
-                            // Finished: it carries its score forward unchanged, as one
-                            // candidate, so it competes with the live ones on equal terms.
-                            cand.push((score[r], r, EOS));
-                            continue;
-                        }
-                        for (v, &lp) in logp[r * OUT_VOCAB..(r + 1) * OUT_VOCAB].iter().enumerate()
-                        {
-                            cand.push((score[r] + lp, r, v));
-                        }
-                    }
-                    cand.sort_by(|a, b| b.0.total_cmp(&a.0));
-                    for &(s, r, v) in cand.iter().take(k) {
-                        parents.push(r as f32);
-                        new_score.push(s);
-                        let mut hyp = hyps[r].clone();
-                        hyp.push(v);
-                        new_hyps.push(hyp);
-                    }
-                }
+                let (parents, new_score, new_hyps) = beam_step(&score, &hyps, &logp, k);
                 h = gather(&state.0, hd, &parents)?.reshape(&[1, rows, hd])?;
                 c = gather(&state.1, hd, &parents)?.reshape(&[1, rows, hd])?;
                 tokens = new_hyps
@@ -496,6 +472,45 @@ impl Seq2Seq {
                 .collect())
         })
     }
+}
+
+/// One step of beam bookkeeping for examples of `k` hypotheses each (row r belongs to example
+/// r / k): every live hypothesis extended by every token, scored by its summed log-probability
+/// (`logp` [rows, OUT_VOCAB]); a finished one (its last token EOS) as one candidate that keeps
+/// its score; the best `k` per example kept. Returns each new row's parent row (as f32, for the
+/// state gather), its score and its tokens.
+pub fn beam_step(
+    score: &[f32],
+    hyps: &[Vec<usize>],
+    logp: &[f32],
+    k: usize,
+) -> (Vec<f32>, Vec<f32>, Vec<Vec<usize>>) {
+    let rows = score.len();
+    let mut parents = Vec::with_capacity(rows);
+    let (mut new_score, mut new_hyps) = (Vec::with_capacity(rows), Vec::with_capacity(rows));
+    for e in 0..rows / k {
+        let mut cand: Vec<(f32, usize, usize)> = Vec::new();
+        for r in e * k..(e + 1) * k {
+            if hyps[r].last() == Some(&EOS) {
+                // Finished: it carries its score forward unchanged, as one candidate, so it
+                // competes with the live ones on equal terms.
+                cand.push((score[r], r, EOS));
+                continue;
+            }
+            for (v, &lp) in logp[r * OUT_VOCAB..(r + 1) * OUT_VOCAB].iter().enumerate() {
+                cand.push((score[r] + lp, r, v));
+            }
+        }
+        cand.sort_by(|a, b| b.0.total_cmp(&a.0));
+        for &(s, r, v) in cand.iter().take(k) {
+            parents.push(r as f32);
+            new_score.push(s);
+            let mut hyp = hyps[r].clone();
+            hyp.push(v);
+            new_hyps.push(hyp);
+        }
+    }
+    (parents, new_score, new_hyps)
 }
 
 fn argmax_rows(v: &[f32], width: usize) -> Vec<usize> {

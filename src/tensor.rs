@@ -626,7 +626,7 @@ impl Tensor {
     ///
     /// ```
     /// use timeloom::{Device, Tensor};
-    /// let dev = Device::gpu()?;
+    /// let dev = Device::Cpu; // or Device::gpu()?: one submission, one wait
     /// let a = Tensor::full(&dev, &[2], 1.5)?;
     /// let b = a.scale(2.0)?;
     /// let both = pollster::block_on(Tensor::read_all(&[&a, &b]))?;

@@ -486,6 +486,29 @@ fn seq2seq_translates_held_out_dates() {
     let _ = std::fs::remove_dir_all(out);
 }
 
+/// Beam bookkeeping with a finished hypothesis: it stays one candidate with its score (the
+/// log-probabilities of its row no longer count), and it is dropped once two live ones beat it.
+#[test]
+fn seq2seq_beam_search_keeps_finished_hypotheses_as_they_are() {
+    use seq2seq::{beam_step, EOS, OUT_VOCAB};
+    let hyps = vec![vec![3, EOS], vec![4]];
+    let mut logp = vec![-100.0; 2 * OUT_VOCAB];
+    logp[OUT_VOCAB + 5] = -0.2;
+    logp[OUT_VOCAB + 6] = -0.6;
+    let (parents, score, next) = beam_step(&[-1.0, -0.5], &hyps, &logp, 2);
+    assert_eq!(parents, [1.0, 0.0]);
+    assert_eq!(score, [-0.7, -1.0]);
+    assert_eq!(next, [vec![4, 5], vec![3, EOS, EOS]]);
+    // Two live extensions better than the finished one push it out.
+    logp[OUT_VOCAB + 6] = -0.3;
+    let (_, score, next) = beam_step(&[-1.0, -0.6], &hyps, &logp, 2);
+    assert_eq!(next, [vec![4, 5], vec![4, 6]]);
+    assert!(
+        (score[0] + 0.8).abs() < 1e-6 && (score[1] + 0.9).abs() < 1e-6,
+        "{score:?}"
+    );
+}
+
 #[test]
 fn seq2seq_scheduled_sampling_trains() {
     // The step-by-step path that feeds the model its own predictions (half of them by the end).

@@ -62,18 +62,27 @@ impl GpuInner {
         self.check_fault()?;
         let mut staged = Vec::with_capacity(ranges.len());
         for &(_, _, bytes) in ranges {
-            staged.push(if bytes == 0 {
-                None
-            } else {
-                Some(self.pool.acquire(
-                    &self.device,
-                    &self.counters,
-                    BufferKind::Staging,
-                    bytes,
-                    self.limits.max_buffer_size,
-                    "read",
-                )?)
-            });
+            if bytes == 0 {
+                staged.push(None);
+                continue;
+            }
+            match self.pool.acquire(
+                &self.device,
+                &self.counters,
+                BufferKind::Staging,
+                bytes,
+                self.limits.max_buffer_size,
+                "read",
+            ) {
+                Ok(b) => staged.push(Some(b)),
+                Err(e) => {
+                    // Nothing was recorded yet: the ones already taken go straight back.
+                    for b in staged.into_iter().flatten() {
+                        self.pool.release(b);
+                    }
+                    return Err(e);
+                }
+            }
         }
         let index = {
             let mut p = lock(&self.pending);

@@ -268,15 +268,24 @@ pub(crate) fn max_grid(gpu: &GpuInner) -> u32 {
 /// A grid of `x` workgroups for each of `rows` rows, the rows folded into y and z past the
 /// dimension limit (`folded_row` in shaders/common/grid.wgsl recovers the row).
 pub(crate) fn fold_rows(op: &'static str, x: u32, rows: u32, max: u32) -> Result<[u32; 3]> {
+    if x > max {
+        return Err(Error::TooLarge {
+            op,
+            what: format!("a grid {x} workgroups wide"),
+            bytes: u64::from(x),
+            limit: u64::from(max),
+            limit_name: "max_compute_workgroups_per_dimension",
+        });
+    }
     let y = rows.min(max).max(1);
     let z = rows.div_ceil(y);
-    if x > max || z > max {
+    if z > max {
         return Err(Error::TooLarge {
             op,
             what: format!("a grid of {x} × {rows} workgroups"),
             bytes: u64::from(x) * u64::from(rows),
             limit: u64::from(max) * u64::from(max),
-            limit_name: "max_compute_workgroups_per_dimension",
+            limit_name: "max_compute_workgroups_per_dimension squared",
         });
     }
     Ok([x, y, z])

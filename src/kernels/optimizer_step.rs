@@ -419,7 +419,7 @@ mod tests {
             Optimizer::new(vec![w.clone()], nesterov, 1e-3),
             Optimizer::adam(vec![w.clone()], 1e-3).eps(-1.0),
             Optimizer::adam(vec![w.clone()], 1e-3).weight_decay(-0.1),
-            Optimizer::sgd(vec![w.clone()], 0.1).clip_grad_norm(0.0),
+            Optimizer::sgd(vec![w.clone()], 0.1).clip_grad_norm(-1.0),
             Optimizer::sgd(vec![w.clone()], 0.1).clip_grad_value(f32::NAN),
             Optimizer::new(vec![w.clone()], Algorithm::AdaDelta { rho: 1.5 }, 1.0),
         ];
@@ -442,5 +442,46 @@ mod tests {
             (opt.steps(), w.read_blocking().unwrap()),
             (0, vec![1.0, 2.0])
         );
+    }
+
+    /// Weight decay 0 is skipped, not multiplied: an infinite weight with a zero gradient stays
+    /// infinite under SGD and AdamW (0 · inf would make it NaN), on both devices.
+    #[test]
+    fn zero_weight_decay_leaves_an_infinite_weight_alone() {
+        for dev in [Device::Gpu(gpu()), Device::Cpu] {
+            for adamw in [false, true] {
+                let w = Tensor::from_slice(&dev, &[f32::INFINITY, 1.0], &[2])
+                    .unwrap()
+                    .requires_grad();
+                let mask = Tensor::from_slice(&dev, &[0.0, 1.0], &[2]).unwrap();
+                let opt = if adamw {
+                    Optimizer::adamw(vec![w.clone()], 0.1)
+                } else {
+                    Optimizer::sgd(vec![w.clone()], 0.1)
+                };
+                let mut opt = opt.weight_decay(0.0);
+                // d/dw Σ w ⊙ mask = mask: the infinite weight's gradient is exactly 0.
+                w.mul(&mask).unwrap().sum_all().unwrap().backward().unwrap();
+                opt.step().unwrap();
+                let got = w.read_blocking().unwrap();
+                assert_eq!(got[0], f32::INFINITY, "{dev} adamw={adamw}: {got:?}");
+                assert!(got[1] < 1.0, "{dev} adamw={adamw}: {got:?}");
+            }
+        }
+    }
+
+    /// A clip bound of 0 is torch's too: it zeroes every gradient, so SGD leaves θ alone.
+    #[test]
+    fn a_zero_clip_bound_zeroes_the_update() {
+        let w = Tensor::from_slice(&Device::Cpu, &[1.0, 2.0], &[2])
+            .unwrap()
+            .requires_grad();
+        let mut opt = Optimizer::sgd(vec![w.clone()], 0.5).clip_grad_norm(0.0);
+        backprop(
+            &w,
+            &Tensor::from_slice(&Device::Cpu, &[1.0, 1.0], &[2]).unwrap(),
+        );
+        opt.step().unwrap();
+        assert_eq!(w.read_blocking().unwrap(), [1.0, 2.0]);
     }
 }

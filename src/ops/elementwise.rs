@@ -400,7 +400,8 @@ impl Tensor {
         self.binary_op(rhs, BinaryOp::Div)
     }
     /// Elementwise maximum, broadcasting. Differentiable as `torch.maximum`: the gradient goes
-    /// to the larger input, split in half on a tie.
+    /// to the larger input, split in half on a tie. With a NaN input, which value wins is up
+    /// to the device (WGSL leaves it open; the CPU path drops the NaN), and so is the gradient.
     pub fn maximum(&self, rhs: &Tensor) -> Result<Tensor> {
         self.binary_op(rhs, BinaryOp::Max)
     }

@@ -355,8 +355,9 @@ impl Optimizer {
     /// parameter, plus P + 1 for clipping by norm.
     ///
     /// Settings PyTorch refuses (a negative rate, ε or decay, betas outside [0, 1), Nesterov
-    /// without momentum or with dampening, a clip bound that is not positive) and parameters
-    /// that are views are errors, returned before anything is updated.
+    /// without momentum or with dampening, a negative clip bound), a rate that is not finite
+    /// (torch takes it; no step with it means anything) and parameters that are views are
+    /// errors, returned before anything is updated.
     pub fn step(&mut self) -> Result<()> {
         self.check_settings()?;
         let grads: Vec<Option<Tensor>> = self.params.iter().map(Tensor::grad).collect();
@@ -506,8 +507,8 @@ impl Optimizer {
             ("clip_grad_value", self.clip_value),
         ] {
             if let Some(v) = v {
-                if !(nonneg(v) && v != 0.0) {
-                    return bad(format!("{name} {v} must be greater than 0"));
+                if !nonneg(v) {
+                    return bad(format!("{name} {v} must be at least 0"));
                 }
             }
         }
