@@ -312,43 +312,61 @@ pub(crate) fn time_tile(
     reps: usize,
 ) -> Result<f64> {
     let a = gpu.acquire(u64::from(m * k) * 4, "matmul autotune", "proxy A")?;
-    let b = gpu.acquire(u64::from(k * n) * 4, "matmul autotune", "proxy B")?;
-    let c = gpu.acquire(u64::from(m * n) * 4, "matmul autotune", "proxy C")?;
-    gpu.upload(&a, 0, &vec![0u8; (m * k * 4) as usize], false)?;
-    gpu.upload(&b, 0, &vec![0u8; (k * n * 4) as usize], false)?;
-    let mut p = Params {
-        m,
-        n,
-        k,
-        batch: 1,
-        a_rs: k,
-        a_cs: 1,
-        b_rs: n,
-        b_cs: 1,
-        c_rs: n,
-        c_cs: 1,
-        alpha: 1.0,
-        ..Params::default()
+    // Whatever was taken goes back before an error does.
+    let b = match gpu.acquire(u64::from(k * n) * 4, "matmul autotune", "proxy B") {
+        Ok(b) => b,
+        Err(e) => {
+            gpu.retire(a);
+            return Err(e);
+        }
     };
-    let bufs = Bindings {
-        a: &a,
-        b: &b,
-        bias: None,
-        c: &c,
+    let c = match gpu.acquire(u64::from(m * n) * 4, "matmul autotune", "proxy C") {
+        Ok(c) => c,
+        Err(e) => {
+            gpu.retire(a);
+            gpu.retire(b);
+            return Err(e);
+        }
     };
-    record(gpu, &mut p, &bufs, tile)?; // compiles, and warms up
-    gpu.synchronize()?;
-    let mut best = f64::INFINITY;
-    for _ in 0..reps {
-        let start = Instant::now();
-        record(gpu, &mut p, &bufs, tile)?;
+    let timed = (|| {
+        gpu.upload(&a, 0, &vec![0u8; (m * k * 4) as usize], false)?;
+        gpu.upload(&b, 0, &vec![0u8; (k * n * 4) as usize], false)?;
+        let mut p = Params {
+            m,
+            n,
+            k,
+            batch: 1,
+            a_rs: k,
+            a_cs: 1,
+            b_rs: n,
+            b_cs: 1,
+            c_rs: n,
+            c_cs: 1,
+            alpha: 1.0,
+            ..Params::default()
+        };
+        let bufs = Bindings {
+            a: &a,
+            b: &b,
+            bias: None,
+            c: &c,
+        };
+        record(gpu, &mut p, &bufs, tile)?; // compiles, and warms up
         gpu.synchronize()?;
-        best = best.min(start.elapsed().as_secs_f64());
-    }
+        let mut best = f64::INFINITY;
+        for _ in 0..reps {
+            let start = Instant::now();
+            record(gpu, &mut p, &bufs, tile)?;
+            gpu.synchronize()?;
+            best = best.min(start.elapsed().as_secs_f64());
+        }
+        Ok(best)
+    })();
+    // On every path, so that a failed timing neither leaks the proxies nor the counters.
     for buf in [a, b, c] {
         gpu.retire(buf);
     }
-    Ok(best)
+    timed
 }
 
 /// Times each candidate on a proxy of the problem (each side capped at 256, so the whole tune
