@@ -198,8 +198,10 @@ fn mlp_rows(gpu: &Gpu, args: &Args, rows: &mut Vec<Row>) {
     use timeloom::nn::{Activation, Linear, Module, Sequential};
     use timeloom::{CrossEntropy, Optimizer};
     for (b, i, h, o) in [(32, 64, 128, 10), (256, 784, 256, 10)] {
-        // Forward 2·B·(I·H + H·O), backward twice that: 6·B·(I·H + H·O) FLOP, Adam aside.
-        let flop = 6.0 * (b * (i * h + h * o)) as f64;
+        // Forward 2·B·(I·H + H·O); backward 2·B·I·H for the first weight (the input needs no
+        // gradient, so no backward-data there) and 4·B·H·O for the second layer's two:
+        // 4·B·I·H + 6·B·H·O FLOP, Adam aside.
+        let flop = (4 * b * i * h + 6 * b * h * o) as f64;
         let mut pair = Vec::new();
         for (path, dev) in [("gpu", Device::Gpu(gpu.clone())), ("cpu", Device::Cpu)] {
             let mut rng = timeloom::Rng::new(1);
@@ -452,9 +454,14 @@ fn rnn_rows(gpu: &Gpu, args: &Args, rows: &mut Vec<Row>) {
                 if !args.wants(op) {
                     continue;
                 }
-                // Forward: 2·T·B·(I + H)·G·H FLOP; a training step about three times that.
-                let flop =
-                    2.0 * (t * b * (i + h) * gates * h) as f64 * if train { 3.0 } else { 1.0 };
+                // Forward: 2·T·B·(I + H)·G·H FLOP. The backward adds the same for dW_ih and
+                // dW_hh and the recurrent sweep's 2·T·B·H·G·H, but no dX (the input needs no
+                // gradient): a training step is 2·T·B·G·H·(2·I + 3·H).
+                let flop = if train {
+                    2.0 * (t * b * gates * h * (2 * i + 3 * h)) as f64
+                } else {
+                    2.0 * (t * b * (i + h) * gates * h) as f64
+                };
                 let mut pair = Vec::new();
                 for (path, dev) in [("gpu", Device::Gpu(gpu.clone())), ("cpu", Device::Cpu)] {
                     let mut rng = timeloom::Rng::new(2);

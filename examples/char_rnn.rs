@@ -380,8 +380,16 @@ impl Trainer {
         Ok(loss)
     }
 
-    /// Mean cross-entropy over (up to `max_windows`) validation windows, state carried.
-    pub fn val_loss(&self, max_windows: usize) -> Result<f32, Error> {
+    /// Mean cross-entropy over (up to `max_windows`) validation windows, state carried, with the
+    /// model in evaluation mode (no dropout, and the training run's dropout seed untouched).
+    pub fn val_loss(&mut self, max_windows: usize) -> Result<f32, Error> {
+        self.model.rnn.set_training(false);
+        let loss = self.val_loss_eval(max_windows);
+        self.model.rnn.set_training(true);
+        loss
+    }
+
+    fn val_loss_eval(&self, max_windows: usize) -> Result<f32, Error> {
         let mut b = Batcher::new(self.corpus.val(), self.cfg.batch.min(8), self.cfg.seq_len)?;
         let n = b.windows_per_epoch().min(max_windows);
         let mut state: State = None;
@@ -426,6 +434,7 @@ impl Trainer {
             ("optimizer_param_steps", param_steps.join(",")),
             ("batcher_pos", self.batcher.pos.to_string()),
             ("rng", self.rng.state().to_string()),
+            ("dropout_seed", self.model.rnn.dropout_seed().to_string()),
             ("cell", cell_name(c.cell).into()),
             ("layers", c.layers.to_string()),
             ("hidden", c.hidden.to_string()),
@@ -488,7 +497,25 @@ impl Trainer {
                 message: "the checkpoint was trained on a text with another vocabulary".into(),
             });
         }
-        // Check everything before touching anything: a bad file must not half-load.
+        if meta("optimizer")? != c.optimizer {
+            return Err(Error::Format {
+                what: format!("{}: `optimizer`", w.source),
+                message: format!(
+                    "the checkpoint was trained with {}; this run uses {}: its state would not fit",
+                    meta("optimizer")?,
+                    c.optimizer
+                ),
+            });
+        }
+        // Check and parse everything before touching anything: a bad file must not half-load.
+        let (step, pos, rng) = (num("step")?, num("batcher_pos")?, num("rng")?);
+        let opt_step = num("optimizer_step")?;
+        // Absent from checkpoints written before it was saved: keep this run's seed then.
+        let dropout_seed = w
+            .metadata
+            .contains_key("dropout_seed")
+            .then(|| num("dropout_seed"))
+            .transpose()?;
         let params = self.model.named_parameters();
         for (name, p) in &params {
             w.get(name, p.shape())?;
@@ -496,8 +523,13 @@ impl Trainer {
         let dev = &self.model.device;
         let steps: Vec<u32> = meta("optimizer_param_steps")?
             .split(',')
-            .map(|v| v.parse().unwrap_or(0))
-            .collect();
+            .map(|v| {
+                v.parse().map_err(|_| Error::Format {
+                    what: format!("{}: `optimizer_param_steps`", w.source),
+                    message: format!("`{v}` is not a step count"),
+                })
+            })
+            .collect::<Result<_, _>>()?;
         if steps.len() != params.len() {
             return Err(Error::Format {
                 what: format!("{}: `optimizer_param_steps`", w.source),
@@ -517,22 +549,34 @@ impl Trainer {
                 None
             });
         }
-        self.opt.load_state(num("optimizer_step")? as u32, states)?;
-        for (name, p) in &params {
-            p.write(w.get(name, p.shape())?)?;
-        }
+        // The carried state has the layer's shape, and a cell state exactly for an LSTM.
+        let state_shape = [c.layers, c.batch, c.hidden];
+        let lstm = c.cell == CellKind::Lstm;
         let tensor = |k: &str| -> Result<Option<Tensor>, Error> {
             w.tensors
                 .get(k)
-                .map(|(s, v)| Tensor::from_slice(dev, v, s))
+                .map(|_| Tensor::from_slice(dev, w.get(k, &state_shape)?, &state_shape))
                 .transpose()
         };
-        self.state = tensor("state.h")?
-            .map(|h| Ok::<_, Error>((h, tensor("state.c")?)))
-            .transpose()?;
-        self.step = num("step")? as usize;
-        self.batcher.pos = num("batcher_pos")? as usize;
-        self.rng = Rng::new(num("rng")?);
+        let (h, cs) = (tensor("state.h")?, tensor("state.c")?);
+        if h.is_some() && cs.is_some() != lstm || h.is_none() && cs.is_some() {
+            return Err(Error::Format {
+                what: format!("{}: `state.c`", w.source),
+                message: "the carried cell state does not match the cell (only an LSTM has one)"
+                    .into(),
+            });
+        }
+        self.opt.load_state(opt_step as u32, states)?;
+        for (name, p) in &params {
+            p.write(w.get(name, p.shape())?)?;
+        }
+        self.state = h.map(|h| (h, cs));
+        self.step = step as usize;
+        self.batcher.pos = pos as usize;
+        self.rng = Rng::new(rng);
+        if let Some(seed) = dropout_seed {
+            self.model.rnn.set_dropout_seed(seed);
+        }
         Ok(())
     }
 }
@@ -669,8 +713,26 @@ pub fn train(
         }
         if cfg.sample_every > 0 && step.is_multiple_of(cfg.sample_every) && !cfg.quiet {
             let mut rng = Rng::new(cfg.seed ^ step as u64);
-            let text = sample(&trainer.model, &trainer.corpus, "\n", 0.8, 0, 200, &mut rng)?;
-            println!("----- sample at step {step} -----{text}\n-----");
+            // A line break where the text has one, else its first character.
+            let vocab = &trainer.corpus.vocab;
+            let prime = if vocab.contains(&'\n') {
+                '\n'
+            } else {
+                vocab[0]
+            }
+            .to_string();
+            trainer.model.rnn.set_training(false);
+            let text = sample(
+                &trainer.model,
+                &trainer.corpus,
+                &prime,
+                0.8,
+                0,
+                200,
+                &mut rng,
+            );
+            trainer.model.rnn.set_training(true);
+            println!("----- sample at step {step} -----{}\n-----", text?);
         }
         let interrupted = INTERRUPTED.load(Ordering::Relaxed);
         if interrupted
@@ -761,7 +823,12 @@ fn main() -> Result<(), Error> {
             "--resume" => resume = Some(PathBuf::from(val())),
             "--init" => init = Some(PathBuf::from(val())),
             "--prime" => prime = val(),
-            "--temperature" => num!(temperature),
+            "--temperature" => {
+                num!(temperature);
+                if !temperature.is_finite() {
+                    return Err(bad(a, &temperature.to_string()));
+                }
+            }
             "--top-k" => num!(top_k),
             "--length" => num!(length),
             other => return Err(bad("argument", other)),
@@ -791,6 +858,7 @@ fn main() -> Result<(), Error> {
             message: "--sample-only needs --checkpoint PATH".into(),
         })?;
         trainer.restore(&timeloom::io::load(&path)?)?;
+        trainer.model.rnn.set_training(false);
         let mut rng = Rng::new(cfg.seed);
         println!(
             "{}",
@@ -856,6 +924,7 @@ fn main() -> Result<(), Error> {
             history.len()
         );
     }
+    trainer.model.rnn.set_training(false);
     let mut rng = Rng::new(c.seed);
     println!(
         "----- sample -----\n{}",

@@ -105,19 +105,25 @@ fn a_short_run_on_the_real_text_learns() {
 fn n_steps_then_resume_then_m_steps_equals_n_plus_m_steps() {
     let text = shakespeare();
     let dev = gpu();
-    let mut straight = Trainer::new(small(12), &text, &dev).unwrap();
+    // Two layers with dropout between them: the masks' seed must resume too.
+    let cfg = Config {
+        layers: 2,
+        dropout: 0.3,
+        ..small(12)
+    };
+    let mut straight = Trainer::new(cfg.clone(), &text, &dev).unwrap();
     for _ in 0..12 {
         straight.train_step().unwrap();
     }
     let dir = std::env::temp_dir().join(format!("timeloom-resume-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("ck.safetensors");
-    let mut first = Trainer::new(small(12), &text, &dev).unwrap();
+    let mut first = Trainer::new(cfg.clone(), &text, &dev).unwrap();
     for _ in 0..5 {
         first.train_step().unwrap();
     }
     first.save(&path).unwrap();
-    let mut resumed = Trainer::new(small(12), &text, &dev).unwrap();
+    let mut resumed = Trainer::new(cfg.clone(), &text, &dev).unwrap();
     resumed
         .restore(&timeloom::io::load(&path).unwrap())
         .unwrap();
@@ -142,7 +148,7 @@ fn n_steps_then_resume_then_m_steps_equals_n_plus_m_steps() {
     let mut other = Trainer::new(
         Config {
             hidden: 32,
-            ..small(12)
+            ..cfg.clone()
         },
         &text,
         &dev,
@@ -156,7 +162,7 @@ fn n_steps_then_resume_then_m_steps_equals_n_plus_m_steps() {
     // An interrupted write leaves the good checkpoint loadable.
     let bytes = std::fs::read(&path).unwrap();
     assert!(timeloom::io::write_atomic_with(&path, &bytes, Some(100)).is_err());
-    let mut again = Trainer::new(small(12), &text, &dev).unwrap();
+    let mut again = Trainer::new(cfg.clone(), &text, &dev).unwrap();
     again.restore(&timeloom::io::load(&path).unwrap()).unwrap();
     assert_eq!(again.step, 5);
     std::fs::remove_dir_all(&dir).ok();

@@ -213,6 +213,18 @@ impl Recurrent {
         &self.config
     }
 
+    /// The seed the next dropout mask between layers is drawn from; each training forward
+    /// advances it. Save it with a checkpoint and restore it with
+    /// [`Recurrent::set_dropout_seed`] so that a resumed run draws the masks it would have.
+    pub fn dropout_seed(&self) -> u64 {
+        self.seed.load(Ordering::Relaxed)
+    }
+
+    /// Sets the seed of the next dropout mask (see [`Recurrent::dropout_seed`]).
+    pub fn set_dropout_seed(&self, seed: u64) {
+        self.seed.store(seed, Ordering::Relaxed);
+    }
+
     fn dirs(&self) -> usize {
         if self.config.bidirectional {
             2
