@@ -50,6 +50,26 @@ pub struct Params {
 }
 const _: () = assert!(std::mem::size_of::<Params>().is_multiple_of(16));
 
+impl Params {
+    /// One contiguous row-major M×K by K×N product, α = 1, β = 0, no bias.
+    fn row_major(m: u32, n: u32, k: u32) -> Params {
+        Params {
+            m,
+            n,
+            k,
+            batch: 1,
+            a_rs: k,
+            a_cs: 1,
+            b_rs: n,
+            b_cs: 1,
+            c_rs: n,
+            c_cs: 1,
+            alpha: 1.0,
+            ..Params::default()
+        }
+    }
+}
+
 /// A workgroup tile: WG_M × WG_N invocations, each computing 4 × 4 outputs, stepping K by BK.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct TileConfig {
@@ -331,20 +351,7 @@ pub(crate) fn time_tile(
     let timed = (|| {
         gpu.upload(&a, 0, &vec![0u8; (m * k * 4) as usize], false)?;
         gpu.upload(&b, 0, &vec![0u8; (k * n * 4) as usize], false)?;
-        let mut p = Params {
-            m,
-            n,
-            k,
-            batch: 1,
-            a_rs: k,
-            a_cs: 1,
-            b_rs: n,
-            b_cs: 1,
-            c_rs: n,
-            c_cs: 1,
-            alpha: 1.0,
-            ..Params::default()
-        };
+        let mut p = Params::row_major(m, n, k);
         let bufs = Bindings {
             a: &a,
             b: &b,
@@ -616,20 +623,7 @@ mod tests {
                 &[m as usize, n as usize],
             )
             .unwrap();
-            let mut p = super::Params {
-                m,
-                n,
-                k,
-                batch: 1,
-                a_rs: k,
-                a_cs: 1,
-                b_rs: n,
-                b_cs: 1,
-                c_rs: n,
-                c_cs: 1,
-                alpha: 1.0,
-                ..super::Params::default()
-            };
+            let mut p = super::Params::row_major(m, n, k);
             let bufs = super::Bindings {
                 a: at.raw().unwrap(),
                 b: bt.raw().unwrap(),
