@@ -2,9 +2,9 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::attention_forward::{MAX_DIM, WG};
+use super::attention_forward::WG;
 use super::{fold_rows, max_grid, wgsl, Kernel};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::gpu::encoder::Dispatch;
 use crate::gpu::pool::RawBuffer;
 use crate::gpu::GpuInner;
@@ -43,12 +43,7 @@ pub(crate) fn record(
     head_dim: u32,
     b: &Bindings<'_>,
 ) -> Result<()> {
-    if head_dim > MAX_DIM {
-        return Err(Error::Unsupported {
-            op: "attention",
-            message: format!("head dimension {head_dim} is over {MAX_DIM}; split heads further"),
-        });
-    }
+    // `attention` refused head dimensions past MAX_DIM on both devices before recording.
     gpu.record(&Dispatch {
         kernel,
         overrides: &[("HEAD_DIM", f64::from(head_dim)), ("WG", f64::from(WG))],

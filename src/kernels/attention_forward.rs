@@ -3,7 +3,7 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::{fold_rows, max_grid, wgsl, Kernel};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::gpu::encoder::Dispatch;
 use crate::gpu::pool::RawBuffer;
 use crate::gpu::GpuInner;
@@ -43,25 +43,14 @@ pub(crate) struct Bindings<'a> {
     pub lse: &'a RawBuffer,
 }
 
-pub(crate) fn record(
-    gpu: &GpuInner,
-    p: &Params,
-    head_dim: u32,
-    bh: u32,
-    b: &Bindings<'_>,
-) -> Result<()> {
-    if head_dim > MAX_DIM {
-        return Err(Error::Unsupported {
-            op: "attention",
-            message: format!("head dimension {head_dim} is over {MAX_DIM}; split heads further"),
-        });
-    }
+pub(crate) fn record(gpu: &GpuInner, p: &Params, head_dim: u32, b: &Bindings<'_>) -> Result<()> {
+    // `attention` refused head dimensions past MAX_DIM on both devices before recording.
     gpu.record(&Dispatch {
         kernel: Kernel::AttentionForward,
         overrides: &[("HEAD_DIM", f64::from(head_dim)), ("WG", f64::from(WG))],
         params: bytemuck::bytes_of(p),
         buffers: &[b.q, b.k, b.v, b.lengths, b.o, b.lse],
-        workgroups: fold_rows("attention", p.len.div_ceil(WG), bh, max_grid(gpu))?,
+        workgroups: fold_rows("attention", p.len.div_ceil(WG), p.bh, max_grid(gpu))?,
     })
 }
 

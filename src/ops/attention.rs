@@ -126,7 +126,7 @@ pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, opts: AttentionOptions<'_>)
                 o: o.gpu_raw(),
                 lse: lse.gpu_raw(),
             };
-            fwd::record(&s.gpu.inner, &p, u32_of(dim), u32_of(bh), &b)?;
+            fwd::record(&s.gpu.inner, &p, u32_of(dim), &b)?;
         }
         Storage::Cpu(_) => cpu::attention_forward::attention_forward(
             &p,
