@@ -223,24 +223,21 @@ fn tied_extremes_share_their_gradient_as_torch_does() {
             g[0] == 0.0 && g[1..].iter().all(|v| (v - third).abs() < 1e-7),
             "{g:?}"
         );
-        let (a, b) = (t(&[1.0, 2.0, 5.0]), t(&[1.0, 3.0, 4.0]));
-        a.maximum(&b)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .backward()
-            .unwrap();
-        assert_eq!(a.grad().unwrap().read_blocking().unwrap(), [0.5, 0.0, 1.0]);
-        assert_eq!(b.grad().unwrap().read_blocking().unwrap(), [0.5, 1.0, 0.0]);
-        let (a, b) = (t(&[1.0, 2.0, 5.0]), t(&[1.0, 3.0, 4.0]));
-        a.minimum(&b)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .backward()
-            .unwrap();
-        assert_eq!(a.grad().unwrap().read_blocking().unwrap(), [0.5, 1.0, 0.0]);
-        assert_eq!(b.grad().unwrap().read_blocking().unwrap(), [0.5, 0.0, 1.0]);
+        // a = [1, 2, 5], b = [1, 3, 4]: a tie, then b wins, then a wins (reversed for minimum).
+        for (maximum, want_a, want_b) in [
+            (true, [0.5, 0.0, 1.0], [0.5, 1.0, 0.0]),
+            (false, [0.5, 1.0, 0.0], [0.5, 0.0, 1.0]),
+        ] {
+            let (a, b) = (t(&[1.0, 2.0, 5.0]), t(&[1.0, 3.0, 4.0]));
+            let y = if maximum {
+                a.maximum(&b)
+            } else {
+                a.minimum(&b)
+            };
+            y.unwrap().sum_all().unwrap().backward().unwrap();
+            assert_eq!(a.grad().unwrap().read_blocking().unwrap(), want_a);
+            assert_eq!(b.grad().unwrap().read_blocking().unwrap(), want_b);
+        }
     }
 }
 
