@@ -133,11 +133,9 @@ impl BufferPool {
         for (_, list) in lock(&self.free).drain() {
             for b in list {
                 freed += b.class;
-                counters.buffers_resident.fetch_sub(1, Ordering::Relaxed);
-                b.buffer.destroy();
+                self.discard(counters, b);
             }
         }
-        counters.bytes_resident.fetch_sub(freed, Ordering::Relaxed);
         freed
     }
 }
