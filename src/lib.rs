@@ -45,7 +45,6 @@ pub use autodiff::{is_grad_enabled, no_grad};
 pub use device::Device;
 pub use error::{Error, Result};
 pub use gpu::{AdapterSummary, Gpu, GpuOptions, OptionalFeatures, Stats};
-pub use kernels::matmul::{ShapeClass, TileConfig};
 pub use ops::attention::{attention, attention_reference, AttentionOptions};
 pub use ops::conv::ConvOptions;
 pub use ops::loss::{bce_with_logits, mse_loss, CrossEntropy, Reduction};

@@ -14,7 +14,6 @@ use std::sync::{Arc, Mutex};
 
 use crate::error::{shape_str, Error, Result};
 use crate::gpu::lock;
-use crate::ops::matmul::Matmul;
 use crate::tensor::Tensor;
 
 thread_local! {
@@ -97,6 +96,16 @@ pub(crate) struct Grads<'a> {
     pending: &'a mut HashMap<u64, Tensor>,
 }
 
+/// A gradient term that an op can write straight into a buffer: the tape asks for it either
+/// accumulated into a parameter's gradient or as a fresh tensor. Ops implement it (a matmul
+/// folds the add into its β), so the tape needs to know no op.
+pub(crate) trait GradTerm {
+    /// buf = term + β·buf.
+    fn accumulate_into(self, buf: &Tensor, beta: f32) -> Result<()>;
+    /// The term as a new tensor.
+    fn compute(self) -> Result<Tensor>;
+}
+
 impl Grads<'_> {
     /// Whether input `i` needs a gradient.
     pub fn wants(&self, i: usize) -> bool {
@@ -143,9 +152,9 @@ impl Grads<'_> {
         Ok(())
     }
 
-    /// Adds the product `m` to input `i`'s gradient; into a parameter's buffer directly, with
-    /// the matmul's β = 1 (or β = 0 for the first gradient of a step): no extra add kernel.
-    pub fn add_matmul(&mut self, i: usize, m: Matmul<'_>) -> Result<()> {
+    /// Adds the term `m` (a product, say) to input `i`'s gradient; into a parameter's buffer
+    /// directly, with β = 1 (or β = 0 for the first gradient of a step): no extra add kernel.
+    pub fn add_term(&mut self, i: usize, m: impl GradTerm) -> Result<()> {
         match &self.inputs[i].autograd {
             Some(Autograd::Leaf(leaf)) => {
                 let input = &self.inputs[i];

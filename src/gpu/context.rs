@@ -13,7 +13,6 @@ use super::pipelines::PipelineCache;
 use super::pool::{next_buffer_id, BufferKind, BufferPool, RawBuffer};
 use super::stats::{Counters, Stats};
 use crate::error::{Error, Result};
-use crate::kernels::matmul::{ShapeClass, TileConfig};
 
 /// A handle to a GPU device and timeloom's state on it. Cheap to clone; `Send + Sync`.
 ///
@@ -104,7 +103,9 @@ pub(crate) struct GpuInner {
     pub pool: BufferPool,
     pub pipelines: PipelineCache,
     pub pending: Mutex<Pending>,
-    pub tiles: Mutex<HashMap<ShapeClass, TileConfig>>,
+    /// Autotuned `override` values, keyed by kernel name and a shape class of the kernel's own
+    /// choosing; the device layer only stores them.
+    pub tuning: Mutex<HashMap<(&'static str, u64), Vec<(&'static str, f64)>>>,
     /// Application buffers wrapped as tensors: their bind-group id and how many tensors wrap them.
     pub external: Mutex<HashMap<wgpu::Buffer, (u64, usize)>>,
     /// A tiny buffer bound where a kernel's optional input is absent.
@@ -316,7 +317,7 @@ impl Gpu {
                 pool: BufferPool::default(),
                 pipelines: PipelineCache::default(),
                 pending,
-                tiles: Mutex::new(HashMap::new()),
+                tuning: Mutex::new(HashMap::new()),
                 external: Mutex::new(HashMap::new()),
                 dummy,
                 fault: Arc::new(Mutex::new(None)),

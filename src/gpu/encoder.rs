@@ -11,11 +11,10 @@ use std::collections::HashMap;
 
 use super::context::GpuInner;
 use super::lock;
-use super::pipelines::Overrides;
+use super::pipelines::{KernelDesc, Overrides};
 use super::pool::{next_buffer_id, RawBuffer};
 use super::stats::Counters;
 use crate::error::{Error, Result};
-use crate::kernels::Kernel;
 
 /// Bytes of one parameter slot; every kernel's `Params` fits in it.
 pub(crate) const PARAM_SLOT: u64 = 256;
@@ -30,7 +29,7 @@ type BindKey = [u64; 10];
 
 /// One compute dispatch, as a kernel owner describes it.
 pub(crate) struct Dispatch<'a> {
-    pub kernel: Kernel,
+    pub kernel: &'static KernelDesc,
     pub overrides: &'a Overrides,
     /// The kernel's `Params`, as bytes (at most [`PARAM_SLOT`]).
     pub params: &'a [u8],
@@ -97,22 +96,27 @@ impl GpuInner {
     /// Records one dispatch into the pending compute pass.
     pub(crate) fn record(&self, d: &Dispatch<'_>) -> Result<()> {
         self.check_fault()?;
-        debug_assert_eq!(d.buffers.len(), d.kernel.bindings().len(), "{:?}", d.kernel);
+        debug_assert_eq!(
+            d.buffers.len(),
+            d.kernel.bindings.len(),
+            "{}",
+            d.kernel.name
+        );
         debug_assert!(d.params.len() as u64 <= PARAM_SLOT);
         let max = self.limits.max_compute_workgroups_per_dimension;
         if let Some(&over) = d.workgroups.iter().find(|&&w| w > max) {
             return Err(Error::TooLarge {
-                op: d.kernel.name(),
+                op: d.kernel.name,
                 what: format!("a dispatch of {over} workgroups in one dimension"),
                 bytes: u64::from(over),
                 limit: u64::from(max),
                 limit_name: "max_compute_workgroups_per_dimension",
             });
         }
-        let storage = d.kernel.bindings().len() as u32;
+        let storage = d.kernel.bindings.len() as u32;
         if storage > self.limits.max_storage_buffers_per_shader_stage {
             return Err(Error::Unsupported {
-                op: d.kernel.name(),
+                op: d.kernel.name,
                 message: format!(
                     "the kernel binds {storage} storage buffers; this device allows {} \
                      (`max_storage_buffers_per_shader_stage`): create the device with \
@@ -165,7 +169,7 @@ impl GpuInner {
             }
             let scope = self.scope();
             let bg = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
-                label: Some(d.kernel.name()),
+                label: Some(d.kernel.name),
                 layout: &compiled.bind_group_layout,
                 entries: &entries,
             });

@@ -1,6 +1,7 @@
 //! Compiled pipelines, cached by (kernel, specialisation): each WGSL kernel and each set of
 //! `override` constants is compiled once per device. On lavapipe a compile runs LLVM and takes
 //! real time, so the set of distinct pipelines is kept small and every compile is counted.
+//! Kernels reach this module only as [`KernelDesc`]s: it knows no particular kernel.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -8,7 +9,24 @@ use std::sync::{Arc, Mutex};
 use super::lock;
 use super::stats::Counters;
 use crate::error::{Error, Result};
-use crate::kernels::{Access, Kernel};
+
+/// How a kernel binds a storage buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Access {
+    Read,
+    ReadWrite,
+}
+
+/// What the device layer knows of a kernel: enough to compile it and bind its buffers.
+#[derive(Debug)]
+pub(crate) struct KernelDesc {
+    /// The entry point, and the label of every wgpu object made for it. Unique per kernel.
+    pub name: &'static str,
+    /// The composed WGSL (kernel file first, then its snippets).
+    pub source: &'static str,
+    /// Storage bindings 1, 2, ... in order (binding 0 is always the uniform `Params`).
+    pub bindings: &'static [Access],
+}
 
 /// A ready pipeline with the layout its bind groups need.
 pub(crate) struct Compiled {
@@ -21,12 +39,13 @@ pub(crate) struct Compiled {
 /// `override` constants, as (name, value) pairs; part of the cache key.
 pub(crate) type Overrides = [(&'static str, f64)];
 
-type Key = (Kernel, Vec<(&'static str, u64)>);
+type Key = (&'static str, Vec<(&'static str, u64)>);
 
 #[derive(Default)]
 pub(crate) struct PipelineCache {
     pipelines: Mutex<HashMap<Key, Arc<Compiled>>>,
-    modules: Mutex<HashMap<Kernel, wgpu::ShaderModule>>,
+    /// Keyed by source: two entry points of one file share a module.
+    modules: Mutex<HashMap<&'static str, wgpu::ShaderModule>>,
 }
 
 impl PipelineCache {
@@ -35,11 +54,11 @@ impl PipelineCache {
         &self,
         device: &wgpu::Device,
         counters: &Counters,
-        kernel: Kernel,
+        kernel: &'static KernelDesc,
         overrides: &Overrides,
     ) -> Result<Arc<Compiled>> {
         let key: Key = (
-            kernel,
+            kernel.name,
             overrides.iter().map(|&(n, v)| (n, v.to_bits())).collect(),
         );
         // Held across the compile: two threads asking for one pipeline compile it once.
@@ -56,17 +75,17 @@ impl PipelineCache {
     fn compile(
         &self,
         device: &wgpu::Device,
-        kernel: Kernel,
+        kernel: &'static KernelDesc,
         overrides: &Overrides,
     ) -> Result<Compiled> {
-        let name = kernel.name();
+        let name = kernel.name;
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
         let module = lock(&self.modules)
-            .entry(kernel)
+            .entry(kernel.source)
             .or_insert_with(|| {
                 device.create_shader_module(wgpu::ShaderModuleDescriptor {
                     label: Some(name),
-                    source: wgpu::ShaderSource::Wgsl(kernel.source().into()),
+                    source: wgpu::ShaderSource::Wgsl(kernel.source.into()),
                 })
             })
             .clone();
@@ -80,7 +99,7 @@ impl PipelineCache {
             },
             count: None,
         }];
-        for (i, access) in kernel.bindings().iter().enumerate() {
+        for (i, access) in kernel.bindings.iter().enumerate() {
             entries.push(wgpu::BindGroupLayoutEntry {
                 binding: i as u32 + 1,
                 visibility: wgpu::ShaderStages::COMPUTE,

@@ -6,10 +6,26 @@ use super::attention_forward::WG;
 use super::{fold_rows, max_grid, wgsl, Kernel};
 use crate::error::Result;
 use crate::gpu::encoder::Dispatch;
+use crate::gpu::pipelines::{Access, KernelDesc};
 use crate::gpu::pool::RawBuffer;
 use crate::gpu::GpuInner;
 
 pub(crate) const SOURCE: &str = wgsl!("attention_backward_kv", "grid");
+
+/// `attention_backward_kv` as the device layer sees it.
+pub(crate) const KERNEL: KernelDesc = KernelDesc {
+    name: "attention_backward_kv",
+    source: SOURCE,
+    bindings: &[
+        Access::Read,
+        Access::Read,
+        Access::Read,
+        Access::Read,
+        Access::Read,
+        Access::Read,
+        Access::ReadWrite,
+    ],
+};
 
 /// Mirrors `struct Params` in shaders/attention_backward_kv.wgsl (and `attention_backward_q`).
 #[repr(C)]
@@ -45,7 +61,7 @@ pub(crate) fn record(
 ) -> Result<()> {
     // `attention` refused head dimensions past MAX_DIM on both devices before recording.
     gpu.record(&Dispatch {
-        kernel,
+        kernel: kernel.desc(),
         overrides: &[("HEAD_DIM", f64::from(head_dim)), ("WG", f64::from(WG))],
         params: bytemuck::bytes_of(p),
         buffers: &[b.q, b.k, b.v, b.d_o, b.stats, b.lengths, b.out],

@@ -5,10 +5,25 @@ use bytemuck::{Pod, Zeroable};
 use super::{fold_rows, max_grid, wgsl, Kernel};
 use crate::error::Result;
 use crate::gpu::encoder::Dispatch;
+use crate::gpu::pipelines::{Access, KernelDesc};
 use crate::gpu::pool::RawBuffer;
 use crate::gpu::GpuInner;
 
 pub(crate) const SOURCE: &str = wgsl!("attention_forward", "grid");
+
+/// `attention_forward` as the device layer sees it.
+pub(crate) const KERNEL: KernelDesc = KernelDesc {
+    name: "attention_forward",
+    source: SOURCE,
+    bindings: &[
+        Access::Read,
+        Access::Read,
+        Access::Read,
+        Access::Read,
+        Access::ReadWrite,
+        Access::ReadWrite,
+    ],
+};
 
 /// Query rows per workgroup (`WG`).
 pub(crate) const WG: u32 = 64;
@@ -46,7 +61,7 @@ pub(crate) struct Bindings<'a> {
 pub(crate) fn record(gpu: &GpuInner, p: &Params, head_dim: u32, b: &Bindings<'_>) -> Result<()> {
     // `attention` refused head dimensions past MAX_DIM on both devices before recording.
     gpu.record(&Dispatch {
-        kernel: Kernel::AttentionForward,
+        kernel: Kernel::AttentionForward.desc(),
         overrides: &[("HEAD_DIM", f64::from(head_dim)), ("WG", f64::from(WG))],
         params: bytemuck::bytes_of(p),
         buffers: &[b.q, b.k, b.v, b.lengths, b.o, b.lse],

@@ -3,12 +3,20 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{record_strided, wgsl, Kernel};
+use super::{on, record_strided, wgsl, Kernel, On};
+use crate::cpu;
 use crate::error::Result;
-use crate::gpu::pool::RawBuffer;
-use crate::gpu::GpuInner;
+use crate::gpu::pipelines::{Access, KernelDesc};
+use crate::tensor::{host_read, host_write, Tensor};
 
 pub(crate) const SOURCE: &str = wgsl!("axpy", "grid");
+
+/// `axpy` as the device layer sees it.
+pub(crate) const KERNEL: KernelDesc = KernelDesc {
+    name: "axpy",
+    source: SOURCE,
+    bindings: &[Access::Read, Access::ReadWrite],
+};
 
 /// Mirrors `struct Params` in shaders/axpy.wgsl.
 #[repr(C)]
@@ -25,12 +33,27 @@ pub struct Params {
 }
 const _: () = assert!(std::mem::size_of::<Params>().is_multiple_of(16));
 
-pub(crate) fn record(gpu: &GpuInner, p: &Params, x: &RawBuffer, y: &RawBuffer) -> Result<()> {
-    record_strided(
-        gpu,
-        Kernel::Axpy,
-        bytemuck::bytes_of(p),
-        &[x, y],
-        u64::from(p.numel),
-    )
+/// The tensors of one `axpy` launch, in binding order.
+pub(crate) struct Bindings<'a> {
+    pub x: &'a Tensor,
+    pub y: &'a Tensor,
+}
+
+/// Runs `axpy` where `b.y` lives.
+pub(crate) fn launch(p: &Params, b: &Bindings<'_>) -> Result<()> {
+    match on(b.y) {
+        On::Gpu(gpu) => record_strided(
+            gpu,
+            Kernel::Axpy,
+            bytemuck::bytes_of(p),
+            &[b.x.gpu_raw(), b.y.gpu_raw()],
+            u64::from(p.numel),
+        ),
+        On::Cpu => {
+            // A host copy when x aliases y: a read lock and a write lock cannot coexist.
+            let x: Vec<f32> = host_read(b.x).clone();
+            cpu::axpy::axpy(p, &x, &mut host_write(b.y));
+            Ok(())
+        }
+    }
 }

@@ -5,10 +5,26 @@ use bytemuck::{Pod, Zeroable};
 
 use super::{record_rows, wgsl, Kernel};
 use crate::error::Result;
+use crate::gpu::pipelines::{Access, KernelDesc};
 use crate::gpu::pool::RawBuffer;
 use crate::gpu::GpuInner;
 
 pub(crate) const SOURCE: &str = wgsl!("batch_norm_forward", "channels", "grid", "rows");
+
+/// `batch_norm_forward` as the device layer sees it.
+pub(crate) const KERNEL: KernelDesc = KernelDesc {
+    name: "batch_norm_forward",
+    source: SOURCE,
+    bindings: &[
+        Access::Read,
+        Access::Read,
+        Access::Read,
+        Access::ReadWrite,
+        Access::ReadWrite,
+        Access::ReadWrite,
+        Access::ReadWrite,
+    ],
+};
 
 /// Mirrors `struct Params` in shaders/batch_norm_forward.wgsl.
 #[repr(C)]

@@ -2,12 +2,20 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{record_strided, wgsl, Kernel};
+use super::{on, record_strided, wgsl, Kernel, On};
+use crate::cpu;
 use crate::error::Result;
-use crate::gpu::pool::RawBuffer;
-use crate::gpu::GpuInner;
+use crate::gpu::pipelines::{Access, KernelDesc};
+use crate::tensor::{host_read, host_write, Tensor};
 
 pub(crate) const SOURCE: &str = wgsl!("binary", "grid", "strided");
+
+/// `binary` as the device layer sees it.
+pub(crate) const KERNEL: KernelDesc = KernelDesc {
+    name: "binary",
+    source: SOURCE,
+    bindings: &[Access::Read, Access::Read, Access::ReadWrite],
+};
 
 /// f in y = f(a, b). Codes are the shader's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,20 +75,29 @@ pub struct Params {
 }
 const _: () = assert!(std::mem::size_of::<Params>().is_multiple_of(16));
 
-pub(crate) fn record(
-    gpu: &GpuInner,
-    p: &Params,
-    a: &RawBuffer,
-    b: &RawBuffer,
-    y: &RawBuffer,
-) -> Result<()> {
-    record_strided(
-        gpu,
-        Kernel::Binary,
-        bytemuck::bytes_of(p),
-        &[a, b, y],
-        u64::from(p.numel),
-    )
+/// The tensors of one `binary` launch, in binding order.
+pub(crate) struct Bindings<'a> {
+    pub a: &'a Tensor,
+    pub b: &'a Tensor,
+    pub y: &'a Tensor,
+}
+
+/// Runs `binary` where `b.y` lives.
+pub(crate) fn launch(p: &Params, b: &Bindings<'_>) -> Result<()> {
+    match on(b.y) {
+        On::Gpu(gpu) => record_strided(
+            gpu,
+            Kernel::Binary,
+            bytemuck::bytes_of(p),
+            &[b.a.gpu_raw(), b.b.gpu_raw(), b.y.gpu_raw()],
+            u64::from(p.numel),
+        ),
+        On::Cpu => {
+            // Two read locks on one storage are fine (a + a); the output is fresh.
+            cpu::binary::binary(p, &host_read(b.a), &host_read(b.b), &mut host_write(b.y));
+            Ok(())
+        }
+    }
 }
 
 #[cfg(test)]

@@ -2,12 +2,20 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{record_rows, wgsl, Kernel};
+use super::{on, record_rows, wgsl, Kernel, On};
+use crate::cpu;
 use crate::error::Result;
-use crate::gpu::pool::RawBuffer;
-use crate::gpu::GpuInner;
+use crate::gpu::pipelines::{Access, KernelDesc};
+use crate::tensor::{host_read, host_write, Tensor};
 
 pub(crate) const SOURCE: &str = wgsl!("clip_scale", "rows", "float");
+
+/// `clip_scale` as the device layer sees it.
+pub(crate) const KERNEL: KernelDesc = KernelDesc {
+    name: "clip_scale",
+    source: SOURCE,
+    bindings: &[Access::Read, Access::ReadWrite],
+};
 
 /// Mirrors `struct Params` in shaders/clip_scale.wgsl.
 #[repr(C)]
@@ -20,17 +28,27 @@ pub struct Params {
 }
 const _: () = assert!(std::mem::size_of::<Params>().is_multiple_of(16));
 
-pub(crate) fn record(
-    gpu: &GpuInner,
-    p: &Params,
-    partial: &RawBuffer,
-    out: &RawBuffer,
-) -> Result<()> {
-    record_rows(
-        gpu,
-        Kernel::ClipScale,
-        bytemuck::bytes_of(p),
-        &[partial, out],
-        1,
-    )
+/// The tensors of one `clip_scale` launch.
+pub(crate) struct Bindings<'a> {
+    /// [P] per-parameter Σ‖g‖².
+    pub partial: &'a Tensor,
+    /// [2]: the global norm and the clip factor.
+    pub out: &'a Tensor,
+}
+
+/// Writes (norm, scale) where `b.out` lives.
+pub(crate) fn launch(p: &Params, b: &Bindings<'_>) -> Result<()> {
+    match on(b.out) {
+        On::Gpu(gpu) => record_rows(
+            gpu,
+            Kernel::ClipScale,
+            bytemuck::bytes_of(p),
+            &[b.partial.gpu_raw(), b.out.gpu_raw()],
+            1,
+        ),
+        On::Cpu => {
+            cpu::clip_scale::clip_scale(p, &host_read(b.partial), &mut host_write(b.out));
+            Ok(())
+        }
+    }
 }

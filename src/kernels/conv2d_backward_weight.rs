@@ -7,10 +7,18 @@ use super::conv2d_forward::{tile_rows, Params};
 use super::{fold_grid, wgsl, Kernel};
 use crate::error::Result;
 use crate::gpu::encoder::Dispatch;
+use crate::gpu::pipelines::{Access, KernelDesc};
 use crate::gpu::pool::RawBuffer;
 use crate::gpu::GpuInner;
 
 pub(crate) const SOURCE: &str = wgsl!("conv2d_backward_weight", "conv2d", "grid");
+
+/// `conv2d_backward_weight` as the device layer sees it.
+pub(crate) const KERNEL: KernelDesc = KernelDesc {
+    name: "conv2d_backward_weight",
+    source: SOURCE,
+    bindings: &[Access::Read, Access::Read, Access::ReadWrite],
+};
 
 /// Columns (taps) per workgroup: CONV_TN.
 const TILE_TAPS: u32 = 4;
@@ -52,7 +60,7 @@ pub(crate) fn record(
         gpu.limits.max_compute_workgroups_per_dimension,
     )?;
     gpu.record(&Dispatch {
-        kernel: Kernel::Conv2dBackwardWeight,
+        kernel: Kernel::Conv2dBackwardWeight.desc(),
         overrides: &[("CONV_TM", f64::from(tile_rows(p.mg())))],
         params: bytemuck::bytes_of(p),
         buffers: &[dy, x, part],

@@ -8,10 +8,18 @@ use bytemuck::{Pod, Zeroable};
 use super::{fold_grid, wgsl, Kernel};
 use crate::error::Result;
 use crate::gpu::encoder::Dispatch;
+use crate::gpu::pipelines::{Access, KernelDesc};
 use crate::gpu::pool::RawBuffer;
 use crate::gpu::GpuInner;
 
 pub(crate) const SOURCE: &str = wgsl!("conv2d_forward", "conv2d", "grid");
+
+/// `conv2d_forward` as the device layer sees it.
+pub(crate) const KERNEL: KernelDesc = KernelDesc {
+    name: "conv2d_forward",
+    source: SOURCE,
+    bindings: &[Access::Read, Access::Read, Access::Read, Access::ReadWrite],
+};
 
 /// Columns per workgroup (CONV_WG · CONV_TN).
 pub(crate) const TILE_COLS: u32 = 256;
@@ -105,7 +113,7 @@ pub(crate) fn record_gemm(
         gpu.limits.max_compute_workgroups_per_dimension,
     )?;
     gpu.record(&Dispatch {
-        kernel,
+        kernel: kernel.desc(),
         overrides: &[("CONV_TM", f64::from(tm))],
         params: bytemuck::bytes_of(&p),
         buffers,

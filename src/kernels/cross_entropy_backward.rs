@@ -4,10 +4,25 @@ use bytemuck::{Pod, Zeroable};
 
 use super::{record_flat, wgsl, Kernel};
 use crate::error::Result;
+use crate::gpu::pipelines::{Access, KernelDesc};
 use crate::gpu::pool::RawBuffer;
 use crate::gpu::GpuInner;
 
 pub(crate) const SOURCE: &str = wgsl!("cross_entropy_backward", "grid");
+
+/// `cross_entropy_backward` as the device layer sees it.
+pub(crate) const KERNEL: KernelDesc = KernelDesc {
+    name: "cross_entropy_backward",
+    source: SOURCE,
+    bindings: &[
+        Access::Read,
+        Access::Read,
+        Access::Read,
+        Access::Read,
+        Access::Read,
+        Access::ReadWrite,
+    ],
+};
 
 /// Mirrors `struct Params` in shaders/cross_entropy_backward.wgsl; `mean` = 1 divides by the
 /// number of rows that count.

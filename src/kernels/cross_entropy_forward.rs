@@ -4,10 +4,18 @@ use bytemuck::{Pod, Zeroable};
 
 use super::{record_rows, wgsl, Kernel};
 use crate::error::Result;
+use crate::gpu::pipelines::{Access, KernelDesc};
 use crate::gpu::pool::RawBuffer;
 use crate::gpu::GpuInner;
 
 pub(crate) const SOURCE: &str = wgsl!("cross_entropy_forward", "grid", "rows");
+
+/// `cross_entropy_forward` as the device layer sees it.
+pub(crate) const KERNEL: KernelDesc = KernelDesc {
+    name: "cross_entropy_forward",
+    source: SOURCE,
+    bindings: &[Access::Read, Access::Read, Access::ReadWrite],
+};
 
 /// Mirrors `struct Params` in shaders/cross_entropy_forward.wgsl.
 #[repr(C)]

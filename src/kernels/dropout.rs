@@ -5,10 +5,18 @@ use bytemuck::{Pod, Zeroable};
 
 use super::{record_strided, wgsl, Kernel};
 use crate::error::Result;
+use crate::gpu::pipelines::{Access, KernelDesc};
 use crate::gpu::pool::RawBuffer;
 use crate::gpu::GpuInner;
 
 pub(crate) const SOURCE: &str = wgsl!("dropout", "grid", "hash");
+
+/// `dropout` as the device layer sees it.
+pub(crate) const KERNEL: KernelDesc = KernelDesc {
+    name: "dropout",
+    source: SOURCE,
+    bindings: &[Access::Read, Access::ReadWrite],
+};
 
 /// Mirrors `struct Params` in shaders/dropout.wgsl.
 #[repr(C)]

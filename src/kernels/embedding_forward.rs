@@ -4,10 +4,18 @@ use bytemuck::{Pod, Zeroable};
 
 use super::{record_flat, wgsl, Kernel};
 use crate::error::Result;
+use crate::gpu::pipelines::{Access, KernelDesc};
 use crate::gpu::pool::RawBuffer;
 use crate::gpu::GpuInner;
 
 pub(crate) const SOURCE: &str = wgsl!("embedding_forward", "grid");
+
+/// `embedding_forward` as the device layer sees it.
+pub(crate) const KERNEL: KernelDesc = KernelDesc {
+    name: "embedding_forward",
+    source: SOURCE,
+    bindings: &[Access::Read, Access::Read, Access::ReadWrite],
+};
 
 /// Mirrors `struct Params` in shaders/embedding_forward.wgsl (and the backward's).
 #[repr(C)]

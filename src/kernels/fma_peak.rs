@@ -8,9 +8,17 @@ use bytemuck::{Pod, Zeroable};
 use super::{fold_grid, wgsl, Kernel};
 use crate::error::Result;
 use crate::gpu::encoder::Dispatch;
+use crate::gpu::pipelines::{Access, KernelDesc};
 use crate::gpu::Gpu;
 
 pub(crate) const SOURCE: &str = wgsl!("fma_peak", "grid");
+
+/// `fma_peak` as the device layer sees it.
+pub(crate) const KERNEL: KernelDesc = KernelDesc {
+    name: "fma_peak",
+    source: SOURCE,
+    bindings: &[Access::ReadWrite],
+};
 
 /// Mirrors `struct Params` in shaders/fma_peak.wgsl.
 #[repr(C)]
@@ -44,7 +52,7 @@ pub fn measure(gpu: &Gpu, invocations: u32, iters: u32) -> Result<f64> {
         inner.limits.max_compute_workgroups_per_dimension,
     )?;
     let dispatch = Dispatch {
-        kernel: Kernel::FmaPeak,
+        kernel: Kernel::FmaPeak.desc(),
         overrides: &[],
         params: bytemuck::bytes_of(&p),
         buffers: &[&out],

@@ -4,10 +4,24 @@ use bytemuck::{Pod, Zeroable};
 
 use super::{record_rows, wgsl, Kernel};
 use crate::error::Result;
+use crate::gpu::pipelines::{Access, KernelDesc};
 use crate::gpu::pool::RawBuffer;
 use crate::gpu::GpuInner;
 
 pub(crate) const SOURCE: &str = wgsl!("layer_norm_backward", "grid", "rows");
+
+/// `layer_norm_backward` as the device layer sees it.
+pub(crate) const KERNEL: KernelDesc = KernelDesc {
+    name: "layer_norm_backward",
+    source: SOURCE,
+    bindings: &[
+        Access::Read,
+        Access::Read,
+        Access::Read,
+        Access::Read,
+        Access::ReadWrite,
+    ],
+};
 
 /// Mirrors `struct Params` in shaders/layer_norm_backward.wgsl.
 #[repr(C)]

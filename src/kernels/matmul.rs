@@ -6,14 +6,24 @@ use std::time::Instant;
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{fold_grid, wgsl, Kernel};
+use super::{fold_grid, on, wgsl, Kernel, On};
+use crate::cpu;
 use crate::error::Result;
 use crate::gpu::encoder::Dispatch;
 use crate::gpu::lock;
+use crate::gpu::pipelines::{Access, KernelDesc};
 use crate::gpu::pool::RawBuffer;
 use crate::gpu::GpuInner;
+use crate::tensor::{host_read, host_write, Tensor};
 
 pub(crate) const SOURCE: &str = wgsl!("matmul", "activations", "grid");
+
+/// `matmul` as the device layer sees it.
+pub(crate) const KERNEL: KernelDesc = KernelDesc {
+    name: "matmul",
+    source: SOURCE,
+    bindings: &[Access::Read, Access::Read, Access::Read, Access::ReadWrite],
+};
 
 /// Mirrors `struct Params` in shaders/matmul.wgsl field for field. Offsets and strides are in
 /// elements; `_rs`/`_cs`/`_bs` are row, column and batch strides of op(A) [M, K], op(B) [K, N]
@@ -72,7 +82,7 @@ impl Params {
 
 /// A workgroup tile: WG_M × WG_N invocations, each computing 4 × 4 outputs, stepping K by BK.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct TileConfig {
+pub(crate) struct TileConfig {
     /// Invocations along M.
     pub wg_m: u32,
     /// Invocations along N.
@@ -170,6 +180,24 @@ impl TileConfig {
         self.wg_n * TN
     }
 
+    /// The inverse of [`TileConfig::overrides`].
+    fn from_overrides(overrides: &[(&'static str, f64)]) -> TileConfig {
+        let get = |name: &str| {
+            overrides
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map_or(0, |&(_, v)| v as u32)
+        };
+        let direct_rows = get("DIRECT_ROWS");
+        TileConfig {
+            wg_m: get("WG_M"),
+            wg_n: get("WG_N"),
+            // `overrides` raises the direct kernel's unused BK of 0 to 1.
+            bk: if direct_rows > 0 { 0 } else { get("BK") },
+            direct_rows,
+        }
+    }
+
     fn overrides(self) -> [(&'static str, f64); 4] {
         [
             ("WG_M", f64::from(self.wg_m)),
@@ -192,6 +220,16 @@ impl TileConfig {
     }
 }
 
+impl std::fmt::Display for ShapeClass {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ShapeClass::Square => write!(f, "square"),
+            ShapeClass::FewRows(rows) => write!(f, "{rows} rows"),
+            ShapeClass::FewColumns => write!(f, "few columns"),
+        }
+    }
+}
+
 impl std::fmt::Display for TileConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         if self.direct_rows > 0 {
@@ -204,7 +242,7 @@ impl std::fmt::Display for TileConfig {
 
 /// Shapes that want different tiles: square-ish, few rows (an RNN's batch), few columns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum ShapeClass {
+pub(crate) enum ShapeClass {
     /// M > 16 and N > 16.
     Square,
     /// M <= 16, rounded up to 1, 2, 4, 8 or 16: a batch of a few rows against a weight matrix.
@@ -222,6 +260,24 @@ impl ShapeClass {
             ShapeClass::FewColumns
         } else {
             ShapeClass::Square
+        }
+    }
+
+    /// The key of this class in the device's tuning cache.
+    fn code(self) -> u64 {
+        match self {
+            ShapeClass::Square => 0,
+            ShapeClass::FewColumns => 1,
+            ShapeClass::FewRows(rows) => 1 + u64::from(rows),
+        }
+    }
+
+    /// The inverse of [`ShapeClass::code`].
+    fn from_code(code: u64) -> Option<ShapeClass> {
+        match code {
+            0 => Some(ShapeClass::Square),
+            1 => Some(ShapeClass::FewColumns),
+            c => u32::try_from(c - 1).ok().map(ShapeClass::FewRows),
         }
     }
 
@@ -255,21 +311,53 @@ impl ShapeClass {
     }
 }
 
-/// The buffers of one matmul, in binding order.
+/// The tensors of one matmul, in binding order.
 pub(crate) struct Bindings<'a> {
-    pub a: &'a RawBuffer,
-    pub b: &'a RawBuffer,
-    pub bias: Option<&'a RawBuffer>,
-    pub c: &'a RawBuffer,
+    pub a: &'a Tensor,
+    pub b: &'a Tensor,
+    pub bias: Option<&'a Tensor>,
+    pub c: &'a Tensor,
+}
+
+/// C = act(α·op(A)·op(B) + β·C + bias) where `b.c` lives; on a GPU with the tile chosen for this
+/// shape class (which fills in the tile counts of `p`).
+pub(crate) fn launch(p: &mut Params, b: &Bindings<'_>) -> Result<()> {
+    match on(b.c) {
+        On::Gpu(gpu) => {
+            let tile = choose_tile(gpu, p.m, p.n, p.k)?;
+            let buffers = RawBindings {
+                a: b.a.gpu_raw(),
+                b: b.b.gpu_raw(),
+                bias: b.bias.map(Tensor::gpu_raw),
+                c: b.c.gpu_raw(),
+            };
+            record(gpu, p, &buffers, tile)
+        }
+        On::Cpu => {
+            let bias = b.bias.map(host_read);
+            let bias: &[f32] = bias.as_deref().map_or(&[], |v| v.as_slice());
+            cpu::matmul::matmul(
+                p,
+                &host_read(b.a),
+                &host_read(b.b),
+                bias,
+                &mut host_write(b.c),
+            );
+            Ok(())
+        }
+    }
+}
+
+/// The buffers of one matmul on a GPU, in binding order.
+struct RawBindings<'a> {
+    a: &'a RawBuffer,
+    b: &'a RawBuffer,
+    bias: Option<&'a RawBuffer>,
+    c: &'a RawBuffer,
 }
 
 /// Records one batched matmul with `tile`; fills in the tile counts of `p`.
-pub(crate) fn record(
-    gpu: &GpuInner,
-    p: &mut Params,
-    bufs: &Bindings<'_>,
-    tile: TileConfig,
-) -> Result<()> {
+fn record(gpu: &GpuInner, p: &mut Params, bufs: &RawBindings<'_>, tile: TileConfig) -> Result<()> {
     p.tiles_m = p.m.div_ceil(tile.bm());
     p.tiles_n = p.n.div_ceil(tile.bn());
     let groups = u64::from(p.tiles_m) * u64::from(p.tiles_n) * u64::from(p.batch);
@@ -279,7 +367,7 @@ pub(crate) fn record(
         gpu.limits.max_compute_workgroups_per_dimension,
     )?;
     gpu.record(&Dispatch {
-        kernel: Kernel::Matmul,
+        kernel: Kernel::Matmul.desc(),
         overrides: &tile.overrides(),
         params: bytemuck::bytes_of(p),
         buffers: &[bufs.a, bufs.b, bufs.bias.unwrap_or(&gpu.dummy), bufs.c],
@@ -287,12 +375,14 @@ pub(crate) fn record(
     })
 }
 
-/// The tile for a matmul of this shape on this device: cached per shape class.
+/// The tile for a matmul of this shape on this device: cached per shape class in the device's
+/// tuning cache, as the tile's `override` values.
 pub(crate) fn choose_tile(gpu: &GpuInner, m: u32, n: u32, k: u32) -> Result<TileConfig> {
     let class = ShapeClass::of(m, n);
-    let mut tiles = lock(&gpu.tiles);
-    if let Some(&t) = tiles.get(&class) {
-        return Ok(t);
+    // Held across the autotune: two threads with one new shape class tune it once.
+    let mut tuning = lock(&gpu.tuning);
+    if let Some(t) = tuning.get(&(KERNEL.name, class.code())) {
+        return Ok(TileConfig::from_overrides(t));
     }
     let candidates: Vec<TileConfig> = class
         .candidates()
@@ -304,8 +394,23 @@ pub(crate) fn choose_tile(gpu: &GpuInner, m: u32, n: u32, k: u32) -> Result<Tile
     } else {
         candidates.first().copied().unwrap_or(TileConfig::T32X32)
     };
-    tiles.insert(class, tile);
+    tuning.insert((KERNEL.name, class.code()), tile.overrides().to_vec());
     Ok(tile)
+}
+
+/// The tile chosen so far for each shape class on this device, as (class, tile) descriptions.
+pub(crate) fn chosen_tiles(gpu: &GpuInner) -> Vec<(String, String)> {
+    let mut v: Vec<(ShapeClass, TileConfig)> = lock(&gpu.tuning)
+        .iter()
+        .filter(|((kernel, _), _)| *kernel == KERNEL.name)
+        .filter_map(|(&(_, code), o)| {
+            Some((ShapeClass::from_code(code)?, TileConfig::from_overrides(o)))
+        })
+        .collect();
+    v.sort_by_key(|(c, _)| *c);
+    v.into_iter()
+        .map(|(c, t)| (c.to_string(), t.to_string()))
+        .collect()
 }
 
 /// Every tile shape timeloom knows, for sweeps.
@@ -352,7 +457,7 @@ pub(crate) fn time_tile(
         gpu.upload(&a, 0, &vec![0u8; (m * k * 4) as usize], false)?;
         gpu.upload(&b, 0, &vec![0u8; (k * n * 4) as usize], false)?;
         let mut p = Params::row_major(m, n, k);
-        let bufs = Bindings {
+        let bufs = RawBindings {
             a: &a,
             b: &b,
             bias: None,

@@ -1,6 +1,8 @@
 //! One Rust owner per WGSL kernel: its `Params` (mirroring the shader's struct field for field),
-//! its bindings, its dispatch geometry and, at the bottom, its parity test against `crate::cpu`.
-//! Owners record into the pending encoder; the ops in `crate::ops` check shapes before they call.
+//! its bindings, its dispatch geometry, its `launch` and, at the bottom, its parity test against
+//! `crate::cpu`. A launch is the one place a kernel meets a device: on a GPU tensor it records the
+//! dispatch into the pending encoder, on a host tensor it runs the CPU twin, with the same
+//! `Params` either way. The ops in `crate::ops` check devices and shapes before they launch.
 
 pub(crate) mod attention_backward_kv;
 pub(crate) mod attention_backward_q;
@@ -35,209 +37,97 @@ pub(crate) mod unary_backward;
 
 use crate::error::{Error, Result};
 use crate::gpu::encoder::Dispatch;
+use crate::gpu::pipelines::KernelDesc;
 use crate::gpu::pool::RawBuffer;
 use crate::gpu::GpuInner;
+use crate::tensor::{Storage, Tensor};
 
-/// Every WGSL kernel timeloom compiles. The entry point of each is its name.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub(crate) enum Kernel {
-    Matmul,
-    Unary,
-    UnaryBackward,
-    Binary,
-    Axpy,
-    Reduce,
-    SoftmaxForward,
-    SoftmaxBackward,
-    CrossEntropyForward,
-    CrossEntropyBackward,
-    OptimizerStep,
-    ClipScale,
-    Dropout,
-    RecurrentStepForward,
-    RecurrentStepBackward,
-    RecurrentSequenceForward,
-    RecurrentSequenceBackward,
-    LayerNormForward,
-    LayerNormBackward,
-    EmbeddingForward,
-    EmbeddingBackward,
-    AttentionForward,
-    AttentionBackwardKv,
-    AttentionBackwardQ,
-    Pool2dForward,
-    Pool2dBackward,
-    Conv2dForward,
-    Conv2dBackwardData,
-    Conv2dBackwardWeight,
-    BatchNormForward,
-    BatchNormBackward,
-    FmaPeak,
+/// Where a launch runs: read off one of its tensors (the op checked that all share a device).
+pub(crate) enum On<'a> {
+    /// Record the dispatch on this GPU.
+    Gpu(&'a GpuInner),
+    /// Run the CPU twin.
+    Cpu,
 }
 
-/// How a kernel binds a storage buffer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Access {
-    Read,
-    ReadWrite,
+/// The device `t` lives on, for a launch.
+pub(crate) fn on(t: &Tensor) -> On<'_> {
+    match &t.storage {
+        Storage::Gpu(s) => On::Gpu(&s.gpu.inner),
+        Storage::Cpu(_) => On::Cpu,
+    }
+}
+
+/// Declares every kernel once: its variant and the owner's description (name, composed WGSL,
+/// binding access). `Kernel::ALL`, `name`, `source` and `bindings` all come from this one list.
+macro_rules! kernel_table {
+    ($($variant:ident => $desc:path,)*) => {
+        /// Every WGSL kernel timeloom compiles. The entry point of each is its name.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub(crate) enum Kernel {
+            $($variant,)*
+        }
+
+        impl Kernel {
+            /// Every kernel, in declaration order.
+            #[cfg(test)]
+            pub const ALL: &'static [Kernel] = &[$(Kernel::$variant,)*];
+
+            /// What the device layer needs to compile and bind this kernel.
+            pub fn desc(self) -> &'static KernelDesc {
+                match self {
+                    $(Kernel::$variant => &$desc,)*
+                }
+            }
+        }
+    };
+}
+
+kernel_table! {
+    Matmul => matmul::KERNEL,
+    Unary => unary::KERNEL,
+    UnaryBackward => unary_backward::KERNEL,
+    Binary => binary::KERNEL,
+    Axpy => axpy::KERNEL,
+    Reduce => reduce::KERNEL,
+    SoftmaxForward => softmax_forward::KERNEL,
+    SoftmaxBackward => softmax_backward::KERNEL,
+    CrossEntropyForward => cross_entropy_forward::KERNEL,
+    CrossEntropyBackward => cross_entropy_backward::KERNEL,
+    OptimizerStep => optimizer_step::KERNEL,
+    ClipScale => clip_scale::KERNEL,
+    Dropout => dropout::KERNEL,
+    RecurrentStepForward => recurrent_step_forward::KERNEL,
+    RecurrentStepBackward => recurrent_step_backward::KERNEL,
+    RecurrentSequenceForward => recurrent_step_forward::SEQUENCE_KERNEL,
+    RecurrentSequenceBackward => recurrent_step_backward::SEQUENCE_KERNEL,
+    LayerNormForward => layer_norm_forward::KERNEL,
+    LayerNormBackward => layer_norm_backward::KERNEL,
+    EmbeddingForward => embedding_forward::KERNEL,
+    EmbeddingBackward => embedding_backward::KERNEL,
+    AttentionForward => attention_forward::KERNEL,
+    AttentionBackwardKv => attention_backward_kv::KERNEL,
+    AttentionBackwardQ => attention_backward_q::KERNEL,
+    Pool2dForward => pool2d_forward::KERNEL,
+    Pool2dBackward => pool2d_backward::KERNEL,
+    Conv2dForward => conv2d_forward::KERNEL,
+    Conv2dBackwardData => conv2d_backward_data::KERNEL,
+    Conv2dBackwardWeight => conv2d_backward_weight::KERNEL,
+    BatchNormForward => batch_norm_forward::KERNEL,
+    BatchNormBackward => batch_norm_backward::KERNEL,
+    FmaPeak => fma_peak::KERNEL,
 }
 
 impl Kernel {
-    #[cfg(test)]
-    pub const ALL: [Kernel; 32] = [
-        Kernel::Matmul,
-        Kernel::Unary,
-        Kernel::UnaryBackward,
-        Kernel::Binary,
-        Kernel::Axpy,
-        Kernel::Reduce,
-        Kernel::SoftmaxForward,
-        Kernel::SoftmaxBackward,
-        Kernel::CrossEntropyForward,
-        Kernel::CrossEntropyBackward,
-        Kernel::OptimizerStep,
-        Kernel::ClipScale,
-        Kernel::Dropout,
-        Kernel::RecurrentStepForward,
-        Kernel::RecurrentStepBackward,
-        Kernel::RecurrentSequenceForward,
-        Kernel::RecurrentSequenceBackward,
-        Kernel::LayerNormForward,
-        Kernel::LayerNormBackward,
-        Kernel::EmbeddingForward,
-        Kernel::EmbeddingBackward,
-        Kernel::AttentionForward,
-        Kernel::AttentionBackwardKv,
-        Kernel::AttentionBackwardQ,
-        Kernel::Pool2dForward,
-        Kernel::Pool2dBackward,
-        Kernel::Conv2dForward,
-        Kernel::Conv2dBackwardData,
-        Kernel::Conv2dBackwardWeight,
-        Kernel::BatchNormForward,
-        Kernel::BatchNormBackward,
-        Kernel::FmaPeak,
-    ];
-
     /// The kernel's name: its WGSL file, entry point, Rust owner and CPU twin.
     pub fn name(self) -> &'static str {
-        match self {
-            Kernel::Matmul => "matmul",
-            Kernel::Unary => "unary",
-            Kernel::UnaryBackward => "unary_backward",
-            Kernel::Binary => "binary",
-            Kernel::Axpy => "axpy",
-            Kernel::Reduce => "reduce",
-            Kernel::SoftmaxForward => "softmax_forward",
-            Kernel::SoftmaxBackward => "softmax_backward",
-            Kernel::CrossEntropyForward => "cross_entropy_forward",
-            Kernel::CrossEntropyBackward => "cross_entropy_backward",
-            Kernel::OptimizerStep => "optimizer_step",
-            Kernel::ClipScale => "clip_scale",
-            Kernel::Dropout => "dropout",
-            Kernel::RecurrentStepForward => "recurrent_step_forward",
-            Kernel::RecurrentStepBackward => "recurrent_step_backward",
-            // The persistent path lives in the step kernels' files: the same step, in a loop.
-            Kernel::RecurrentSequenceForward => "recurrent_sequence_forward",
-            Kernel::RecurrentSequenceBackward => "recurrent_sequence_backward",
-            Kernel::LayerNormForward => "layer_norm_forward",
-            Kernel::LayerNormBackward => "layer_norm_backward",
-            Kernel::EmbeddingForward => "embedding_forward",
-            Kernel::EmbeddingBackward => "embedding_backward",
-            Kernel::AttentionForward => "attention_forward",
-            Kernel::AttentionBackwardKv => "attention_backward_kv",
-            Kernel::AttentionBackwardQ => "attention_backward_q",
-            Kernel::Pool2dForward => "pool2d_forward",
-            Kernel::Pool2dBackward => "pool2d_backward",
-            Kernel::Conv2dForward => "conv2d_forward",
-            Kernel::Conv2dBackwardData => "conv2d_backward_data",
-            Kernel::Conv2dBackwardWeight => "conv2d_backward_weight",
-            Kernel::BatchNormForward => "batch_norm_forward",
-            Kernel::BatchNormBackward => "batch_norm_backward",
-            Kernel::FmaPeak => "fma_peak",
-        }
+        self.desc().name
     }
 
     /// The composed WGSL source: the kernel file first, then the snippets it needs.
+    #[cfg(test)]
     pub fn source(self) -> &'static str {
-        match self {
-            Kernel::Matmul => matmul::SOURCE,
-            Kernel::Unary => unary::SOURCE,
-            Kernel::UnaryBackward => unary_backward::SOURCE,
-            Kernel::Binary => binary::SOURCE,
-            Kernel::Axpy => axpy::SOURCE,
-            Kernel::Reduce => reduce::SOURCE,
-            Kernel::SoftmaxForward => softmax_forward::SOURCE,
-            Kernel::SoftmaxBackward => softmax_backward::SOURCE,
-            Kernel::CrossEntropyForward => cross_entropy_forward::SOURCE,
-            Kernel::CrossEntropyBackward => cross_entropy_backward::SOURCE,
-            Kernel::OptimizerStep => optimizer_step::SOURCE,
-            Kernel::ClipScale => clip_scale::SOURCE,
-            Kernel::Dropout => dropout::SOURCE,
-            Kernel::RecurrentStepForward | Kernel::RecurrentSequenceForward => {
-                recurrent_step_forward::SOURCE
-            }
-            Kernel::RecurrentStepBackward | Kernel::RecurrentSequenceBackward => {
-                recurrent_step_backward::SOURCE
-            }
-            Kernel::LayerNormForward => layer_norm_forward::SOURCE,
-            Kernel::LayerNormBackward => layer_norm_backward::SOURCE,
-            Kernel::EmbeddingForward => embedding_forward::SOURCE,
-            Kernel::EmbeddingBackward => embedding_backward::SOURCE,
-            Kernel::AttentionForward => attention_forward::SOURCE,
-            Kernel::AttentionBackwardKv => attention_backward_kv::SOURCE,
-            Kernel::AttentionBackwardQ => attention_backward_q::SOURCE,
-            Kernel::Pool2dForward => pool2d_forward::SOURCE,
-            Kernel::Pool2dBackward => pool2d_backward::SOURCE,
-            Kernel::Conv2dForward => conv2d_forward::SOURCE,
-            Kernel::Conv2dBackwardData => conv2d_backward_data::SOURCE,
-            Kernel::Conv2dBackwardWeight => conv2d_backward_weight::SOURCE,
-            Kernel::BatchNormForward => batch_norm_forward::SOURCE,
-            Kernel::BatchNormBackward => batch_norm_backward::SOURCE,
-            Kernel::FmaPeak => fma_peak::SOURCE,
-        }
-    }
-
-    /// Storage bindings 1, 2, ... (binding 0 is always the uniform params).
-    pub fn bindings(self) -> &'static [Access] {
-        use Access::*;
-        match self {
-            Kernel::Matmul => &[Read, Read, Read, ReadWrite],
-            Kernel::Unary => &[Read, ReadWrite],
-            Kernel::UnaryBackward => &[Read, Read, ReadWrite],
-            Kernel::Binary => &[Read, Read, ReadWrite],
-            Kernel::Axpy => &[Read, ReadWrite],
-            Kernel::Reduce => &[Read, ReadWrite],
-            Kernel::SoftmaxForward => &[Read, ReadWrite],
-            Kernel::SoftmaxBackward => &[Read, Read, ReadWrite],
-            Kernel::CrossEntropyForward => &[Read, Read, ReadWrite],
-            Kernel::CrossEntropyBackward => &[Read, Read, Read, Read, Read, ReadWrite],
-            Kernel::OptimizerStep => &[ReadWrite, Read, ReadWrite, ReadWrite, Read],
-            Kernel::ClipScale => &[Read, ReadWrite],
-            Kernel::Dropout => &[Read, ReadWrite],
-            Kernel::RecurrentStepForward | Kernel::RecurrentSequenceForward => {
-                &[Read, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite]
-            }
-            Kernel::RecurrentStepBackward | Kernel::RecurrentSequenceBackward => {
-                &[Read, Read, Read, Read, Read, ReadWrite, ReadWrite]
-            }
-            Kernel::LayerNormForward => &[Read, Read, Read, ReadWrite, ReadWrite],
-            Kernel::LayerNormBackward => &[Read, Read, Read, Read, ReadWrite],
-            Kernel::EmbeddingForward | Kernel::EmbeddingBackward => &[Read, Read, ReadWrite],
-            Kernel::AttentionForward => &[Read, Read, Read, Read, ReadWrite, ReadWrite],
-            Kernel::AttentionBackwardKv | Kernel::AttentionBackwardQ => {
-                &[Read, Read, Read, Read, Read, Read, ReadWrite]
-            }
-            Kernel::Pool2dForward => &[Read, ReadWrite, ReadWrite],
-            Kernel::Pool2dBackward => &[Read, Read, ReadWrite],
-            Kernel::Conv2dForward => &[Read, Read, Read, ReadWrite],
-            Kernel::Conv2dBackwardData | Kernel::Conv2dBackwardWeight => &[Read, Read, ReadWrite],
-            Kernel::BatchNormForward => {
-                &[Read, Read, Read, ReadWrite, ReadWrite, ReadWrite, ReadWrite]
-            }
-            Kernel::BatchNormBackward => &[Read, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite],
-            Kernel::FmaPeak => &[ReadWrite],
-        }
+        self.desc().source
     }
 }
 
@@ -305,7 +195,7 @@ fn record_grid(
         gpu.limits.max_compute_workgroups_per_dimension,
     )?;
     gpu.record(&Dispatch {
-        kernel,
+        kernel: kernel.desc(),
         overrides: &[],
         params,
         buffers,
@@ -396,7 +286,7 @@ mod tests {
     #[test]
     fn every_source_validates_with_naga() {
         use wgpu::naga;
-        for k in Kernel::ALL {
+        for &k in Kernel::ALL {
             let module = naga::front::wgsl::parse_str(k.source())
                 .unwrap_or_else(|e| panic!("{}: {}", k.name(), e.emit_to_string(k.source())));
             naga::valid::Validator::new(

@@ -2,12 +2,26 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{record_strided, wgsl, Kernel};
+use super::{on, record_strided, wgsl, Kernel, On};
+use crate::cpu;
 use crate::error::Result;
-use crate::gpu::pool::RawBuffer;
-use crate::gpu::GpuInner;
+use crate::gpu::pipelines::{Access, KernelDesc};
+use crate::tensor::{host_read, host_write, Tensor};
 
 pub(crate) const SOURCE: &str = wgsl!("optimizer_step", "grid", "float");
+
+/// `optimizer_step` as the device layer sees it.
+pub(crate) const KERNEL: KernelDesc = KernelDesc {
+    name: "optimizer_step",
+    source: SOURCE,
+    bindings: &[
+        Access::ReadWrite,
+        Access::Read,
+        Access::ReadWrite,
+        Access::ReadWrite,
+        Access::Read,
+    ],
+};
 
 /// Flag bits of `Params::flags`.
 pub(crate) const NESTEROV: u32 = 1;
@@ -43,24 +57,45 @@ pub struct Params {
 }
 const _: () = assert!(std::mem::size_of::<Params>().is_multiple_of(16));
 
-/// The buffers of one update, in binding order; `clip` is the [norm, scale] pair or the dummy.
+/// The tensors of one update, in binding order; `clip` is the [norm, scale] pair when
+/// `CLIP_SCALE` is set (the device binds a placeholder without it).
 pub(crate) struct Bindings<'a> {
-    pub param: &'a RawBuffer,
-    pub grad: &'a RawBuffer,
-    pub s1: &'a RawBuffer,
-    pub s2: &'a RawBuffer,
-    pub clip: &'a RawBuffer,
+    pub param: &'a Tensor,
+    pub grad: &'a Tensor,
+    pub s1: &'a Tensor,
+    pub s2: &'a Tensor,
+    pub clip: Option<&'a Tensor>,
 }
 
-pub(crate) fn record(gpu: &GpuInner, p: &Params, b: &Bindings<'_>) -> Result<()> {
-    let buffers = [b.param, b.grad, b.s1, b.s2, b.clip];
-    record_strided(
-        gpu,
-        Kernel::OptimizerStep,
-        bytemuck::bytes_of(p),
-        &buffers,
-        u64::from(p.numel),
-    )
+/// Updates `b.param` and its state in place where the parameter lives.
+pub(crate) fn launch(p: &Params, b: &Bindings<'_>) -> Result<()> {
+    match on(b.param) {
+        On::Gpu(gpu) => record_strided(
+            gpu,
+            Kernel::OptimizerStep,
+            bytemuck::bytes_of(p),
+            &[
+                b.param.gpu_raw(),
+                b.grad.gpu_raw(),
+                b.s1.gpu_raw(),
+                b.s2.gpu_raw(),
+                b.clip.map_or(&gpu.dummy, Tensor::gpu_raw),
+            ],
+            u64::from(p.numel),
+        ),
+        On::Cpu => {
+            let clip: Vec<f32> = b.clip.map_or(vec![0.0, 1.0], |c| host_read(c).clone());
+            cpu::optimizer_step::optimizer_step(
+                p,
+                &mut host_write(b.param),
+                &host_read(b.grad)[b.grad.offset..],
+                &mut host_write(b.s1),
+                &mut host_write(b.s2),
+                &clip,
+            );
+            Ok(())
+        }
+    }
 }
 
 #[cfg(test)]

@@ -5,10 +5,41 @@ use super::recurrent_step_forward::{workgroups, Params, WG};
 use super::{wgsl, Kernel};
 use crate::error::Result;
 use crate::gpu::encoder::Dispatch;
+use crate::gpu::pipelines::{Access, KernelDesc};
 use crate::gpu::pool::RawBuffer;
 use crate::gpu::GpuInner;
 
 pub(crate) const SOURCE: &str = wgsl!("recurrent_step_backward", "cells");
+
+/// `recurrent_sequence_backward` as the device layer sees it.
+pub(crate) const SEQUENCE_KERNEL: KernelDesc = KernelDesc {
+    name: "recurrent_sequence_backward",
+    source: SOURCE,
+    bindings: &[
+        Access::Read,
+        Access::Read,
+        Access::Read,
+        Access::Read,
+        Access::Read,
+        Access::ReadWrite,
+        Access::ReadWrite,
+    ],
+};
+
+/// `recurrent_step_backward` as the device layer sees it.
+pub(crate) const KERNEL: KernelDesc = KernelDesc {
+    name: "recurrent_step_backward",
+    source: SOURCE,
+    bindings: &[
+        Access::Read,
+        Access::Read,
+        Access::Read,
+        Access::Read,
+        Access::Read,
+        Access::ReadWrite,
+        Access::ReadWrite,
+    ],
+};
 
 /// The buffers of one step, in binding order.
 pub(crate) struct Bindings<'a> {
@@ -35,7 +66,7 @@ pub(crate) fn record(
         (Kernel::RecurrentStepBackward, workgroups(gpu, p)?)
     };
     gpu.record(&Dispatch {
-        kernel,
+        kernel: kernel.desc(),
         overrides: &[("CELL", f64::from(cell)), ("WG", f64::from(WG))],
         params: bytemuck::bytes_of(p),
         buffers: &[b.dy, b.w_hh, b.gates, b.state, b.lengths, b.dg, b.carry],

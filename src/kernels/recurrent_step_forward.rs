@@ -6,10 +6,41 @@ use bytemuck::{Pod, Zeroable};
 use super::{fold_grid, wgsl, Kernel};
 use crate::error::Result;
 use crate::gpu::encoder::Dispatch;
+use crate::gpu::pipelines::{Access, KernelDesc};
 use crate::gpu::pool::RawBuffer;
 use crate::gpu::GpuInner;
 
 pub(crate) const SOURCE: &str = wgsl!("recurrent_step_forward", "activations", "cells");
+
+/// `recurrent_sequence_forward` as the device layer sees it.
+pub(crate) const SEQUENCE_KERNEL: KernelDesc = KernelDesc {
+    name: "recurrent_sequence_forward",
+    source: SOURCE,
+    bindings: &[
+        Access::Read,
+        Access::Read,
+        Access::Read,
+        Access::Read,
+        Access::ReadWrite,
+        Access::ReadWrite,
+        Access::ReadWrite,
+    ],
+};
+
+/// `recurrent_step_forward` as the device layer sees it.
+pub(crate) const KERNEL: KernelDesc = KernelDesc {
+    name: "recurrent_step_forward",
+    source: SOURCE,
+    bindings: &[
+        Access::Read,
+        Access::Read,
+        Access::Read,
+        Access::Read,
+        Access::ReadWrite,
+        Access::ReadWrite,
+        Access::ReadWrite,
+    ],
+};
 
 /// Invocations per workgroup: hidden units per workgroup.
 pub(crate) const WG: u32 = 64;
@@ -85,7 +116,7 @@ pub(crate) fn record(
         (Kernel::RecurrentStepForward, workgroups(gpu, p)?)
     };
     gpu.record(&Dispatch {
-        kernel,
+        kernel: kernel.desc(),
         overrides: &[("CELL", f64::from(cell)), ("WG", f64::from(WG))],
         params: bytemuck::bytes_of(p),
         buffers: &[b.xg, b.w_t, b.b_hh, b.lengths, b.state, b.gates, b.y],

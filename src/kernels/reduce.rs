@@ -5,13 +5,23 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{fold_grid, wgsl, Kernel};
+use super::{fold_grid, on, wgsl, Kernel, On};
+use crate::cpu;
 use crate::error::Result;
 use crate::gpu::encoder::Dispatch;
+use crate::gpu::pipelines::{Access, KernelDesc};
 use crate::gpu::pool::RawBuffer;
 use crate::gpu::GpuInner;
+use crate::tensor::{host_read, host_write, Tensor};
 
 pub(crate) const SOURCE: &str = wgsl!("reduce", "grid");
+
+/// `reduce` as the device layer sees it.
+pub(crate) const KERNEL: KernelDesc = KernelDesc {
+    name: "reduce",
+    source: SOURCE,
+    bindings: &[Access::Read, Access::ReadWrite],
+};
 
 /// ⊕ and f of the reduction. Codes are the shader's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,11 +42,12 @@ impl ReduceOp {
         ReduceOp::Min,
     ];
 
-    /// The op that combines partial results of `self`.
-    pub fn merge(self) -> ReduceOp {
-        match self {
-            ReduceOp::SumSquares => ReduceOp::Sum,
-            other => other,
+    /// The code of the op that combines partial results of the op with code `code`.
+    fn merge_code(code: u32) -> u32 {
+        if code == ReduceOp::SumSquares as u32 {
+            ReduceOp::Sum as u32
+        } else {
+            code
         }
     }
 }
@@ -83,7 +94,7 @@ fn record_pass(gpu: &GpuInner, p: &mut Params, x: &RawBuffer, y: &RawBuffer) -> 
         gpu.limits.max_compute_workgroups_per_dimension,
     )?;
     gpu.record(&Dispatch {
-        kernel: Kernel::Reduce,
+        kernel: Kernel::Reduce.desc(),
         overrides: &[],
         params: bytemuck::bytes_of(p),
         buffers: &[x, y],
@@ -91,30 +102,44 @@ fn record_pass(gpu: &GpuInner, p: &mut Params, x: &RawBuffer, y: &RawBuffer) -> 
     })
 }
 
-/// Records y[o, i] = scale · ⊕_r f(x[o, r, i]) (x at element `x_off`, y at `y_off`), in one pass
-/// or two.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn record(
-    gpu: &GpuInner,
-    (outer, len, inner): (u32, u32, u32),
-    op: ReduceOp,
-    scale: f32,
-    x: &RawBuffer,
-    x_off: u32,
-    y: &RawBuffer,
-    y_off: u32,
-) -> Result<()> {
-    let mut p = Params {
+/// The tensors of one `reduce` launch.
+pub(crate) struct Bindings<'a> {
+    pub x: &'a Tensor,
+    pub y: &'a Tensor,
+}
+
+/// y[o, i] = scale · ⊕_r f(x[o, r, i]) where `b.y` lives. `p` gives outer, len, inner, op, scale
+/// and the offsets; the launch sets the chunking (on a GPU a long axis with few outputs is
+/// reduced in two passes, the host reduces in one).
+pub(crate) fn launch(p: &Params, b: &Bindings<'_>) -> Result<()> {
+    let p = Params {
+        chunk: p.len,
+        chunks: 1,
+        mode: 0,
+        ..*p
+    };
+    match on(b.y) {
+        On::Gpu(gpu) => record(gpu, p, b.x.gpu_raw(), b.y.gpu_raw()),
+        On::Cpu => {
+            // A host copy when x aliases y (a norm written into a slot of its own buffer).
+            let x: Vec<f32> = host_read(b.x).clone();
+            cpu::reduce::reduce(&p, &x, &mut host_write(b.y));
+            Ok(())
+        }
+    }
+}
+
+/// Records `p` in one pass or two.
+fn record(gpu: &GpuInner, mut p: Params, x: &RawBuffer, y: &RawBuffer) -> Result<()> {
+    let Params {
         outer,
         len,
         inner,
-        chunk: len,
-        op: op as u32,
-        x_off,
+        op,
         y_off,
         scale,
-        ..Params::default()
-    };
+        ..
+    } = p;
     if len <= LONG_AXIS || outer.saturating_mul(inner) >= FEW_OUTPUTS {
         return record_pass(gpu, &mut p, x, y);
     }
@@ -130,7 +155,7 @@ pub(crate) fn record(
         len: chunks,
         inner,
         chunk: chunks,
-        op: op.merge() as u32,
+        op: ReduceOp::merge_code(op),
         x_off: 0,
         y_off,
         scale,

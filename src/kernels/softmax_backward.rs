@@ -5,10 +5,18 @@ use bytemuck::{Pod, Zeroable};
 
 use super::{record_rows, wgsl, Kernel};
 use crate::error::Result;
+use crate::gpu::pipelines::{Access, KernelDesc};
 use crate::gpu::pool::RawBuffer;
 use crate::gpu::GpuInner;
 
 pub(crate) const SOURCE: &str = wgsl!("softmax_backward", "grid", "rows");
+
+/// `softmax_backward` as the device layer sees it.
+pub(crate) const KERNEL: KernelDesc = KernelDesc {
+    name: "softmax_backward",
+    source: SOURCE,
+    bindings: &[Access::Read, Access::Read, Access::ReadWrite],
+};
 
 /// Mirrors `struct Params` in shaders/softmax_backward.wgsl.
 #[repr(C)]

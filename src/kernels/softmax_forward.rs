@@ -5,10 +5,18 @@ use bytemuck::{Pod, Zeroable};
 
 use super::{record_rows, wgsl, Kernel};
 use crate::error::Result;
+use crate::gpu::pipelines::{Access, KernelDesc};
 use crate::gpu::pool::RawBuffer;
 use crate::gpu::GpuInner;
 
 pub(crate) const SOURCE: &str = wgsl!("softmax_forward", "grid", "rows");
+
+/// `softmax_forward` as the device layer sees it.
+pub(crate) const KERNEL: KernelDesc = KernelDesc {
+    name: "softmax_forward",
+    source: SOURCE,
+    bindings: &[Access::Read, Access::ReadWrite],
+};
 
 /// Mirrors `struct Params` in shaders/softmax_forward.wgsl; `log` = 1 for log-softmax.
 #[repr(C)]

@@ -3,12 +3,20 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{record_strided, wgsl, Kernel};
+use super::{on, record_strided, wgsl, Kernel, On};
+use crate::cpu;
 use crate::error::Result;
-use crate::gpu::pool::RawBuffer;
-use crate::gpu::GpuInner;
+use crate::gpu::pipelines::{Access, KernelDesc};
+use crate::tensor::{host_read, host_write, Tensor};
 
 pub(crate) const SOURCE: &str = wgsl!("unary", "activations", "grid", "strided");
+
+/// `unary` as the device layer sees it.
+pub(crate) const KERNEL: KernelDesc = KernelDesc {
+    name: "unary",
+    source: SOURCE,
+    bindings: &[Access::Read, Access::ReadWrite],
+};
 
 /// f in y = α·f(x) + β. Codes are the shader's; 0..=4 equal the `Activation` codes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -73,20 +81,30 @@ pub struct Params {
 }
 const _: () = assert!(std::mem::size_of::<Params>().is_multiple_of(16));
 
-pub(crate) fn record(
-    gpu: &GpuInner,
-    p: &Params,
-    x: Option<&RawBuffer>,
-    y: &RawBuffer,
-) -> Result<()> {
-    let x = x.unwrap_or(&gpu.dummy);
-    record_strided(
-        gpu,
-        Kernel::Unary,
-        bytemuck::bytes_of(p),
-        &[x, y],
-        u64::from(p.numel),
-    )
+/// The tensors of one `unary` launch, in binding order.
+pub(crate) struct Bindings<'a> {
+    /// Not read by `Fill` (the device binds a placeholder).
+    pub x: Option<&'a Tensor>,
+    pub y: &'a Tensor,
+}
+
+/// Runs `unary` where `b.y` lives.
+pub(crate) fn launch(p: &Params, b: &Bindings<'_>) -> Result<()> {
+    match on(b.y) {
+        On::Gpu(gpu) => record_strided(
+            gpu,
+            Kernel::Unary,
+            bytemuck::bytes_of(p),
+            &[b.x.map_or(&gpu.dummy, Tensor::gpu_raw), b.y.gpu_raw()],
+            u64::from(p.numel),
+        ),
+        On::Cpu => {
+            let x = b.x.map(host_read);
+            let x: &[f32] = x.as_deref().map_or(&[], |v| v.as_slice());
+            cpu::unary::unary(p, x, &mut host_write(b.y));
+            Ok(())
+        }
+    }
 }
 
 #[cfg(test)]

@@ -2,12 +2,20 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{record_strided, wgsl, Kernel};
+use super::{on, record_strided, wgsl, Kernel, On};
+use crate::cpu;
 use crate::error::Result;
-use crate::gpu::pool::RawBuffer;
-use crate::gpu::GpuInner;
+use crate::gpu::pipelines::{Access, KernelDesc};
+use crate::tensor::{host_read, host_write, Tensor};
 
 pub(crate) const SOURCE: &str = wgsl!("unary_backward", "activations", "grid");
+
+/// `unary_backward` as the device layer sees it.
+pub(crate) const KERNEL: KernelDesc = KernelDesc {
+    name: "unary_backward",
+    source: SOURCE,
+    bindings: &[Access::Read, Access::Read, Access::ReadWrite],
+};
 
 /// Mirrors `struct Params` in shaders/unary_backward.wgsl. `op` is a `UnaryOp` code.
 #[repr(C)]
@@ -24,20 +32,33 @@ pub struct Params {
 }
 const _: () = assert!(std::mem::size_of::<Params>().is_multiple_of(16));
 
-pub(crate) fn record(
-    gpu: &GpuInner,
-    p: &Params,
-    x: &RawBuffer,
-    dy: &RawBuffer,
-    dx: &RawBuffer,
-) -> Result<()> {
-    record_strided(
-        gpu,
-        Kernel::UnaryBackward,
-        bytemuck::bytes_of(p),
-        &[x, dy, dx],
-        u64::from(p.numel),
-    )
+/// The tensors of one `unary_backward` launch, in binding order.
+pub(crate) struct Bindings<'a> {
+    pub x: &'a Tensor,
+    pub dy: &'a Tensor,
+    pub dx: &'a Tensor,
+}
+
+/// Runs `unary_backward` where `b.dx` lives.
+pub(crate) fn launch(p: &Params, b: &Bindings<'_>) -> Result<()> {
+    match on(b.dx) {
+        On::Gpu(gpu) => record_strided(
+            gpu,
+            Kernel::UnaryBackward,
+            bytemuck::bytes_of(p),
+            &[b.x.gpu_raw(), b.dy.gpu_raw(), b.dx.gpu_raw()],
+            u64::from(p.numel),
+        ),
+        On::Cpu => {
+            cpu::unary_backward::unary_backward(
+                p,
+                &host_read(b.x),
+                &host_read(b.dy),
+                &mut host_write(b.dx),
+            );
+            Ok(())
+        }
+    }
 }
 
 #[cfg(test)]

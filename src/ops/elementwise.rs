@@ -2,13 +2,12 @@
 //! with NumPy broadcasting.
 
 use crate::autodiff::record;
-use crate::cpu;
 use crate::error::{shape_str, Error, Result};
 use crate::kernels::binary::{self, BinaryOp};
 use crate::kernels::unary::{self, UnaryOp};
 use crate::kernels::{axpy, pack8, unary_backward};
 use crate::ops::{same_device, u32_of};
-use crate::tensor::{host_read, host_write, Storage, Tensor};
+use crate::tensor::Tensor;
 
 /// The shape both operands broadcast to, NumPy style (trailing axes aligned; 1 stretches).
 pub(crate) fn broadcast_shape(op: &'static str, a: &[usize], b: &[usize]) -> Result<Vec<usize>> {
@@ -67,15 +66,13 @@ impl Tensor {
         if p.numel == 0 {
             return Ok(y);
         }
-        match &self.storage {
-            Storage::Gpu(s) => unary::record(
-                &s.gpu.inner,
-                &p,
-                Some(s.raw()),
-                y.raw().expect("same device"),
-            )?,
-            Storage::Cpu(_) => cpu::unary::unary(&p, &host_read(self), &mut host_write(&y)),
-        }
+        unary::launch(
+            &p,
+            &unary::Bindings {
+                x: Some(self),
+                y: &y,
+            },
+        )?;
         let x = self.detach();
         Ok(record(y, "unary", &[self], move |g, dy| {
             if op == UnaryOp::Identity && alpha == 1.0 {
@@ -108,21 +105,14 @@ impl Tensor {
         if p.numel == 0 {
             return Ok(dx);
         }
-        match (&x.storage, &dy.storage) {
-            (Storage::Gpu(xs), Storage::Gpu(ds)) => unary_backward::record(
-                &xs.gpu.inner,
-                &p,
-                xs.raw(),
-                ds.raw(),
-                dx.raw().expect("same device"),
-            )?,
-            _ => cpu::unary_backward::unary_backward(
-                &p,
-                &host_read(&x),
-                &host_read(&dy),
-                &mut host_write(&dx),
-            ),
-        }
+        unary_backward::launch(
+            &p,
+            &unary_backward::Bindings {
+                x: &x,
+                dy: &dy,
+                dx: &dx,
+            },
+        )?;
         Ok(dx)
     }
 
@@ -142,17 +132,7 @@ impl Tensor {
         if p.numel == 0 {
             return Ok(());
         }
-        match (&x.storage, &self.storage) {
-            (Storage::Gpu(xs), Storage::Gpu(ys)) => {
-                axpy::record(&xs.gpu.inner, &p, xs.raw(), ys.raw())
-            }
-            _ => {
-                // A host copy when x aliases self: a read lock and a write lock cannot coexist.
-                let xs: Vec<f32> = host_read(&x).clone();
-                cpu::axpy::axpy(&p, &xs, &mut host_write(self));
-                Ok(())
-            }
-        }
+        axpy::launch(&p, &axpy::Bindings { x: &x, y: self })
     }
 
     /// A contiguous copy of this tensor broadcast to `shape` (NumPy rules).
@@ -235,14 +215,10 @@ impl Tensor {
             shape: pack8(&self.shape),
             ..unary::Params::default()
         };
-        match &self.storage {
-            Storage::Gpu(s) if p.numel > 0 => unary::record(&s.gpu.inner, &p, None, s.raw()),
-            Storage::Gpu(_) => Ok(()),
-            Storage::Cpu(_) => {
-                cpu::unary::unary(&p, &[], &mut host_write(self));
-                Ok(())
-            }
+        if p.numel == 0 {
+            return Ok(());
         }
+        unary::launch(&p, &unary::Bindings { x: None, y: self })
     }
 
     /// max(x, 0).
@@ -327,19 +303,14 @@ impl Tensor {
         if p.numel == 0 {
             return Ok(y);
         }
-        match (&self.storage, &rhs.storage) {
-            (Storage::Gpu(a), Storage::Gpu(b)) => binary::record(
-                &a.gpu.inner,
-                &p,
-                a.raw(),
-                b.raw(),
-                y.raw().expect("same device"),
-            )?,
-            _ => {
-                // Two read locks on one storage are fine (a + a); the output is fresh.
-                cpu::binary::binary(&p, &host_read(self), &host_read(rhs), &mut host_write(&y))
-            }
-        }
+        binary::launch(
+            &p,
+            &binary::Bindings {
+                a: self,
+                b: rhs,
+                y: &y,
+            },
+        )?;
         if op == BinaryOp::Eq {
             return Ok(y); // a mask: no gradient flows through it
         }

@@ -1,11 +1,10 @@
 //! Matrix products: `Matmul`, a builder for C = act(α·A·B + β·C + bias), batched, with either
 //! operand a transposed view (no copy), and `Tensor::matmul` for the plain product.
 
-use crate::cpu;
 use crate::error::{shape_str, Error, Result};
 use crate::kernels::matmul::{self, Bindings, Params};
 use crate::ops::{same_device, u32_of};
-use crate::tensor::{host_read, host_write, Storage, Tensor};
+use crate::tensor::Tensor;
 
 /// The activation a [`Matmul`] applies to its result, in the same kernel.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -157,7 +156,7 @@ impl<'a> Matmul<'a> {
                     if a.rank() == 2 && dy.rank() == 3 {
                         g.add(0, mm.compute()?.sum(0)?)?;
                     } else {
-                        g.add_matmul(0, mm)?;
+                        g.add_term(0, mm)?;
                     }
                 }
                 if g.wants(1) {
@@ -171,10 +170,10 @@ impl<'a> Matmul<'a> {
                         };
                         let dy2 = dy.reshape(&[batch * m, n])?;
                         let a2t = a2.t()?;
-                        g.add_matmul(1, Matmul::new(&a2t, &dy2).alpha(alpha))?;
+                        g.add_term(1, Matmul::new(&a2t, &dy2).alpha(alpha))?;
                     } else {
                         let at = last2(&a)?;
-                        g.add_matmul(1, Matmul::new(&at, dy).alpha(alpha))?;
+                        g.add_term(1, Matmul::new(&at, dy).alpha(alpha))?;
                     }
                 }
                 if let Some(mode) = bias_mode {
@@ -309,31 +308,26 @@ impl<'a> Matmul<'a> {
             beta,
             ..Params::default()
         };
-        match (&self.a.storage, &self.b.storage, &c.storage) {
-            (Storage::Gpu(a), Storage::Gpu(b), Storage::Gpu(cs)) => {
-                let gpu = &a.gpu.inner;
-                let tile = matmul::choose_tile(gpu, p.m, p.n, p.k)?;
-                let bufs = Bindings {
-                    a: a.raw(),
-                    b: b.raw(),
-                    bias: bias.as_ref().and_then(|(t, _)| t.raw()),
-                    c: cs.raw(),
-                };
-                matmul::record(gpu, &mut p, &bufs, tile)
-            }
-            _ => {
-                let bias_guard = bias.as_ref().map(|(t, _)| host_read(t));
-                let bias_slice: &[f32] = bias_guard.as_deref().map_or(&[], |v| v.as_slice());
-                cpu::matmul::matmul(
-                    &p,
-                    &host_read(self.a),
-                    &host_read(self.b),
-                    bias_slice,
-                    &mut host_write(c),
-                );
-                Ok(())
-            }
-        }
+        let bias = bias.as_ref().map(|(t, _)| t);
+        matmul::launch(
+            &mut p,
+            &Bindings {
+                a: self.a,
+                b: self.b,
+                bias,
+                c,
+            },
+        )
+    }
+}
+
+impl crate::autodiff::GradTerm for Matmul<'_> {
+    fn accumulate_into(self, buf: &Tensor, beta: f32) -> Result<()> {
+        Matmul::accumulate_into(self, buf, beta)
+    }
+
+    fn compute(self) -> Result<Tensor> {
+        Matmul::compute(self)
     }
 }
 

@@ -8,6 +8,7 @@ pub(crate) mod elementwise;
 pub(crate) mod loss;
 pub(crate) mod matmul;
 pub(crate) mod norm;
+pub(crate) mod optimizer;
 pub(crate) mod pool;
 pub(crate) mod reduce;
 pub(crate) mod softmax;

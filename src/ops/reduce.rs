@@ -1,12 +1,11 @@
 //! Reductions over one axis: sum, mean, sum of squares, max, min; and over all elements.
 
 use crate::autodiff::record;
-use crate::cpu;
 use crate::error::{shape_str, Error, Result};
 use crate::kernels::binary::BinaryOp;
 use crate::kernels::reduce::{self, ReduceOp};
-use crate::ops::u32_of;
-use crate::tensor::{host_read, host_write, Storage, Tensor};
+use crate::ops::{same_device, u32_of};
+use crate::tensor::Tensor;
 
 impl Tensor {
     /// Reduces `axis` away: y[o, i] = scale · ⊕_r f(x[o, r, i]).
@@ -46,33 +45,16 @@ impl Tensor {
             return Ok(y);
         }
         let scale = if mean { 1.0 / len as f32 } else { 1.0 };
-        let dims = (u32_of(outer), u32_of(len), u32_of(inner));
-        match &x.storage {
-            Storage::Gpu(s) => reduce::record(
-                &s.gpu.inner,
-                dims,
-                op,
-                scale,
-                s.raw(),
-                u32_of(x.offset),
-                y.raw().expect("same device"),
-                0,
-            )?,
-            Storage::Cpu(_) => {
-                let p = reduce::Params {
-                    outer: dims.0,
-                    len: dims.1,
-                    inner: dims.2,
-                    chunk: dims.1,
-                    chunks: 1,
-                    op: op as u32,
-                    x_off: u32_of(x.offset),
-                    scale,
-                    ..reduce::Params::default()
-                };
-                cpu::reduce::reduce(&p, &host_read(&x), &mut host_write(&y));
-            }
-        }
+        let p = reduce::Params {
+            outer: u32_of(outer),
+            len: u32_of(len),
+            inner: u32_of(inner),
+            op: op as u32,
+            x_off: u32_of(x.offset),
+            scale,
+            ..reduce::Params::default()
+        };
+        reduce::launch(&p, &reduce::Bindings { x: &x, y: &y })?;
         let in_shape = self.shape.clone();
         let out = y.detach();
         Ok(record(y, name, &[self], move |g, dy| {
@@ -124,5 +106,28 @@ impl Tensor {
     /// Sum of the squares of all elements, as a rank-0 tensor (a squared norm).
     pub fn sum_squares_all(&self) -> Result<Tensor> {
         self.reshape(&[self.numel()])?.sum_squares(0)
+    }
+}
+
+impl Tensor {
+    /// Writes Σ self² into element `slot` of the contiguous `dst`.
+    pub(crate) fn sum_squares_into(&self, dst: &Tensor, slot: usize) -> Result<()> {
+        if self.numel() == 0 {
+            // The reduction kernel splits its length into chunks; there is none to split.
+            return dst.narrow(0, slot, 1)?.fill_view(0.0);
+        }
+        same_device("sum_squares_into", "dst", self, dst)?;
+        let x = self.contiguous()?;
+        let p = reduce::Params {
+            outer: 1,
+            len: u32_of(x.numel()),
+            inner: 1,
+            op: ReduceOp::SumSquares as u32,
+            x_off: u32_of(x.offset),
+            y_off: u32_of(dst.offset + slot),
+            scale: 1.0,
+            ..reduce::Params::default()
+        };
+        reduce::launch(&p, &reduce::Bindings { x: &x, y: dst })
     }
 }

@@ -6,12 +6,11 @@ mod schedule;
 
 pub use schedule::Schedule;
 
-use crate::cpu;
+use crate::device::Device;
 use crate::error::{shape_str, Error, Result};
-use crate::kernels::optimizer_step::{self, Params, CLIP_SCALE, CLIP_VALUE, NESTEROV};
-use crate::kernels::{clip_scale, reduce};
+use crate::ops::optimizer::{self, StepParams, CLIP_SCALE, CLIP_VALUE, NESTEROV};
 use crate::ops::u32_of;
-use crate::tensor::{host_read, host_write, Storage, Tensor};
+use crate::tensor::Tensor;
 
 /// The update rule, with its own hyper-parameters (PyTorch's names and defaults).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -426,7 +425,7 @@ impl Optimizer {
             state.step += 1;
             let t = state.step;
             let (s1, s2) = (&state.s1, &state.s2);
-            let p = Params {
+            let p = StepParams {
                 numel: u32_of(param.numel()),
                 algo: self.algorithm.code(),
                 step: t,
@@ -444,33 +443,7 @@ impl Optimizer {
                 lr_decay,
                 _pad: 0,
             };
-            match &param.storage {
-                Storage::Gpu(ps) => {
-                    let gpu = &ps.gpu.inner;
-                    let clip_buf = clip.as_ref().map_or(&gpu.dummy, Tensor::gpu_raw);
-                    let b = optimizer_step::Bindings {
-                        param: ps.raw(),
-                        grad: g.gpu_raw(),
-                        s1: s1.gpu_raw(),
-                        s2: s2.gpu_raw(),
-                        clip: clip_buf,
-                    };
-                    optimizer_step::record(gpu, &p, &b)?;
-                }
-                Storage::Cpu(_) => {
-                    let clip_v: Vec<f32> = clip
-                        .as_ref()
-                        .map_or(vec![0.0, 1.0], |c| host_read(c).clone());
-                    cpu::optimizer_step::optimizer_step(
-                        &p,
-                        &mut host_write(param),
-                        &host_read(g)[g.offset..],
-                        &mut host_write(s1),
-                        &mut host_write(s2),
-                        &clip_v,
-                    );
-                }
-            }
+            optimizer::optimizer_step(&p, param, g, s1, s2, clip.as_ref())?;
         }
         Ok(())
     }
@@ -579,63 +552,7 @@ impl Optimizer {
                 None => partial.narrow(0, i, 1)?.fill_view(0.0)?,
             }
         }
-        let p = clip_scale::Params {
-            count: u32_of(count),
-            _pad0: 0,
-            _pad1: 0,
-            max_norm,
-        };
-        match &partial.storage {
-            Storage::Gpu(s) => {
-                clip_scale::record(&s.gpu.inner, &p, s.raw(), out.raw().expect("same device"))?
-            }
-            Storage::Cpu(_) => {
-                cpu::clip_scale::clip_scale(&p, &host_read(&partial), &mut host_write(&out))
-            }
-        }
+        optimizer::clip_scale(max_norm, &partial, &out)?;
         Ok(out)
-    }
-}
-
-use crate::device::Device;
-
-impl Tensor {
-    /// Writes Σ self² into element `slot` of the contiguous `dst`.
-    pub(crate) fn sum_squares_into(&self, dst: &Tensor, slot: usize) -> Result<()> {
-        if self.numel() == 0 {
-            // The reduction kernel splits its length into chunks; there is none to split.
-            return dst.narrow(0, slot, 1)?.fill_view(0.0);
-        }
-        let x = self.contiguous()?;
-        let n = u32_of(x.numel());
-        match (&x.storage, &dst.storage) {
-            (Storage::Gpu(xs), Storage::Gpu(ds)) => reduce::record(
-                &xs.gpu.inner,
-                (1, n, 1),
-                reduce::ReduceOp::SumSquares,
-                1.0,
-                xs.raw(),
-                u32_of(x.offset),
-                ds.raw(),
-                u32_of(dst.offset + slot),
-            ),
-            _ => {
-                let p = reduce::Params {
-                    outer: 1,
-                    len: n,
-                    inner: 1,
-                    chunk: n,
-                    chunks: 1,
-                    op: reduce::ReduceOp::SumSquares as u32,
-                    x_off: u32_of(x.offset),
-                    y_off: u32_of(dst.offset + slot),
-                    scale: 1.0,
-                    ..reduce::Params::default()
-                };
-                let xs: Vec<f32> = host_read(&x).clone();
-                cpu::reduce::reduce(&p, &xs, &mut host_write(dst));
-                Ok(())
-            }
-        }
     }
 }

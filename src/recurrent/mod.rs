@@ -370,7 +370,7 @@ pub(crate) fn layer(
             let base = first_weight + 4 * d;
             // Weight gradients: one GEMM each over all T·B rows, accumulated into the parameters.
             if grads.wants(base) {
-                grads.add_matmul(base, Matmul::new(&dgx.t()?, &x2))?;
+                grads.add_term(base, Matmul::new(&dgx.t()?, &x2))?;
             }
             if grads.wants(base + 1) {
                 if cell == CellKind::GruResetBefore {
@@ -382,7 +382,7 @@ pub(crate) fn layer(
                     let n = Matmul::new(&dgh.narrow(1, 2 * hidden, hidden)?.t()?, &rh).compute()?;
                     grads.add(base + 1, Tensor::cat0(&[&rz, &n])?)?;
                 } else {
-                    grads.add_matmul(base + 1, Matmul::new(&dgh.t()?, &hs))?;
+                    grads.add_term(base + 1, Matmul::new(&dgh.t()?, &hs))?;
                 }
             }
             if grads.wants(base + 2) {
