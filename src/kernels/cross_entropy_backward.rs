@@ -2,11 +2,11 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{record_flat, wgsl, Kernel};
+use super::{on, record_flat, wgsl, Kernel, On};
+use crate::cpu;
 use crate::error::Result;
+use crate::tensor::{host_read, host_write, Tensor};
 use crate::gpu::pipelines::{Access, KernelDesc};
-use crate::gpu::pool::RawBuffer;
-use crate::gpu::GpuInner;
 
 pub(crate) const SOURCE: &str = wgsl!("cross_entropy_backward", "grid");
 
@@ -40,23 +40,45 @@ pub struct Params {
 }
 const _: () = assert!(std::mem::size_of::<Params>().is_multiple_of(16));
 
-/// The buffers of one backward, in binding order.
+/// The tensors of one `cross_entropy_backward` launch, in binding order.
 pub(crate) struct Bindings<'a> {
-    pub x: &'a RawBuffer,
-    pub targets: &'a RawBuffer,
-    pub saved: &'a RawBuffer,
-    pub totals: &'a RawBuffer,
-    pub dy: &'a RawBuffer,
-    pub dx: &'a RawBuffer,
+    pub x: &'a Tensor,
+    pub targets: &'a Tensor,
+    pub saved: &'a Tensor,
+    /// [Σ loss, Σ counts], read from its first element.
+    pub totals: &'a Tensor,
+    pub dy: &'a Tensor,
+    pub dx: &'a Tensor,
 }
 
-pub(crate) fn record(gpu: &GpuInner, p: &Params, b: &Bindings<'_>) -> Result<()> {
-    let buffers = [b.x, b.targets, b.saved, b.totals, b.dy, b.dx];
-    record_flat(
-        gpu,
-        Kernel::CrossEntropyBackward,
-        bytemuck::bytes_of(p),
-        &buffers,
-        u64::from(p.rows) * u64::from(p.cols),
-    )
+/// dx where `b.dx` lives.
+pub(crate) fn launch(p: &Params, b: &Bindings<'_>) -> Result<()> {
+    match on(b.dx) {
+        On::Gpu(gpu) => record_flat(
+            gpu,
+            Kernel::CrossEntropyBackward,
+            bytemuck::bytes_of(p),
+            &[
+                b.x.gpu_raw(),
+                b.targets.gpu_raw(),
+                b.saved.gpu_raw(),
+                b.totals.gpu_raw(),
+                b.dy.gpu_raw(),
+                b.dx.gpu_raw(),
+            ],
+            u64::from(p.rows) * u64::from(p.cols),
+        ),
+        On::Cpu => {
+            cpu::cross_entropy_backward::cross_entropy_backward(
+                p,
+                &host_read(b.x),
+                &host_read(b.targets),
+                &host_read(b.saved),
+                &host_read(b.totals)[b.totals.offset..],
+                &host_read(b.dy),
+                &mut host_write(b.dx),
+            );
+            Ok(())
+        }
+    }
 }

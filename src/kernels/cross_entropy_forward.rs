@@ -2,11 +2,11 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{record_rows, wgsl, Kernel};
+use super::{on, record_rows, wgsl, Kernel, On};
+use crate::cpu;
 use crate::error::Result;
+use crate::tensor::{host_read, host_write, Tensor};
 use crate::gpu::pipelines::{Access, KernelDesc};
-use crate::gpu::pool::RawBuffer;
-use crate::gpu::GpuInner;
 
 pub(crate) const SOURCE: &str = wgsl!("cross_entropy_forward", "grid", "rows");
 
@@ -30,21 +30,34 @@ pub struct Params {
 }
 const _: () = assert!(std::mem::size_of::<Params>().is_multiple_of(16));
 
-/// `out` receives [3, N]: per-row loss, whether the row counts, and its log-sum-exp.
-pub(crate) fn record(
-    gpu: &GpuInner,
-    p: &Params,
-    x: &RawBuffer,
-    targets: &RawBuffer,
-    out: &RawBuffer,
-) -> Result<()> {
-    record_rows(
-        gpu,
-        Kernel::CrossEntropyForward,
-        bytemuck::bytes_of(p),
-        &[x, targets, out],
-        u64::from(p.rows),
-    )
+/// The tensors of one `cross_entropy_forward` launch.
+pub(crate) struct Bindings<'a> {
+    pub x: &'a Tensor,
+    pub targets: &'a Tensor,
+    /// [3, rows]: per-row loss, counted flag, log-sum-exp.
+    pub out: &'a Tensor,
+}
+
+/// Per-row losses where `b.out` lives.
+pub(crate) fn launch(p: &Params, b: &Bindings<'_>) -> Result<()> {
+    match on(b.out) {
+        On::Gpu(gpu) => record_rows(
+            gpu,
+            Kernel::CrossEntropyForward,
+            bytemuck::bytes_of(p),
+            &[b.x.gpu_raw(), b.targets.gpu_raw(), b.out.gpu_raw()],
+            u64::from(p.rows),
+        ),
+        On::Cpu => {
+            cpu::cross_entropy_forward::cross_entropy_forward(
+                p,
+                &host_read(b.x),
+                &host_read(b.targets),
+                &mut host_write(b.out),
+            );
+            Ok(())
+        }
+    }
 }
 
 #[cfg(test)]

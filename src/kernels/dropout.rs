@@ -3,11 +3,11 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{record_strided, wgsl, Kernel};
+use super::{on, record_strided, wgsl, Kernel, On};
+use crate::cpu;
 use crate::error::Result;
+use crate::tensor::{host_read, host_write, Tensor};
 use crate::gpu::pipelines::{Access, KernelDesc};
-use crate::gpu::pool::RawBuffer;
-use crate::gpu::GpuInner;
 
 pub(crate) const SOURCE: &str = wgsl!("dropout", "grid", "hash");
 
@@ -35,14 +35,27 @@ pub struct Params {
 }
 const _: () = assert!(std::mem::size_of::<Params>().is_multiple_of(16));
 
-pub(crate) fn record(gpu: &GpuInner, p: &Params, x: &RawBuffer, y: &RawBuffer) -> Result<()> {
-    record_strided(
-        gpu,
-        Kernel::Dropout,
-        bytemuck::bytes_of(p),
-        &[x, y],
-        u64::from(p.numel),
-    )
+/// The tensors of one `dropout` launch.
+pub(crate) struct Bindings<'a> {
+    pub x: &'a Tensor,
+    pub y: &'a Tensor,
+}
+
+/// The masked, scaled copy where `b.y` lives.
+pub(crate) fn launch(p: &Params, b: &Bindings<'_>) -> Result<()> {
+    match on(b.y) {
+        On::Gpu(gpu) => record_strided(
+            gpu,
+            Kernel::Dropout,
+            bytemuck::bytes_of(p),
+            &[b.x.gpu_raw(), b.y.gpu_raw()],
+            u64::from(p.numel),
+        ),
+        On::Cpu => {
+            cpu::dropout::dropout(p, &host_read(b.x), &mut host_write(b.y));
+            Ok(())
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,11 +1,11 @@
 //! `embedding_backward`: params and bindings of the deterministic gradient of an embedding table.
 
 use super::embedding_forward::Params;
-use super::{record_flat, wgsl, Kernel};
+use super::{on, record_flat, wgsl, Kernel, On};
+use crate::cpu;
 use crate::error::Result;
+use crate::tensor::{host_read, host_write, Tensor};
 use crate::gpu::pipelines::{Access, KernelDesc};
-use crate::gpu::pool::RawBuffer;
-use crate::gpu::GpuInner;
 
 pub(crate) const SOURCE: &str = wgsl!("embedding_backward", "grid");
 
@@ -16,18 +16,31 @@ pub(crate) const KERNEL: KernelDesc = KernelDesc {
     bindings: &[Access::Read, Access::Read, Access::ReadWrite],
 };
 
-pub(crate) fn record(
-    gpu: &GpuInner,
-    p: &Params,
-    dy: &RawBuffer,
-    ids: &RawBuffer,
-    dw: &RawBuffer,
-) -> Result<()> {
-    record_flat(
-        gpu,
-        Kernel::EmbeddingBackward,
-        bytemuck::bytes_of(p),
-        &[dy, ids, dw],
-        u64::from(p.vocab) * u64::from(p.dim),
-    )
+/// The tensors of one `embedding_backward` launch.
+pub(crate) struct Bindings<'a> {
+    pub dy: &'a Tensor,
+    pub ids: &'a Tensor,
+    pub dw: &'a Tensor,
+}
+
+/// dW, each row summed over its ids in a fixed order, where `b.dw` lives.
+pub(crate) fn launch(p: &Params, b: &Bindings<'_>) -> Result<()> {
+    match on(b.dw) {
+        On::Gpu(gpu) => record_flat(
+            gpu,
+            Kernel::EmbeddingBackward,
+            bytemuck::bytes_of(p),
+            &[b.dy.gpu_raw(), b.ids.gpu_raw(), b.dw.gpu_raw()],
+            u64::from(p.vocab) * u64::from(p.dim),
+        ),
+        On::Cpu => {
+            cpu::embedding_backward::embedding_backward(
+                p,
+                &host_read(b.dy),
+                &host_read(b.ids),
+                &mut host_write(b.dw),
+            );
+            Ok(())
+        }
+    }
 }

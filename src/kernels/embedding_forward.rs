@@ -2,11 +2,11 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{record_flat, wgsl, Kernel};
+use super::{on, record_flat, wgsl, Kernel, On};
+use crate::cpu;
 use crate::error::Result;
+use crate::tensor::{host_read, host_write, Tensor};
 use crate::gpu::pipelines::{Access, KernelDesc};
-use crate::gpu::pool::RawBuffer;
-use crate::gpu::GpuInner;
 
 pub(crate) const SOURCE: &str = wgsl!("embedding_forward", "grid");
 
@@ -28,20 +28,34 @@ pub struct Params {
 }
 const _: () = assert!(std::mem::size_of::<Params>().is_multiple_of(16));
 
-pub(crate) fn record(
-    gpu: &GpuInner,
-    p: &Params,
-    weight: &RawBuffer,
-    ids: &RawBuffer,
-    y: &RawBuffer,
-) -> Result<()> {
-    record_flat(
-        gpu,
-        Kernel::EmbeddingForward,
-        bytemuck::bytes_of(p),
-        &[weight, ids, y],
-        u64::from(p.tokens) * u64::from(p.dim),
-    )
+/// The tensors of one `embedding_forward` launch.
+pub(crate) struct Bindings<'a> {
+    /// [V, D], read from its view offset on the host (an owned tensor on the device).
+    pub weight: &'a Tensor,
+    pub ids: &'a Tensor,
+    pub y: &'a Tensor,
+}
+
+/// Gathers rows where `b.y` lives.
+pub(crate) fn launch(p: &Params, b: &Bindings<'_>) -> Result<()> {
+    match on(b.y) {
+        On::Gpu(gpu) => record_flat(
+            gpu,
+            Kernel::EmbeddingForward,
+            bytemuck::bytes_of(p),
+            &[b.weight.gpu_raw(), b.ids.gpu_raw(), b.y.gpu_raw()],
+            u64::from(p.tokens) * u64::from(p.dim),
+        ),
+        On::Cpu => {
+            cpu::embedding_forward::embedding_forward(
+                p,
+                &host_read(b.weight)[b.weight.offset..],
+                &host_read(b.ids),
+                &mut host_write(b.y),
+            );
+            Ok(())
+        }
+    }
 }
 
 #[cfg(test)]

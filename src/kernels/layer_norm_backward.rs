@@ -2,11 +2,11 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{record_rows, wgsl, Kernel};
+use super::{on, record_rows, wgsl, Kernel, On};
+use crate::cpu;
 use crate::error::Result;
+use crate::tensor::{host_read, host_write, Tensor};
 use crate::gpu::pipelines::{Access, KernelDesc};
-use crate::gpu::pool::RawBuffer;
-use crate::gpu::GpuInner;
 
 pub(crate) const SOURCE: &str = wgsl!("layer_norm_backward", "grid", "rows");
 
@@ -36,21 +36,42 @@ pub struct Params {
 }
 const _: () = assert!(std::mem::size_of::<Params>().is_multiple_of(16));
 
-/// The buffers of one backward, in binding order.
+/// The tensors of one `layer_norm_backward` launch; `gamma` is absent without an affine map.
 pub(crate) struct Bindings<'a> {
-    pub x: &'a RawBuffer,
-    pub gamma: &'a RawBuffer,
-    pub stats: &'a RawBuffer,
-    pub dy: &'a RawBuffer,
-    pub dx: &'a RawBuffer,
+    pub x: &'a Tensor,
+    pub gamma: Option<&'a Tensor>,
+    pub stats: &'a Tensor,
+    pub dy: &'a Tensor,
+    pub dx: &'a Tensor,
 }
 
-pub(crate) fn record(gpu: &GpuInner, p: &Params, b: &Bindings<'_>) -> Result<()> {
-    record_rows(
-        gpu,
-        Kernel::LayerNormBackward,
-        bytemuck::bytes_of(p),
-        &[b.x, b.gamma, b.stats, b.dy, b.dx],
-        u64::from(p.rows),
-    )
+/// dx of each row where `b.dx` lives.
+pub(crate) fn launch(p: &Params, b: &Bindings<'_>) -> Result<()> {
+    match on(b.dx) {
+        On::Gpu(gpu) => record_rows(
+            gpu,
+            Kernel::LayerNormBackward,
+            bytemuck::bytes_of(p),
+            &[
+                b.x.gpu_raw(),
+                b.gamma.map_or(&gpu.dummy, Tensor::gpu_raw),
+                b.stats.gpu_raw(),
+                b.dy.gpu_raw(),
+                b.dx.gpu_raw(),
+            ],
+            u64::from(p.rows),
+        ),
+        On::Cpu => {
+            let gv = b.gamma.map(|g| (host_read(g), g.offset));
+            cpu::layer_norm_backward::layer_norm_backward(
+                p,
+                &host_read(b.x),
+                gv.as_ref().map_or(&[][..], |(v, off)| &v[*off..]),
+                &host_read(b.stats),
+                &host_read(b.dy),
+                &mut host_write(b.dx),
+            );
+            Ok(())
+        }
+    }
 }

@@ -2,11 +2,11 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{record_rows, wgsl, Kernel};
+use super::{on, record_rows, wgsl, Kernel, On};
+use crate::cpu;
 use crate::error::Result;
+use crate::tensor::{host_read, host_write, Tensor};
 use crate::gpu::pipelines::{Access, KernelDesc};
-use crate::gpu::pool::RawBuffer;
-use crate::gpu::GpuInner;
 
 pub(crate) const SOURCE: &str = wgsl!("layer_norm_forward", "grid", "rows");
 
@@ -37,22 +37,45 @@ pub struct Params {
 }
 const _: () = assert!(std::mem::size_of::<Params>().is_multiple_of(16));
 
-pub(crate) fn record(
-    gpu: &GpuInner,
-    p: &Params,
-    x: &RawBuffer,
-    gamma: &RawBuffer,
-    beta: &RawBuffer,
-    y: &RawBuffer,
-    stats: &RawBuffer,
-) -> Result<()> {
-    record_rows(
-        gpu,
-        Kernel::LayerNormForward,
-        bytemuck::bytes_of(p),
-        &[x, gamma, beta, y, stats],
-        u64::from(p.rows),
-    )
+/// The tensors of one `layer_norm_forward` launch. Without γ and β (`p.affine` = 0) the device
+/// binds stand-ins it never reads.
+pub(crate) struct Bindings<'a> {
+    pub x: &'a Tensor,
+    pub affine: Option<(&'a Tensor, &'a Tensor)>,
+    pub y: &'a Tensor,
+    /// [2, rows]: mean and 1/σ of each row, for the backward.
+    pub stats: &'a Tensor,
+}
+
+/// Normalises each row where `b.y` lives.
+pub(crate) fn launch(p: &Params, b: &Bindings<'_>) -> Result<()> {
+    match on(b.y) {
+        On::Gpu(gpu) => {
+            let (gamma, beta) = b
+                .affine
+                .map_or((&gpu.dummy, &gpu.dummy), |(g, bt)| (g.gpu_raw(), bt.gpu_raw()));
+            record_rows(
+                gpu,
+                Kernel::LayerNormForward,
+                bytemuck::bytes_of(p),
+                &[b.x.gpu_raw(), gamma, beta, b.y.gpu_raw(), b.stats.gpu_raw()],
+                u64::from(p.rows),
+            )
+        }
+        On::Cpu => {
+            let gv = b.affine.map(|(g, _)| (host_read(g), g.offset));
+            let bv = b.affine.map(|(_, bt)| (host_read(bt), bt.offset));
+            cpu::layer_norm_forward::layer_norm_forward(
+                p,
+                &host_read(b.x),
+                gv.as_ref().map_or(&[][..], |(v, off)| &v[*off..]),
+                bv.as_ref().map_or(&[][..], |(v, off)| &v[*off..]),
+                &mut host_write(b.y),
+                &mut host_write(b.stats),
+            );
+            Ok(())
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,11 +1,11 @@
 //! `pool2d_backward`: params and bindings of the deterministic pooling gradient.
 
 use super::pool2d_forward::Params;
-use super::{record_flat, wgsl, Kernel};
+use super::{on, record_flat, wgsl, Kernel, On};
+use crate::cpu;
 use crate::error::Result;
+use crate::tensor::{host_read, host_write, Tensor};
 use crate::gpu::pipelines::{Access, KernelDesc};
-use crate::gpu::pool::RawBuffer;
-use crate::gpu::GpuInner;
 
 pub(crate) const SOURCE: &str = wgsl!("pool2d_backward", "grid");
 
@@ -16,19 +16,31 @@ pub(crate) const KERNEL: KernelDesc = KernelDesc {
     bindings: &[Access::Read, Access::Read, Access::ReadWrite],
 };
 
-pub(crate) fn record(
-    gpu: &GpuInner,
-    p: &Params,
-    dy: &RawBuffer,
-    argmax: &RawBuffer,
-    dx: &RawBuffer,
-) -> Result<()> {
-    let n = u64::from(p.planes) * u64::from(p.h) * u64::from(p.w);
-    record_flat(
-        gpu,
-        Kernel::Pool2dBackward,
-        bytemuck::bytes_of(p),
-        &[dy, argmax, dx],
-        n,
-    )
+/// The tensors of one `pool2d_backward` launch.
+pub(crate) struct Bindings<'a> {
+    pub dy: &'a Tensor,
+    pub argmax: &'a Tensor,
+    pub dx: &'a Tensor,
+}
+
+/// dx where `b.dx` lives: each input pixel gathers the windows it won (or shares).
+pub(crate) fn launch(p: &Params, b: &Bindings<'_>) -> Result<()> {
+    match on(b.dx) {
+        On::Gpu(gpu) => record_flat(
+            gpu,
+            Kernel::Pool2dBackward,
+            bytemuck::bytes_of(p),
+            &[b.dy.gpu_raw(), b.argmax.gpu_raw(), b.dx.gpu_raw()],
+            u64::from(p.planes) * u64::from(p.h) * u64::from(p.w),
+        ),
+        On::Cpu => {
+            cpu::pool2d_backward::pool2d_backward(
+                p,
+                &host_read(b.dy),
+                &host_read(b.argmax),
+                &mut host_write(b.dx),
+            );
+            Ok(())
+        }
+    }
 }

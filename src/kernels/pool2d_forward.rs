@@ -2,11 +2,11 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{record_flat, wgsl, Kernel};
+use super::{on, record_flat, wgsl, Kernel, On};
+use crate::cpu;
 use crate::error::Result;
+use crate::tensor::{host_read, host_write, Tensor};
 use crate::gpu::pipelines::{Access, KernelDesc};
-use crate::gpu::pool::RawBuffer;
-use crate::gpu::GpuInner;
 
 pub(crate) const SOURCE: &str = wgsl!("pool2d_forward", "grid", "float");
 
@@ -38,21 +38,34 @@ pub struct Params {
 }
 const _: () = assert!(std::mem::size_of::<Params>().is_multiple_of(16));
 
-pub(crate) fn record(
-    gpu: &GpuInner,
-    p: &Params,
-    x: &RawBuffer,
-    y: &RawBuffer,
-    argmax: &RawBuffer,
-) -> Result<()> {
-    let n = u64::from(p.planes) * u64::from(p.oh) * u64::from(p.ow);
-    record_flat(
-        gpu,
-        Kernel::Pool2dForward,
-        bytemuck::bytes_of(p),
-        &[x, y, argmax],
-        n,
-    )
+/// The tensors of one `pool2d_forward` launch.
+pub(crate) struct Bindings<'a> {
+    pub x: &'a Tensor,
+    pub y: &'a Tensor,
+    /// The winning tap's offset inside its window (max pooling), for the backward.
+    pub argmax: &'a Tensor,
+}
+
+/// Pools every plane where `b.y` lives.
+pub(crate) fn launch(p: &Params, b: &Bindings<'_>) -> Result<()> {
+    match on(b.y) {
+        On::Gpu(gpu) => record_flat(
+            gpu,
+            Kernel::Pool2dForward,
+            bytemuck::bytes_of(p),
+            &[b.x.gpu_raw(), b.y.gpu_raw(), b.argmax.gpu_raw()],
+            u64::from(p.planes) * u64::from(p.oh) * u64::from(p.ow),
+        ),
+        On::Cpu => {
+            cpu::pool2d_forward::pool2d_forward(
+                p,
+                &host_read(b.x),
+                &mut host_write(b.y),
+                &mut host_write(b.argmax),
+            );
+            Ok(())
+        }
+    }
 }
 
 #[cfg(test)]

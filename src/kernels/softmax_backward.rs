@@ -3,11 +3,11 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{record_rows, wgsl, Kernel};
+use super::{on, record_rows, wgsl, Kernel, On};
+use crate::cpu;
 use crate::error::Result;
+use crate::tensor::{host_read, host_write, Tensor};
 use crate::gpu::pipelines::{Access, KernelDesc};
-use crate::gpu::pool::RawBuffer;
-use crate::gpu::GpuInner;
 
 pub(crate) const SOURCE: &str = wgsl!("softmax_backward", "grid", "rows");
 
@@ -32,18 +32,31 @@ pub struct Params {
 }
 const _: () = assert!(std::mem::size_of::<Params>().is_multiple_of(16));
 
-pub(crate) fn record(
-    gpu: &GpuInner,
-    p: &Params,
-    y: &RawBuffer,
-    dy: &RawBuffer,
-    dx: &RawBuffer,
-) -> Result<()> {
-    record_rows(
-        gpu,
-        Kernel::SoftmaxBackward,
-        bytemuck::bytes_of(p),
-        &[y, dy, dx],
-        u64::from(p.rows),
-    )
+/// The tensors of one `softmax_backward` launch.
+pub(crate) struct Bindings<'a> {
+    pub y: &'a Tensor,
+    pub dy: &'a Tensor,
+    pub dx: &'a Tensor,
+}
+
+/// dx of each row where `b.dx` lives.
+pub(crate) fn launch(p: &Params, b: &Bindings<'_>) -> Result<()> {
+    match on(b.dx) {
+        On::Gpu(gpu) => record_rows(
+            gpu,
+            Kernel::SoftmaxBackward,
+            bytemuck::bytes_of(p),
+            &[b.y.gpu_raw(), b.dy.gpu_raw(), b.dx.gpu_raw()],
+            u64::from(p.rows),
+        ),
+        On::Cpu => {
+            cpu::softmax_backward::softmax_backward(
+                p,
+                &host_read(b.y),
+                &host_read(b.dy),
+                &mut host_write(b.dx),
+            );
+            Ok(())
+        }
+    }
 }

@@ -3,11 +3,11 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{record_rows, wgsl, Kernel};
+use super::{on, record_rows, wgsl, Kernel, On};
+use crate::cpu;
 use crate::error::Result;
+use crate::tensor::{host_read, host_write, Tensor};
 use crate::gpu::pipelines::{Access, KernelDesc};
-use crate::gpu::pool::RawBuffer;
-use crate::gpu::GpuInner;
 
 pub(crate) const SOURCE: &str = wgsl!("softmax_forward", "grid", "rows");
 
@@ -31,14 +31,27 @@ pub struct Params {
 }
 const _: () = assert!(std::mem::size_of::<Params>().is_multiple_of(16));
 
-pub(crate) fn record(gpu: &GpuInner, p: &Params, x: &RawBuffer, y: &RawBuffer) -> Result<()> {
-    record_rows(
-        gpu,
-        Kernel::SoftmaxForward,
-        bytemuck::bytes_of(p),
-        &[x, y],
-        u64::from(p.rows),
-    )
+/// The tensors of one `softmax_forward` launch.
+pub(crate) struct Bindings<'a> {
+    pub x: &'a Tensor,
+    pub y: &'a Tensor,
+}
+
+/// Softmax (or log-softmax) of each row where `b.y` lives.
+pub(crate) fn launch(p: &Params, b: &Bindings<'_>) -> Result<()> {
+    match on(b.y) {
+        On::Gpu(gpu) => record_rows(
+            gpu,
+            Kernel::SoftmaxForward,
+            bytemuck::bytes_of(p),
+            &[b.x.gpu_raw(), b.y.gpu_raw()],
+            u64::from(p.rows),
+        ),
+        On::Cpu => {
+            cpu::softmax_forward::softmax_forward(p, &host_read(b.x), &mut host_write(b.y));
+            Ok(())
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,11 +1,10 @@
 //! Dropout: inverted, with a counter-based mask that the backward regenerates.
 
 use crate::autodiff::record;
-use crate::cpu;
 use crate::error::{Error, Result};
 use crate::kernels::dropout;
 use crate::ops::u32_of;
-use crate::tensor::{host_read, host_write, Storage, Tensor};
+use crate::tensor::Tensor;
 
 fn apply(x: &Tensor, p: f32, seed: u64) -> Result<Tensor> {
     let x = x.contiguous()?;
@@ -21,15 +20,7 @@ fn apply(x: &Tensor, p: f32, seed: u64) -> Result<Tensor> {
         _pad: 0,
     };
     if params.numel > 0 {
-        match &x.storage {
-            Storage::Gpu(s) => dropout::record(
-                &s.gpu.inner,
-                &params,
-                s.raw(),
-                y.raw().expect("same device"),
-            )?,
-            Storage::Cpu(_) => cpu::dropout::dropout(&params, &host_read(&x), &mut host_write(&y)),
-        }
+        dropout::launch(&params, &dropout::Bindings { x: &x, y: &y })?;
     }
     Ok(y)
 }

@@ -2,11 +2,10 @@
 //! error and binary cross-entropy with logits.
 
 use crate::autodiff::record;
-use crate::cpu;
 use crate::error::{shape_str, Error, Result};
 use crate::kernels::{cross_entropy_backward, cross_entropy_forward};
 use crate::ops::{same_device, u32_of};
-use crate::tensor::{host_read, host_write, Storage, Tensor};
+use crate::tensor::Tensor;
 
 /// How a loss reduces its per-element values.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -106,21 +105,14 @@ impl CrossEntropy {
             ignore_index: self.ignore_index,
             _pad: [0; 3],
         };
-        match (&x.storage, &t.storage) {
-            (Storage::Gpu(xs), Storage::Gpu(ts)) => cross_entropy_forward::record(
-                &xs.gpu.inner,
-                &p,
-                xs.raw(),
-                ts.raw(),
-                saved.raw().expect("same device"),
-            )?,
-            _ => cpu::cross_entropy_forward::cross_entropy_forward(
-                &p,
-                &host_read(&x),
-                &host_read(&t),
-                &mut host_write(&saved),
-            ),
-        }
+        cross_entropy_forward::launch(
+            &p,
+            &cross_entropy_forward::Bindings {
+                x: &x,
+                targets: &t,
+                out: &saved,
+            },
+        )?;
         // [Σ loss, Σ counts] in one reduction; the mean divides on the device.
         let totals = saved.narrow(0, 0, 2)?.sum(1)?;
         let loss_sum = totals.narrow(0, 0, 1)?;
@@ -142,28 +134,17 @@ impl CrossEntropy {
                 dx_off: 0,
                 dy_off: u32_of(dy.offset),
             };
-            match (&x.storage, &dy.storage) {
-                (Storage::Gpu(xs), Storage::Gpu(ds)) => {
-                    let b = cross_entropy_backward::Bindings {
-                        x: xs.raw(),
-                        targets: t.gpu_raw(),
-                        saved: saved.gpu_raw(),
-                        totals: totals.gpu_raw(),
-                        dy: ds.raw(),
-                        dx: dx.gpu_raw(),
-                    };
-                    cross_entropy_backward::record(&xs.gpu.inner, &p, &b)?
-                }
-                _ => cpu::cross_entropy_backward::cross_entropy_backward(
-                    &p,
-                    &host_read(&x),
-                    &host_read(&t),
-                    &host_read(&saved),
-                    &host_read(&totals)[totals.offset..],
-                    &host_read(&dy),
-                    &mut host_write(&dx),
-                ),
-            }
+            cross_entropy_backward::launch(
+                &p,
+                &cross_entropy_backward::Bindings {
+                    x: &x,
+                    targets: &t,
+                    saved: &saved,
+                    totals: &totals,
+                    dy: &dy,
+                    dx: &dx,
+                },
+            )?;
             g.add(0, dx)
         }))
     }

@@ -49,30 +49,15 @@ impl Tensor {
             _pad: [0; 3],
         };
         if rows > 0 {
-            match &x.storage {
-                Storage::Gpu(s) => layer_norm_forward::record(
-                    &s.gpu.inner,
-                    &p,
-                    s.raw(),
-                    gamma.gpu_raw(),
-                    beta.gpu_raw(),
-                    y.gpu_raw(),
-                    stats.gpu_raw(),
-                )?,
-                Storage::Cpu(_) => {
-                    // Without γ and β the stand-ins are `x`: lock each tensor once.
-                    let gv = affine.map(|_| host_read(&gamma));
-                    let bv = affine.map(|_| host_read(&beta));
-                    cpu::layer_norm_forward::layer_norm_forward(
-                        &p,
-                        &host_read(&x),
-                        gv.as_deref().map_or(&[][..], |v| &v[gamma.offset..]),
-                        bv.as_deref().map_or(&[][..], |v| &v[beta.offset..]),
-                        &mut host_write(&y),
-                        &mut host_write(&stats),
-                    )
-                }
-            }
+            layer_norm_forward::launch(
+                &p,
+                &layer_norm_forward::Bindings {
+                    x: &x,
+                    affine: affine.map(|_| (&gamma, &beta)),
+                    y: &y,
+                    stats: &stats,
+                },
+            )?;
         }
         let mut inputs = vec![self];
         if let Some((g, b)) = affine {
@@ -91,29 +76,16 @@ impl Tensor {
                     dy_off: u32_of(dy.offset),
                     _pad: [0; 3],
                 };
-                match &x.storage {
-                    Storage::Gpu(s) => {
-                        let b = layer_norm_backward::Bindings {
-                            x: s.raw(),
-                            gamma: gamma.gpu_raw(),
-                            stats: stats.gpu_raw(),
-                            dy: dy.gpu_raw(),
-                            dx: dx.gpu_raw(),
-                        };
-                        layer_norm_backward::record(&s.gpu.inner, &p, &b)?;
-                    }
-                    Storage::Cpu(_) => {
-                        let gv = has_affine.then(|| host_read(&gamma));
-                        cpu::layer_norm_backward::layer_norm_backward(
-                            &p,
-                            &host_read(&x),
-                            gv.as_deref().map_or(&[][..], |v| &v[gamma.offset..]),
-                            &host_read(&stats),
-                            &host_read(&dy),
-                            &mut host_write(&dx),
-                        )
-                    }
-                }
+                layer_norm_backward::launch(
+                    &p,
+                    &layer_norm_backward::Bindings {
+                        x: &x,
+                        gamma: has_affine.then_some(&gamma),
+                        stats: &stats,
+                        dy: &dy,
+                        dx: &dx,
+                    },
+                )?;
                 grads.add(0, dx)?;
             }
             if has_affine && (grads.wants(1) || grads.wants(2)) {
@@ -161,17 +133,14 @@ pub fn embedding(weight: &Tensor, ids: &Tensor) -> Result<Tensor> {
         ids_off: u32_of(ids_c.offset),
     };
     if tokens > 0 {
-        match &w.storage {
-            Storage::Gpu(s) => {
-                embedding_forward::record(&s.gpu.inner, &p, s.raw(), ids_c.gpu_raw(), y.gpu_raw())?
-            }
-            Storage::Cpu(_) => cpu::embedding_forward::embedding_forward(
-                &p,
-                &host_read(&w)[w.offset..],
-                &host_read(&ids_c),
-                &mut host_write(&y),
-            ),
-        }
+        embedding_forward::launch(
+            &p,
+            &embedding_forward::Bindings {
+                weight: &w,
+                ids: &ids_c,
+                y: &y,
+            },
+        )?;
     }
     Ok(record(y, op, &[weight], move |grads, dy| {
         let dy = dy.contiguous()?;
@@ -183,21 +152,14 @@ pub fn embedding(weight: &Tensor, ids: &Tensor) -> Result<Tensor> {
         } else {
             dy.affine(1.0, 0.0)?
         };
-        match &dw.storage {
-            Storage::Gpu(s) => embedding_backward::record(
-                &s.gpu.inner,
-                &pb,
-                dy.gpu_raw(),
-                ids_c.gpu_raw(),
-                s.raw(),
-            )?,
-            Storage::Cpu(_) => cpu::embedding_backward::embedding_backward(
-                &pb,
-                &host_read(&dy),
-                &host_read(&ids_c),
-                &mut host_write(&dw),
-            ),
-        }
+        embedding_backward::launch(
+            &pb,
+            &embedding_backward::Bindings {
+                dy: &dy,
+                ids: &ids_c,
+                dw: &dw,
+            },
+        )?;
         grads.add(0, dw)
     }))
 }

@@ -2,11 +2,10 @@
 //! average (count_include_pad, PyTorch's default), deterministic in both directions.
 
 use crate::autodiff::record;
-use crate::cpu;
 use crate::error::{shape_str, Error, Result};
 use crate::kernels::{pool2d_backward, pool2d_forward};
 use crate::ops::u32_of;
-use crate::tensor::{host_read, host_write, Storage, Tensor};
+use crate::tensor::Tensor;
 
 /// The largest pooling window side: the backward finds a max window's winner by its offset
 /// ky·kw + kx, saved as f32, which is exact below 2^24 = 4096².
@@ -69,35 +68,25 @@ impl Tensor {
             x_off: 0,
             _pad: 0,
         };
-        match &x.storage {
-            Storage::Gpu(s) => {
-                pool2d_forward::record(&s.gpu.inner, &p, s.raw(), y.gpu_raw(), argmax.gpu_raw())?
-            }
-            Storage::Cpu(_) => cpu::pool2d_forward::pool2d_forward(
-                &p,
-                &host_read(&x),
-                &mut host_write(&y),
-                &mut host_write(&argmax),
-            ),
-        }
+        pool2d_forward::launch(
+            &p,
+            &pool2d_forward::Bindings {
+                x: &x,
+                y: &y,
+                argmax: &argmax,
+            },
+        )?;
         Ok(record(y, op, &[self], move |g, dy| {
             let dy = dy.owned()?;
             let dx = x.output_like(x.shape(), op)?;
-            match &dx.storage {
-                Storage::Gpu(s) => pool2d_backward::record(
-                    &s.gpu.inner,
-                    &p,
-                    dy.gpu_raw(),
-                    argmax.gpu_raw(),
-                    s.raw(),
-                )?,
-                Storage::Cpu(_) => cpu::pool2d_backward::pool2d_backward(
-                    &p,
-                    &host_read(&dy),
-                    &host_read(&argmax),
-                    &mut host_write(&dx),
-                ),
-            }
+            pool2d_backward::launch(
+                &p,
+                &pool2d_backward::Bindings {
+                    dy: &dy,
+                    argmax: &argmax,
+                    dx: &dx,
+                },
+            )?;
             g.add(0, dx)
         }))
     }

@@ -1,11 +1,10 @@
 //! Softmax and log-softmax over the last axis, forward and backward kernels.
 
 use crate::autodiff::record;
-use crate::cpu;
 use crate::error::{Error, Result};
 use crate::kernels::{softmax_backward, softmax_forward};
 use crate::ops::u32_of;
-use crate::tensor::{host_read, host_write, Storage, Tensor};
+use crate::tensor::Tensor;
 
 impl Tensor {
     fn softmax_impl(&self, log: bool, name: &'static str) -> Result<Tensor> {
@@ -31,17 +30,7 @@ impl Tensor {
             _pad: [0; 3],
         };
         if rows > 0 {
-            match &x.storage {
-                Storage::Gpu(s) => softmax_forward::record(
-                    &s.gpu.inner,
-                    &p,
-                    s.raw(),
-                    y.raw().expect("same device"),
-                )?,
-                Storage::Cpu(_) => {
-                    cpu::softmax_forward::softmax_forward(&p, &host_read(&x), &mut host_write(&y))
-                }
-            }
+            softmax_forward::launch(&p, &softmax_forward::Bindings { x: &x, y: &y })?;
         }
         let saved = y.detach();
         Ok(record(y, name, &[self], move |g, dy| {
@@ -56,21 +45,14 @@ impl Tensor {
                 dx_off: 0,
                 _pad: [0; 2],
             };
-            match (&saved.storage, &dy.storage) {
-                (Storage::Gpu(ys), Storage::Gpu(ds)) => softmax_backward::record(
-                    &ys.gpu.inner,
-                    &p,
-                    ys.raw(),
-                    ds.raw(),
-                    dx.raw().expect("same device"),
-                )?,
-                _ => cpu::softmax_backward::softmax_backward(
-                    &p,
-                    &host_read(&saved),
-                    &host_read(&dy),
-                    &mut host_write(&dx),
-                ),
-            }
+            softmax_backward::launch(
+                &p,
+                &softmax_backward::Bindings {
+                    y: &saved,
+                    dy: &dy,
+                    dx: &dx,
+                },
+            )?;
             g.add(0, dx)
         }))
     }
