@@ -3,8 +3,10 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::attention_forward::WG;
-use super::{fold_rows, max_grid, wgsl, Kernel};
+use super::{fold_rows, max_grid, on, wgsl, Kernel, On};
+use crate::cpu;
 use crate::error::Result;
+use crate::tensor::{host_read, host_write, Tensor};
 use crate::gpu::encoder::Dispatch;
 use crate::gpu::pipelines::{Access, KernelDesc};
 use crate::gpu::pool::RawBuffer;
@@ -41,30 +43,71 @@ pub struct Params {
 }
 const _: () = assert!(std::mem::size_of::<Params>().is_multiple_of(16));
 
-/// The buffers of the two backward kernels, in binding order; `out` is dK‖dV or dQ.
+/// The tensors of the backward, in binding order; on a GPU the two kernels bind the same inputs
+/// and write `dkv` (this kernel) or `dq` (`attention_backward_q`).
 pub(crate) struct Bindings<'a> {
-    pub q: &'a RawBuffer,
-    pub k: &'a RawBuffer,
-    pub v: &'a RawBuffer,
-    pub d_o: &'a RawBuffer,
-    pub stats: &'a RawBuffer,
-    pub lengths: &'a RawBuffer,
-    pub out: &'a RawBuffer,
+    pub q: &'a Tensor,
+    pub k: &'a Tensor,
+    pub v: &'a Tensor,
+    pub d_o: &'a Tensor,
+    /// [2, BH·L]: the forward's log-sum-exp, then rowsum(dO ⊙ O).
+    pub stats: &'a Tensor,
+    pub lengths: &'a Tensor,
+    pub dq: &'a Tensor,
+    /// [2·BH, L, D]: dK, then dV.
+    pub dkv: &'a Tensor,
 }
 
-pub(crate) fn record(
+/// dQ, dK and dV where `b.dq` lives: on a GPU this kernel (dK, dV by key blocks) then
+/// `attention_backward_q` (dQ by query blocks); the CPU twin computes all three in one pass.
+pub(crate) fn launch(p: &Params, head_dim: u32, b: &Bindings<'_>) -> Result<()> {
+    match on(b.dq) {
+        On::Gpu(gpu) => {
+            let inputs = [
+                b.q.gpu_raw(),
+                b.k.gpu_raw(),
+                b.v.gpu_raw(),
+                b.d_o.gpu_raw(),
+                b.stats.gpu_raw(),
+                b.lengths.gpu_raw(),
+            ];
+            record(gpu, Kernel::AttentionBackwardKv, p, head_dim, &inputs, b.dkv.gpu_raw())?;
+            record(gpu, Kernel::AttentionBackwardQ, p, head_dim, &inputs, b.dq.gpu_raw())
+        }
+        On::Cpu => {
+            cpu::attention_backward_kv::attention_backward(
+                p,
+                head_dim as usize,
+                &host_read(b.q),
+                &host_read(b.k),
+                &host_read(b.v),
+                &host_read(b.d_o),
+                &host_read(b.stats),
+                &host_read(b.lengths),
+                &mut host_write(b.dq),
+                &mut host_write(b.dkv),
+            );
+            Ok(())
+        }
+    }
+}
+
+/// Records one of the two backward kernels over `inputs` (binding order) writing `out`.
+fn record(
     gpu: &GpuInner,
     kernel: Kernel,
     p: &Params,
     head_dim: u32,
-    b: &Bindings<'_>,
+    inputs: &[&RawBuffer; 6],
+    out: &RawBuffer,
 ) -> Result<()> {
+    let [q, k, v, d_o, stats, lengths] = *inputs;
     // `attention` refused head dimensions past MAX_DIM on both devices before recording.
     gpu.record(&Dispatch {
         kernel: kernel.desc(),
         overrides: &[("HEAD_DIM", f64::from(head_dim)), ("WG", f64::from(WG))],
         params: bytemuck::bytes_of(p),
-        buffers: &[b.q, b.k, b.v, b.d_o, b.stats, b.lengths, b.out],
+        buffers: &[q, k, v, d_o, stats, lengths, out],
         workgroups: fold_rows("attention", p.len.div_ceil(WG), p.bh, max_grid(gpu))?,
     })
 }

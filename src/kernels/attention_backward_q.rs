@@ -1,11 +1,9 @@
-//! `attention_backward_q`: dQ of fused attention; shares `Params` and `Bindings` with
-//! `attention_backward_kv`.
+//! `attention_backward_q`: dQ of fused attention. It shares `Params`, bindings and its launch
+//! with `attention_backward_kv`, whose launch records both kernels (the CPU twin computes dQ, dK
+//! and dV in one pass).
 
-use super::attention_backward_kv::{Bindings, Params};
-use super::{wgsl, Kernel};
-use crate::error::Result;
+use super::wgsl;
 use crate::gpu::pipelines::{Access, KernelDesc};
-use crate::gpu::GpuInner;
 
 pub(crate) const SOURCE: &str = wgsl!("attention_backward_q", "grid");
 
@@ -23,7 +21,3 @@ pub(crate) const KERNEL: KernelDesc = KernelDesc {
         Access::ReadWrite,
     ],
 };
-
-pub(crate) fn record(gpu: &GpuInner, p: &Params, head_dim: u32, b: &Bindings<'_>) -> Result<()> {
-    super::attention_backward_kv::record(gpu, Kernel::AttentionBackwardQ, p, head_dim, b)
-}

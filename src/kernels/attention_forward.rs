@@ -2,12 +2,12 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{fold_rows, max_grid, wgsl, Kernel};
+use super::{on, fold_rows, max_grid, wgsl, Kernel, On};
+use crate::cpu;
 use crate::error::Result;
+use crate::tensor::{host_read, host_write, Tensor};
 use crate::gpu::encoder::Dispatch;
 use crate::gpu::pipelines::{Access, KernelDesc};
-use crate::gpu::pool::RawBuffer;
-use crate::gpu::GpuInner;
 
 pub(crate) const SOURCE: &str = wgsl!("attention_forward", "grid");
 
@@ -48,25 +48,51 @@ pub struct Params {
 }
 const _: () = assert!(std::mem::size_of::<Params>().is_multiple_of(16));
 
-/// The buffers of one call, in binding order.
+/// The tensors of one call, in binding order.
 pub(crate) struct Bindings<'a> {
-    pub q: &'a RawBuffer,
-    pub k: &'a RawBuffer,
-    pub v: &'a RawBuffer,
-    pub lengths: &'a RawBuffer,
-    pub o: &'a RawBuffer,
-    pub lse: &'a RawBuffer,
+    pub q: &'a Tensor,
+    pub k: &'a Tensor,
+    pub v: &'a Tensor,
+    /// [B]: the valid keys of each batch entry.
+    pub lengths: &'a Tensor,
+    pub o: &'a Tensor,
+    /// [BH, L]: each row's log-sum-exp, for the backward.
+    pub lse: &'a Tensor,
 }
 
-pub(crate) fn record(gpu: &GpuInner, p: &Params, head_dim: u32, b: &Bindings<'_>) -> Result<()> {
-    // `attention` refused head dimensions past MAX_DIM on both devices before recording.
-    gpu.record(&Dispatch {
-        kernel: Kernel::AttentionForward.desc(),
-        overrides: &[("HEAD_DIM", f64::from(head_dim)), ("WG", f64::from(WG))],
-        params: bytemuck::bytes_of(p),
-        buffers: &[b.q, b.k, b.v, b.lengths, b.o, b.lse],
-        workgroups: fold_rows("attention", p.len.div_ceil(WG), p.bh, max_grid(gpu))?,
-    })
+/// O = softmax(QKᵀ·scale, masked)·V for [BH, L, `head_dim`] Q, K, V where `b.o` lives.
+pub(crate) fn launch(p: &Params, head_dim: u32, b: &Bindings<'_>) -> Result<()> {
+    match on(b.o) {
+        On::Gpu(gpu) => gpu.record(&Dispatch {
+            // `attention` refused head dimensions past MAX_DIM on both devices before this.
+            kernel: Kernel::AttentionForward.desc(),
+            overrides: &[("HEAD_DIM", f64::from(head_dim)), ("WG", f64::from(WG))],
+            params: bytemuck::bytes_of(p),
+            buffers: &[
+                b.q.gpu_raw(),
+                b.k.gpu_raw(),
+                b.v.gpu_raw(),
+                b.lengths.gpu_raw(),
+                b.o.gpu_raw(),
+                b.lse.gpu_raw(),
+            ],
+            workgroups: fold_rows("attention", p.len.div_ceil(WG), p.bh, max_grid(gpu))?,
+        }),
+        On::Cpu => {
+            cpu::attention_forward::attention_forward(
+                p,
+                head_dim as usize,
+                p.bh as usize,
+                &host_read(b.q),
+                &host_read(b.k),
+                &host_read(b.v),
+                &host_read(b.lengths),
+                &mut host_write(b.o),
+                &mut host_write(b.lse),
+            );
+            Ok(())
+        }
+    }
 }
 
 #[cfg(test)]

@@ -3,11 +3,11 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{record_rows, wgsl, Kernel};
+use super::{on, record_rows, wgsl, Kernel, On};
+use crate::cpu;
 use crate::error::Result;
+use crate::tensor::{host_read, host_write, Tensor};
 use crate::gpu::pipelines::{Access, KernelDesc};
-use crate::gpu::pool::RawBuffer;
-use crate::gpu::GpuInner;
 
 pub(crate) const SOURCE: &str = wgsl!("batch_norm_backward", "channels", "grid", "rows");
 
@@ -39,23 +39,48 @@ pub struct Params {
 }
 const _: () = assert!(std::mem::size_of::<Params>().is_multiple_of(16));
 
-/// The buffers of one backward, in binding order.
+/// The tensors of one `batch_norm_backward` launch; `gamma` is absent without an affine map.
 pub(crate) struct Bindings<'a> {
-    pub x: &'a RawBuffer,
-    pub gamma: &'a RawBuffer,
-    pub stats: &'a RawBuffer,
-    pub dy: &'a RawBuffer,
-    pub dx: &'a RawBuffer,
-    pub dgamma: &'a RawBuffer,
-    pub dbeta: &'a RawBuffer,
+    pub x: &'a Tensor,
+    pub gamma: Option<&'a Tensor>,
+    pub stats: &'a Tensor,
+    pub dy: &'a Tensor,
+    pub dx: &'a Tensor,
+    pub dgamma: &'a Tensor,
+    pub dbeta: &'a Tensor,
 }
 
-pub(crate) fn record(gpu: &GpuInner, p: &Params, b: &Bindings<'_>) -> Result<()> {
-    record_rows(
-        gpu,
-        Kernel::BatchNormBackward,
-        bytemuck::bytes_of(p),
-        &[b.x, b.gamma, b.stats, b.dy, b.dx, b.dgamma, b.dbeta],
-        u64::from(p.c),
-    )
+/// dx, dγ and dβ of each channel where `b.dx` lives.
+pub(crate) fn launch(p: &Params, b: &Bindings<'_>) -> Result<()> {
+    match on(b.dx) {
+        On::Gpu(gpu) => record_rows(
+            gpu,
+            Kernel::BatchNormBackward,
+            bytemuck::bytes_of(p),
+            &[
+                b.x.gpu_raw(),
+                b.gamma.map_or(&gpu.dummy, Tensor::gpu_raw),
+                b.stats.gpu_raw(),
+                b.dy.gpu_raw(),
+                b.dx.gpu_raw(),
+                b.dgamma.gpu_raw(),
+                b.dbeta.gpu_raw(),
+            ],
+            u64::from(p.c),
+        ),
+        On::Cpu => {
+            let gamma = b.gamma.map(host_read);
+            cpu::batch_norm_backward::batch_norm_backward(
+                p,
+                &host_read(b.x),
+                gamma.as_deref().map(|v| &v[..]),
+                &host_read(b.stats),
+                &host_read(b.dy),
+                &mut host_write(b.dx),
+                &mut host_write(b.dgamma),
+                &mut host_write(b.dbeta),
+            );
+            Ok(())
+        }
+    }
 }

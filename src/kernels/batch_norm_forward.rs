@@ -3,11 +3,11 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{record_rows, wgsl, Kernel};
+use super::{on, record_rows, wgsl, Kernel, On};
+use crate::cpu;
 use crate::error::Result;
+use crate::tensor::{host_read, host_write, Tensor};
 use crate::gpu::pipelines::{Access, KernelDesc};
-use crate::gpu::pool::RawBuffer;
-use crate::gpu::GpuInner;
 
 pub(crate) const SOURCE: &str = wgsl!("batch_norm_forward", "channels", "grid", "rows");
 
@@ -45,33 +45,57 @@ pub struct Params {
 }
 const _: () = assert!(std::mem::size_of::<Params>().is_multiple_of(16));
 
-/// The buffers of one forward, in binding order.
+/// The tensors of one `batch_norm_forward` launch. Without γ and β (`p.affine` = 0) the device
+/// binds stand-ins it never reads; the running statistics are written only when `p.track` is 1.
 pub(crate) struct Bindings<'a> {
-    pub x: &'a RawBuffer,
-    pub gamma: &'a RawBuffer,
-    pub beta: &'a RawBuffer,
-    pub running_mean: &'a RawBuffer,
-    pub running_var: &'a RawBuffer,
-    pub y: &'a RawBuffer,
-    pub stats: &'a RawBuffer,
+    pub x: &'a Tensor,
+    pub affine: Option<(&'a Tensor, &'a Tensor)>,
+    pub running_mean: &'a Tensor,
+    pub running_var: &'a Tensor,
+    pub y: &'a Tensor,
+    /// [2, C]: the mean and 1/σ used, for the backward.
+    pub stats: &'a Tensor,
 }
 
-pub(crate) fn record(gpu: &GpuInner, p: &Params, b: &Bindings<'_>) -> Result<()> {
-    record_rows(
-        gpu,
-        Kernel::BatchNormForward,
-        bytemuck::bytes_of(p),
-        &[
-            b.x,
-            b.gamma,
-            b.beta,
-            b.running_mean,
-            b.running_var,
-            b.y,
-            b.stats,
-        ],
-        u64::from(p.c),
-    )
+/// Normalises each channel where `b.y` lives.
+pub(crate) fn launch(p: &Params, b: &Bindings<'_>) -> Result<()> {
+    match on(b.y) {
+        On::Gpu(gpu) => {
+            let (gamma, beta) = b
+                .affine
+                .map_or((&gpu.dummy, &gpu.dummy), |(g, bt)| (g.gpu_raw(), bt.gpu_raw()));
+            record_rows(
+                gpu,
+                Kernel::BatchNormForward,
+                bytemuck::bytes_of(p),
+                &[
+                    b.x.gpu_raw(),
+                    gamma,
+                    beta,
+                    b.running_mean.gpu_raw(),
+                    b.running_var.gpu_raw(),
+                    b.y.gpu_raw(),
+                    b.stats.gpu_raw(),
+                ],
+                u64::from(p.c),
+            )
+        }
+        On::Cpu => {
+            let gb = b.affine.map(|(g, bt)| (host_read(g), host_read(bt)));
+            cpu::batch_norm_forward::batch_norm_forward(
+                p,
+                &host_read(b.x),
+                gb.as_ref().map(|(g, bt)| (&g[..], &bt[..])),
+                (
+                    &mut host_write(b.running_mean),
+                    &mut host_write(b.running_var),
+                ),
+                &mut host_write(b.y),
+                &mut host_write(b.stats),
+            );
+            Ok(())
+        }
+    }
 }
 
 #[cfg(test)]

@@ -3,13 +3,11 @@
 //! bench compare against.
 
 use crate::autodiff::record;
-use crate::cpu;
 use crate::error::{shape_str, Error, Result};
-use crate::kernels::attention_backward_kv::{self as bwd, Bindings};
+use crate::kernels::attention_backward_kv as bwd;
 use crate::kernels::attention_forward::{self as fwd, Params};
-use crate::kernels::{attention_backward_q, Kernel};
 use crate::ops::{same_device, u32_of};
-use crate::tensor::{host_read, host_write, Storage, Tensor};
+use crate::tensor::Tensor;
 
 /// Masks and scale of an attention call.
 #[derive(Clone, Copy, Debug, Default)]
@@ -116,30 +114,15 @@ pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, opts: AttentionOptions<'_>)
         v_off: u32_of(vc.offset),
         bh: u32_of(bh),
     };
-    match &qc.storage {
-        Storage::Gpu(s) => {
-            let b = fwd::Bindings {
-                q: s.raw(),
-                k: kc.gpu_raw(),
-                v: vc.gpu_raw(),
-                lengths: lengths.gpu_raw(),
-                o: o.gpu_raw(),
-                lse: lse.gpu_raw(),
-            };
-            fwd::record(&s.gpu.inner, &p, u32_of(dim), &b)?;
-        }
-        Storage::Cpu(_) => cpu::attention_forward::attention_forward(
-            &p,
-            dim,
-            bh,
-            &host_read(&qc),
-            &host_read(&kc),
-            &host_read(&vc),
-            &host_read(&lengths),
-            &mut host_write(&o),
-            &mut host_write(&lse),
-        ),
-    }
+    let b = fwd::Bindings {
+        q: &qc,
+        k: &kc,
+        v: &vc,
+        lengths: &lengths,
+        o: &o,
+        lse: &lse,
+    };
+    fwd::launch(&p, u32_of(dim), &b)?;
     let saved_o = o.detach();
     Ok(record(o, "attention", &[q, k, v], move |grads, d_o| {
         let d_o = d_o.owned()?;
@@ -156,40 +139,17 @@ pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, opts: AttentionOptions<'_>)
         };
         let dq = qc.output_like(&[bh, len, dim], "attention_backward")?;
         let dkv = qc.output_like(&[2 * bh, len, dim], "attention_backward")?;
-        match &qc.storage {
-            Storage::Gpu(s) => {
-                let gpu = &s.gpu.inner;
-                let b = |out| Bindings {
-                    q: s.raw(),
-                    k: kc.gpu_raw(),
-                    v: vc.gpu_raw(),
-                    d_o: d_o.gpu_raw(),
-                    stats: stats.gpu_raw(),
-                    lengths: lengths.gpu_raw(),
-                    out,
-                };
-                bwd::record(
-                    gpu,
-                    Kernel::AttentionBackwardKv,
-                    &bp,
-                    u32_of(dim),
-                    &b(dkv.gpu_raw()),
-                )?;
-                attention_backward_q::record(gpu, &bp, u32_of(dim), &b(dq.gpu_raw()))?;
-            }
-            Storage::Cpu(_) => cpu::attention_backward_kv::attention_backward(
-                &bp,
-                dim,
-                &host_read(&qc),
-                &host_read(&kc),
-                &host_read(&vc),
-                &host_read(&d_o),
-                &host_read(&stats),
-                &host_read(&lengths),
-                &mut host_write(&dq),
-                &mut host_write(&dkv),
-            ),
-        }
+        let b = bwd::Bindings {
+            q: &qc,
+            k: &kc,
+            v: &vc,
+            d_o: &d_o,
+            stats: &stats,
+            lengths: &lengths,
+            dq: &dq,
+            dkv: &dkv,
+        };
+        bwd::launch(&bp, u32_of(dim), &b)?;
         grads.add(0, dq)?;
         if grads.wants(1) {
             grads.add(1, dkv.narrow(0, 0, bh)?)?;

@@ -1,14 +1,13 @@
 //! Layer normalisation and embedding lookup, forward and backward kernels, on the tape.
 
 use crate::autodiff::record;
-use crate::cpu;
 use crate::error::{shape_str, Error, Result};
 use crate::kernels::{
     batch_norm_backward, batch_norm_forward, embedding_backward, embedding_forward,
     layer_norm_backward, layer_norm_forward,
 };
 use crate::ops::{same_device, u32_of};
-use crate::tensor::{host_read, host_write, Storage, Tensor};
+use crate::tensor::Tensor;
 
 impl Tensor {
     /// Layer normalisation over the last axis, as PyTorch's `F.layer_norm` with
@@ -301,33 +300,17 @@ impl Tensor {
             track: u32::from(training && running.is_some()),
         };
         if y.numel() > 0 {
-            match &x.storage {
-                Storage::Gpu(st) => batch_norm_forward::record(
-                    &st.gpu.inner,
-                    &p,
-                    &batch_norm_forward::Bindings {
-                        x: st.raw(),
-                        gamma: gamma.gpu_raw(),
-                        beta: beta.gpu_raw(),
-                        running_mean: rm.gpu_raw(),
-                        running_var: rv.gpu_raw(),
-                        y: y.gpu_raw(),
-                        stats: stats.gpu_raw(),
-                    },
-                )?,
-                Storage::Cpu(_) => {
-                    // Without γ and β the stand-ins are `x`: lock each tensor once.
-                    let gb = affine.map(|_| (host_read(&gamma), host_read(&beta)));
-                    cpu::batch_norm_forward::batch_norm_forward(
-                        &p,
-                        &host_read(&x),
-                        gb.as_ref().map(|(g, b)| (&g[..], &b[..])),
-                        (&mut host_write(&rm), &mut host_write(&rv)),
-                        &mut host_write(&y),
-                        &mut host_write(&stats),
-                    )
-                }
-            }
+            batch_norm_forward::launch(
+                &p,
+                &batch_norm_forward::Bindings {
+                    x: &x,
+                    affine: affine.map(|_| (&gamma, &beta)),
+                    running_mean: &rm,
+                    running_var: &rv,
+                    y: &y,
+                    stats: &stats,
+                },
+            )?;
         }
         let mut inputs = vec![self];
         if let Some((g, b)) = affine {
@@ -350,34 +333,18 @@ impl Tensor {
                 affine: p.affine,
                 _pad: [0; 3],
             };
-            match &x.storage {
-                Storage::Gpu(st) => batch_norm_backward::record(
-                    &st.gpu.inner,
-                    &bp,
-                    &batch_norm_backward::Bindings {
-                        x: st.raw(),
-                        gamma: gamma.gpu_raw(),
-                        stats: stats.gpu_raw(),
-                        dy: dy.gpu_raw(),
-                        dx: dx.gpu_raw(),
-                        dgamma: dgamma.gpu_raw(),
-                        dbeta: dbeta.gpu_raw(),
-                    },
-                )?,
-                Storage::Cpu(_) => {
-                    let g = has_affine.then(|| host_read(&gamma));
-                    cpu::batch_norm_backward::batch_norm_backward(
-                        &bp,
-                        &host_read(&x),
-                        g.as_deref().map(|v| &v[..]),
-                        &host_read(&stats),
-                        &host_read(&dy),
-                        &mut host_write(&dx),
-                        &mut host_write(&dgamma),
-                        &mut host_write(&dbeta),
-                    )
-                }
-            }
+            batch_norm_backward::launch(
+                &bp,
+                &batch_norm_backward::Bindings {
+                    x: &x,
+                    gamma: has_affine.then_some(&gamma),
+                    stats: &stats,
+                    dy: &dy,
+                    dx: &dx,
+                    dgamma: &dgamma,
+                    dbeta: &dbeta,
+                },
+            )?;
             if grads.wants(0) {
                 grads.add(0, dx)?;
             }
