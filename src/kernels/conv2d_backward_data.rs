@@ -1,11 +1,11 @@
 //! `conv2d_backward_data`: dispatch of the transposed-convolution implicit GEMM (dx).
 
 use super::conv2d_forward::{record_gemm, Params};
-use super::{wgsl, Kernel};
+use super::{on, wgsl, Kernel, On};
+use crate::cpu;
 use crate::error::Result;
+use crate::tensor::{host_read, host_write, Tensor};
 use crate::gpu::pipelines::{Access, KernelDesc};
-use crate::gpu::pool::RawBuffer;
-use crate::gpu::GpuInner;
 
 pub(crate) const SOURCE: &str = wgsl!("conv2d_backward_data", "conv2d", "grid");
 
@@ -16,20 +16,30 @@ pub(crate) const KERNEL: KernelDesc = KernelDesc {
     bindings: &[Access::Read, Access::Read, Access::ReadWrite],
 };
 
-pub(crate) fn record(
-    gpu: &GpuInner,
-    p: &Params,
-    dy: &RawBuffer,
-    w: &RawBuffer,
-    dx: &RawBuffer,
-) -> Result<()> {
-    let cols = p.n as usize * p.hw();
-    record_gemm(
-        gpu,
-        Kernel::Conv2dBackwardData,
-        p,
-        p.cg(),
-        cols,
-        &[dy, w, dx],
-    )
+/// The tensors of one `conv2d_backward_data` launch.
+pub(crate) struct Bindings<'a> {
+    pub dy: &'a Tensor,
+    pub w: &'a Tensor,
+    pub dx: &'a Tensor,
+}
+
+/// dx, the transposed convolution of dy, where `b.dx` lives: on a GPU an implicit GEMM of
+/// C_in/G rows by N·H·W columns per group.
+pub(crate) fn launch(p: &Params, b: &Bindings<'_>) -> Result<()> {
+    match on(b.dx) {
+        On::Gpu(gpu) => {
+            let buffers = [b.dy.gpu_raw(), b.w.gpu_raw(), b.dx.gpu_raw()];
+            let cols = p.n as usize * p.hw();
+            record_gemm(gpu, Kernel::Conv2dBackwardData, p, p.cg(), cols, &buffers)
+        }
+        On::Cpu => {
+            cpu::conv2d_backward_data::conv2d_backward_data(
+                p,
+                &host_read(b.dy),
+                &host_read(b.w),
+                &mut host_write(b.dx),
+            );
+            Ok(())
+        }
+    }
 }

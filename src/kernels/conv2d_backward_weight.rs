@@ -4,8 +4,10 @@
 //! partial; the caller sums the partials with the reduce kernel (deterministic: no atomics).
 
 use super::conv2d_forward::{tile_rows, Params};
-use super::{fold_grid, wgsl, Kernel};
+use super::{on, On, fold_grid, wgsl, Kernel};
+use crate::cpu;
 use crate::error::Result;
+use crate::tensor::{host_read, host_write, Tensor};
 use crate::gpu::encoder::Dispatch;
 use crate::gpu::pipelines::{Access, KernelDesc};
 use crate::gpu::pool::RawBuffer;
@@ -27,9 +29,15 @@ const TARGET_WORKGROUPS: u64 = 1024;
 /// Output pixels a split sums at least (16 per lane), so partials stay few.
 const MIN_PIXELS_PER_SPLIT: u64 = 1024;
 
-/// `p` with its grid, `splits` and pixels per split (`per_split`) chosen for this shape.
-pub(crate) fn with_splits(p: &Params) -> Params {
+/// `p` with its grid, `splits` and pixels per split (`per_split`) chosen for this shape on the
+/// device of `on`: the host sums all pixels in one split.
+pub(crate) fn with_splits(p: &Params, on_device_of: &Tensor) -> Params {
     let mut p = *p;
+    if let On::Cpu = on(on_device_of) {
+        p.per_split = p.n * p.oh * p.ow;
+        p.splits = 1;
+        return p;
+    }
     p.tiles_cols = ((p.cg() * p.taps()) as u32).div_ceil(TILE_TAPS);
     p.tiles_rows = (p.mg() as u32).div_ceil(tile_rows(p.mg()));
     let base = u64::from(p.tiles_cols) * u64::from(p.tiles_rows) * u64::from(p.groups);
@@ -42,14 +50,32 @@ pub(crate) fn with_splits(p: &Params) -> Params {
     p
 }
 
-/// Records the partials `part` [splits, C_out, C_in/G·kh·kw] for `p` from [`with_splits`].
-pub(crate) fn record(
-    gpu: &GpuInner,
-    p: &Params,
-    dy: &RawBuffer,
-    x: &RawBuffer,
-    part: &RawBuffer,
-) -> Result<()> {
+/// The tensors of one `conv2d_backward_weight` launch.
+pub(crate) struct Bindings<'a> {
+    pub dy: &'a Tensor,
+    pub x: &'a Tensor,
+    /// [splits, C_out, C_in/G·kh·kw]: one partial dW per split, for `p` from [`with_splits`].
+    pub part: &'a Tensor,
+}
+
+/// The split partials of dW where `b.part` lives (their sum over splits is dW).
+pub(crate) fn launch(p: &Params, b: &Bindings<'_>) -> Result<()> {
+    match on(b.part) {
+        On::Gpu(gpu) => record(gpu, p, &[b.dy.gpu_raw(), b.x.gpu_raw(), b.part.gpu_raw()]),
+        On::Cpu => {
+            cpu::conv2d_backward_weight::conv2d_backward_weight(
+                p,
+                &host_read(b.dy),
+                &host_read(b.x),
+                &mut host_write(b.part),
+            );
+            Ok(())
+        }
+    }
+}
+
+/// Records the partials for `p` from [`with_splits`].
+fn record(gpu: &GpuInner, p: &Params, buffers: &[&RawBuffer; 3]) -> Result<()> {
     let workgroups = u64::from(p.tiles_cols)
         * u64::from(p.tiles_rows)
         * u64::from(p.groups)
@@ -63,7 +89,7 @@ pub(crate) fn record(
         kernel: Kernel::Conv2dBackwardWeight.desc(),
         overrides: &[("CONV_TM", f64::from(tile_rows(p.mg())))],
         params: bytemuck::bytes_of(p),
-        buffers: &[dy, x, part],
+        buffers,
         workgroups,
     })
 }

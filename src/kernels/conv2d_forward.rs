@@ -5,8 +5,10 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{fold_grid, wgsl, Kernel};
+use super::{on, On, fold_grid, wgsl, Kernel};
+use crate::cpu;
 use crate::error::Result;
+use crate::tensor::{host_read, host_write, Tensor};
 use crate::gpu::encoder::Dispatch;
 use crate::gpu::pipelines::{Access, KernelDesc};
 use crate::gpu::pool::RawBuffer;
@@ -121,23 +123,37 @@ pub(crate) fn record_gemm(
     })
 }
 
-pub(crate) fn record(
-    gpu: &GpuInner,
-    p: &Params,
-    x: &RawBuffer,
-    w: &RawBuffer,
-    bias: &RawBuffer,
-    y: &RawBuffer,
-) -> Result<()> {
-    let cols = p.n as usize * p.ohw();
-    record_gemm(
-        gpu,
-        Kernel::Conv2dForward,
-        p,
-        p.mg(),
-        cols,
-        &[x, w, bias, y],
-    )
+/// The tensors of one `conv2d_forward` launch; without a bias (`p.has_bias` = 0) the device
+/// binds a stand-in it never reads.
+pub(crate) struct Bindings<'a> {
+    pub x: &'a Tensor,
+    pub w: &'a Tensor,
+    pub bias: Option<&'a Tensor>,
+    pub y: &'a Tensor,
+}
+
+/// y = conv(x, w) + bias where `b.y` lives: on a GPU an implicit GEMM of C_out/G rows by
+/// N·OH·OW columns per group.
+pub(crate) fn launch(p: &Params, b: &Bindings<'_>) -> Result<()> {
+    match on(b.y) {
+        On::Gpu(gpu) => {
+            let bias = b.bias.map_or(&gpu.dummy, Tensor::gpu_raw);
+            let buffers = [b.x.gpu_raw(), b.w.gpu_raw(), bias, b.y.gpu_raw()];
+            let cols = p.n as usize * p.ohw();
+            record_gemm(gpu, Kernel::Conv2dForward, p, p.mg(), cols, &buffers)
+        }
+        On::Cpu => {
+            let bias = b.bias.map(host_read);
+            cpu::conv2d_forward::conv2d_forward(
+                p,
+                &host_read(b.x),
+                &host_read(b.w),
+                bias.as_deref().map_or(&[][..], |v| v),
+                &mut host_write(b.y),
+            );
+            Ok(())
+        }
+    }
 }
 
 #[cfg(test)]

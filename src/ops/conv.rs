@@ -3,11 +3,10 @@
 //! im2col buffer); the CPU path runs their twins (im2col + GEMM on all cores).
 
 use crate::autodiff::record;
-use crate::cpu;
 use crate::error::{shape_str, Error, Result};
 use crate::kernels::{conv2d_backward_data, conv2d_backward_weight, conv2d_forward};
 use crate::ops::{same_device, u32_of};
-use crate::tensor::{host_read, host_write, Storage, Tensor};
+use crate::tensor::Tensor;
 
 /// Stride, zero padding, dilation and groups of a convolution, as PyTorch's `F.conv2d` takes
 /// them ([height, width] pairs; the default is stride 1, no padding, dilation 1, one group).
@@ -219,35 +218,16 @@ impl Tensor {
         let (oh, ow) = (p.oh as usize, p.ow as usize);
         let x = self.owned()?;
         let w = weight.owned()?;
-        // Bound but unread without a bias.
-        let b = match bias {
-            Some(b) => b.owned()?,
-            None => w.clone(),
-        };
+        let b = bias.map(Tensor::owned).transpose()?;
         let y = x.output_like(&[n, c_out, oh, ow], op)?;
         if y.numel() > 0 {
-            match &x.storage {
-                Storage::Gpu(s) => conv2d_forward::record(
-                    &s.gpu.inner,
-                    &p,
-                    s.raw(),
-                    w.gpu_raw(),
-                    b.gpu_raw(),
-                    y.gpu_raw(),
-                )?,
-                Storage::Cpu(_) => {
-                    // Each tensor locked once: without a bias `b` is `w`, and a second read
-                    // lock on one thread can deadlock behind a waiting writer.
-                    let bias = bias.is_some().then(|| host_read(&b));
-                    cpu::conv2d_forward::conv2d_forward(
-                        &p,
-                        &host_read(&x),
-                        &host_read(&w),
-                        bias.as_deref().map_or(&[][..], |v| v),
-                        &mut host_write(&y),
-                    )
-                }
-            }
+            let bindings = conv2d_forward::Bindings {
+                x: &x,
+                w: &w,
+                bias: b.as_ref(),
+                y: &y,
+            };
+            conv2d_forward::launch(&p, &bindings)?;
         }
         let mut inputs = vec![self, weight];
         inputs.extend(bias);
@@ -258,52 +238,25 @@ impl Tensor {
             }
             if grads.wants(0) {
                 let dx = x.output_like(x.shape(), "conv2d_backward_data")?;
-                match &dx.storage {
-                    Storage::Gpu(s) => conv2d_backward_data::record(
-                        &s.gpu.inner,
-                        &p,
-                        dy.gpu_raw(),
-                        w.gpu_raw(),
-                        s.raw(),
-                    )?,
-                    Storage::Cpu(_) => cpu::conv2d_backward_data::conv2d_backward_data(
-                        &p,
-                        &host_read(&dy),
-                        &host_read(&w),
-                        &mut host_write(&dx),
-                    ),
-                }
+                let b = conv2d_backward_data::Bindings {
+                    dy: &dy,
+                    w: &w,
+                    dx: &dx,
+                };
+                conv2d_backward_data::launch(&p, &b)?;
                 grads.add(0, dx)?;
             }
             if grads.wants(1) {
-                let dw = match &x.storage {
-                    Storage::Gpu(s) => {
-                        let ps = conv2d_backward_weight::with_splits(&p);
-                        let k = ps.cg() * ps.taps();
-                        let part = x.output_like(
-                            &[ps.splits as usize, c_out * k],
-                            "conv2d_backward_weight",
-                        )?;
-                        conv2d_backward_weight::record(
-                            &s.gpu.inner,
-                            &ps,
-                            dy.gpu_raw(),
-                            s.raw(),
-                            part.gpu_raw(),
-                        )?;
-                        if ps.splits > 1 { part.sum(0)? } else { part }.reshape(w.shape())?
-                    }
-                    Storage::Cpu(_) => {
-                        let dw = w.output_like(w.shape(), "conv2d_backward_weight")?;
-                        cpu::conv2d_backward_weight::conv2d_backward_weight(
-                            &p,
-                            &host_read(&dy),
-                            &host_read(&x),
-                            &mut host_write(&dw),
-                        );
-                        dw
-                    }
+                let ps = conv2d_backward_weight::with_splits(&p, &x);
+                let k = ps.cg() * ps.taps();
+                let part = x.output_like(&[ps.splits as usize, c_out * k], "conv2d_backward_weight")?;
+                let b = conv2d_backward_weight::Bindings {
+                    dy: &dy,
+                    x: &x,
+                    part: &part,
                 };
+                conv2d_backward_weight::launch(&ps, &b)?;
+                let dw = if ps.splits > 1 { part.sum(0)? } else { part }.reshape(w.shape())?;
                 grads.add(1, dw)?;
             }
             if p.has_bias == 1 && grads.wants(2) {
