@@ -6,11 +6,11 @@ use super::attention_forward::WG;
 use super::{fold_rows, max_grid, on, wgsl, Kernel, On};
 use crate::cpu;
 use crate::error::Result;
-use crate::tensor::{host_read, host_write, Tensor};
 use crate::gpu::encoder::Dispatch;
 use crate::gpu::pipelines::{Access, KernelDesc};
 use crate::gpu::pool::RawBuffer;
 use crate::gpu::GpuInner;
+use crate::tensor::{host_read, host_write, Tensor};
 
 pub(crate) const SOURCE: &str = wgsl!("attention_backward_kv", "grid");
 
@@ -71,8 +71,22 @@ pub(crate) fn launch(p: &Params, head_dim: u32, b: &Bindings<'_>) -> Result<()> 
                 b.stats.gpu_raw(),
                 b.lengths.gpu_raw(),
             ];
-            record(gpu, Kernel::AttentionBackwardKv, p, head_dim, &inputs, b.dkv.gpu_raw())?;
-            record(gpu, Kernel::AttentionBackwardQ, p, head_dim, &inputs, b.dq.gpu_raw())
+            record(
+                gpu,
+                Kernel::AttentionBackwardKv,
+                p,
+                head_dim,
+                &inputs,
+                b.dkv.gpu_raw(),
+            )?;
+            record(
+                gpu,
+                Kernel::AttentionBackwardQ,
+                p,
+                head_dim,
+                &inputs,
+                b.dq.gpu_raw(),
+            )
         }
         On::Cpu => {
             cpu::attention_backward_kv::attention_backward(

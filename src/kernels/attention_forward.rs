@@ -2,12 +2,12 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{on, fold_rows, max_grid, wgsl, Kernel, On};
+use super::{fold_rows, max_grid, on, wgsl, Kernel, On};
 use crate::cpu;
 use crate::error::Result;
-use crate::tensor::{host_read, host_write, Tensor};
 use crate::gpu::encoder::Dispatch;
 use crate::gpu::pipelines::{Access, KernelDesc};
+use crate::tensor::{host_read, host_write, Tensor};
 
 pub(crate) const SOURCE: &str = wgsl!("attention_forward", "grid");
 

@@ -6,8 +6,8 @@ use bytemuck::{Pod, Zeroable};
 use super::{on, record_rows, wgsl, Kernel, On};
 use crate::cpu;
 use crate::error::Result;
-use crate::tensor::{host_read, host_write, Tensor};
 use crate::gpu::pipelines::{Access, KernelDesc};
+use crate::tensor::{host_read, host_write, Tensor};
 
 pub(crate) const SOURCE: &str = wgsl!("batch_norm_forward", "channels", "grid", "rows");
 
@@ -61,9 +61,9 @@ pub(crate) struct Bindings<'a> {
 pub(crate) fn launch(p: &Params, b: &Bindings<'_>) -> Result<()> {
     match on(b.y) {
         On::Gpu(gpu) => {
-            let (gamma, beta) = b
-                .affine
-                .map_or((&gpu.dummy, &gpu.dummy), |(g, bt)| (g.gpu_raw(), bt.gpu_raw()));
+            let (gamma, beta) = b.affine.map_or((&gpu.dummy, &gpu.dummy), |(g, bt)| {
+                (g.gpu_raw(), bt.gpu_raw())
+            });
             record_rows(
                 gpu,
                 Kernel::BatchNormForward,

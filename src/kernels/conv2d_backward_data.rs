@@ -4,8 +4,8 @@ use super::conv2d_forward::{record_gemm, Params};
 use super::{on, wgsl, Kernel, On};
 use crate::cpu;
 use crate::error::Result;
-use crate::tensor::{host_read, host_write, Tensor};
 use crate::gpu::pipelines::{Access, KernelDesc};
+use crate::tensor::{host_read, host_write, Tensor};
 
 pub(crate) const SOURCE: &str = wgsl!("conv2d_backward_data", "conv2d", "grid");
 

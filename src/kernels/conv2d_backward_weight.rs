@@ -4,14 +4,14 @@
 //! partial; the caller sums the partials with the reduce kernel (deterministic: no atomics).
 
 use super::conv2d_forward::{tile_rows, Params};
-use super::{on, On, fold_grid, wgsl, Kernel};
+use super::{fold_grid, on, wgsl, Kernel, On};
 use crate::cpu;
 use crate::error::Result;
-use crate::tensor::{host_read, host_write, Tensor};
 use crate::gpu::encoder::Dispatch;
 use crate::gpu::pipelines::{Access, KernelDesc};
 use crate::gpu::pool::RawBuffer;
 use crate::gpu::GpuInner;
+use crate::tensor::{host_read, host_write, Tensor};
 
 pub(crate) const SOURCE: &str = wgsl!("conv2d_backward_weight", "conv2d", "grid");
 

@@ -5,14 +5,14 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{on, On, fold_grid, wgsl, Kernel};
+use super::{fold_grid, on, wgsl, Kernel, On};
 use crate::cpu;
 use crate::error::Result;
-use crate::tensor::{host_read, host_write, Tensor};
 use crate::gpu::encoder::Dispatch;
 use crate::gpu::pipelines::{Access, KernelDesc};
 use crate::gpu::pool::RawBuffer;
 use crate::gpu::GpuInner;
+use crate::tensor::{host_read, host_write, Tensor};
 
 pub(crate) const SOURCE: &str = wgsl!("conv2d_forward", "conv2d", "grid");
 
@@ -370,7 +370,7 @@ mod tests {
             kw: 3,
             ..Default::default()
         };
-        let ps = super::super::conv2d_backward_weight::with_splits(&p);
+        let ps = super::super::conv2d_backward_weight::with_splits(&p, &x);
         assert!(
             ps.splits > 1 && ps.splits * ps.per_split >= 8 * 400,
             "{ps:?}"

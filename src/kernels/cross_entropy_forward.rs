@@ -5,8 +5,8 @@ use bytemuck::{Pod, Zeroable};
 use super::{on, record_rows, wgsl, Kernel, On};
 use crate::cpu;
 use crate::error::Result;
-use crate::tensor::{host_read, host_write, Tensor};
 use crate::gpu::pipelines::{Access, KernelDesc};
+use crate::tensor::{host_read, host_write, Tensor};
 
 pub(crate) const SOURCE: &str = wgsl!("cross_entropy_forward", "grid", "rows");
 

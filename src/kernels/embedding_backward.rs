@@ -4,8 +4,8 @@ use super::embedding_forward::Params;
 use super::{on, record_flat, wgsl, Kernel, On};
 use crate::cpu;
 use crate::error::Result;
-use crate::tensor::{host_read, host_write, Tensor};
 use crate::gpu::pipelines::{Access, KernelDesc};
+use crate::tensor::{host_read, host_write, Tensor};
 
 pub(crate) const SOURCE: &str = wgsl!("embedding_backward", "grid");
 

@@ -1,13 +1,13 @@
 //! `recurrent_step_backward`: params, bindings and geometry of one fused BPTT step of one layer
 //! direction (same `Params` as the forward).
 
-use super::recurrent_step_forward::{workgroups, Params, WG};
-use super::{wgsl, Kernel};
+use super::recurrent_step_forward::{sequence_steps, workgroups, Params, WG};
+use super::{on, wgsl, Kernel, On};
+use crate::cpu;
 use crate::error::Result;
 use crate::gpu::encoder::Dispatch;
 use crate::gpu::pipelines::{Access, KernelDesc};
-use crate::gpu::pool::RawBuffer;
-use crate::gpu::GpuInner;
+use crate::tensor::{host_read, host_write, Tensor};
 
 pub(crate) const SOURCE: &str = wgsl!("recurrent_step_backward", "cells");
 
@@ -41,35 +41,69 @@ pub(crate) const KERNEL: KernelDesc = KernelDesc {
     ],
 };
 
-/// The buffers of one step, in binding order.
+/// The tensors of one launch, in binding order.
 pub(crate) struct Bindings<'a> {
-    pub dy: &'a RawBuffer,
-    pub w_hh: &'a RawBuffer,
-    pub gates: &'a RawBuffer,
-    pub state: &'a RawBuffer,
-    pub lengths: &'a RawBuffer,
-    pub dg: &'a RawBuffer,
-    pub carry: &'a RawBuffer,
+    /// The gradient of the layer's packed output (same layout as the forward's `y`).
+    pub dy: &'a Tensor,
+    /// [G·H, H], contiguous.
+    pub w_hh: &'a Tensor,
+    /// The forward's saved gates and states.
+    pub gates: &'a Tensor,
+    pub state: &'a Tensor,
+    pub lengths: &'a Tensor,
+    /// [2, T, B, G·H]: the gate gradients on the input side, then on the hidden side.
+    pub dg: &'a Tensor,
+    /// [2, T + 1, B, H]: dh (and dc) flowing back into each slot.
+    pub carry: &'a Tensor,
 }
 
-/// Records one step, or with `whole_sequence` the whole backward sweep in one workgroup.
-pub(crate) fn record(
-    gpu: &GpuInner,
-    cell: u32,
-    p: &Params,
-    b: &Bindings<'_>,
-    whole_sequence: bool,
-) -> Result<()> {
-    let (kernel, workgroups) = if whole_sequence {
-        (Kernel::RecurrentSequenceBackward, [1, 1, 1])
-    } else {
-        (Kernel::RecurrentStepBackward, workgroups(gpu, p)?)
-    };
-    gpu.record(&Dispatch {
-        kernel: kernel.desc(),
-        overrides: &[("CELL", f64::from(cell)), ("WG", f64::from(WG))],
-        params: bytemuck::bytes_of(p),
-        buffers: &[b.dy, b.w_hh, b.gates, b.state, b.lengths, b.dg, b.carry],
-        workgroups,
-    })
+/// One BPTT step of `cell` for `p` where `b.dg` lives, or with `whole_sequence` the whole sweep
+/// in reverse: on a GPU in one workgroup (`recurrent_sequence_backward`), on the host the twin
+/// walks the steps.
+pub(crate) fn launch(cell: u32, p: &Params, whole_sequence: bool, b: &Bindings<'_>) -> Result<()> {
+    match on(b.dg) {
+        On::Gpu(gpu) => {
+            let (kernel, workgroups) = if whole_sequence {
+                (Kernel::RecurrentSequenceBackward, [1, 1, 1])
+            } else {
+                (Kernel::RecurrentStepBackward, workgroups(gpu, p)?)
+            };
+            gpu.record(&Dispatch {
+                kernel: kernel.desc(),
+                overrides: &[("CELL", f64::from(cell)), ("WG", f64::from(WG))],
+                params: bytemuck::bytes_of(p),
+                buffers: &[
+                    b.dy.gpu_raw(),
+                    b.w_hh.gpu_raw(),
+                    b.gates.gpu_raw(),
+                    b.state.gpu_raw(),
+                    b.lengths.gpu_raw(),
+                    b.dg.gpu_raw(),
+                    b.carry.gpu_raw(),
+                ],
+                workgroups,
+            })
+        }
+        On::Cpu => {
+            let (dy, w_hh) = (host_read(b.dy), host_read(b.w_hh));
+            let (gates, state) = (host_read(b.gates), host_read(b.state));
+            let lengths = host_read(b.lengths);
+            let mut dg = host_write(b.dg);
+            let mut carry = host_write(b.carry);
+            for q in sequence_steps(cell, p, whole_sequence, true) {
+                cpu::recurrent_step_backward::recurrent_step_backward(
+                    cell,
+                    &q,
+                    &dy,
+                    &w_hh,
+                    &gates,
+                    &state,
+                    &lengths[b.lengths.offset..],
+                    &mut dg,
+                    &mut carry,
+                );
+            }
+            Ok(())
+        }
+    }
 }

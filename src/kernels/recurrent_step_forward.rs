@@ -3,12 +3,16 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{fold_grid, wgsl, Kernel};
+use super::{fold_grid, on, wgsl, Kernel, On};
+use crate::cpu;
 use crate::error::Result;
 use crate::gpu::encoder::Dispatch;
 use crate::gpu::pipelines::{Access, KernelDesc};
-use crate::gpu::pool::RawBuffer;
 use crate::gpu::GpuInner;
+use crate::tensor::{host_read, host_write, Tensor};
+
+/// Gates per hidden unit and saved values per hidden unit of each cell code.
+pub(crate) use crate::cpu::recurrent_step_forward::{cell_gates, cell_saved};
 
 pub(crate) const SOURCE: &str = wgsl!("recurrent_step_forward", "activations", "cells");
 
@@ -69,15 +73,22 @@ pub struct Params {
 }
 const _: () = assert!(std::mem::size_of::<Params>().is_multiple_of(16));
 
-/// The buffers of one step, in binding order.
+/// The tensors of one launch, in binding order.
 pub(crate) struct Bindings<'a> {
-    pub xg: &'a RawBuffer,
-    pub w_t: &'a RawBuffer,
-    pub b_hh: &'a RawBuffer,
-    pub lengths: &'a RawBuffer,
-    pub state: &'a RawBuffer,
-    pub gates: &'a RawBuffer,
-    pub y: &'a RawBuffer,
+    /// [T, B, G·H]: x·W_ihᵀ + b_ih for every step.
+    pub xg: &'a Tensor,
+    /// [H, G·H]: W_hhᵀ, contiguous.
+    pub w_t: &'a Tensor,
+    /// [G·H]
+    pub b_hh: &'a Tensor,
+    /// [B]: the valid steps of each sequence, read from element 0.
+    pub lengths: &'a Tensor,
+    /// [2, T + 1, B, H]: h (and c) before and after every step; slot 0 holds h0 (and c0).
+    pub state: &'a Tensor,
+    /// [T, B, saved·H]: what the backward needs of each step.
+    pub gates: &'a Tensor,
+    /// The layer's packed output: row stride `y_stride`, this direction at column `y_off`.
+    pub y: &'a Tensor,
 }
 
 /// Batch rows per invocation (`BT` in the shaders).
@@ -101,25 +112,97 @@ pub(crate) fn persistent(batch: u32, hidden: u32) -> bool {
     hidden <= 128 && u64::from(batch) * u64::from(hidden) <= 1024
 }
 
-/// Records one step, or with `whole_sequence` the persistent path: the whole sequence in one
-/// workgroup (`recurrent_sequence_forward`, grid 1 × 1).
-pub(crate) fn record(
-    gpu: &GpuInner,
+/// Dispatches (phases) per step of `cell`: a reset-before GRU step is two, because r must be
+/// whole before W_hn·(r ⊙ h).
+pub(crate) fn phases(cell: u32) -> u32 {
+    if cell == 4 {
+        2
+    } else {
+        1
+    }
+}
+
+/// The per-step `Params` one launch covers: `p` itself, or with `whole_sequence` every (step,
+/// phase) of the sequence in the order the persistent shaders walk them (steps reversed for the
+/// backward), as the host runs them.
+pub(crate) fn sequence_steps(
     cell: u32,
     p: &Params,
-    b: &Bindings<'_>,
     whole_sequence: bool,
-) -> Result<()> {
-    let (kernel, workgroups) = if whole_sequence {
-        (Kernel::RecurrentSequenceForward, [1, 1, 1])
+    backward: bool,
+) -> Vec<Params> {
+    if !whole_sequence {
+        return vec![*p];
+    }
+    let slots: Vec<u32> = if backward {
+        (0..p.steps).rev().collect()
     } else {
-        (Kernel::RecurrentStepForward, workgroups(gpu, p)?)
+        (0..p.steps).collect()
     };
-    gpu.record(&Dispatch {
-        kernel: kernel.desc(),
-        overrides: &[("CELL", f64::from(cell)), ("WG", f64::from(WG))],
-        params: bytemuck::bytes_of(p),
-        buffers: &[b.xg, b.w_t, b.b_hh, b.lengths, b.state, b.gates, b.y],
-        workgroups,
-    })
+    slots
+        .into_iter()
+        .flat_map(|slot| {
+            (0..phases(cell)).map(move |phase| Params {
+                t: if p.reverse == 1 {
+                    p.steps - 1 - slot
+                } else {
+                    slot
+                },
+                slot,
+                phase,
+                ..*p
+            })
+        })
+        .collect()
+}
+
+/// One step of `cell` for `p` where `b.state` lives, or with `whole_sequence` every step (`p.t`,
+/// `p.slot` and `p.phase` then unused): on a GPU one workgroup loops over them
+/// (`recurrent_sequence_forward`, grid 1 × 1), on the host the twin walks them.
+pub(crate) fn launch(cell: u32, p: &Params, whole_sequence: bool, b: &Bindings<'_>) -> Result<()> {
+    match on(b.state) {
+        On::Gpu(gpu) => {
+            let (kernel, workgroups) = if whole_sequence {
+                (Kernel::RecurrentSequenceForward, [1, 1, 1])
+            } else {
+                (Kernel::RecurrentStepForward, workgroups(gpu, p)?)
+            };
+            gpu.record(&Dispatch {
+                kernel: kernel.desc(),
+                overrides: &[("CELL", f64::from(cell)), ("WG", f64::from(WG))],
+                params: bytemuck::bytes_of(p),
+                buffers: &[
+                    b.xg.gpu_raw(),
+                    b.w_t.gpu_raw(),
+                    b.b_hh.gpu_raw(),
+                    b.lengths.gpu_raw(),
+                    b.state.gpu_raw(),
+                    b.gates.gpu_raw(),
+                    b.y.gpu_raw(),
+                ],
+                workgroups,
+            })
+        }
+        On::Cpu => {
+            let (xg, w_t) = (host_read(b.xg), host_read(b.w_t));
+            let (b_hh, lengths) = (host_read(b.b_hh), host_read(b.lengths));
+            let mut state = host_write(b.state);
+            let mut gates = host_write(b.gates);
+            let mut y = host_write(b.y);
+            for q in sequence_steps(cell, p, whole_sequence, false) {
+                cpu::recurrent_step_forward::recurrent_step_forward(
+                    cell,
+                    &q,
+                    &xg,
+                    &w_t,
+                    &b_hh[b.b_hh.offset..],
+                    &lengths[b.lengths.offset..],
+                    &mut state,
+                    &mut gates,
+                    &mut y,
+                );
+            }
+            Ok(())
+        }
+    }
 }

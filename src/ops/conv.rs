@@ -249,7 +249,8 @@ impl Tensor {
             if grads.wants(1) {
                 let ps = conv2d_backward_weight::with_splits(&p, &x);
                 let k = ps.cg() * ps.taps();
-                let part = x.output_like(&[ps.splits as usize, c_out * k], "conv2d_backward_weight")?;
+                let part =
+                    x.output_like(&[ps.splits as usize, c_out * k], "conv2d_backward_weight")?;
                 let b = conv2d_backward_weight::Bindings {
                     dy: &dy,
                     x: &x,
