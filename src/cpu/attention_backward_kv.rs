@@ -4,20 +4,33 @@
 use super::Float;
 use crate::kernels::attention_backward_kv::Params;
 
+/// The kernels' read-only bindings, in their order.
+#[derive(Clone, Copy)]
+pub(crate) struct Inputs<'a, F> {
+    pub q: &'a [F],
+    pub k: &'a [F],
+    pub v: &'a [F],
+    pub d_o: &'a [F],
+    pub stats: &'a [F],
+    pub lengths: &'a [F],
+}
+
 /// Writes dQ into `dq` and dK ‖ dV into `dkv` ([2, BH, L, D]).
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn attention_backward<F: Float>(
     p: &Params,
     dim: usize,
-    q: &[F],
-    k: &[F],
-    v: &[F],
-    d_o: &[F],
-    stats: &[F],
-    lengths: &[F],
+    inputs: Inputs<'_, F>,
     dq: &mut [F],
     dkv: &mut [F],
 ) {
+    let Inputs {
+        q,
+        k,
+        v,
+        d_o,
+        stats,
+        lengths,
+    } = inputs;
     let (len, bh) = (p.len as usize, p.bh as usize);
     let scale = F::from_f64(f64::from(p.scale));
     let plane = bh * len * dim;
@@ -73,7 +86,19 @@ mod tests {
             };
             let run = |q: &[f64], k: &[f64], v: &[f64]| {
                 let (mut o, mut lse) = (vec![0.0; n], vec![0.0; bh * len]);
-                attention_forward(&fwd, dim, bh, q, k, v, &lengths, &mut o, &mut lse);
+                attention_forward(
+                    &fwd,
+                    dim,
+                    bh,
+                    super::super::attention_forward::Inputs {
+                        q,
+                        k,
+                        v,
+                        lengths: &lengths,
+                    },
+                    &mut o,
+                    &mut lse,
+                );
                 (o, lse)
             };
             let loss = |o: &[f64]| o.iter().zip(&w).map(|(a, b)| a * b).sum::<f64>();
@@ -91,7 +116,20 @@ mod tests {
                 ..Params::default()
             };
             let (mut dq, mut dkv) = (vec![0.0; n], vec![0.0; 2 * n]);
-            attention_backward(&p, dim, &q, &k, &v, &w, &stats, &lengths, &mut dq, &mut dkv);
+            attention_backward(
+                &p,
+                dim,
+                super::Inputs {
+                    q: &q,
+                    k: &k,
+                    v: &v,
+                    d_o: &w,
+                    stats: &stats,
+                    lengths: &lengths,
+                },
+                &mut dq,
+                &mut dkv,
+            );
             assert_gradient(
                 &format!("dQ causal={causal}"),
                 |x| loss(&run(x, &k, &v).0),

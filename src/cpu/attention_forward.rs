@@ -4,18 +4,24 @@
 use super::Float;
 use crate::kernels::attention_forward::Params;
 
-#[allow(clippy::too_many_arguments)]
+/// The kernel's read-only bindings, in their order.
+#[derive(Clone, Copy)]
+pub(crate) struct Inputs<'a, F> {
+    pub q: &'a [F],
+    pub k: &'a [F],
+    pub v: &'a [F],
+    pub lengths: &'a [F],
+}
+
 pub(crate) fn attention_forward<F: Float>(
     p: &Params,
     dim: usize,
     bh: usize,
-    q: &[F],
-    k: &[F],
-    v: &[F],
-    lengths: &[F],
+    inputs: Inputs<'_, F>,
     o: &mut [F],
     lse: &mut [F],
 ) {
+    let Inputs { q, k, v, lengths } = inputs;
     let len = p.len as usize;
     let scale = F::from_f64(f64::from(p.scale));
     for b in 0..bh {

@@ -3,18 +3,29 @@
 use super::Float;
 use crate::kernels::batch_norm_backward::Params;
 
+/// The kernel's read-only bindings, in their order (γ absent without an affine map).
+#[derive(Clone, Copy)]
+pub(crate) struct Inputs<'a, F> {
+    pub x: &'a [F],
+    pub gamma: Option<&'a [F]>,
+    pub stats: &'a [F],
+    pub dy: &'a [F],
+}
+
 /// Writes dx, dγ and dβ. Takes the kernel's bindings in their order.
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn batch_norm_backward<F: Float>(
     p: &Params,
-    x: &[F],
-    gamma: Option<&[F]>,
-    stats: &[F],
-    dy: &[F],
+    inputs: Inputs<'_, F>,
     dx: &mut [F],
     dgamma: &mut [F],
     dbeta: &mut [F],
 ) {
+    let Inputs {
+        x,
+        gamma,
+        stats,
+        dy,
+    } = inputs;
     let (n, c, s) = (p.n as usize, p.c as usize, p.s as usize);
     let count = n * s;
     let at = |ch: usize, e: usize| ((e / s) * c + ch) * s + e % s;
@@ -85,7 +96,18 @@ mod tests {
                 _pad: [0; 3],
             };
             let (mut dx, mut dg, mut db) = (vec![0.0; numel], vec![0.0; c], vec![0.0; c]);
-            batch_norm_backward(&bp, &x, Some(&gv), &stats, &up, &mut dx, &mut dg, &mut db);
+            batch_norm_backward(
+                &bp,
+                super::Inputs {
+                    x: &x,
+                    gamma: Some(&gv),
+                    stats: &stats,
+                    dy: &up,
+                },
+                &mut dx,
+                &mut dg,
+                &mut db,
+            );
             let what = format!("batch_norm training={training}");
             assert_gradient(
                 &format!("{what} dx"),

@@ -21,20 +21,12 @@ pub(crate) fn conv2d_backward_data<F: Float>(p: &Params, dy: &[F], w: &[F], dx: 
             // SAFETY: W_gᵀ is [k, mg] read through strides (1, k); dyg [mg, ncols]; col [k, ncols].
             unsafe {
                 F::gemm(
-                    k,
-                    mg,
-                    ncols,
+                    [k, mg, ncols],
                     F::ONE,
-                    w[g * mg * k..].as_ptr(),
-                    1,
-                    k as isize,
-                    dyg.as_ptr(),
-                    ncols as isize,
-                    1,
+                    (w[g * mg * k..].as_ptr(), 1, k as isize),
+                    (dyg.as_ptr(), ncols as isize, 1),
                     F::ZERO,
-                    col.as_mut_ptr(),
-                    ncols as isize,
-                    1,
+                    (col.as_mut_ptr(), ncols as isize, 1),
                 );
             }
             for c in 0..cg {

@@ -21,20 +21,12 @@ pub(crate) fn conv2d_backward_weight<F: Float>(p: &Params, dy: &[F], x: &[F], dw
             // SAFETY: dyg [mg, ncols]; colᵀ [ncols, k] through strides (1, ncols); dW_g [mg, k].
             unsafe {
                 F::gemm(
-                    mg,
-                    ncols,
-                    k,
+                    [mg, ncols, k],
                     F::ONE,
-                    dyg.as_ptr(),
-                    ncols as isize,
-                    1,
-                    col.as_ptr(),
-                    1,
-                    ncols as isize,
+                    (dyg.as_ptr(), ncols as isize, 1),
+                    (col.as_ptr(), 1, ncols as isize),
                     beta,
-                    dw[g * mg * k..].as_mut_ptr(),
-                    k as isize,
-                    1,
+                    (dw[g * mg * k..].as_mut_ptr(), k as isize, 1),
                 );
             }
         }

@@ -93,20 +93,12 @@ pub(crate) fn conv2d_forward<F: Float>(p: &Params, x: &[F], w: &[F], bias: &[F],
             // SAFETY: W_g is [mg, k] at row g·mg, col is [k, ncols], out is [mg, ncols].
             unsafe {
                 F::gemm(
-                    mg,
-                    k,
-                    ncols,
+                    [mg, k, ncols],
                     F::ONE,
-                    w[g * mg * k..].as_ptr(),
-                    k as isize,
-                    1,
-                    col.as_ptr(),
-                    ncols as isize,
-                    1,
+                    (w[g * mg * k..].as_ptr(), k as isize, 1),
+                    (col.as_ptr(), ncols as isize, 1),
                     F::ZERO,
-                    out.as_mut_ptr(),
-                    ncols as isize,
-                    1,
+                    (out.as_mut_ptr(), ncols as isize, 1),
                 );
             }
             for i in 0..mg {

@@ -42,20 +42,12 @@ pub(crate) fn matmul<F: Float>(p: &Params, a: &[F], b: &[F], bias: &[F], c: &mut
             // SAFETY: the asserts above bound every index the GEMM touches.
             unsafe {
                 F::gemm(
-                    m,
-                    k,
-                    n,
+                    [m, k, n],
                     alpha,
-                    a.as_ptr().add(a_base),
-                    p.a_rs as isize,
-                    p.a_cs as isize,
-                    b.as_ptr().add(b_base),
-                    p.b_rs as isize,
-                    p.b_cs as isize,
+                    (a.as_ptr().add(a_base), p.a_rs as isize, p.a_cs as isize),
+                    (b.as_ptr().add(b_base), p.b_rs as isize, p.b_cs as isize),
                     beta,
-                    c.as_mut_ptr().add(c_base),
-                    p.c_rs as isize,
-                    p.c_cs as isize,
+                    (c.as_mut_ptr().add(c_base), p.c_rs as isize, p.c_cs as isize),
                 );
             }
         }

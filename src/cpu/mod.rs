@@ -65,27 +65,18 @@ pub trait Float:
     fn max(self, other: Self) -> Self;
     fn min(self, other: Self) -> Self;
 
-    /// C = α·A·B + β·C for one matrix, through `matrixmultiply` (packs, SIMD, threads).
-    /// β = 0 does not read C.
+    /// C = α·A·B + β·C for one matrix of `[m, k, n]`, through `matrixmultiply` (packs, SIMD,
+    /// threads); each operand is (pointer, row stride, column stride). β = 0 does not read C.
     ///
     /// # Safety
     /// Every element addressed by (m, k, n) and the strides must lie inside the allocations.
-    #[allow(clippy::too_many_arguments)]
     unsafe fn gemm(
-        m: usize,
-        k: usize,
-        n: usize,
+        mkn: [usize; 3],
         alpha: Self,
-        a: *const Self,
-        rsa: isize,
-        csa: isize,
-        b: *const Self,
-        rsb: isize,
-        csb: isize,
+        a: (*const Self, isize, isize),
+        b: (*const Self, isize, isize),
         beta: Self,
-        c: *mut Self,
-        rsc: isize,
-        csc: isize,
+        c: (*mut Self, isize, isize),
     );
 }
 
@@ -129,20 +120,12 @@ macro_rules! float_impl {
                 <$t>::min(self, other)
             }
             unsafe fn gemm(
-                m: usize,
-                k: usize,
-                n: usize,
+                [m, k, n]: [usize; 3],
                 alpha: Self,
-                a: *const Self,
-                rsa: isize,
-                csa: isize,
-                b: *const Self,
-                rsb: isize,
-                csb: isize,
+                (a, rsa, csa): (*const Self, isize, isize),
+                (b, rsb, csb): (*const Self, isize, isize),
                 beta: Self,
-                c: *mut Self,
-                rsc: isize,
-                csc: isize,
+                (c, rsc, csc): (*mut Self, isize, isize),
             ) {
                 // SAFETY: the caller guarantees every addressed element is in bounds.
                 unsafe { $gemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc) }

@@ -4,18 +4,30 @@ use super::recurrent_step_forward::{cell_gates, cell_saved};
 use super::Float;
 use crate::kernels::recurrent_step_forward::Params;
 
-#[allow(clippy::too_many_arguments)]
+/// The kernel's read-only bindings, in their order.
+#[derive(Clone, Copy)]
+pub(crate) struct Inputs<'a, F> {
+    pub dy: &'a [F],
+    pub w_hh: &'a [F],
+    pub gates: &'a [F],
+    pub state: &'a [F],
+    pub lengths: &'a [F],
+}
+
 pub(crate) fn recurrent_step_backward<F: Float>(
     cell: u32,
     p: &Params,
-    dy: &[F],
-    w_hh: &[F],
-    gates: &[F],
-    state: &[F],
-    lengths: &[F],
+    inputs: Inputs<'_, F>,
     dg: &mut [F],
     carry: &mut [F],
 ) {
+    let Inputs {
+        dy,
+        w_hh,
+        gates,
+        state,
+        lengths,
+    } = inputs;
     if cell == 4 && p.phase == 1 {
         return cho_reset(p, w_hh, gates, state, dg, carry);
     }
@@ -36,21 +48,16 @@ pub(crate) fn recurrent_step_backward<F: Float>(
         // SAFETY: dG_h[slot + 1] is B×G·H at src inside `dg`, W_hh is G·H×H, rec is B×H.
         unsafe {
             F::gemm(
-                batch,
-                // Reset-before GRU's n rows reach h through r ⊙ h: they come as a carry instead.
-                if cell == 4 { 2 * h } else { gh },
-                h,
+                [
+                    batch, // Reset-before GRU's n rows reach h through r ⊙ h: they come as a carry instead.
+                    if cell == 4 { 2 * h } else { gh },
+                    h,
+                ],
                 F::ONE,
-                dg[src..].as_ptr(),
-                gh as isize,
-                1,
-                w_hh.as_ptr(),
-                h as isize,
-                1,
+                (dg[src..].as_ptr(), gh as isize, 1),
+                (w_hh.as_ptr(), h as isize, 1),
                 F::ZERO,
-                rec.as_mut_ptr(),
-                h as isize,
-                1,
+                (rec.as_mut_ptr(), h as isize, 1),
             );
         }
     }
@@ -177,20 +184,12 @@ fn cho_reset<F: Float>(
     // SAFETY: the assert bounds both operands; drh is B×H.
     unsafe {
         F::gemm(
-            batch,
-            h,
-            h,
+            [batch, h, h],
             F::ONE,
-            dg[src..].as_ptr(),
-            gh as isize,
-            1,
-            w_hh[2 * h * h..].as_ptr(),
-            h as isize,
-            1,
+            (dg[src..].as_ptr(), gh as isize, 1),
+            (w_hh[2 * h * h..].as_ptr(), h as isize, 1),
             F::ZERO,
-            drh.as_mut_ptr(),
-            h as isize,
-            1,
+            (drh.as_mut_ptr(), h as isize, 1),
         );
     }
     for b in 0..batch {

@@ -21,20 +21,31 @@ pub(crate) fn cell_saved(cell: u32) -> usize {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// The kernel's read-only bindings, in their order.
+#[derive(Clone, Copy)]
+pub(crate) struct Inputs<'a, F> {
+    pub xg: &'a [F],
+    pub w_t: &'a [F],
+    pub b_hh: &'a [F],
+    pub lengths: &'a [F],
+}
+
 pub(crate) fn recurrent_step_forward<F: Float>(
     cell: u32,
     p: &Params,
-    xg: &[F],
-    w_t: &[F],
-    b_hh: &[F],
-    lengths: &[F],
+    inputs: Inputs<'_, F>,
     state: &mut [F],
     gates: &mut [F],
     y: &mut [F],
 ) {
+    let Inputs {
+        xg,
+        w_t,
+        b_hh,
+        lengths,
+    } = inputs;
     if cell == 4 && p.phase == 1 {
-        return cho_candidate(p, xg, w_t, b_hh, lengths, state, gates, y);
+        return cho_candidate(p, inputs, state, gates, y);
     }
     let (batch, h) = (p.batch as usize, p.hidden as usize);
     let (t, slot) = (p.t as usize, p.slot as usize);
@@ -51,20 +62,12 @@ pub(crate) fn recurrent_step_forward<F: Float>(
     // SAFETY: h_prev is B×H at prev0 inside `state`, W_hhᵀ is H×G·H, rec is B×G·H.
     unsafe {
         F::gemm(
-            batch,
-            h,
-            gh,
+            [batch, h, gh],
             F::ONE,
-            state[prev0..].as_ptr(),
-            h as isize,
-            1,
-            w_t.as_ptr(),
-            gh as isize,
-            1,
+            (state[prev0..].as_ptr(), h as isize, 1),
+            (w_t.as_ptr(), gh as isize, 1),
             F::ZERO,
-            rec.as_mut_ptr(),
-            gh as isize,
-            1,
+            (rec.as_mut_ptr(), gh as isize, 1),
         );
     }
     for b in 0..batch {
@@ -138,17 +141,19 @@ pub(crate) fn recurrent_step_forward<F: Float>(
 }
 
 /// Phase 1 of the reset-before GRU: n = tanh(W_in x + b_in + W_hn·(r ⊙ h) + b_hn), h' = (1 − z)n + z·h.
-#[allow(clippy::too_many_arguments)]
 fn cho_candidate<F: Float>(
     p: &Params,
-    xg: &[F],
-    w_t: &[F],
-    b_hh: &[F],
-    lengths: &[F],
+    inputs: Inputs<'_, F>,
     state: &mut [F],
     gates: &mut [F],
     y: &mut [F],
 ) {
+    let Inputs {
+        xg,
+        w_t,
+        b_hh,
+        lengths,
+    } = inputs;
     let (batch, h, t, slot) = (
         p.batch as usize,
         p.hidden as usize,
@@ -166,20 +171,12 @@ fn cho_candidate<F: Float>(
     // SAFETY: the assert bounds both operands; rec is B×H.
     unsafe {
         F::gemm(
-            batch,
-            h,
-            h,
+            [batch, h, h],
             F::ONE,
-            gates[rh0..].as_ptr(),
-            (4 * h) as isize,
-            1,
-            w_t[2 * h..].as_ptr(),
-            gh as isize,
-            1,
+            (gates[rh0..].as_ptr(), (4 * h) as isize, 1),
+            (w_t[2 * h..].as_ptr(), gh as isize, 1),
             F::ZERO,
-            rec.as_mut_ptr(),
-            h as isize,
-            1,
+            (rec.as_mut_ptr(), h as isize, 1),
         );
     }
     let c_y = |b: usize| (t * batch + b) * p.y_stride as usize + p.y_off as usize;

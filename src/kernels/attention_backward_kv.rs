@@ -92,12 +92,14 @@ pub(crate) fn launch(p: &Params, head_dim: u32, b: &Bindings<'_>) -> Result<()> 
             cpu::attention_backward_kv::attention_backward(
                 p,
                 head_dim as usize,
-                &host_read(b.q),
-                &host_read(b.k),
-                &host_read(b.v),
-                &host_read(b.d_o),
-                &host_read(b.stats),
-                &host_read(b.lengths),
+                cpu::attention_backward_kv::Inputs {
+                    q: &host_read(b.q),
+                    k: &host_read(b.k),
+                    v: &host_read(b.v),
+                    d_o: &host_read(b.d_o),
+                    stats: &host_read(b.stats),
+                    lengths: &host_read(b.lengths),
+                },
                 &mut host_write(b.dq),
                 &mut host_write(b.dkv),
             );

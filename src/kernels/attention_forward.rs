@@ -83,10 +83,12 @@ pub(crate) fn launch(p: &Params, head_dim: u32, b: &Bindings<'_>) -> Result<()> 
                 p,
                 head_dim as usize,
                 p.bh as usize,
-                &host_read(b.q),
-                &host_read(b.k),
-                &host_read(b.v),
-                &host_read(b.lengths),
+                cpu::attention_forward::Inputs {
+                    q: &host_read(b.q),
+                    k: &host_read(b.k),
+                    v: &host_read(b.v),
+                    lengths: &host_read(b.lengths),
+                },
                 &mut host_write(b.o),
                 &mut host_write(b.lse),
             );

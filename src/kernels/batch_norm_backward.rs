@@ -72,10 +72,12 @@ pub(crate) fn launch(p: &Params, b: &Bindings<'_>) -> Result<()> {
             let gamma = b.gamma.map(host_read);
             cpu::batch_norm_backward::batch_norm_backward(
                 p,
-                &host_read(b.x),
-                gamma.as_deref().map(|v| &v[..]),
-                &host_read(b.stats),
-                &host_read(b.dy),
+                cpu::batch_norm_backward::Inputs {
+                    x: &host_read(b.x),
+                    gamma: gamma.as_deref().map(|v| &v[..]),
+                    stats: &host_read(b.stats),
+                    dy: &host_read(b.dy),
+                },
                 &mut host_write(b.dx),
                 &mut host_write(b.dgamma),
                 &mut host_write(b.dbeta),

@@ -94,11 +94,13 @@ pub(crate) fn launch(cell: u32, p: &Params, whole_sequence: bool, b: &Bindings<'
                 cpu::recurrent_step_backward::recurrent_step_backward(
                     cell,
                     &q,
-                    &dy,
-                    &w_hh,
-                    &gates,
-                    &state,
-                    &lengths[b.lengths.offset..],
+                    cpu::recurrent_step_backward::Inputs {
+                        dy: &dy,
+                        w_hh: &w_hh,
+                        gates: &gates,
+                        state: &state,
+                        lengths: &lengths[b.lengths.offset..],
+                    },
                     &mut dg,
                     &mut carry,
                 );

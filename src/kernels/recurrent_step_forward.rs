@@ -193,10 +193,12 @@ pub(crate) fn launch(cell: u32, p: &Params, whole_sequence: bool, b: &Bindings<'
                 cpu::recurrent_step_forward::recurrent_step_forward(
                     cell,
                     &q,
-                    &xg,
-                    &w_t,
-                    &b_hh[b.b_hh.offset..],
-                    &lengths[b.lengths.offset..],
+                    cpu::recurrent_step_forward::Inputs {
+                        xg: &xg,
+                        w_t: &w_t,
+                        b_hh: &b_hh[b.b_hh.offset..],
+                        lengths: &lengths[b.lengths.offset..],
+                    },
                     &mut state,
                     &mut gates,
                     &mut y,

@@ -1,0 +1,303 @@
+//! Tensor: an f32 array with a shape and a strided view (offset, strides) into storage that lives
+//! on one device: a pooled GPU buffer or host memory. Views (reshape of a contiguous tensor,
+//! transpose, permute, narrow) share storage; `contiguous` copies only when it must.
+
+use std::sync::{Arc, RwLock};
+
+use crate::device::Device;
+use crate::error::{shape_str, Error, Result};
+use crate::gpu::pool::RawBuffer;
+use crate::gpu::Gpu;
+
+mod transfer;
+mod view;
+
+/// Most dimensions a tensor may have (the kernels pack shapes into 8 slots).
+pub const MAX_RANK: usize = 8;
+
+/// Device storage of a tensor; returned to the pool when the last view drops.
+pub(crate) struct GpuStorage {
+    pub gpu: Gpu,
+    raw: Option<RawBuffer>,
+    /// A buffer the application owns (`Tensor::from_wgpu_buffer`): never returned to the pool.
+    external: bool,
+}
+
+impl GpuStorage {
+    pub fn raw(&self) -> &RawBuffer {
+        self.raw.as_ref().expect("present until drop")
+    }
+}
+
+impl Drop for GpuStorage {
+    fn drop(&mut self) {
+        if let Some(raw) = self.raw.take() {
+            if self.external {
+                self.gpu.inner.release_external(&raw.buffer);
+            } else {
+                self.gpu.inner.retire(raw);
+            }
+        }
+    }
+}
+
+#[derive(Clone)]
+pub(crate) enum Storage {
+    Gpu(Arc<GpuStorage>),
+    Cpu(Arc<RwLock<Vec<f32>>>),
+}
+
+/// An f32 tensor on a [`Device`]. Cloning is cheap: clones share storage.
+///
+/// Ops validate shapes on the host and then record a GPU dispatch (or run the CPU twin); nothing
+/// waits for the GPU until a value is read.
+///
+/// ```
+/// use timeloom::{Device, Tensor};
+/// let a = Tensor::from_slice(&Device::Cpu, &[1.0, 2.0, 3.0, 4.0], &[2, 2])?;
+/// let b = a.t()?.matmul(&a)?; // aᵀ·a, the transpose is a view
+/// assert_eq!(b.read_blocking()?, vec![10.0, 14.0, 14.0, 20.0]);
+/// # Ok::<(), timeloom::Error>(())
+/// ```
+///
+/// # Shapes
+/// Up to [`MAX_RANK`] dimensions and 2³² − 1 elements; a rank-0 tensor holds one value.
+#[derive(Clone)]
+pub struct Tensor {
+    pub(crate) storage: Storage,
+    pub(crate) shape: Vec<usize>,
+    pub(crate) strides: Vec<usize>,
+    pub(crate) offset: usize,
+    /// How this tensor takes part in autodiff: a parameter, an op's output, or neither.
+    pub(crate) autograd: Option<crate::autodiff::Autograd>,
+}
+
+/// Row-major strides of `shape`.
+pub(crate) fn contiguous_strides(shape: &[usize]) -> Vec<usize> {
+    let mut strides = vec![1; shape.len()];
+    for d in (0..shape.len().saturating_sub(1)).rev() {
+        strides[d] = strides[d + 1] * shape[d + 1];
+    }
+    strides
+}
+
+/// The element count of `shape`, checked against what the kernels can index.
+pub(crate) fn checked_numel(op: &'static str, shape: &[usize]) -> Result<usize> {
+    if shape.len() > MAX_RANK {
+        return Err(Error::Unsupported {
+            op,
+            message: format!(
+                "shape {} has {} dimensions; timeloom supports up to {MAX_RANK}: reshape first",
+                shape_str(shape),
+                shape.len()
+            ),
+        });
+    }
+    // The product of the non-zero dimensions bounds every stride, so an empty tensor such as
+    // [0, 2^32, 2^32] cannot overflow its strides either.
+    let numel = shape
+        .iter()
+        .filter(|&&d| d != 0)
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .filter(|&n| n <= u32::MAX as usize)
+        .map(|n| if shape.contains(&0) { 0 } else { n })
+        .ok_or_else(|| Error::TooLarge {
+            op,
+            what: format!("tensor {}", shape_str(shape)),
+            bytes: shape.iter().fold(4u64, |a, &d| a.saturating_mul(d as u64)),
+            limit: u64::from(u32::MAX) * 4,
+            limit_name: "2^32 elements per tensor",
+        })?;
+    Ok(numel)
+}
+
+impl Tensor {
+    /// A tensor holding `data` in row-major order.
+    ///
+    /// # Errors
+    /// `ShapeMismatch` when `data.len()` is not the product of `shape`; `TooLarge` past a device
+    /// limit.
+    pub fn from_slice(device: &Device, data: &[f32], shape: &[usize]) -> Result<Tensor> {
+        let numel = checked_numel("Tensor::from_slice", shape)?;
+        if numel != data.len() {
+            return Err(Error::ShapeMismatch {
+                op: "Tensor::from_slice",
+                arg: "shape",
+                expected: format!("{} elements, as `data` holds", data.len()),
+                got: format!("{} ({numel} elements)", shape_str(shape)),
+            });
+        }
+        match device {
+            Device::Cpu => Ok(Tensor::on_host(data.to_vec(), shape)),
+            Device::Gpu(gpu) => {
+                let t = Tensor::uninit(gpu, shape, "Tensor::from_slice", false)?;
+                t.gpu_storage().expect("a GPU tensor").gpu.inner.upload(
+                    t.raw().expect("a GPU tensor"),
+                    0,
+                    bytemuck::cast_slice(data),
+                    false,
+                )?;
+                Ok(t)
+            }
+        }
+    }
+
+    /// A tensor of zeros.
+    pub fn zeros(device: &Device, shape: &[usize]) -> Result<Tensor> {
+        Tensor::full(device, shape, 0.0)
+    }
+
+    /// A tensor with every element `value`.
+    pub fn full(device: &Device, shape: &[usize], value: f32) -> Result<Tensor> {
+        let numel = checked_numel("Tensor::full", shape)?;
+        match device {
+            Device::Cpu => Ok(Tensor::on_host(vec![value; numel], shape)),
+            Device::Gpu(gpu) => {
+                let t = Tensor::uninit(gpu, shape, "Tensor::full", true)?;
+                t.fill(value)?;
+                Ok(t)
+            }
+        }
+    }
+
+    pub(crate) fn on_host(data: Vec<f32>, shape: &[usize]) -> Tensor {
+        Tensor {
+            storage: Storage::Cpu(Arc::new(RwLock::new(data))),
+            shape: shape.to_vec(),
+            strides: contiguous_strides(shape),
+            offset: 0,
+            autograd: None,
+        }
+    }
+
+    /// A contiguous tensor whose contents are whatever the pool's buffer held: every caller
+    /// overwrites all of it. `by_kernel`: a kernel writes it (so a buffer released earlier in
+    /// this batch will do); else an upload does.
+    pub(crate) fn uninit(
+        gpu: &Gpu,
+        shape: &[usize],
+        op: &'static str,
+        by_kernel: bool,
+    ) -> Result<Tensor> {
+        let numel = checked_numel(op, shape)?;
+        let (bytes, what) = (numel as u64 * 4, format!("tensor {}", shape_str(shape)));
+        let raw = if by_kernel {
+            gpu.inner.acquire_output(bytes, op, &what)?
+        } else {
+            gpu.inner.acquire(bytes, op, &what)?
+        };
+        Ok(Tensor {
+            storage: Storage::Gpu(Arc::new(GpuStorage {
+                gpu: gpu.clone(),
+                raw: Some(raw),
+                external: false,
+            })),
+            shape: shape.to_vec(),
+            strides: contiguous_strides(shape),
+            offset: 0,
+            autograd: None,
+        })
+    }
+
+    /// A fresh contiguous output of `shape` on this tensor's device: uninitialised on the GPU,
+    /// zeros on the host.
+    pub(crate) fn output_like(&self, shape: &[usize], op: &'static str) -> Result<Tensor> {
+        match &self.storage {
+            Storage::Gpu(s) => Tensor::uninit(&s.gpu, shape, op, true),
+            Storage::Cpu(_) => Ok(Tensor::on_host(vec![0.0; checked_numel(op, shape)?], shape)),
+        }
+    }
+
+    /// The dimensions.
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    /// The number of dimensions.
+    pub fn rank(&self) -> usize {
+        self.shape.len()
+    }
+
+    /// The number of elements.
+    pub fn numel(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    /// Element strides of the view (0 on a broadcast axis).
+    pub fn strides(&self) -> &[usize] {
+        &self.strides
+    }
+
+    /// The device the tensor lives on.
+    pub fn device(&self) -> Device {
+        match &self.storage {
+            Storage::Gpu(s) => Device::Gpu(s.gpu.clone()),
+            Storage::Cpu(_) => Device::Cpu,
+        }
+    }
+
+    /// Whether the view is row-major without gaps (a copy would not change the layout).
+    pub fn is_contiguous(&self) -> bool {
+        self.shape
+            .iter()
+            .zip(&self.strides)
+            .zip(contiguous_strides(&self.shape))
+            .all(|((&n, &s), c)| n == 1 || s == c)
+    }
+
+    pub(crate) fn gpu_storage(&self) -> Option<&GpuStorage> {
+        match &self.storage {
+            Storage::Gpu(s) => Some(s),
+            Storage::Cpu(_) => None,
+        }
+    }
+
+    /// The device buffer of a tensor the caller knows is on a GPU (checked by `same_device`).
+    pub(crate) fn gpu_raw(&self) -> &RawBuffer {
+        self.raw()
+            .expect("a GPU tensor: the op checked that its operands share the device")
+    }
+
+    pub(crate) fn raw(&self) -> Option<&RawBuffer> {
+        self.gpu_storage().map(GpuStorage::raw)
+    }
+
+    /// Whether `self` and `other` view the same storage.
+    pub(crate) fn shares_storage(&self, other: &Tensor) -> bool {
+        match (&self.storage, &other.storage) {
+            // Two wraps of one application buffer share its id.
+            (Storage::Gpu(a), Storage::Gpu(b)) => Arc::ptr_eq(a, b) || a.raw().id == b.raw().id,
+            (Storage::Cpu(a), Storage::Cpu(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+}
+
+impl std::fmt::Debug for Tensor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Tensor({} on {})", shape_str(&self.shape), self.device())
+    }
+}
+
+/// Held-lock access to host storage for the CPU path of ops.
+pub(crate) fn host_read(t: &Tensor) -> std::sync::RwLockReadGuard<'_, Vec<f32>> {
+    match &t.storage {
+        Storage::Cpu(v) => v.read().unwrap_or_else(std::sync::PoisonError::into_inner),
+        Storage::Gpu(_) => unreachable!("host_read on a GPU tensor: ops check devices first"),
+    }
+}
+
+/// Held-lock write access to host storage for the CPU path of in-place ops.
+pub(crate) fn host_write(t: &Tensor) -> std::sync::RwLockWriteGuard<'_, Vec<f32>> {
+    match &t.storage {
+        Storage::Cpu(v) => v.write().unwrap_or_else(std::sync::PoisonError::into_inner),
+        Storage::Gpu(_) => unreachable!("host_write on a GPU tensor: ops check devices first"),
+    }
+}
+
+#[allow(dead_code)]
+fn _assert_send_sync() {
+    fn is<T: Send + Sync>() {}
+    is::<Tensor>();
+    is::<Gpu>();
+}
