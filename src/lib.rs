@@ -20,12 +20,10 @@
 //! ```
 //!
 //! The design is in ARCHITECTURE.md; every kernel is a file in `shaders/` with a Rust owner in
-//! `src/kernels/` and a CPU twin in `src/cpu/` of the same name.
+//! `src/kernels/` and a CPU twin in `src/kernels/cpu/` of the same name.
 
 #![warn(missing_docs)]
 
-mod autodiff;
-pub(crate) mod cpu;
 pub mod data;
 mod device;
 pub mod diagnostics;
@@ -41,7 +39,6 @@ pub mod recurrent;
 mod rng;
 mod tensor;
 
-pub use autodiff::{is_grad_enabled, no_grad};
 pub use device::Device;
 pub use error::{Error, Result};
 pub use gpu::{AdapterSummary, Gpu, GpuOptions, OptionalFeatures, Stats};
@@ -53,6 +50,7 @@ pub use ops::norm::{embedding, sinusoidal_positions};
 pub use ops::pool::MAX_POOL_KERNEL;
 pub use optim::{Algorithm, Optimizer, ParamState, Schedule};
 pub use rng::Rng;
+pub use tensor::autodiff::{is_grad_enabled, no_grad};
 pub use tensor::{Tensor, MAX_RANK};
 
 /// Re-export of the wgpu this crate is built against, for [`Gpu::from_wgpu`].

@@ -3,8 +3,8 @@
 
 use bytemuck::{Pod, Zeroable};
 
+use super::cpu;
 use super::{on, record_rows, wgsl, Kernel, On};
-use crate::cpu;
 use crate::error::Result;
 use crate::gpu::pipelines::{Access, KernelDesc};
 use crate::tensor::{host_read, host_write, Tensor};

@@ -1,8 +1,8 @@
 //! `conv2d_backward_data`: dispatch of the transposed-convolution implicit GEMM (dx).
 
 use super::conv2d_forward::{record_gemm, Params};
+use super::cpu;
 use super::{on, wgsl, Kernel, On};
-use crate::cpu;
 use crate::error::Result;
 use crate::gpu::pipelines::{Access, KernelDesc};
 use crate::tensor::{host_read, host_write, Tensor};

@@ -4,8 +4,8 @@
 //! partial; the caller sums the partials with the reduce kernel (deterministic: no atomics).
 
 use super::conv2d_forward::{tile_rows, Params};
+use super::cpu;
 use super::{fold_grid, on, wgsl, Kernel, On};
-use crate::cpu;
 use crate::error::Result;
 use crate::gpu::encoder::Dispatch;
 use crate::gpu::pipelines::{Access, KernelDesc};

@@ -5,8 +5,8 @@
 
 use bytemuck::{Pod, Zeroable};
 
+use super::cpu;
 use super::{fold_grid, on, wgsl, Kernel, On};
-use crate::cpu;
 use crate::error::Result;
 use crate::gpu::encoder::Dispatch;
 use crate::gpu::pipelines::{Access, KernelDesc};
@@ -159,7 +159,7 @@ pub(crate) fn launch(p: &Params, b: &Bindings<'_>) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::Params;
-    use crate::cpu;
+    use crate::kernels::cpu;
     use crate::testing::{assert_close, assert_gradient, gpu, randn, randn64, Tol};
     use crate::{ConvOptions, Device, Tensor};
 

@@ -1,8 +1,8 @@
 //! `embedding_backward`: params and bindings of the deterministic gradient of an embedding table.
 
+use super::cpu;
 use super::embedding_forward::Params;
 use super::{on, record_flat, wgsl, Kernel, On};
-use crate::cpu;
 use crate::error::Result;
 use crate::gpu::pipelines::{Access, KernelDesc};
 use crate::tensor::{host_read, host_write, Tensor};

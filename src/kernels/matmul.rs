@@ -6,8 +6,8 @@ use std::time::Instant;
 
 use bytemuck::{Pod, Zeroable};
 
+use super::cpu;
 use super::{fold_grid, on, wgsl, Kernel, On};
-use crate::cpu;
 use crate::error::Result;
 use crate::gpu::encoder::Dispatch;
 use crate::gpu::lock;

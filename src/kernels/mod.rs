@@ -1,6 +1,6 @@
 //! One Rust owner per WGSL kernel: its `Params` (mirroring the shader's struct field for field),
 //! its bindings, its dispatch geometry, its `launch` and, at the bottom, its parity test against
-//! `crate::cpu`. A launch is the one place a kernel meets a device: on a GPU tensor it records the
+//! `crate::kernels::cpu`. A launch is the one place a kernel meets a device: on a GPU tensor it records the
 //! dispatch into the pending encoder, on a host tensor it runs the CPU twin, with the same
 //! `Params` either way. The ops in `crate::ops` check devices and shapes before they launch.
 
@@ -15,6 +15,7 @@ pub(crate) mod clip_scale;
 pub(crate) mod conv2d_backward_data;
 pub(crate) mod conv2d_backward_weight;
 pub(crate) mod conv2d_forward;
+pub(crate) mod cpu;
 pub(crate) mod cross_entropy_backward;
 pub(crate) mod cross_entropy_forward;
 pub(crate) mod dropout;

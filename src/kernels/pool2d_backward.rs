@@ -1,8 +1,8 @@
 //! `pool2d_backward`: params and bindings of the deterministic pooling gradient.
 
+use super::cpu;
 use super::pool2d_forward::Params;
 use super::{on, record_flat, wgsl, Kernel, On};
-use crate::cpu;
 use crate::error::Result;
 use crate::gpu::pipelines::{Access, KernelDesc};
 use crate::tensor::{host_read, host_write, Tensor};

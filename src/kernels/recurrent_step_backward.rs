@@ -1,9 +1,9 @@
 //! `recurrent_step_backward`: params, bindings and geometry of one fused BPTT step of one layer
 //! direction (same `Params` as the forward).
 
+use super::cpu;
 use super::recurrent_step_forward::{sequence_steps, workgroups, Params, WG};
 use super::{on, wgsl, Kernel, On};
-use crate::cpu;
 use crate::error::Result;
 use crate::gpu::encoder::Dispatch;
 use crate::gpu::pipelines::{Access, KernelDesc};

@@ -3,8 +3,8 @@
 
 use bytemuck::{Pod, Zeroable};
 
+use super::cpu;
 use super::{fold_grid, on, wgsl, Kernel, On};
-use crate::cpu;
 use crate::error::Result;
 use crate::gpu::encoder::Dispatch;
 use crate::gpu::pipelines::{Access, KernelDesc};
@@ -12,7 +12,7 @@ use crate::gpu::GpuInner;
 use crate::tensor::{host_read, host_write, Tensor};
 
 /// Gates per hidden unit and saved values per hidden unit of each cell code.
-pub(crate) use crate::cpu::recurrent_step_forward::{cell_gates, cell_saved};
+pub(crate) use crate::kernels::cpu::recurrent_step_forward::{cell_gates, cell_saved};
 
 pub(crate) const SOURCE: &str = wgsl!("recurrent_step_forward", "activations", "cells");
 

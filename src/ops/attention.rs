@@ -2,11 +2,11 @@
 //! materialised reference path (QKᵀ → softmax → ·V through ordinary ops), which the tests and the
 //! bench compare against.
 
-use crate::autodiff::record;
 use crate::error::{shape_str, Error, Result};
 use crate::kernels::attention_backward_kv as bwd;
 use crate::kernels::attention_forward::{self as fwd, Params};
 use crate::ops::{same_device, u32_of};
+use crate::tensor::autodiff::record;
 use crate::tensor::Tensor;
 
 /// Masks and scale of an attention call.
@@ -180,7 +180,7 @@ pub fn attention_reference(
         });
     }
     let scale = 1.0 / (dim as f32).sqrt();
-    let scores = crate::Matmul::new(q, &k.transpose(1, 2)?)
+    let scores = super::matmul::Matmul::new(q, &k.transpose(1, 2)?)
         .alpha(scale)
         .compute()?;
     let mut mask = vec![0.0f32; bh * len * len];

@@ -2,10 +2,10 @@
 //! both backward passes on the tape. The GPU path runs the three implicit-GEMM kernels (no
 //! im2col buffer); the CPU path runs their twins (im2col + GEMM on all cores).
 
-use crate::autodiff::record;
 use crate::error::{shape_str, Error, Result};
 use crate::kernels::{conv2d_backward_data, conv2d_backward_weight, conv2d_forward};
 use crate::ops::{same_device, u32_of};
+use crate::tensor::autodiff::record;
 use crate::tensor::Tensor;
 
 /// Stride, zero padding, dilation and groups of a convolution, as PyTorch's `F.conv2d` takes

@@ -1,9 +1,9 @@
 //! Dropout: inverted, with a counter-based mask that the backward regenerates.
 
-use crate::autodiff::record;
 use crate::error::{Error, Result};
 use crate::kernels::dropout;
 use crate::ops::u32_of;
+use crate::tensor::autodiff::record;
 use crate::tensor::Tensor;
 
 fn apply(x: &Tensor, p: f32, seed: u64) -> Result<Tensor> {

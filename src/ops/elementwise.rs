@@ -1,12 +1,12 @@
 //! Elementwise ops: unary maps (activations, math, affine, fill, strided copy) and binary maps
 //! with NumPy broadcasting.
 
-use crate::autodiff::record;
 use crate::error::{shape_str, Error, Result};
 use crate::kernels::binary::{self, BinaryOp};
 use crate::kernels::unary::{self, UnaryOp};
 use crate::kernels::{axpy, pack8, unary_backward};
 use crate::ops::{same_device, u32_of};
+use crate::tensor::autodiff::record;
 use crate::tensor::Tensor;
 
 /// The shape both operands broadcast to, NumPy style (trailing axes aligned; 1 stretches).
@@ -35,6 +35,25 @@ pub(crate) fn broadcast_shape(op: &'static str, a: &[usize], b: &[usize]) -> Res
 }
 
 impl Tensor {
+    /// A contiguous, detached tensor that starts at element 0 of its buffer (copied when this one
+    /// does not): for kernels that bind a whole buffer and read from its start.
+    pub(crate) fn owned(&self) -> Result<Tensor> {
+        let t = self.contiguous()?.detach();
+        if t.offset == 0 {
+            Ok(t)
+        } else {
+            t.affine(1.0, 0.0)
+        }
+    }
+
+    /// A contiguous tensor with the same elements: `self` when already contiguous.
+    pub fn contiguous(&self) -> Result<Tensor> {
+        if self.is_contiguous() {
+            return Ok(self.clone());
+        }
+        self.unary_op(UnaryOp::Identity, 1.0, 0.0)
+    }
+
     /// y = α·f(x) + β into a fresh contiguous tensor.
     pub(crate) fn unary_op(&self, op: UnaryOp, alpha: f32, beta: f32) -> Result<Tensor> {
         self.unary_op_sloped(op, alpha, beta, 0.0)

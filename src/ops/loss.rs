@@ -1,10 +1,10 @@
 //! Losses: fused cross-entropy from logits (one forward kernel, one backward kernel), mean squared
 //! error and binary cross-entropy with logits.
 
-use crate::autodiff::record;
 use crate::error::{shape_str, Error, Result};
 use crate::kernels::{cross_entropy_backward, cross_entropy_forward};
 use crate::ops::{same_device, u32_of};
+use crate::tensor::autodiff::record;
 use crate::tensor::Tensor;
 
 /// How a loss reduces its per-element values.
@@ -180,7 +180,7 @@ pub fn bce_with_logits(logits: &Tensor, target: &Tensor) -> Result<Tensor> {
     same_device("bce_with_logits", "target", logits, target)?;
     let (x, t) = (logits.detach(), target.detach());
     let n = x.numel();
-    let loss = crate::autodiff::no_grad(|| -> Result<Tensor> {
+    let loss = crate::tensor::autodiff::no_grad(|| -> Result<Tensor> {
         let softplus = x.abs()?.neg()?.exp()?.affine(1.0, 1.0)?.log()?;
         let per = x.relu()?.sub(&x.mul(&t)?)?.add(&softplus)?;
         per.reshape(&[n])?.mean(0)

@@ -107,7 +107,7 @@ impl<'a> Matmul<'a> {
     /// gradients.
     pub fn compute(self) -> Result<Tensor> {
         let (batch, m, n) = self.check()?;
-        let tracked = crate::autodiff::is_grad_enabled()
+        let tracked = crate::tensor::autodiff::is_grad_enabled()
             && (self.a.tracks_grad()
                 || self.b.tracks_grad()
                 || self.bias.is_some_and(|(t, _)| t.tracks_grad()));
@@ -143,7 +143,7 @@ impl<'a> Matmul<'a> {
         if let Some((t, _)) = self.bias {
             inputs.push(t);
         }
-        Ok(crate::autodiff::record(
+        Ok(crate::tensor::autodiff::record(
             c,
             "matmul",
             &inputs,
@@ -321,7 +321,7 @@ impl<'a> Matmul<'a> {
     }
 }
 
-impl crate::autodiff::GradTerm for Matmul<'_> {
+impl crate::tensor::autodiff::GradTerm for Matmul<'_> {
     fn accumulate_into(self, buf: &Tensor, beta: f32) -> Result<()> {
         Matmul::accumulate_into(self, buf, beta)
     }

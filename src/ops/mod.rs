@@ -1,5 +1,5 @@
 //! The public ops: each checks devices and shapes once on the host, then records its WGSL kernel
-//! (through `crate::kernels`) or runs its CPU twin (`crate::cpu`) on the same params.
+//! (through `crate::kernels`) or runs its CPU twin (`crate::kernels::cpu`) on the same params.
 
 pub(crate) mod attention;
 pub(crate) mod conv;
@@ -14,28 +14,7 @@ pub(crate) mod recurrent;
 pub(crate) mod reduce;
 pub(crate) mod softmax;
 
-use crate::error::{Error, Result};
-use crate::tensor::Tensor;
-
-/// `Err(DeviceMismatch)` unless `other` lives on `first`'s device.
-pub(crate) fn same_device(
-    op: &'static str,
-    arg: &'static str,
-    first: &Tensor,
-    other: &Tensor,
-) -> Result<()> {
-    let (a, b) = (first.device(), other.device());
-    if a.same(&b) {
-        Ok(())
-    } else {
-        Err(Error::DeviceMismatch {
-            op,
-            arg,
-            expected: a.to_string(),
-            got: b.to_string(),
-        })
-    }
-}
+pub(crate) use crate::tensor::same_device;
 
 /// Casts a size the tensor checks already bounded by 2³² − 1.
 pub(crate) fn u32_of(v: usize) -> u32 {

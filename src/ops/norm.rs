@@ -1,12 +1,12 @@
 //! Layer normalisation and embedding lookup, forward and backward kernels, on the tape.
 
-use crate::autodiff::record;
 use crate::error::{shape_str, Error, Result};
 use crate::kernels::{
     batch_norm_backward, batch_norm_forward, embedding_backward, embedding_forward,
     layer_norm_backward, layer_norm_forward,
 };
 use crate::ops::{same_device, u32_of};
+use crate::tensor::autodiff::record;
 use crate::tensor::Tensor;
 
 impl Tensor {

@@ -1,10 +1,10 @@
 //! 2-D pooling over [N, C, H, W]: max (the backward routes each gradient to the saved argmax) and
 //! average (count_include_pad, PyTorch's default), deterministic in both directions.
 
-use crate::autodiff::record;
 use crate::error::{shape_str, Error, Result};
 use crate::kernels::{pool2d_backward, pool2d_forward};
 use crate::ops::u32_of;
+use crate::tensor::autodiff::record;
 use crate::tensor::Tensor;
 
 /// The largest pooling window side: the backward finds a max window's winner by its offset

@@ -1,10 +1,10 @@
 //! Reductions over one axis: sum, mean, sum of squares, max, min; and over all elements.
 
-use crate::autodiff::record;
 use crate::error::{shape_str, Error, Result};
 use crate::kernels::binary::BinaryOp;
 use crate::kernels::reduce::{self, ReduceOp};
 use crate::ops::{same_device, u32_of};
+use crate::tensor::autodiff::record;
 use crate::tensor::Tensor;
 
 impl Tensor {

@@ -1,9 +1,9 @@
 //! Softmax and log-softmax over the last axis, forward and backward kernels.
 
-use crate::autodiff::record;
 use crate::error::{Error, Result};
 use crate::kernels::{softmax_backward, softmax_forward};
 use crate::ops::u32_of;
+use crate::tensor::autodiff::record;
 use crate::tensor::Tensor;
 
 impl Tensor {

@@ -5,10 +5,10 @@
 use super::forward::Saved;
 use super::plan::SequencePlan;
 use super::{span, CellKind, DirectionWeights};
-use crate::autodiff::Grads;
 use crate::error::Result;
 use crate::ops::matmul::Matmul;
 use crate::ops::recurrent::{recurrent_step_backward, StepBackward};
+use crate::tensor::autodiff::Grads;
 use crate::tensor::Tensor;
 
 /// Everything the layer's node keeps for its backward (detached tensors only).

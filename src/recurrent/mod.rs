@@ -10,9 +10,9 @@ mod plan;
 #[cfg(test)]
 mod tests;
 
-use crate::autodiff::{no_grad, record};
 use crate::error::Result;
 use crate::ops::recurrent::cell_gates;
+use crate::tensor::autodiff::{no_grad, record};
 use crate::tensor::Tensor;
 use backward::Backward;
 use plan::SequencePlan;

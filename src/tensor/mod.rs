@@ -9,6 +9,7 @@ use crate::error::{shape_str, Error, Result};
 use crate::gpu::pool::RawBuffer;
 use crate::gpu::Gpu;
 
+pub(crate) mod autodiff;
 mod transfer;
 mod view;
 
@@ -69,7 +70,7 @@ pub struct Tensor {
     pub(crate) strides: Vec<usize>,
     pub(crate) offset: usize,
     /// How this tensor takes part in autodiff: a parameter, an op's output, or neither.
-    pub(crate) autograd: Option<crate::autodiff::Autograd>,
+    pub(crate) autograd: Option<crate::tensor::autodiff::Autograd>,
 }
 
 /// Row-major strides of `shape`.
@@ -276,6 +277,26 @@ impl Tensor {
 impl std::fmt::Debug for Tensor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Tensor({} on {})", shape_str(&self.shape), self.device())
+    }
+}
+
+/// `Err(DeviceMismatch)` unless `other` lives on `first`'s device.
+pub(crate) fn same_device(
+    op: &'static str,
+    arg: &'static str,
+    first: &Tensor,
+    other: &Tensor,
+) -> Result<()> {
+    let (a, b) = (first.device(), other.device());
+    if a.same(&b) {
+        Ok(())
+    } else {
+        Err(Error::DeviceMismatch {
+            op,
+            arg,
+            expected: a.to_string(),
+            got: b.to_string(),
+        })
     }
 }
 

@@ -2,8 +2,8 @@
 //! `owned` copy only when they must.
 
 use super::{checked_numel, contiguous_strides, Tensor};
-use crate::autodiff::record;
 use crate::error::{shape_str, Error, Result};
+use crate::tensor::autodiff::record;
 
 impl Tensor {
     fn view(&self, shape: Vec<usize>, strides: Vec<usize>, offset: usize) -> Tensor {
@@ -180,24 +180,5 @@ impl Tensor {
                 }
             })
             .collect()
-    }
-
-    /// A contiguous, detached tensor that starts at element 0 of its buffer (copied when this one
-    /// does not): for kernels that bind a whole buffer and read from its start.
-    pub(crate) fn owned(&self) -> Result<Tensor> {
-        let t = self.contiguous()?.detach();
-        if t.offset == 0 {
-            Ok(t)
-        } else {
-            t.affine(1.0, 0.0)
-        }
-    }
-
-    /// A contiguous tensor with the same elements: `self` when already contiguous.
-    pub fn contiguous(&self) -> Result<Tensor> {
-        if self.is_contiguous() {
-            return Ok(self.clone());
-        }
-        self.unary_op(crate::kernels::unary::UnaryOp::Identity, 1.0, 0.0)
     }
 }

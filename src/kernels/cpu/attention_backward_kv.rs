@@ -65,8 +65,8 @@ pub(crate) fn attention_backward<F: Float>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cpu::attention_forward::attention_forward;
     use crate::kernels::attention_forward::Params as Fwd;
+    use crate::kernels::cpu::attention_forward::attention_forward;
     use crate::testing::{assert_gradient, randn64};
 
     /// dQ, dK, dV against central differences of the forward twin, in f64, with both masks.

@@ -38,7 +38,7 @@ pub(crate) fn cross_entropy_backward<F: Float>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cpu::cross_entropy_forward::cross_entropy_forward;
+    use crate::kernels::cpu::cross_entropy_forward::cross_entropy_forward;
     use crate::kernels::cross_entropy_forward::Params as Fwd;
     use crate::testing::{assert_gradient, randn64};
 

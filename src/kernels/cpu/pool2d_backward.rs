@@ -41,7 +41,7 @@ pub(crate) fn pool2d_backward<F: Float>(p: &Params, dy: &[F], argmax: &[F], dx: 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cpu::pool2d_forward::pool2d_forward;
+    use crate::kernels::cpu::pool2d_forward::pool2d_forward;
     use crate::testing::{assert_gradient, randn64};
 
     #[test]

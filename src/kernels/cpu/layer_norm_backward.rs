@@ -39,7 +39,7 @@ pub(crate) fn layer_norm_backward<F: Float>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cpu::layer_norm_forward::layer_norm_forward;
+    use crate::kernels::cpu::layer_norm_forward::layer_norm_forward;
     use crate::kernels::layer_norm_forward::Params as Fwd;
     use crate::testing::{assert_gradient, randn64};
 

@@ -48,7 +48,7 @@ pub(crate) fn unary_backward<F: Float>(p: &Params, x: &[F], dy: &[F], dx: &mut [
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cpu::unary::unary;
+    use crate::kernels::cpu::unary::unary;
     use crate::kernels::unary::{Params as Fwd, UnaryOp};
     use crate::testing::{assert_gradient, randn64};
 

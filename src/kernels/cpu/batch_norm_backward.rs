@@ -56,8 +56,8 @@ pub(crate) fn batch_norm_backward<F: Float>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cpu::batch_norm_forward::batch_norm_forward;
     use crate::kernels::batch_norm_forward;
+    use crate::kernels::cpu::batch_norm_forward::batch_norm_forward;
     use crate::testing::{assert_gradient, randn64};
 
     #[test]

@@ -289,7 +289,7 @@ impl Tensor {
 
     /// Back-propagates `grad` (the gradient of some scalar with respect to `self`).
     pub fn backward_with(&self, grad: &Tensor) -> Result<()> {
-        crate::ops::same_device("backward_with", "grad", self, grad)?;
+        crate::tensor::same_device("backward_with", "grad", self, grad)?;
         if grad.shape() != self.shape() {
             return Err(Error::ShapeMismatch {
                 op: "backward_with",

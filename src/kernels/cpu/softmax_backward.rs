@@ -26,7 +26,7 @@ pub(crate) fn softmax_backward<F: Float>(p: &Params, y: &[F], dy: &[F], dx: &mut
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cpu::softmax_forward::softmax_forward;
+    use crate::kernels::cpu::softmax_forward::softmax_forward;
     use crate::kernels::softmax_forward::Params as Fwd;
     use crate::testing::{assert_gradient, randn64};
 

@@ -21,7 +21,7 @@ pub(crate) fn embedding_backward<F: Float>(p: &Params, dy: &[F], ids: &[F], dw: 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cpu::embedding_forward::embedding_forward;
+    use crate::kernels::cpu::embedding_forward::embedding_forward;
     use crate::testing::{assert_gradient, randn64};
 
     #[test]
