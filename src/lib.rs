@@ -58,3 +58,6 @@ pub use wgpu;
 
 #[cfg(test)]
 pub(crate) mod testing;
+
+#[cfg(test)]
+mod layering;
