@@ -32,11 +32,10 @@ impl Tensor {
         }
         let x = self.contiguous()?.detach();
         let rows = x.numel() / cols;
-        let (gamma, beta) = match affine {
-            // The kernels read γ and β from element 0 of their buffers.
-            Some((g, b)) => (g.owned()?, b.owned()?),
-            None => (x.clone(), x.clone()), // bound but unread
-        };
+        // The kernels read γ and β from element 0 of their buffers.
+        let affine_owned = affine
+            .map(|(g, b)| Ok::<_, Error>((g.owned()?, b.owned()?)))
+            .transpose()?;
         let y = x.output_like(self.shape(), op)?;
         let stats = x.output_like(&[2, rows], op)?;
         let p = layer_norm_forward::Params {
@@ -52,7 +51,7 @@ impl Tensor {
                 &p,
                 &layer_norm_forward::Bindings {
                     x: &x,
-                    affine: affine.map(|_| (&gamma, &beta)),
+                    affine: affine_owned.as_ref().map(|(g, b)| (g, b)),
                     y: &y,
                     stats: &stats,
                 },
@@ -79,7 +78,7 @@ impl Tensor {
                     &p,
                     &layer_norm_backward::Bindings {
                         x: &x,
-                        gamma: has_affine.then_some(&gamma),
+                        gamma: affine_owned.as_ref().map(|(g, _)| g),
                         stats: &stats,
                         dy: &dy,
                         dx: &dx,
@@ -278,10 +277,10 @@ impl Tensor {
             }
         }
         let x = self.owned()?;
-        let (gamma, beta) = match affine {
-            Some((g, b)) => (g.owned()?, b.owned()?),
-            None => (x.clone(), x.clone()), // bound but unread
-        };
+        // The kernel reads γ and β from element 0 of their buffers.
+        let affine_owned = affine
+            .map(|(g, b)| Ok::<_, Error>((g.owned()?, b.owned()?)))
+            .transpose()?;
         // Without running statistics the kernel writes none; it still needs two buffers.
         let (rm, rv) = match running {
             Some((m, v)) => (m.detach(), v.detach()),
@@ -304,7 +303,7 @@ impl Tensor {
                 &p,
                 &batch_norm_forward::Bindings {
                     x: &x,
-                    affine: affine.map(|_| (&gamma, &beta)),
+                    affine: affine_owned.as_ref().map(|(g, b)| (g, b)),
                     running_mean: &rm,
                     running_var: &rv,
                     y: &y,
@@ -337,7 +336,7 @@ impl Tensor {
                 &bp,
                 &batch_norm_backward::Bindings {
                     x: &x,
-                    gamma: has_affine.then_some(&gamma),
+                    gamma: affine_owned.as_ref().map(|(g, _)| g),
                     stats: &stats,
                     dy: &dy,
                     dx: &dx,
