@@ -2,10 +2,9 @@
 //! direction (same `Params` as the forward).
 
 use super::cpu;
-use super::recurrent_step_forward::{sequence_steps, workgroups, Params, WG};
+use super::recurrent_step_forward::{record_step, sequence_steps, Params};
 use super::{on, wgsl, Kernel, On};
 use crate::error::Result;
-use crate::gpu::encoder::Dispatch;
 use crate::gpu::pipelines::{Access, KernelDesc};
 use crate::tensor::{host_read, host_write, Tensor};
 
@@ -63,26 +62,20 @@ pub(crate) struct Bindings<'a> {
 pub(crate) fn launch(cell: u32, p: &Params, whole_sequence: bool, b: &Bindings<'_>) -> Result<()> {
     match on(b.dg) {
         On::Gpu(gpu) => {
-            let (kernel, workgroups) = if whole_sequence {
-                (Kernel::RecurrentSequenceBackward, [1, 1, 1])
-            } else {
-                (Kernel::RecurrentStepBackward, workgroups(gpu, p)?)
-            };
-            gpu.record(&Dispatch {
-                kernel: kernel.desc(),
-                overrides: &[("CELL", f64::from(cell)), ("WG", f64::from(WG))],
-                params: bytemuck::bytes_of(p),
-                buffers: &[
-                    b.dy.gpu_raw(),
-                    b.w_hh.gpu_raw(),
-                    b.gates.gpu_raw(),
-                    b.state.gpu_raw(),
-                    b.lengths.gpu_raw(),
-                    b.dg.gpu_raw(),
-                    b.carry.gpu_raw(),
-                ],
-                workgroups,
-            })
+            let buffers = [
+                b.dy.gpu_raw(),
+                b.w_hh.gpu_raw(),
+                b.gates.gpu_raw(),
+                b.state.gpu_raw(),
+                b.lengths.gpu_raw(),
+                b.dg.gpu_raw(),
+                b.carry.gpu_raw(),
+            ];
+            let kernels = [
+                Kernel::RecurrentStepBackward,
+                Kernel::RecurrentSequenceBackward,
+            ];
+            record_step(gpu, kernels, cell, p, whole_sequence, &buffers)
         }
         On::Cpu => {
             let (dy, w_hh) = (host_read(b.dy), host_read(b.w_hh));

@@ -8,6 +8,7 @@ use super::{fold_grid, on, wgsl, Kernel, On};
 use crate::error::Result;
 use crate::gpu::encoder::Dispatch;
 use crate::gpu::pipelines::{Access, KernelDesc};
+use crate::gpu::pool::RawBuffer;
 use crate::gpu::GpuInner;
 use crate::tensor::{host_read, host_write, Tensor};
 
@@ -156,32 +157,50 @@ pub(crate) fn sequence_steps(
         .collect()
 }
 
+/// Records one step with `kernels[0]`, or the whole sequence in one workgroup with `kernels[1]`
+/// (grid 1 × 1): the forward's and the backward's GPU half.
+pub(crate) fn record_step(
+    gpu: &GpuInner,
+    kernels: [Kernel; 2],
+    cell: u32,
+    p: &Params,
+    whole_sequence: bool,
+    buffers: &[&RawBuffer; 7],
+) -> Result<()> {
+    let (kernel, workgroups) = if whole_sequence {
+        (kernels[1], [1, 1, 1])
+    } else {
+        (kernels[0], workgroups(gpu, p)?)
+    };
+    gpu.record(&Dispatch {
+        kernel: kernel.desc(),
+        overrides: &[("CELL", f64::from(cell)), ("WG", f64::from(WG))],
+        params: bytemuck::bytes_of(p),
+        buffers,
+        workgroups,
+    })
+}
+
 /// One step of `cell` for `p` where `b.state` lives, or with `whole_sequence` every step (`p.t`,
 /// `p.slot` and `p.phase` then unused): on a GPU one workgroup loops over them
 /// (`recurrent_sequence_forward`, grid 1 × 1), on the host the twin walks them.
 pub(crate) fn launch(cell: u32, p: &Params, whole_sequence: bool, b: &Bindings<'_>) -> Result<()> {
     match on(b.state) {
         On::Gpu(gpu) => {
-            let (kernel, workgroups) = if whole_sequence {
-                (Kernel::RecurrentSequenceForward, [1, 1, 1])
-            } else {
-                (Kernel::RecurrentStepForward, workgroups(gpu, p)?)
-            };
-            gpu.record(&Dispatch {
-                kernel: kernel.desc(),
-                overrides: &[("CELL", f64::from(cell)), ("WG", f64::from(WG))],
-                params: bytemuck::bytes_of(p),
-                buffers: &[
-                    b.xg.gpu_raw(),
-                    b.w_t.gpu_raw(),
-                    b.b_hh.gpu_raw(),
-                    b.lengths.gpu_raw(),
-                    b.state.gpu_raw(),
-                    b.gates.gpu_raw(),
-                    b.y.gpu_raw(),
-                ],
-                workgroups,
-            })
+            let buffers = [
+                b.xg.gpu_raw(),
+                b.w_t.gpu_raw(),
+                b.b_hh.gpu_raw(),
+                b.lengths.gpu_raw(),
+                b.state.gpu_raw(),
+                b.gates.gpu_raw(),
+                b.y.gpu_raw(),
+            ];
+            let kernels = [
+                Kernel::RecurrentStepForward,
+                Kernel::RecurrentSequenceForward,
+            ];
+            record_step(gpu, kernels, cell, p, whole_sequence, &buffers)
         }
         On::Cpu => {
             let (xg, w_t) = (host_read(b.xg), host_read(b.w_t));
