@@ -729,7 +729,7 @@ mod tests {
             )
             .unwrap();
             let mut p = super::Params::row_major(m, n, k);
-            let bufs = super::Bindings {
+            let bufs = super::RawBindings {
                 a: at.raw().unwrap(),
                 b: bt.raw().unwrap(),
                 bias: None,
