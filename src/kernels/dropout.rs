@@ -3,7 +3,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{record_strided, wgsl, Kernel};
+use super::{params, record_strided, wgsl, Kernel};
 use crate::error::Result;
 use crate::gpu::pipelines::{Access, KernelDesc};
 use crate::gpu::pool::RawBuffer;
@@ -18,20 +18,22 @@ pub(crate) const KERNEL: KernelDesc = KernelDesc {
     bindings: &[Access::Read, Access::ReadWrite],
 };
 
-/// Mirrors `struct Params` in shaders/dropout.wgsl.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
-pub struct Params {
-    pub numel: u32,
-    pub seed_lo: u32,
-    pub seed_hi: u32,
-    pub x_off: u32,
-    pub y_off: u32,
-    /// The drop probability.
-    pub p: f32,
-    /// 1 / (1 − p).
-    pub scale: f32,
-    pub _pad: u32,
+params! {
+    /// Mirrors `struct Params` in shaders/dropout.wgsl.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+    pub struct Params {
+        pub numel: u32,
+        pub seed_lo: u32,
+        pub seed_hi: u32,
+        pub x_off: u32,
+        pub y_off: u32,
+        /// The drop probability.
+        pub p: f32,
+        /// 1 / (1 − p).
+        pub scale: f32,
+        pub _pad: u32,
+    }
 }
 const _: () = assert!(std::mem::size_of::<Params>().is_multiple_of(16));
 
