@@ -9,7 +9,7 @@ use crate::gpu::pipelines::{Access, KernelDesc};
 use crate::gpu::pool::RawBuffer;
 use crate::gpu::GpuInner;
 
-pub(crate) const SOURCE: &str = wgsl!("recurrent_step_backward", "cells");
+pub(crate) const SOURCE: &str = wgsl!("recurrent_step_backward", "recurrent", "cells");
 
 /// `recurrent_sequence_backward` as the device layer sees it.
 pub(crate) const SEQUENCE_KERNEL: KernelDesc = KernelDesc {

@@ -10,7 +10,12 @@ use crate::gpu::pipelines::{Access, KernelDesc};
 use crate::gpu::pool::RawBuffer;
 use crate::gpu::GpuInner;
 
-pub(crate) const SOURCE: &str = wgsl!("recurrent_step_forward", "activations", "cells");
+pub(crate) const SOURCE: &str = wgsl!(
+    "recurrent_step_forward",
+    "recurrent",
+    "activations",
+    "cells"
+);
 
 /// `recurrent_sequence_forward` as the device layer sees it.
 pub(crate) const SEQUENCE_KERNEL: KernelDesc = KernelDesc {
@@ -46,7 +51,7 @@ pub(crate) const KERNEL: KernelDesc = KernelDesc {
 pub(crate) const WG: u32 = 64;
 
 params! {
-    /// Mirrors `struct Params` in shaders/recurrent_step_forward.wgsl (and the backward's).
+    /// Mirrors `struct Params` in shaders/common/recurrent.wgsl (both recurrent kernels).
     #[repr(C)]
     #[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
     pub struct Params {
