@@ -10,7 +10,7 @@ use crate::gpu::pipelines::{Access, KernelDesc};
 use crate::gpu::pool::RawBuffer;
 use crate::gpu::GpuInner;
 
-pub(crate) const SOURCE: &str = wgsl!("attention_backward_kv", "grid");
+pub(crate) const SOURCE: &str = wgsl!("attention_backward_kv", "attention", "grid");
 
 /// `attention_backward_kv` as the device layer sees it.
 pub(crate) const KERNEL: KernelDesc = KernelDesc {

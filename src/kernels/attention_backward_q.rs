@@ -7,7 +7,7 @@ use crate::error::Result;
 use crate::gpu::pipelines::{Access, KernelDesc};
 use crate::gpu::GpuInner;
 
-pub(crate) const SOURCE: &str = wgsl!("attention_backward_q", "grid");
+pub(crate) const SOURCE: &str = wgsl!("attention_backward_q", "attention", "grid");
 
 /// `attention_backward_q` as the device layer sees it.
 pub(crate) const KERNEL: KernelDesc = KernelDesc {

@@ -9,7 +9,7 @@ use crate::gpu::pipelines::{Access, KernelDesc};
 use crate::gpu::pool::RawBuffer;
 use crate::gpu::GpuInner;
 
-pub(crate) const SOURCE: &str = wgsl!("attention_forward", "grid");
+pub(crate) const SOURCE: &str = wgsl!("attention_forward", "attention", "grid");
 
 /// `attention_forward` as the device layer sees it.
 pub(crate) const KERNEL: KernelDesc = KernelDesc {
