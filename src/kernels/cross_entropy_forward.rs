@@ -8,7 +8,7 @@ use crate::gpu::pipelines::{Access, KernelDesc};
 use crate::gpu::pool::RawBuffer;
 use crate::gpu::GpuInner;
 
-pub(crate) const SOURCE: &str = wgsl!("cross_entropy_forward", "grid", "rows");
+pub(crate) const SOURCE: &str = wgsl!("cross_entropy_forward", "logsumexp", "grid", "rows");
 
 /// `cross_entropy_forward` as the device layer sees it.
 pub(crate) const KERNEL: KernelDesc = KernelDesc {

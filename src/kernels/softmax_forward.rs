@@ -9,7 +9,7 @@ use crate::gpu::pipelines::{Access, KernelDesc};
 use crate::gpu::pool::RawBuffer;
 use crate::gpu::GpuInner;
 
-pub(crate) const SOURCE: &str = wgsl!("softmax_forward", "grid", "rows");
+pub(crate) const SOURCE: &str = wgsl!("softmax_forward", "logsumexp", "grid", "rows");
 
 /// `softmax_forward` as the device layer sees it.
 pub(crate) const KERNEL: KernelDesc = KernelDesc {
