@@ -1,14 +1,10 @@
 // attention_backward_kv: dK and dV of fused attention, deterministic without atomics: an
 // invocation owns one key j and sums over every query i that saw it, streaming Q and dO through
-// workgroup memory BR rows at a time and recomputing the probabilities from the saved
+// workgroup memory TILE_ROWS rows at a time and recomputing the probabilities from the saved
 // log-sum-exp: p = exp(scale·q_i·k_j − lse_i), dV_j += p·dO_i, ds = p·(dO_i·v_j − D_i),
 // dK_j += scale·ds·q_i, with D_i = rowsum(dO_i ⊙ O_i) precomputed.
-// Grid: x = ceil(L / WG), y·z = BH (folded past 65,535). Needs: common/grid.wgsl.
-
-override HEAD_DIM: u32 = 64u;
-override WG: u32 = 64u;
-const MAX_DIM: u32 = 128u;
-const BR: u32 = 15u;  // query rows per tile: 2 · BR · MAX_DIM floats = 15 KiB, inside every device's limit
+// Grid: x = ceil(L / WG), y·z = BH (folded past 65,535). Tiles: tile_a Q, tile_b dO, TILE_ROWS
+// query rows each. Needs: common/attention.wgsl, common/grid.wgsl.
 
 struct Params { len: u32, heads: u32, causal: u32, scale: f32, bh: u32, _pad0: u32, _pad1: u32, _pad2: u32 }
 
@@ -20,9 +16,6 @@ struct Params { len: u32, heads: u32, causal: u32, scale: f32, bh: u32, _pad0: u
 @group(0) @binding(5) var<storage, read> stats: array<f32>;      // [2, BH, L]: lse, then D
 @group(0) @binding(6) var<storage, read> lengths: array<f32>;    // [B]
 @group(0) @binding(7) var<storage, read_write> dkv: array<f32>;  // [2, BH, L, D]: dK, then dV
-
-var<workgroup> q_tile: array<f32, 1920>;   // [BR][HEAD_DIM]
-var<workgroup> do_tile: array<f32, 1920>;  // [BR][HEAD_DIM]
 
 @compute @workgroup_size(WG)
 fn attention_backward_kv(
@@ -52,22 +45,13 @@ fn attention_backward_kv(
     // Causal: queries before this workgroup's first key never see its keys (uniform start).
     var i_start = 0u;
     if p.causal == 1u {
-        i_start = (wid.x * WG / BR) * BR;
+        i_start = (wid.x * WG / TILE_ROWS) * TILE_ROWS;
     }
-    for (var i0 = i_start; i0 < p.len; i0 += BR) {
-        for (var e = lindex; e < BR * HEAD_DIM; e += WG) {
-            let i = i0 + e / HEAD_DIM;
-            var qd = vec2<f32>(0.0, 0.0);
-            if i < p.len {
-                let at = base + i * HEAD_DIM + e % HEAD_DIM;
-                qd = vec2<f32>(q[at], d_o[at]);
-            }
-            q_tile[e] = qd.x;
-            do_tile[e] = qd.y;
-        }
+    for (var i0 = i_start; i0 < p.len; i0 += TILE_ROWS) {
+        load_tiles(i0, p.len, base, lindex);
         workgroupBarrier();
         if key_ok {
-            for (var ii = 0u; ii < BR; ii += 1u) {
+            for (var ii = 0u; ii < TILE_ROWS; ii += 1u) {
                 let i = i0 + ii;
                 if i >= p.len || (p.causal == 1u && j > i) {
                     continue;
@@ -75,14 +59,14 @@ fn attention_backward_kv(
                 var s = 0.0;
                 var dp = 0.0;
                 for (var c = 0u; c < HEAD_DIM; c += 1u) {
-                    s = fma(q_tile[ii * HEAD_DIM + c], kj[c], s);
-                    dp = fma(do_tile[ii * HEAD_DIM + c], vj[c], dp);
+                    s = fma(tile_a[ii * HEAD_DIM + c], kj[c], s);
+                    dp = fma(tile_b[ii * HEAD_DIM + c], vj[c], dp);
                 }
                 let pij = exp(s * p.scale - stats[bh * p.len + i]);
                 let ds = pij * (dp - stats[plane + bh * p.len + i]);
                 for (var c = 0u; c < HEAD_DIM; c += 1u) {
-                    dv[c] = fma(pij, do_tile[ii * HEAD_DIM + c], dv[c]);
-                    dk[c] = fma(ds * p.scale, q_tile[ii * HEAD_DIM + c], dk[c]);
+                    dv[c] = fma(pij, tile_b[ii * HEAD_DIM + c], dv[c]);
+                    dk[c] = fma(ds * p.scale, tile_a[ii * HEAD_DIM + c], dk[c]);
                 }
             }
         }
@@ -96,4 +80,9 @@ fn attention_backward_kv(
             dkv[dv_plane + base + j * HEAD_DIM + c] = dv[c];
         }
     }
+}
+
+// The Q and dO elements at `at` for load_tiles (common/attention.wgsl).
+fn tile_pair(at: u32) -> vec2<f32> {
+    return vec2<f32>(q[at], d_o[at]);
 }

@@ -1,12 +1,8 @@
 // attention_backward_q: dQ of fused attention: an invocation owns one query i and streams K and V
-// through workgroup memory BC keys at a time: p = exp(scale·q_i·k_j − lse_i),
+// through workgroup memory TILE_ROWS keys at a time: p = exp(scale·q_i·k_j − lse_i),
 // ds = p·(dO_i·v_j − D_i), dQ_i = scale·Σ_j ds·k_j. Deterministic (a fixed order, no atomics).
-// Grid: x = ceil(L / WG), y·z = BH (folded past 65,535). Needs: common/grid.wgsl.
-
-override HEAD_DIM: u32 = 64u;
-override WG: u32 = 64u;
-const MAX_DIM: u32 = 128u;
-const BC: u32 = 15u;  // 2 · BC · MAX_DIM floats = 15 KiB, inside even the downlevel limit
+// Grid: x = ceil(L / WG), y·z = BH (folded past 65,535). Tiles: tile_a K, tile_b V, TILE_ROWS
+// keys each. Needs: common/attention.wgsl, common/grid.wgsl.
 
 struct Params { len: u32, heads: u32, causal: u32, scale: f32, bh: u32, _pad0: u32, _pad1: u32, _pad2: u32 }
 
@@ -18,9 +14,6 @@ struct Params { len: u32, heads: u32, causal: u32, scale: f32, bh: u32, _pad0: u
 @group(0) @binding(5) var<storage, read> stats: array<f32>;      // [2, BH, L]: lse, then D
 @group(0) @binding(6) var<storage, read> lengths: array<f32>;    // [B]
 @group(0) @binding(7) var<storage, read_write> dq: array<f32>;   // [BH, L, D]
-
-var<workgroup> k_tile: array<f32, 1920>;  // [BC][HEAD_DIM]
-var<workgroup> v_tile: array<f32, 1920>;  // [BC][HEAD_DIM]
 
 @compute @workgroup_size(WG)
 fn attention_backward_q(
@@ -53,20 +46,11 @@ fn attention_backward_q(
     if p.causal == 1u {
         last_key = min(kv_len, (wid.x + 1u) * WG);
     }
-    for (var j0 = 0u; j0 < last_key; j0 += BC) {
-        for (var e = lindex; e < BC * HEAD_DIM; e += WG) {
-            let j = j0 + e / HEAD_DIM;
-            var kv = vec2<f32>(0.0, 0.0);
-            if j < p.len {
-                let at = base + j * HEAD_DIM + e % HEAD_DIM;
-                kv = vec2<f32>(k[at], v[at]);
-            }
-            k_tile[e] = kv.x;
-            v_tile[e] = kv.y;
-        }
+    for (var j0 = 0u; j0 < last_key; j0 += TILE_ROWS) {
+        load_tiles(j0, p.len, base, lindex);
         workgroupBarrier();
         if row_ok {
-            for (var jj = 0u; jj < BC; jj += 1u) {
+            for (var jj = 0u; jj < TILE_ROWS; jj += 1u) {
                 let j = j0 + jj;
                 if j >= kv_len || (p.causal == 1u && j > i) {
                     continue;
@@ -74,12 +58,12 @@ fn attention_backward_q(
                 var s = 0.0;
                 var dp = 0.0;
                 for (var c = 0u; c < HEAD_DIM; c += 1u) {
-                    s = fma(qi[c], k_tile[jj * HEAD_DIM + c], s);
-                    dp = fma(doi[c], v_tile[jj * HEAD_DIM + c], dp);
+                    s = fma(qi[c], tile_a[jj * HEAD_DIM + c], s);
+                    dp = fma(doi[c], tile_b[jj * HEAD_DIM + c], dp);
                 }
                 let ds = exp(s * p.scale - lse_i) * (dp - d_i);
                 for (var c = 0u; c < HEAD_DIM; c += 1u) {
-                    acc[c] = fma(ds * p.scale, k_tile[jj * HEAD_DIM + c], acc[c]);
+                    acc[c] = fma(ds * p.scale, tile_a[jj * HEAD_DIM + c], acc[c]);
                 }
             }
         }
@@ -90,4 +74,9 @@ fn attention_backward_q(
             dq[base + i * HEAD_DIM + c] = acc[c];
         }
     }
+}
+
+// The K and V elements at `at` for load_tiles (common/attention.wgsl).
+fn tile_pair(at: u32) -> vec2<f32> {
+    return vec2<f32>(k[at], v[at]);
 }

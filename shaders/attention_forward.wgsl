@@ -1,16 +1,12 @@
 // attention_forward: O = softmax(scale·Q·Kᵀ + mask)·V, fused and tiled as FlashAttention-2: an
 // invocation owns one query row and keeps its running max, running sum and output accumulator;
-// the workgroup streams K and V through workgroup memory BC keys at a time, so the L×L score
-// matrix never exists. Masks: causal (keys after the query; whole tiles past the workgroup's
+// the workgroup streams K and V through workgroup memory TILE_ROWS keys at a time, so the L×L
+// score matrix never exists. Masks: causal (keys after the query; whole tiles past the workgroup's
 // last query are skipped) and key padding (keys at or past the sequence's length).
 // Q, K, V, O: [BH, L, HEAD_DIM] contiguous; lengths [B] with B = BH / heads.
 // Saves for backward: lse[bh, i] = max + log(sum) of the row's scaled, masked scores.
-// Grid: x = ceil(L / WG), y·z = BH (folded past 65,535). Needs: common/grid.wgsl.
-
-override HEAD_DIM: u32 = 64u;
-override WG: u32 = 64u;
-const MAX_DIM: u32 = 128u;
-const BC: u32 = 15u;  // keys per tile: 2 · BC · MAX_DIM floats = 15 KiB, inside every device's limit
+// Grid: x = ceil(L / WG), y·z = BH (folded past 65,535). Tiles: tile_a K, tile_b V, TILE_ROWS
+// keys each. Needs: common/attention.wgsl, common/grid.wgsl.
 
 struct Params { len: u32, heads: u32, causal: u32, scale: f32, q_off: u32, k_off: u32, v_off: u32, bh: u32 }
 
@@ -21,9 +17,6 @@ struct Params { len: u32, heads: u32, causal: u32, scale: f32, q_off: u32, k_off
 @group(0) @binding(4) var<storage, read> lengths: array<f32>;     // [B]
 @group(0) @binding(5) var<storage, read_write> o: array<f32>;     // [BH, L, D]
 @group(0) @binding(6) var<storage, read_write> lse: array<f32>;   // [BH, L]
-
-var<workgroup> k_tile: array<f32, 1920>;  // [BC][HEAD_DIM]
-var<workgroup> v_tile: array<f32, 1920>;  // [BC][HEAD_DIM]
 
 @compute @workgroup_size(WG)
 fn attention_forward(
@@ -53,27 +46,18 @@ fn attention_forward(
     if p.causal == 1u {
         last_key = min(kv_len, (wid.x + 1u) * WG);
     }
-    for (var j0 = 0u; j0 < last_key; j0 += BC) {
-        for (var e = lindex; e < BC * HEAD_DIM; e += WG) {
-            let j = j0 + e / HEAD_DIM;
-            var kv = vec2<f32>(0.0, 0.0);
-            if j < p.len {
-                let at = base + j * HEAD_DIM + e % HEAD_DIM;
-                kv = vec2<f32>(k[p.k_off + at], v[p.v_off + at]);
-            }
-            k_tile[e] = kv.x;
-            v_tile[e] = kv.y;
-        }
+    for (var j0 = 0u; j0 < last_key; j0 += TILE_ROWS) {
+        load_tiles(j0, p.len, base, lindex);
         workgroupBarrier();
         if row_ok {
-            for (var jj = 0u; jj < BC; jj += 1u) {
+            for (var jj = 0u; jj < TILE_ROWS; jj += 1u) {
                 let j = j0 + jj;
                 if j >= kv_len || (p.causal == 1u && j > i) {
                     continue;
                 }
                 var s = 0.0;
                 for (var c = 0u; c < HEAD_DIM; c += 1u) {
-                    s = fma(qi[c], k_tile[jj * HEAD_DIM + c], s);
+                    s = fma(qi[c], tile_a[jj * HEAD_DIM + c], s);
                 }
                 // Online softmax: rescale what was summed so far when the max grows.
                 let m_new = max(m, s);
@@ -81,7 +65,7 @@ fn attention_forward(
                 let pj = exp(s - m_new);
                 l = l * correction + pj;
                 for (var c = 0u; c < HEAD_DIM; c += 1u) {
-                    acc[c] = acc[c] * correction + pj * v_tile[jj * HEAD_DIM + c];
+                    acc[c] = acc[c] * correction + pj * tile_b[jj * HEAD_DIM + c];
                 }
                 m = m_new;
             }
@@ -96,4 +80,9 @@ fn attention_forward(
         }
         lse[bh * p.len + i] = select(3.0e38, m + log(l), l > 0.0);
     }
+}
+
+// The K and V elements at `at` for load_tiles (common/attention.wgsl).
+fn tile_pair(at: u32) -> vec2<f32> {
+    return vec2<f32>(k[p.k_off + at], v[p.v_off + at]);
 }

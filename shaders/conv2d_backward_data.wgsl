@@ -7,7 +7,7 @@
 // Rows: input channels of the group. Columns: input pixels. K: (o, ky, kx) of the group.
 // Grid and tiling: common/conv2d.wgsl. Needs: common/conv2d.wgsl, common/grid.wgsl.
 
-@group(0) @binding(0) var<uniform> p: ConvParams;
+@group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> dy: array<f32>;        // [N, C_out, OH, OW]
 @group(0) @binding(2) var<storage, read> w: array<f32>;         // [C_out, C_in/G, kh, kw]
 @group(0) @binding(3) var<storage, read_write> dx: array<f32>;  // [N, C_in, H, W]

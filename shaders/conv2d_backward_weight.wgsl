@@ -11,7 +11,7 @@
 // Grid: as common/conv2d.wgsl, with tiles_cols counting CONV_TN-column tiles.
 // Needs: common/conv2d.wgsl, common/grid.wgsl.
 
-@group(0) @binding(0) var<uniform> p: ConvParams;
+@group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> dy: array<f32>;          // [N, C_out, OH, OW]
 @group(0) @binding(2) var<storage, read> x: array<f32>;           // [N, C_in, H, W]
 @group(0) @binding(3) var<storage, read_write> part: array<f32>;  // [splits, C_out, C_in/G·kh·kw]

@@ -5,7 +5,7 @@
 // Rows: output channels of the group. Columns: output pixels. K: (c, ky, kx) of the group.
 // Grid and tiling: common/conv2d.wgsl. Needs: common/conv2d.wgsl, common/grid.wgsl.
 
-@group(0) @binding(0) var<uniform> p: ConvParams;
+@group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;        // [N, C_in, H, W]
 @group(0) @binding(2) var<storage, read> w: array<f32>;        // [C_out, C_in/G, kh, kw]
 @group(0) @binding(3) var<storage, read> bias: array<f32>;     // [C_out] (read if has_bias)

@@ -3,7 +3,7 @@
 // out[0, n] = lse − x[n, t] (0 for an ignored row), out[1, n] = 1 if the row counts else 0 and
 // out[2, n] = lse = log Σ_c exp x[n, c] (max-subtracted), which backward reuses. A target outside
 // [0, C) that is not `ignore_index` gives a NaN loss: the caller's mistake shows, never hides.
-// Grid: N workgroups, folded. Needs: common/grid.wgsl, common/rows.wgsl.
+// Grid: N workgroups, folded. Needs: common/logsumexp.wgsl, common/grid.wgsl, common/rows.wgsl.
 
 struct Params { rows: u32, cols: u32, x_off: u32, t_off: u32, ignore_index: i32, _pad0: u32, _pad1: u32, _pad2: u32 }
 
@@ -23,18 +23,9 @@ fn cross_entropy_forward(
         return;
     }
     let xb = p.x_off + row * p.cols;
-    var m = bitcast<f32>(0xff800000u);
-    for (var c = lindex; c < p.cols; c += 256u) {
-        m = max(m, x[xb + c]);
-    }
-    m = row_max(m, lindex);
-    var s = 0.0;
-    for (var c = lindex; c < p.cols; c += 256u) {
-        s += exp(x[xb + c] - m);
-    }
-    s = row_sum(s, lindex);
+    let row_lse = row_logsumexp(xb, p.cols, lindex);
     if lindex == 0u {
-        let lse = m + log(s);
+        let lse = row_lse.max_x + log(row_lse.sum_exp);
         let t = i32(targets[p.t_off + row]);
         var loss = 0.0;
         var counts = 0.0;

@@ -5,18 +5,9 @@
 // (dG_h, by slot, for W_hh, b_hh and the next step), and the carries into the previous state.
 // A padded step passes dh and dc through untouched and gets no gate gradient.
 // An invocation owns BT batch rows of its hidden unit, so each W_hh element serves BT rows.
-// Grid: x = ceil(H / WG), y = ceil(B / BT). Needs: common/cells.wgsl.
+// Grid: x = ceil(H / WG), y = ceil(B / BT). Needs: common/recurrent.wgsl, common/cells.wgsl.
 
-override CELL: u32 = 2u;
-override WG: u32 = 64u;
-const BT: u32 = 8u;
-
-struct Params {
-    batch: u32, hidden: u32, steps: u32, t: u32,
-    slot: u32, y_stride: u32, y_off: u32, reverse: u32,
-    phase: u32, _pad0: u32, _pad1: u32, _pad2: u32,
-}
-
+// CELL, WG, BT and Params: common/recurrent.wgsl.
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> dy: array<f32>;          // [T, B, dirs·H]
 @group(0) @binding(2) var<storage, read> w_hh: array<f32>;        // [G·H, H]
@@ -33,39 +24,20 @@ fn recurrent_step_backward(
 ) {
     let j = wid.x * WG + lid.x;
     if j < p.hidden {
-        backward_rows(j, wid.y * BT, p.t, p.slot, p.phase);
+        step_rows(j, wid.y * BT, p.t, p.slot, p.phase);
     }
 }
 
-// The persistent path: the whole sequence in one workgroup, looping over the steps in the
-// shader, with a storage barrier between steps (the next step reads what every invocation
-// wrote). Only for layers whose state one workgroup can hold; there is no barrier across
-// workgroups in WGSL. Grid: 1 × 1.
+// The persistent path: the whole sequence in one workgroup, walking the state slots down
+// (common/recurrent.wgsl). Grid: 1 × 1.
 @compute @workgroup_size(WG)
 fn recurrent_sequence_backward(@builtin(local_invocation_id) lid: vec3<u32>) {
-    for (var i = 0u; i < p.steps; i += 1u) {
-        let slot = p.steps - 1u - i;  // the backward walks the state slots down
-        let t = select(slot, p.steps - 1u - slot, p.reverse == 1u);
-        for (var j = lid.x; j < p.hidden; j += WG) {
-            for (var b0 = 0u; b0 < p.batch; b0 += BT) {
-                backward_rows(j, b0, t, slot, 0u);
-            }
-        }
-        storageBarrier();
-        if CELL == 4u {
-            // Reset-before GRU: the second phase needs the first's results for every unit.
-            for (var j = lid.x; j < p.hidden; j += WG) {
-                for (var b0 = 0u; b0 < p.batch; b0 += BT) {
-                    backward_rows(j, b0, t, slot, 1u);
-                }
-            }
-            storageBarrier();
-        }
-    }
+    sweep_sequence(lid.x, true);
 }
 
-// The step for hidden unit j and batch rows b0 .. b0 + BT, at time t and state slot `slot`.
-fn backward_rows(j: u32, b0: u32, t: u32, slot: u32, phase: u32) {
+// The step for hidden unit j and batch rows b0 .. b0 + BT, at time t and state slot `slot`;
+// the sweep of common/recurrent.wgsl calls it by this name.
+fn step_rows(j: u32, b0: u32, t: u32, slot: u32, phase: u32) {
     if CELL == 4u && phase == 1u {
         cho_reset_rows(j, b0, t, slot);
         return;

@@ -1,7 +1,7 @@
 // softmax_forward: y = softmax(x) or log_softmax(x) over the last axis of a contiguous [R, C],
 // max-subtracted so logits of ±1e4 stay finite. One workgroup of 256 per row.
 // Saves for backward: y itself. Grid: R workgroups, folded.
-// Needs: common/grid.wgsl, common/rows.wgsl.
+// Needs: common/logsumexp.wgsl, common/grid.wgsl, common/rows.wgsl.
 
 struct Params { rows: u32, cols: u32, log: u32, x_off: u32, y_off: u32, _pad0: u32, _pad1: u32, _pad2: u32 }
 
@@ -21,16 +21,9 @@ fn softmax_forward(
     }
     let xb = p.x_off + row * p.cols;
     let yb = p.y_off + row * p.cols;
-    var m = bitcast<f32>(0xff800000u);
-    for (var c = lindex; c < p.cols; c += 256u) {
-        m = max(m, x[xb + c]);
-    }
-    m = row_max(m, lindex);
-    var s = 0.0;
-    for (var c = lindex; c < p.cols; c += 256u) {
-        s += exp(x[xb + c] - m);
-    }
-    s = row_sum(s, lindex);
+    let lse = row_logsumexp(xb, p.cols, lindex);
+    let m = lse.max_x;
+    let s = lse.sum_exp;
     let log_s = log(s);
     for (var c = lindex; c < p.cols; c += 256u) {
         let z = x[xb + c] - m;

@@ -16,7 +16,7 @@ const CONV_TN: u32 = 4u;
 override CONV_TM: u32 = 8u;
 const CONV_TM_MAX: u32 = 16u;
 
-struct ConvParams {
+struct Params {
     n: u32, c_in: u32, h: u32, w: u32,
     c_out: u32, oh: u32, ow: u32, groups: u32,
     kh: u32, kw: u32, stride_h: u32, stride_w: u32,
@@ -33,7 +33,7 @@ struct ConvTile {
     split: u32,
 }
 
-fn conv_tile(linear: u32, p: ConvParams) -> ConvTile {
+fn conv_tile(linear: u32, p: Params) -> ConvTile {
     var t: ConvTile;
     t.col0 = (linear % p.tiles_cols) * CONV_WG * CONV_TN;
     t.row0 = ((linear / p.tiles_cols) % p.tiles_rows) * CONV_TM;

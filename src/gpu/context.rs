@@ -105,13 +105,16 @@ pub(crate) struct GpuInner {
     pub pending: Mutex<Pending>,
     /// Autotuned `override` values, keyed by kernel name and a shape class of the kernel's own
     /// choosing; the device layer only stores them.
-    pub tuning: Mutex<HashMap<(&'static str, u64), Vec<(&'static str, f64)>>>,
+    pub tuning: Mutex<HashMap<TuneKey, Vec<(&'static str, f64)>>>,
     /// Application buffers wrapped as tensors: their bind-group id and how many tensors wrap them.
     pub external: Mutex<HashMap<wgpu::Buffer, (u64, usize)>>,
     /// A tiny buffer bound where a kernel's optional input is absent.
     pub dummy: RawBuffer,
     fault: Arc<Mutex<Option<Fault>>>,
 }
+
+/// A tuning-cache key: the kernel's name and a shape class of the kernel's own choosing.
+pub(crate) type TuneKey = (&'static str, u64);
 
 static NEXT_GPU_ID: AtomicU64 = AtomicU64::new(1);
 

@@ -4,7 +4,7 @@ use bytemuck::{Pod, Zeroable};
 
 use super::attention_forward::WG;
 use super::cpu;
-use super::{fold_rows, max_grid, on, wgsl, Kernel, On};
+use super::{fold_rows, max_grid, on, params, wgsl, Kernel, On};
 use crate::error::Result;
 use crate::gpu::encoder::Dispatch;
 use crate::gpu::pipelines::{Access, KernelDesc};
@@ -12,7 +12,7 @@ use crate::gpu::pool::RawBuffer;
 use crate::gpu::GpuInner;
 use crate::tensor::{host_read, host_write, Tensor};
 
-pub(crate) const SOURCE: &str = wgsl!("attention_backward_kv", "grid");
+pub(crate) const SOURCE: &str = wgsl!("attention_backward_kv", "attention", "grid");
 
 /// `attention_backward_kv` as the device layer sees it.
 pub(crate) const KERNEL: KernelDesc = KernelDesc {
@@ -29,17 +29,19 @@ pub(crate) const KERNEL: KernelDesc = KernelDesc {
     ],
 };
 
-/// Mirrors `struct Params` in shaders/attention_backward_kv.wgsl (and `attention_backward_q`).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
-pub struct Params {
-    pub len: u32,
-    pub heads: u32,
-    pub causal: u32,
-    pub scale: f32,
-    /// BH, the rows of Q: where the second plane of `stats` (and of `dkv`) starts.
-    pub bh: u32,
-    pub _pad: [u32; 3],
+params! {
+    /// Mirrors `struct Params` in shaders/attention_backward_kv.wgsl (and `attention_backward_q`).
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+    pub struct Params {
+        pub len: u32,
+        pub heads: u32,
+        pub causal: u32,
+        pub scale: f32,
+        /// BH, the rows of Q: where the second plane of `stats` (and of `dkv`) starts.
+        pub bh: u32,
+        pub _pad: [u32; 3],
+    }
 }
 const _: () = assert!(std::mem::size_of::<Params>().is_multiple_of(16));
 

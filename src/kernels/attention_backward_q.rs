@@ -5,7 +5,7 @@
 use super::wgsl;
 use crate::gpu::pipelines::{Access, KernelDesc};
 
-pub(crate) const SOURCE: &str = wgsl!("attention_backward_q", "grid");
+pub(crate) const SOURCE: &str = wgsl!("attention_backward_q", "attention", "grid");
 
 /// `attention_backward_q` as the device layer sees it.
 pub(crate) const KERNEL: KernelDesc = KernelDesc {

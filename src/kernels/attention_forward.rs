@@ -3,13 +3,13 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::cpu;
-use super::{fold_rows, max_grid, on, wgsl, Kernel, On};
+use super::{fold_rows, max_grid, on, params, wgsl, Kernel, On};
 use crate::error::Result;
 use crate::gpu::encoder::Dispatch;
 use crate::gpu::pipelines::{Access, KernelDesc};
 use crate::tensor::{host_read, host_write, Tensor};
 
-pub(crate) const SOURCE: &str = wgsl!("attention_forward", "grid");
+pub(crate) const SOURCE: &str = wgsl!("attention_forward", "attention", "grid");
 
 /// `attention_forward` as the device layer sees it.
 pub(crate) const KERNEL: KernelDesc = KernelDesc {
@@ -30,21 +30,23 @@ pub(crate) const WG: u32 = 64;
 /// Largest head dimension the kernels hold in registers (`MAX_DIM`).
 pub(crate) const MAX_DIM: u32 = 128;
 
-/// Mirrors `struct Params` in shaders/attention_forward.wgsl.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
-pub struct Params {
-    /// L, the sequence length (queries and keys).
-    pub len: u32,
-    /// Heads per batch entry: `lengths[bh / heads]` masks row bh.
-    pub heads: u32,
-    pub causal: u32,
-    pub scale: f32,
-    pub q_off: u32,
-    pub k_off: u32,
-    pub v_off: u32,
-    /// BH, the rows of Q (the folded grid may hold more).
-    pub bh: u32,
+params! {
+    /// Mirrors `struct Params` in shaders/attention_forward.wgsl.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+    pub struct Params {
+        /// L, the sequence length (queries and keys).
+        pub len: u32,
+        /// Heads per batch entry: `lengths[bh / heads]` masks row bh.
+        pub heads: u32,
+        pub causal: u32,
+        pub scale: f32,
+        pub q_off: u32,
+        pub k_off: u32,
+        pub v_off: u32,
+        /// BH, the rows of Q (the folded grid may hold more).
+        pub bh: u32,
+    }
 }
 const _: () = assert!(std::mem::size_of::<Params>().is_multiple_of(16));
 

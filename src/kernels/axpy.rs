@@ -4,7 +4,7 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::cpu;
-use super::{on, record_strided, wgsl, Kernel, On};
+use super::{on, params, record_strided, wgsl, Kernel, On};
 use crate::error::Result;
 use crate::gpu::pipelines::{Access, KernelDesc};
 use crate::tensor::{host_read, host_write, Tensor};
@@ -18,18 +18,20 @@ pub(crate) const KERNEL: KernelDesc = KernelDesc {
     bindings: &[Access::Read, Access::ReadWrite],
 };
 
-/// Mirrors `struct Params` in shaders/axpy.wgsl.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
-pub struct Params {
-    pub numel: u32,
-    pub x_off: u32,
-    pub y_off: u32,
-    pub _pad: u32,
-    pub alpha: f32,
-    pub beta: f32,
-    pub _pad1: u32,
-    pub _pad2: u32,
+params! {
+    /// Mirrors `struct Params` in shaders/axpy.wgsl.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+    pub struct Params {
+        pub numel: u32,
+        pub x_off: u32,
+        pub y_off: u32,
+        pub _pad: u32,
+        pub alpha: f32,
+        pub beta: f32,
+        pub _pad1: u32,
+        pub _pad2: u32,
+    }
 }
 const _: () = assert!(std::mem::size_of::<Params>().is_multiple_of(16));
 

@@ -4,7 +4,7 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::cpu;
-use super::{on, record_rows, wgsl, Kernel, On};
+use super::{on, params, record_rows, wgsl, Kernel, On};
 use crate::error::Result;
 use crate::gpu::pipelines::{Access, KernelDesc};
 use crate::tensor::{host_read, host_write, Tensor};
@@ -26,16 +26,18 @@ pub(crate) const KERNEL: KernelDesc = KernelDesc {
     ],
 };
 
-/// Mirrors `struct Params` in shaders/batch_norm_backward.wgsl.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
-pub struct Params {
-    pub n: u32,
-    pub c: u32,
-    pub s: u32,
-    pub training: u32,
-    pub affine: u32,
-    pub _pad: [u32; 3],
+params! {
+    /// Mirrors `struct Params` in shaders/batch_norm_backward.wgsl.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+    pub struct Params {
+        pub n: u32,
+        pub c: u32,
+        pub s: u32,
+        pub training: u32,
+        pub affine: u32,
+        pub _pad: [u32; 3],
+    }
 }
 const _: () = assert!(std::mem::size_of::<Params>().is_multiple_of(16));
 

@@ -4,7 +4,7 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::cpu;
-use super::{on, record_rows, wgsl, Kernel, On};
+use super::{on, params, record_rows, wgsl, Kernel, On};
 use crate::error::Result;
 use crate::gpu::pipelines::{Access, KernelDesc};
 use crate::tensor::{host_read, host_write, Tensor};
@@ -26,22 +26,24 @@ pub(crate) const KERNEL: KernelDesc = KernelDesc {
     ],
 };
 
-/// Mirrors `struct Params` in shaders/batch_norm_forward.wgsl.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
-pub struct Params {
-    pub n: u32,
-    pub c: u32,
-    /// Elements per (sample, channel): H·W, or 1.
-    pub s: u32,
-    /// 1: batch statistics; 0: running statistics.
-    pub training: u32,
-    pub momentum: f32,
-    pub eps: f32,
-    /// 1 when γ and β apply.
-    pub affine: u32,
-    /// 1 when training updates the running statistics.
-    pub track: u32,
+params! {
+    /// Mirrors `struct Params` in shaders/batch_norm_forward.wgsl.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+    pub struct Params {
+        pub n: u32,
+        pub c: u32,
+        /// Elements per (sample, channel): H·W, or 1.
+        pub s: u32,
+        /// 1: batch statistics; 0: running statistics.
+        pub training: u32,
+        pub momentum: f32,
+        pub eps: f32,
+        /// 1 when γ and β apply.
+        pub affine: u32,
+        /// 1 when training updates the running statistics.
+        pub track: u32,
+    }
 }
 const _: () = assert!(std::mem::size_of::<Params>().is_multiple_of(16));
 

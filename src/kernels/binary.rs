@@ -3,7 +3,7 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::cpu;
-use super::{on, record_strided, wgsl, Kernel, On};
+use super::{on, params, record_strided, wgsl, Kernel, On};
 use crate::error::Result;
 use crate::gpu::pipelines::{Access, KernelDesc};
 use crate::tensor::{host_read, host_write, Tensor};
@@ -56,22 +56,24 @@ impl BinaryOp {
     }
 }
 
-/// Mirrors `struct Params` in shaders/binary.wgsl.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
-pub struct Params {
-    pub numel: u32,
-    pub rank: u32,
-    pub op: u32,
-    /// 1 when a and b are both contiguous with the output's shape.
-    pub contiguous: u32,
-    pub a_off: u32,
-    pub b_off: u32,
-    pub y_off: u32,
-    pub _pad: u32,
-    pub shape: [u32; 8],
-    pub a_strides: [u32; 8],
-    pub b_strides: [u32; 8],
+params! {
+    /// Mirrors `struct Params` in shaders/binary.wgsl.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+    pub struct Params {
+        pub numel: u32,
+        pub rank: u32,
+        pub op: u32,
+        /// 1 when a and b are both contiguous with the output's shape.
+        pub contiguous: u32,
+        pub a_off: u32,
+        pub b_off: u32,
+        pub y_off: u32,
+        pub _pad: u32,
+        pub shape: [u32; 8],
+        pub a_strides: [u32; 8],
+        pub b_strides: [u32; 8],
+    }
 }
 const _: () = assert!(std::mem::size_of::<Params>().is_multiple_of(16));
 

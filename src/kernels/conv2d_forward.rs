@@ -1,12 +1,12 @@
 //! `conv2d_forward`: the convolution geometry every conv kernel shares (`Params`, mirroring
-//! `struct ConvParams` in shaders/common/conv2d.wgsl) and the forward implicit GEMM's dispatch.
+//! `struct Params` in shaders/common/conv2d.wgsl) and the forward implicit GEMM's dispatch.
 //! The parity tests of all three convolution kernels (GPU and CPU twin against a direct f64
 //! convolution) live at the bottom.
 
 use bytemuck::{Pod, Zeroable};
 
 use super::cpu;
-use super::{fold_grid, on, wgsl, Kernel, On};
+use super::{fold_grid, on, params, wgsl, Kernel, On};
 use crate::error::Result;
 use crate::gpu::encoder::Dispatch;
 use crate::gpu::pipelines::{Access, KernelDesc};
@@ -37,35 +37,37 @@ pub(crate) fn tile_rows(rows: usize) -> u32 {
         .unwrap_or(1)
 }
 
-/// Mirrors `struct ConvParams` in shaders/common/conv2d.wgsl.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
-pub struct Params {
-    pub n: u32,
-    pub c_in: u32,
-    pub h: u32,
-    pub w: u32,
-    pub c_out: u32,
-    pub oh: u32,
-    pub ow: u32,
-    pub groups: u32,
-    pub kh: u32,
-    pub kw: u32,
-    pub stride_h: u32,
-    pub stride_w: u32,
-    pub pad_h: u32,
-    pub pad_w: u32,
-    pub dil_h: u32,
-    pub dil_w: u32,
-    /// Set by each kernel's owner: the grid of its GEMM.
-    pub tiles_cols: u32,
-    pub tiles_rows: u32,
-    /// Split-K factor of the weight gradient (1 elsewhere).
-    pub splits: u32,
-    /// Output pixels summed by one split of the weight gradient (1 elsewhere).
-    pub per_split: u32,
-    pub has_bias: u32,
-    pub _pad: [u32; 3],
+params! {
+    /// Mirrors `struct Params` in shaders/common/conv2d.wgsl.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+    pub struct Params {
+        pub n: u32,
+        pub c_in: u32,
+        pub h: u32,
+        pub w: u32,
+        pub c_out: u32,
+        pub oh: u32,
+        pub ow: u32,
+        pub groups: u32,
+        pub kh: u32,
+        pub kw: u32,
+        pub stride_h: u32,
+        pub stride_w: u32,
+        pub pad_h: u32,
+        pub pad_w: u32,
+        pub dil_h: u32,
+        pub dil_w: u32,
+        /// Set by each kernel's owner: the grid of its GEMM.
+        pub tiles_cols: u32,
+        pub tiles_rows: u32,
+        /// Split-K factor of the weight gradient (1 elsewhere).
+        pub splits: u32,
+        /// Output pixels summed by one split of the weight gradient (1 elsewhere).
+        pub per_split: u32,
+        pub has_bias: u32,
+        pub _pad: [u32; 3],
+    }
 }
 const _: () = assert!(std::mem::size_of::<Params>().is_multiple_of(16));
 

@@ -3,7 +3,7 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::cpu;
-use super::{on, record_flat, wgsl, Kernel, On};
+use super::{on, params, record_flat, wgsl, Kernel, On};
 use crate::error::Result;
 use crate::gpu::pipelines::{Access, KernelDesc};
 use crate::tensor::{host_read, host_write, Tensor};
@@ -24,19 +24,21 @@ pub(crate) const KERNEL: KernelDesc = KernelDesc {
     ],
 };
 
-/// Mirrors `struct Params` in shaders/cross_entropy_backward.wgsl; `mean` = 1 divides by the
-/// number of rows that count.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
-pub struct Params {
-    pub rows: u32,
-    pub cols: u32,
-    pub x_off: u32,
-    pub t_off: u32,
-    pub ignore_index: i32,
-    pub mean: u32,
-    pub dx_off: u32,
-    pub dy_off: u32,
+params! {
+    /// Mirrors `struct Params` in shaders/cross_entropy_backward.wgsl; `mean` = 1 divides by the
+    /// number of rows that count.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+    pub struct Params {
+        pub rows: u32,
+        pub cols: u32,
+        pub x_off: u32,
+        pub t_off: u32,
+        pub ignore_index: i32,
+        pub mean: u32,
+        pub dx_off: u32,
+        pub dy_off: u32,
+    }
 }
 const _: () = assert!(std::mem::size_of::<Params>().is_multiple_of(16));
 

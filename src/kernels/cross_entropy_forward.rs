@@ -3,12 +3,12 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::cpu;
-use super::{on, record_rows, wgsl, Kernel, On};
+use super::{on, params, record_rows, wgsl, Kernel, On};
 use crate::error::Result;
 use crate::gpu::pipelines::{Access, KernelDesc};
 use crate::tensor::{host_read, host_write, Tensor};
 
-pub(crate) const SOURCE: &str = wgsl!("cross_entropy_forward", "grid", "rows");
+pub(crate) const SOURCE: &str = wgsl!("cross_entropy_forward", "logsumexp", "grid", "rows");
 
 /// `cross_entropy_forward` as the device layer sees it.
 pub(crate) const KERNEL: KernelDesc = KernelDesc {
@@ -17,16 +17,18 @@ pub(crate) const KERNEL: KernelDesc = KernelDesc {
     bindings: &[Access::Read, Access::Read, Access::ReadWrite],
 };
 
-/// Mirrors `struct Params` in shaders/cross_entropy_forward.wgsl.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
-pub struct Params {
-    pub rows: u32,
-    pub cols: u32,
-    pub x_off: u32,
-    pub t_off: u32,
-    pub ignore_index: i32,
-    pub _pad: [u32; 3],
+params! {
+    /// Mirrors `struct Params` in shaders/cross_entropy_forward.wgsl.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+    pub struct Params {
+        pub rows: u32,
+        pub cols: u32,
+        pub x_off: u32,
+        pub t_off: u32,
+        pub ignore_index: i32,
+        pub _pad: [u32; 3],
+    }
 }
 const _: () = assert!(std::mem::size_of::<Params>().is_multiple_of(16));
 

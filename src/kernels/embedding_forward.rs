@@ -3,7 +3,7 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::cpu;
-use super::{on, record_flat, wgsl, Kernel, On};
+use super::{on, params, record_flat, wgsl, Kernel, On};
 use crate::error::Result;
 use crate::gpu::pipelines::{Access, KernelDesc};
 use crate::tensor::{host_read, host_write, Tensor};
@@ -17,14 +17,16 @@ pub(crate) const KERNEL: KernelDesc = KernelDesc {
     bindings: &[Access::Read, Access::Read, Access::ReadWrite],
 };
 
-/// Mirrors `struct Params` in shaders/embedding_forward.wgsl (and the backward's).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
-pub struct Params {
-    pub tokens: u32,
-    pub dim: u32,
-    pub vocab: u32,
-    pub ids_off: u32,
+params! {
+    /// Mirrors `struct Params` in shaders/embedding_forward.wgsl (and the backward's).
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+    pub struct Params {
+        pub tokens: u32,
+        pub dim: u32,
+        pub vocab: u32,
+        pub ids_off: u32,
+    }
 }
 const _: () = assert!(std::mem::size_of::<Params>().is_multiple_of(16));
 

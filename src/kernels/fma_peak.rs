@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{fold_grid, wgsl, Kernel};
+use super::{fold_grid, params, wgsl, Kernel};
 use crate::error::Result;
 use crate::gpu::encoder::Dispatch;
 use crate::gpu::pipelines::{Access, KernelDesc};
@@ -20,15 +20,18 @@ pub(crate) const KERNEL: KernelDesc = KernelDesc {
     bindings: &[Access::ReadWrite],
 };
 
-/// Mirrors `struct Params` in shaders/fma_peak.wgsl.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
-pub struct Params {
-    pub iters: u32,
-    pub invocations: u32,
-    pub _pad0: u32,
-    pub _pad1: u32,
+params! {
+    /// Mirrors `struct Params` in shaders/fma_peak.wgsl.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+    pub struct Params {
+        pub iters: u32,
+        pub invocations: u32,
+        pub _pad0: u32,
+        pub _pad1: u32,
+    }
 }
+const _: () = assert!(std::mem::size_of::<Params>().is_multiple_of(16));
 
 /// FLOP of one dispatch: invocations · iters · 8 chains · 2 (an FMA is two).
 fn flop(p: &Params) -> f64 {

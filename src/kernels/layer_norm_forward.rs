@@ -3,7 +3,7 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::cpu;
-use super::{on, record_rows, wgsl, Kernel, On};
+use super::{on, params, record_rows, wgsl, Kernel, On};
 use crate::error::Result;
 use crate::gpu::pipelines::{Access, KernelDesc};
 use crate::tensor::{host_read, host_write, Tensor};
@@ -23,17 +23,19 @@ pub(crate) const KERNEL: KernelDesc = KernelDesc {
     ],
 };
 
-/// Mirrors `struct Params` in shaders/layer_norm_forward.wgsl.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
-pub struct Params {
-    pub rows: u32,
-    pub cols: u32,
-    pub x_off: u32,
-    /// 1 when γ and β apply.
-    pub affine: u32,
-    pub eps: f32,
-    pub _pad: [u32; 3],
+params! {
+    /// Mirrors `struct Params` in shaders/layer_norm_forward.wgsl.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+    pub struct Params {
+        pub rows: u32,
+        pub cols: u32,
+        pub x_off: u32,
+        /// 1 when γ and β apply.
+        pub affine: u32,
+        pub eps: f32,
+        pub _pad: [u32; 3],
+    }
 }
 const _: () = assert!(std::mem::size_of::<Params>().is_multiple_of(16));
 

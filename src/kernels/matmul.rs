@@ -7,7 +7,7 @@ use std::time::Instant;
 use bytemuck::{Pod, Zeroable};
 
 use super::cpu;
-use super::{fold_grid, on, wgsl, Kernel, On};
+use super::{fold_grid, on, params, wgsl, Kernel, On};
 use crate::error::Result;
 use crate::gpu::encoder::Dispatch;
 use crate::gpu::lock;
@@ -25,38 +25,40 @@ pub(crate) const KERNEL: KernelDesc = KernelDesc {
     bindings: &[Access::Read, Access::Read, Access::Read, Access::ReadWrite],
 };
 
-/// Mirrors `struct Params` in shaders/matmul.wgsl field for field. Offsets and strides are in
-/// elements; `_rs`/`_cs`/`_bs` are row, column and batch strides of op(A) [M, K], op(B) [K, N]
-/// and C [M, N].
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
-pub struct Params {
-    pub m: u32,
-    pub n: u32,
-    pub k: u32,
-    pub batch: u32,
-    pub a_off: u32,
-    pub a_rs: u32,
-    pub a_cs: u32,
-    pub a_bs: u32,
-    pub b_off: u32,
-    pub b_rs: u32,
-    pub b_cs: u32,
-    pub b_bs: u32,
-    pub c_off: u32,
-    pub c_rs: u32,
-    pub c_cs: u32,
-    pub c_bs: u32,
-    pub bias_off: u32,
-    /// 0: no bias; 1: bias [N] added to every row; 2: bias [M] added to every column.
-    pub bias_mode: u32,
-    /// An `Activation` code (shaders/common/activations.wgsl).
-    pub activation: u32,
-    pub tiles_n: u32,
-    pub tiles_m: u32,
-    pub alpha: f32,
-    pub beta: f32,
-    pub _pad: u32,
+params! {
+    /// Mirrors `struct Params` in shaders/matmul.wgsl field for field. Offsets and strides are in
+    /// elements; `_rs`/`_cs`/`_bs` are row, column and batch strides of op(A) [M, K], op(B) [K, N]
+    /// and C [M, N].
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+    pub struct Params {
+        pub m: u32,
+        pub n: u32,
+        pub k: u32,
+        pub batch: u32,
+        pub a_off: u32,
+        pub a_rs: u32,
+        pub a_cs: u32,
+        pub a_bs: u32,
+        pub b_off: u32,
+        pub b_rs: u32,
+        pub b_cs: u32,
+        pub b_bs: u32,
+        pub c_off: u32,
+        pub c_rs: u32,
+        pub c_cs: u32,
+        pub c_bs: u32,
+        pub bias_off: u32,
+        /// 0: no bias; 1: bias [N] added to every row; 2: bias [M] added to every column.
+        pub bias_mode: u32,
+        /// An `Activation` code (shaders/common/activations.wgsl).
+        pub activation: u32,
+        pub tiles_n: u32,
+        pub tiles_m: u32,
+        pub alpha: f32,
+        pub beta: f32,
+        pub _pad: u32,
+    }
 }
 const _: () = assert!(std::mem::size_of::<Params>().is_multiple_of(16));
 

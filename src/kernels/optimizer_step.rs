@@ -3,7 +3,7 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::cpu;
-use super::{on, record_strided, wgsl, Kernel, On};
+use super::{on, params, record_strided, wgsl, Kernel, On};
 use crate::error::Result;
 use crate::gpu::pipelines::{Access, KernelDesc};
 use crate::tensor::{host_read, host_write, Tensor};
@@ -28,32 +28,34 @@ pub(crate) const NESTEROV: u32 = 1;
 pub(crate) const CLIP_SCALE: u32 = 2;
 pub(crate) const CLIP_VALUE: u32 = 4;
 
-/// Mirrors `struct Params` in shaders/optimizer_step.wgsl.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
-pub struct Params {
-    pub numel: u32,
-    /// 0 SGD, 1 AdaGrad, 2 RMSProp, 3 AdaDelta, 4 Adam, 5 AdamW.
-    pub algo: u32,
-    /// 1-based step count t.
-    pub step: u32,
-    pub flags: u32,
-    pub lr: f32,
-    /// Momentum (SGD, RMSProp) or β1 (Adam).
-    pub beta1: f32,
-    /// β2 (Adam), α (RMSProp) or ρ (AdaDelta).
-    pub beta2: f32,
-    pub eps: f32,
-    pub weight_decay: f32,
-    pub l1: f32,
-    pub dampening: f32,
-    pub clip_value: f32,
-    /// 1 − β1^t.
-    pub bias_correction1: f32,
-    /// 1 − β2^t.
-    pub bias_correction2: f32,
-    pub lr_decay: f32,
-    pub _pad: u32,
+params! {
+    /// Mirrors `struct Params` in shaders/optimizer_step.wgsl.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+    pub struct Params {
+        pub numel: u32,
+        /// 0 SGD, 1 AdaGrad, 2 RMSProp, 3 AdaDelta, 4 Adam, 5 AdamW.
+        pub algo: u32,
+        /// 1-based step count t.
+        pub step: u32,
+        pub flags: u32,
+        pub lr: f32,
+        /// Momentum (SGD, RMSProp) or β1 (Adam).
+        pub beta1: f32,
+        /// β2 (Adam), α (RMSProp) or ρ (AdaDelta).
+        pub beta2: f32,
+        pub eps: f32,
+        pub weight_decay: f32,
+        pub l1: f32,
+        pub dampening: f32,
+        pub clip_value: f32,
+        /// 1 − β1^t.
+        pub bias_correction1: f32,
+        /// 1 − β2^t.
+        pub bias_correction2: f32,
+        pub lr_decay: f32,
+        pub _pad: u32,
+    }
 }
 const _: () = assert!(std::mem::size_of::<Params>().is_multiple_of(16));
 

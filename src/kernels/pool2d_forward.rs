@@ -3,7 +3,7 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::cpu;
-use super::{on, record_flat, wgsl, Kernel, On};
+use super::{on, params, record_flat, wgsl, Kernel, On};
 use crate::error::Result;
 use crate::gpu::pipelines::{Access, KernelDesc};
 use crate::tensor::{host_read, host_write, Tensor};
@@ -17,24 +17,26 @@ pub(crate) const KERNEL: KernelDesc = KernelDesc {
     bindings: &[Access::Read, Access::ReadWrite, Access::ReadWrite],
 };
 
-/// Mirrors `struct Params` in shaders/pool2d_forward.wgsl (and the backward's).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
-pub struct Params {
-    /// N·C.
-    pub planes: u32,
-    pub h: u32,
-    pub w: u32,
-    pub oh: u32,
-    pub ow: u32,
-    pub kh: u32,
-    pub kw: u32,
-    pub stride: u32,
-    pub pad: u32,
-    /// 1 for max pooling, 0 for average.
-    pub max: u32,
-    pub x_off: u32,
-    pub _pad: u32,
+params! {
+    /// Mirrors `struct Params` in shaders/pool2d_forward.wgsl (and the backward's).
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+    pub struct Params {
+        /// N·C.
+        pub planes: u32,
+        pub h: u32,
+        pub w: u32,
+        pub oh: u32,
+        pub ow: u32,
+        pub kh: u32,
+        pub kw: u32,
+        pub stride: u32,
+        pub pad: u32,
+        /// 1 for max pooling, 0 for average.
+        pub max: u32,
+        pub x_off: u32,
+        pub _pad: u32,
+    }
 }
 const _: () = assert!(std::mem::size_of::<Params>().is_multiple_of(16));
 

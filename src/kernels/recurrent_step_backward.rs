@@ -8,7 +8,7 @@ use crate::error::Result;
 use crate::gpu::pipelines::{Access, KernelDesc};
 use crate::tensor::{host_read, host_write, Tensor};
 
-pub(crate) const SOURCE: &str = wgsl!("recurrent_step_backward", "cells");
+pub(crate) const SOURCE: &str = wgsl!("recurrent_step_backward", "recurrent", "cells");
 
 /// `recurrent_sequence_backward` as the device layer sees it.
 pub(crate) const SEQUENCE_KERNEL: KernelDesc = KernelDesc {

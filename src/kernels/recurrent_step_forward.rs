@@ -4,7 +4,7 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::cpu;
-use super::{fold_grid, on, wgsl, Kernel, On};
+use super::{fold_grid, on, params, wgsl, Kernel, On};
 use crate::error::Result;
 use crate::gpu::encoder::Dispatch;
 use crate::gpu::pipelines::{Access, KernelDesc};
@@ -15,7 +15,12 @@ use crate::tensor::{host_read, host_write, Tensor};
 /// Gates per hidden unit and saved values per hidden unit of each cell code.
 pub(crate) use crate::kernels::cpu::recurrent_step_forward::{cell_gates, cell_saved};
 
-pub(crate) const SOURCE: &str = wgsl!("recurrent_step_forward", "activations", "cells");
+pub(crate) const SOURCE: &str = wgsl!(
+    "recurrent_step_forward",
+    "recurrent",
+    "activations",
+    "cells"
+);
 
 /// `recurrent_sequence_forward` as the device layer sees it.
 pub(crate) const SEQUENCE_KERNEL: KernelDesc = KernelDesc {
@@ -50,27 +55,29 @@ pub(crate) const KERNEL: KernelDesc = KernelDesc {
 /// Invocations per workgroup: hidden units per workgroup.
 pub(crate) const WG: u32 = 64;
 
-/// Mirrors `struct Params` in shaders/recurrent_step_forward.wgsl (and the backward's).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
-pub struct Params {
-    pub batch: u32,
-    pub hidden: u32,
-    /// T, the steps of the sequence.
-    pub steps: u32,
-    /// The time index this step reads and writes.
-    pub t: u32,
-    /// The state slot this step reads (it writes slot + 1).
-    pub slot: u32,
-    /// Row stride of the output: dirs·H.
-    pub y_stride: u32,
-    /// Column offset of this direction in the output: d·H.
-    pub y_off: u32,
-    /// 1 for the reverse direction (read by the persistent path, which walks the times itself).
-    pub reverse: u32,
-    /// 0, or 1 for the second phase of a reset-before GRU step.
-    pub phase: u32,
-    pub _pad: [u32; 3],
+params! {
+    /// Mirrors `struct Params` in shaders/common/recurrent.wgsl (both recurrent kernels).
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+    pub struct Params {
+        pub batch: u32,
+        pub hidden: u32,
+        /// T, the steps of the sequence.
+        pub steps: u32,
+        /// The time index this step reads and writes.
+        pub t: u32,
+        /// The state slot this step reads (it writes slot + 1).
+        pub slot: u32,
+        /// Row stride of the output: dirs·H.
+        pub y_stride: u32,
+        /// Column offset of this direction in the output: d·H.
+        pub y_off: u32,
+        /// 1 for the reverse direction (read by the persistent path, which walks the times itself).
+        pub reverse: u32,
+        /// 0, or 1 for the second phase of a reset-before GRU step.
+        pub phase: u32,
+        pub _pad: [u32; 3],
+    }
 }
 const _: () = assert!(std::mem::size_of::<Params>().is_multiple_of(16));
 

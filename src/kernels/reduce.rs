@@ -6,7 +6,7 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::cpu;
-use super::{fold_grid, on, wgsl, Kernel, On};
+use super::{fold_grid, on, params, wgsl, Kernel, On};
 use crate::error::Result;
 use crate::gpu::encoder::Dispatch;
 use crate::gpu::pipelines::{Access, KernelDesc};
@@ -52,23 +52,25 @@ impl ReduceOp {
     }
 }
 
-/// Mirrors `struct Params` in shaders/reduce.wgsl.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
-pub struct Params {
-    pub outer: u32,
-    pub len: u32,
-    pub inner: u32,
-    pub chunk: u32,
-    pub chunks: u32,
-    pub op: u32,
-    /// 0: an invocation per output; 1: a workgroup per output (inner = 1 only).
-    pub mode: u32,
-    pub x_off: u32,
-    pub y_off: u32,
-    pub scale: f32,
-    pub _pad0: u32,
-    pub _pad1: u32,
+params! {
+    /// Mirrors `struct Params` in shaders/reduce.wgsl.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+    pub struct Params {
+        pub outer: u32,
+        pub len: u32,
+        pub inner: u32,
+        pub chunk: u32,
+        pub chunks: u32,
+        pub op: u32,
+        /// 0: an invocation per output; 1: a workgroup per output (inner = 1 only).
+        pub mode: u32,
+        pub x_off: u32,
+        pub y_off: u32,
+        pub scale: f32,
+        pub _pad0: u32,
+        pub _pad1: u32,
+    }
 }
 const _: () = assert!(std::mem::size_of::<Params>().is_multiple_of(16));
 

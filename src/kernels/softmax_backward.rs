@@ -4,7 +4,7 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::cpu;
-use super::{on, record_rows, wgsl, Kernel, On};
+use super::{on, params, record_rows, wgsl, Kernel, On};
 use crate::error::Result;
 use crate::gpu::pipelines::{Access, KernelDesc};
 use crate::tensor::{host_read, host_write, Tensor};
@@ -18,17 +18,19 @@ pub(crate) const KERNEL: KernelDesc = KernelDesc {
     bindings: &[Access::Read, Access::Read, Access::ReadWrite],
 };
 
-/// Mirrors `struct Params` in shaders/softmax_backward.wgsl.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
-pub struct Params {
-    pub rows: u32,
-    pub cols: u32,
-    pub log: u32,
-    pub y_off: u32,
-    pub dy_off: u32,
-    pub dx_off: u32,
-    pub _pad: [u32; 2],
+params! {
+    /// Mirrors `struct Params` in shaders/softmax_backward.wgsl.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+    pub struct Params {
+        pub rows: u32,
+        pub cols: u32,
+        pub log: u32,
+        pub y_off: u32,
+        pub dy_off: u32,
+        pub dx_off: u32,
+        pub _pad: [u32; 2],
+    }
 }
 const _: () = assert!(std::mem::size_of::<Params>().is_multiple_of(16));
 

@@ -4,12 +4,12 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::cpu;
-use super::{on, record_rows, wgsl, Kernel, On};
+use super::{on, params, record_rows, wgsl, Kernel, On};
 use crate::error::Result;
 use crate::gpu::pipelines::{Access, KernelDesc};
 use crate::tensor::{host_read, host_write, Tensor};
 
-pub(crate) const SOURCE: &str = wgsl!("softmax_forward", "grid", "rows");
+pub(crate) const SOURCE: &str = wgsl!("softmax_forward", "logsumexp", "grid", "rows");
 
 /// `softmax_forward` as the device layer sees it.
 pub(crate) const KERNEL: KernelDesc = KernelDesc {
@@ -18,16 +18,18 @@ pub(crate) const KERNEL: KernelDesc = KernelDesc {
     bindings: &[Access::Read, Access::ReadWrite],
 };
 
-/// Mirrors `struct Params` in shaders/softmax_forward.wgsl; `log` = 1 for log-softmax.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
-pub struct Params {
-    pub rows: u32,
-    pub cols: u32,
-    pub log: u32,
-    pub x_off: u32,
-    pub y_off: u32,
-    pub _pad: [u32; 3],
+params! {
+    /// Mirrors `struct Params` in shaders/softmax_forward.wgsl; `log` = 1 for log-softmax.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+    pub struct Params {
+        pub rows: u32,
+        pub cols: u32,
+        pub log: u32,
+        pub x_off: u32,
+        pub y_off: u32,
+        pub _pad: [u32; 3],
+    }
 }
 const _: () = assert!(std::mem::size_of::<Params>().is_multiple_of(16));
 

@@ -4,7 +4,7 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::cpu;
-use super::{on, record_strided, wgsl, Kernel, On};
+use super::{on, params, record_strided, wgsl, Kernel, On};
 use crate::error::Result;
 use crate::gpu::pipelines::{Access, KernelDesc};
 use crate::tensor::{host_read, host_write, Tensor};
@@ -60,24 +60,26 @@ impl UnaryOp {
     ];
 }
 
-/// Mirrors `struct Params` in shaders/unary.wgsl.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
-pub struct Params {
-    pub numel: u32,
-    pub rank: u32,
-    pub op: u32,
-    /// 1 when x is contiguous: the shader then skips the stride walk.
-    pub contiguous: u32,
-    pub x_off: u32,
-    pub y_off: u32,
-    pub alpha: f32,
-    pub beta: f32,
-    pub shape: [u32; 8],
-    pub x_strides: [u32; 8],
-    /// The negative slope of `LeakyRelu`.
-    pub slope: f32,
-    pub _pad: [u32; 3],
+params! {
+    /// Mirrors `struct Params` in shaders/unary.wgsl.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+    pub struct Params {
+        pub numel: u32,
+        pub rank: u32,
+        pub op: u32,
+        /// 1 when x is contiguous: the shader then skips the stride walk.
+        pub contiguous: u32,
+        pub x_off: u32,
+        pub y_off: u32,
+        pub alpha: f32,
+        pub beta: f32,
+        pub shape: [u32; 8],
+        pub x_strides: [u32; 8],
+        /// The negative slope of `LeakyRelu`.
+        pub slope: f32,
+        pub _pad: [u32; 3],
+    }
 }
 const _: () = assert!(std::mem::size_of::<Params>().is_multiple_of(16));
 
