@@ -64,8 +64,8 @@ pub(crate) fn on(t: &Tensor) -> On<'_> {
 
 /// Declares every kernel once: its variant, the owner's description (name, composed WGSL,
 /// binding access) and the Rust `Params` its uniform mirrors (kept here, not in the description:
-/// the device layer binds bytes and never needs it). `Kernel::ALL`, `name`, `source`, `bindings`
-/// and the layout test's `params` all come from this one list.
+/// the device layer binds bytes and never needs it). `Kernel::ALL`, `desc`, `name`, `source` and
+/// the layout test's `params` all come from this one list.
 macro_rules! kernel_table {
     ($($variant:ident => ($desc:path, $params:ty),)*) => {
         /// Every WGSL kernel timeloom compiles. The entry point of each is its name.
