@@ -408,18 +408,14 @@ impl Trainer {
         Ok(total / n.max(1) as f32)
     }
 
-    /// Saves everything to resume from, atomically.
+    /// Saves everything to resume from, atomically: the parameters, the optimizer's state
+    /// (`Optimizer::named_state_dict`: `optim.{name}.s1`, `.s2` and its metadata), the carried
+    /// hidden state, and the run's position and configuration as metadata.
     pub fn save(&self, path: &Path) -> Result<(), Error> {
         let mut tensors = self.model.named_parameters();
-        let (opt_step, states) = self.opt.state();
-        let mut param_steps = Vec::new();
-        for ((name, _), s) in self.model.named_parameters().iter().zip(states) {
-            param_steps.push(s.as_ref().map_or(0, |s| s.step).to_string());
-            if let Some(s) = s {
-                tensors.push((format!("optim.{name}.s1"), s.s1));
-                tensors.push((format!("optim.{name}.s2"), s.s2));
-            }
-        }
+        let names: Vec<String> = tensors.iter().map(|(n, _)| n.clone()).collect();
+        let opt = self.opt.named_state_dict(&names)?;
+        tensors.extend(opt.tensors);
         if let Some((h, c)) = &self.state {
             tensors.push(("state.h".into(), h.clone()));
             if let Some(c) = c {
@@ -427,11 +423,9 @@ impl Trainer {
             }
         }
         let c = &self.cfg;
-        let meta: HashMap<String, String> = [
+        let mut meta: HashMap<String, String> = [
             ("format", "timeloom char_rnn checkpoint 1".to_string()),
             ("step", self.step.to_string()),
-            ("optimizer_step", opt_step.to_string()),
-            ("optimizer_param_steps", param_steps.join(",")),
             ("batcher_pos", self.batcher.pos.to_string()),
             ("rng", self.rng.state().to_string()),
             ("dropout_seed", self.model.rnn.dropout_seed().to_string()),
@@ -452,6 +446,7 @@ impl Trainer {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect();
+        meta.extend(opt.metadata);
         write_atomic(path, &serialize(&tensors, Some(meta))?)
     }
 
@@ -509,7 +504,6 @@ impl Trainer {
         }
         // Check and parse everything before touching anything: a bad file must not half-load.
         let (step, pos, rng) = (num("step")?, num("batcher_pos")?, num("rng")?);
-        let opt_step = num("optimizer_step")?;
         // Absent from checkpoints written before it was saved: keep this run's seed then.
         let dropout_seed = w
             .metadata
@@ -521,34 +515,6 @@ impl Trainer {
             w.get(name, p.shape())?;
         }
         let dev = &self.model.device;
-        let steps: Vec<u32> = meta("optimizer_param_steps")?
-            .split(',')
-            .map(|v| {
-                v.parse().map_err(|_| Error::Format {
-                    what: format!("{}: `optimizer_param_steps`", w.source),
-                    message: format!("`{v}` is not a step count"),
-                })
-            })
-            .collect::<Result<_, _>>()?;
-        if steps.len() != params.len() {
-            return Err(Error::Format {
-                what: format!("{}: `optimizer_param_steps`", w.source),
-                message: format!("{} entries for {} parameters", steps.len(), params.len()),
-            });
-        }
-        let mut states = Vec::new();
-        for ((name, p), &step) in params.iter().zip(&steps) {
-            let (k1, k2) = (format!("optim.{name}.s1"), format!("optim.{name}.s2"));
-            states.push(if w.tensors.contains_key(&k1) {
-                Some(timeloom::ParamState {
-                    step,
-                    s1: Tensor::from_slice(dev, w.get(&k1, p.shape())?, p.shape())?,
-                    s2: Tensor::from_slice(dev, w.get(&k2, p.shape())?, p.shape())?,
-                })
-            } else {
-                None
-            });
-        }
         // The carried state has the layer's shape, and a cell state exactly for an LSTM.
         let state_shape = [c.layers, c.batch, c.hidden];
         let lstm = c.cell == CellKind::Lstm;
@@ -566,7 +532,10 @@ impl Trainer {
                     .into(),
             });
         }
-        self.opt.load_state(opt_step as u32, states)?;
+        // The optimizer checks all of its state before it changes anything, and the parameters'
+        // shapes were checked above: past this line nothing is refused.
+        let names: Vec<String> = params.iter().map(|(n, _)| n.clone()).collect();
+        self.opt.load_named_state_dict(w, &names)?;
         for (name, p) in &params {
             p.write(w.get(name, p.shape())?)?;
         }
