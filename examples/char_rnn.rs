@@ -23,12 +23,16 @@
 #[path = "common/plot.rs"]
 pub mod plot;
 
+#[path = "common/cli.rs"]
+pub mod cli;
+
 use std::collections::HashMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
+use clap::Parser;
 use timeloom::io::{serialize, write_atomic, Weights};
 use timeloom::nn::{CellKind, Linear, Module, Recurrent};
 use timeloom::{no_grad, Algorithm, CrossEntropy, Device, Error, Optimizer, Rng, Schedule, Tensor};
@@ -721,88 +725,161 @@ pub fn train(
     Ok(history)
 }
 
-fn parse_cell(s: &str) -> Result<CellKind, Error> {
-    match s {
-        "lstm" => Ok(CellKind::Lstm),
-        "gru" => Ok(CellKind::Gru),
-        "rnn" => Ok(CellKind::RnnTanh),
-        "rnn_relu" => Ok(CellKind::RnnRelu),
-        "gru_reset_before" => Ok(CellKind::GruResetBefore),
-        other => Err(Error::InvalidArgument {
-            op: "char_rnn",
-            message: format!("--cell {other}: use lstm, gru, gru_reset_before, rnn or rnn_relu"),
-        }),
+/// `--cell`: the recurrent layer, by the names the checkpoints record.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum CellArg {
+    Lstm,
+    Gru,
+    #[value(name = "gru_reset_before")]
+    GruResetBefore,
+    Rnn,
+    #[value(name = "rnn_relu")]
+    RnnRelu,
+}
+
+impl From<CellArg> for CellKind {
+    fn from(c: CellArg) -> CellKind {
+        match c {
+            CellArg::Lstm => CellKind::Lstm,
+            CellArg::Gru => CellKind::Gru,
+            CellArg::GruResetBefore => CellKind::GruResetBefore,
+            CellArg::Rnn => CellKind::RnnTanh,
+            CellArg::RnnRelu => CellKind::RnnRelu,
+        }
     }
+}
+
+/// A temperature: finite (0 or below 1e-6 samples greedily).
+fn finite(s: &str) -> Result<f32, String> {
+    match s.parse::<f32>() {
+        Ok(v) if v.is_finite() => Ok(v),
+        _ => Err(format!("`{s}` is not a finite number")),
+    }
+}
+
+/// char-rnn: a character-level language model on tiny Shakespeare, trained with truncated BPTT;
+/// Ctrl-C saves a checkpoint that `--resume` continues from.
+#[derive(Parser, Debug)]
+struct Cli {
+    #[command(flatten)]
+    device: cli::DeviceArgs,
+    /// The text to learn.
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/data/tinyshakespeare.txt"))]
+    data: PathBuf,
+    /// The recurrent layer.
+    #[arg(long, value_enum, default_value_t = CellArg::Lstm)]
+    cell: CellArg,
+    /// Stacked recurrent layers.
+    #[arg(long, default_value_t = Config::default().layers, value_parser = cli::count())]
+    layers: usize,
+    /// Hidden units per layer.
+    #[arg(long, default_value_t = Config::default().hidden, value_parser = cli::count())]
+    hidden: usize,
+    /// Dropout between stacked layers.
+    #[arg(long, default_value_t = Config::default().dropout)]
+    dropout: f32,
+    /// Rows of text per step (B).
+    #[arg(long, default_value_t = Config::default().batch, value_parser = cli::count())]
+    batch: usize,
+    /// Characters per row per step (T): the truncation length of BPTT.
+    #[arg(long, default_value_t = Config::default().seq_len, value_parser = cli::count())]
+    seq_len: usize,
+    /// Training steps in all (a resumed run counts the steps already taken).
+    #[arg(long, default_value_t = Config::default().steps)]
+    steps: usize,
+    /// Train this many passes over the text instead of `--steps`.
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Learning rate.
+    #[arg(long, default_value_t = Config::default().lr)]
+    lr: f32,
+    /// Learning-rate factor per epoch.
+    #[arg(long, default_value_t = Config::default().lr_decay)]
+    lr_decay: f32,
+    /// Global gradient-norm clip (0: none).
+    #[arg(long, default_value_t = Config::default().clip)]
+    clip: f32,
+    /// The update rule.
+    #[arg(long, default_value_t = Config::default().optimizer, value_parser = [
+        "sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adadelta", "adam", "adamw",
+    ])]
+    optimizer: String,
+    /// Seed of the initialisation, dropout and sampling.
+    #[arg(long, default_value_t = Config::default().seed)]
+    seed: u64,
+    /// Steps between validation losses (0: never).
+    #[arg(long, default_value_t = Config::default().eval_every)]
+    eval_every: usize,
+    /// Steps between printed samples (0: never).
+    #[arg(long, default_value_t = Config::default().sample_every)]
+    sample_every: usize,
+    /// Steps between checkpoints (0: only on Ctrl-C).
+    #[arg(long, default_value_t = Config::default().checkpoint_every)]
+    checkpoint_every: usize,
+    /// The run's folder under runs/.
+    #[arg(long, default_value_t = Config::default().name)]
+    name: String,
+    /// Only sample from `--checkpoint`; no training.
+    #[arg(long, requires = "checkpoint")]
+    sample_only: bool,
+    /// The checkpoint `--sample-only` samples from.
+    #[arg(long)]
+    checkpoint: Option<PathBuf>,
+    /// Continue the run saved in this checkpoint.
+    #[arg(long)]
+    resume: Option<PathBuf>,
+    /// Start from these weights (safetensors with the model's parameter names, e.g. from PyTorch).
+    #[arg(long)]
+    init: Option<PathBuf>,
+    /// Text the samples start from.
+    #[arg(long, default_value = "ROMEO:")]
+    prime: String,
+    /// Sampling temperature (≤ 1e-6: greedy).
+    #[arg(long, default_value_t = 0.8, value_parser = finite)]
+    temperature: f32,
+    /// Sample from the k likeliest characters only (0: all).
+    #[arg(long, default_value_t = 0)]
+    top_k: usize,
+    /// Characters per sample.
+    #[arg(long, default_value_t = 500)]
+    length: usize,
 }
 
 #[allow(dead_code)]
 fn main() -> Result<(), Error> {
-    let mut cfg = Config::default();
-    let (mut device, mut data) = (
-        "gpu".to_string(),
-        PathBuf::from(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/data/tinyshakespeare.txt"
-        )),
-    );
-    let (mut sample_only, mut checkpoint, mut resume, mut init) =
-        (false, None::<PathBuf>, None::<PathBuf>, None::<PathBuf>);
-    let (mut prime, mut temperature, mut top_k, mut length) =
-        ("ROMEO:".to_string(), 0.8f32, 0usize, 500usize);
-    let mut epochs = None::<usize>;
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let mut it = args.iter();
-    let bad = |flag: &str, v: &str| Error::InvalidArgument {
-        op: "char_rnn",
-        message: format!("{flag} {v:?} is not valid; see the top of examples/char_rnn.rs"),
+    let args = cli::parse::<Cli>();
+    let cfg = Config {
+        cell: args.cell.into(),
+        layers: args.layers,
+        hidden: args.hidden,
+        dropout: args.dropout,
+        batch: args.batch,
+        seq_len: args.seq_len,
+        steps: args.steps,
+        lr: args.lr,
+        lr_decay: args.lr_decay,
+        clip: args.clip,
+        optimizer: args.optimizer.clone(),
+        seed: args.seed,
+        eval_every: args.eval_every,
+        sample_every: args.sample_every,
+        checkpoint_every: args.checkpoint_every,
+        name: args.name.clone(),
+        ..Config::default()
     };
-    while let Some(a) = it.next() {
-        let mut val = || it.next().cloned().unwrap_or_default();
-        macro_rules! num {
-            ($field:expr) => {{
-                let v = val();
-                $field = v.parse().map_err(|_| bad(a, &v))?;
-            }};
-        }
-        match a.as_str() {
-            "--device" => device = val(),
-            "--data" => data = PathBuf::from(val()),
-            "--cell" => cfg.cell = parse_cell(&val())?,
-            "--layers" => num!(cfg.layers),
-            "--hidden" => num!(cfg.hidden),
-            "--dropout" => num!(cfg.dropout),
-            "--batch" => num!(cfg.batch),
-            "--seq-len" => num!(cfg.seq_len),
-            "--steps" => num!(cfg.steps),
-            "--epochs" => {
-                let v = val();
-                epochs = Some(v.parse().map_err(|_| bad(a, &v))?);
-            }
-            "--lr" => num!(cfg.lr),
-            "--lr-decay" => num!(cfg.lr_decay),
-            "--clip" => num!(cfg.clip),
-            "--optimizer" => cfg.optimizer = val(),
-            "--seed" => num!(cfg.seed),
-            "--eval-every" => num!(cfg.eval_every),
-            "--sample-every" => num!(cfg.sample_every),
-            "--checkpoint-every" => num!(cfg.checkpoint_every),
-            "--name" => cfg.name = val(),
-            "--sample-only" => sample_only = true,
-            "--checkpoint" => checkpoint = Some(PathBuf::from(val())),
-            "--resume" => resume = Some(PathBuf::from(val())),
-            "--init" => init = Some(PathBuf::from(val())),
-            "--prime" => prime = val(),
-            "--temperature" => {
-                num!(temperature);
-                if !temperature.is_finite() {
-                    return Err(bad(a, &temperature.to_string()));
-                }
-            }
-            "--top-k" => num!(top_k),
-            "--length" => num!(length),
-            other => return Err(bad("argument", other)),
-        }
-    }
+    let Cli {
+        data,
+        epochs,
+        sample_only,
+        checkpoint,
+        resume,
+        init,
+        prime,
+        temperature,
+        top_k,
+        length,
+        ..
+    } = args;
     let text = std::fs::read(&data).map_err(|source| Error::Io {
         path: data.clone(),
         source,
@@ -811,11 +888,7 @@ fn main() -> Result<(), Error> {
         what: data.display().to_string(),
         message: format!("not UTF-8 text: {e}"),
     })?;
-    let dev = if device == "cpu" {
-        Device::Cpu
-    } else {
-        Device::gpu()?
-    };
+    let dev = args.device.open()?;
     println!("device: {dev}");
     let mut trainer = Trainer::new(cfg.clone(), &text, &dev)?;
     if let Some(e) = epochs {
