@@ -367,7 +367,7 @@ struct Args {
     #[arg(long, value_delimiter = ',', num_args = 1..)]
     sizes: Option<Vec<usize>>,
     /// Timed calls per row (default: until 2 s or 10 calls have passed, at least 3).
-    #[arg(long, value_parser = cli::count())]
+    #[arg(long, value_parser = cli::count)]
     reps: Option<usize>,
     /// Named sizes that replace those of every case whose shapes have all of them, e.g.
     /// T=64,B=32,I=128,H=256 for the recurrent rows.

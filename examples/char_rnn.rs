@@ -770,19 +770,19 @@ struct Cli {
     #[arg(long, value_enum, default_value_t = CellArg::Lstm)]
     cell: CellArg,
     /// Stacked recurrent layers.
-    #[arg(long, default_value_t = Config::default().layers, value_parser = cli::count())]
+    #[arg(long, default_value_t = Config::default().layers, value_parser = cli::count)]
     layers: usize,
     /// Hidden units per layer.
-    #[arg(long, default_value_t = Config::default().hidden, value_parser = cli::count())]
+    #[arg(long, default_value_t = Config::default().hidden, value_parser = cli::count)]
     hidden: usize,
     /// Dropout between stacked layers.
     #[arg(long, default_value_t = Config::default().dropout)]
     dropout: f32,
     /// Rows of text per step (B).
-    #[arg(long, default_value_t = Config::default().batch, value_parser = cli::count())]
+    #[arg(long, default_value_t = Config::default().batch, value_parser = cli::count)]
     batch: usize,
     /// Characters per row per step (T): the truncation length of BPTT.
-    #[arg(long, default_value_t = Config::default().seq_len, value_parser = cli::count())]
+    #[arg(long, default_value_t = Config::default().seq_len, value_parser = cli::count)]
     seq_len: usize,
     /// Training steps in all (a resumed run counts the steps already taken).
     #[arg(long, default_value_t = Config::default().steps)]

@@ -219,19 +219,19 @@ struct Cli {
     #[arg(long)]
     compare_lstm: bool,
     /// Width of the embedding and of every block.
-    #[arg(long, default_value_t = TfConfig::default().embed, value_parser = cli::count())]
+    #[arg(long, default_value_t = TfConfig::default().embed, value_parser = cli::count)]
     embed: usize,
     /// Attention heads per block.
-    #[arg(long, default_value_t = TfConfig::default().heads, value_parser = cli::count())]
+    #[arg(long, default_value_t = TfConfig::default().heads, value_parser = cli::count)]
     heads: usize,
     /// Transformer blocks.
-    #[arg(long, default_value_t = TfConfig::default().layers, value_parser = cli::count())]
+    #[arg(long, default_value_t = TfConfig::default().layers, value_parser = cli::count)]
     layers: usize,
     /// Windows per step.
-    #[arg(long, default_value_t = TfConfig::default().batch, value_parser = cli::count())]
+    #[arg(long, default_value_t = TfConfig::default().batch, value_parser = cli::count)]
     batch: usize,
     /// Characters per window (the context).
-    #[arg(long, default_value_t = TfConfig::default().seq_len, value_parser = cli::count())]
+    #[arg(long, default_value_t = TfConfig::default().seq_len, value_parser = cli::count)]
     seq_len: usize,
     /// Training steps.
     #[arg(long, default_value_t = TfConfig::default().steps)]
@@ -243,7 +243,7 @@ struct Cli {
     #[arg(long, default_value_t = TfConfig::default().seed)]
     seed: u64,
     /// Steps between validation losses.
-    #[arg(long, default_value_t = TfConfig::default().eval_every, value_parser = cli::count())]
+    #[arg(long, default_value_t = TfConfig::default().eval_every, value_parser = cli::count)]
     eval_every: usize,
 }
 

@@ -583,16 +583,16 @@ struct Cli {
     #[command(flatten)]
     device: cli::DeviceArgs,
     /// Hidden units of every cell.
-    #[arg(long, default_value_t = Config::default().hidden, value_parser = cli::count())]
+    #[arg(long, default_value_t = Config::default().hidden, value_parser = cli::count)]
     hidden: usize,
     /// T of the gradient measurement and of the adding problem.
-    #[arg(long, default_value_t = Config::default().seq_len, value_parser = cli::count())]
+    #[arg(long, default_value_t = Config::default().seq_len, value_parser = cli::count)]
     seq_len: usize,
     /// Training steps per run of the adding problem (0: skip the training experiment).
     #[arg(long, default_value_t = Config::default().steps)]
     steps: usize,
     /// Sequences per step.
-    #[arg(long, default_value_t = Config::default().batch, value_parser = cli::count())]
+    #[arg(long, default_value_t = Config::default().batch, value_parser = cli::count)]
     batch: usize,
     /// Gradient-norm clip of the clipped runs.
     #[arg(long, default_value_t = Config::default().clip)]

@@ -112,10 +112,10 @@ struct Cli {
     #[arg(long, default_value_t = Config::default().epochs)]
     epochs: usize,
     /// Images per step.
-    #[arg(long, default_value_t = Config::default().batch, value_parser = cli::count())]
+    #[arg(long, default_value_t = Config::default().batch, value_parser = cli::count)]
     batch: usize,
     /// Width of the hidden layer.
-    #[arg(long, default_value_t = Config::default().hidden, value_parser = cli::count())]
+    #[arg(long, default_value_t = Config::default().hidden, value_parser = cli::count)]
     hidden: usize,
     /// Adam's learning rate.
     #[arg(long, default_value_t = Config::default().lr)]

@@ -208,7 +208,7 @@ struct Cli {
     #[arg(long, default_value_t = Config::default().epochs)]
     epochs: usize,
     /// Images per step.
-    #[arg(long, default_value_t = Config::default().batch, value_parser = cli::count())]
+    #[arg(long, default_value_t = Config::default().batch, value_parser = cli::count)]
     batch: usize,
     /// Adam's learning rate.
     #[arg(long, default_value_t = Config::default().lr)]

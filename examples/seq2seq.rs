@@ -689,10 +689,10 @@ struct Cli {
     #[arg(long, default_value_t = Config::default().steps)]
     steps: usize,
     /// Dates per step.
-    #[arg(long, default_value_t = Config::default().batch, value_parser = cli::count())]
+    #[arg(long, default_value_t = Config::default().batch, value_parser = cli::count)]
     batch: usize,
     /// Hidden units per encoder direction (the decoder has twice as many).
-    #[arg(long, default_value_t = Config::default().hidden, value_parser = cli::count())]
+    #[arg(long, default_value_t = Config::default().hidden, value_parser = cli::count)]
     hidden: usize,
     /// Adam's learning rate.
     #[arg(long, default_value_t = Config::default().lr)]
@@ -702,7 +702,7 @@ struct Cli {
     #[arg(long, default_value_t = Config::default().sampling)]
     sampling: f32,
     /// Beam width for the beam-search evaluation (1: greedy only).
-    #[arg(long, default_value_t = Config::default().beam, value_parser = cli::count())]
+    #[arg(long, default_value_t = Config::default().beam, value_parser = cli::count)]
     beam: usize,
     /// Seed of the data, the initialisation and the batch order.
     #[arg(long, default_value_t = Config::default().seed)]

@@ -6,7 +6,6 @@
 
 use std::path::Path;
 
-use clap::builder::RangedU64ValueParser;
 use timeloom::Device;
 
 /// Parses the command line into `T`. `--help` prints the flags; an unknown flag (or a stray
@@ -52,8 +51,11 @@ impl DeviceArgs {
 }
 
 /// Parses a count that must be at least 1 (a batch size, a width, a beam).
-pub fn count() -> RangedU64ValueParser<usize> {
-    RangedU64ValueParser::new().range(1..)
+pub fn count(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("`{s}` is not a count of at least 1")),
+    }
 }
 
 /// Creates `dir` and its parents, as a typed error.
