@@ -23,12 +23,16 @@
 #[path = "common/plot.rs"]
 pub mod plot;
 
+#[path = "common/cli.rs"]
+pub mod cli;
+
 use std::collections::HashMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
+use clap::Parser;
 use timeloom::io::{serialize, write_atomic, Weights};
 use timeloom::nn::{CellKind, Linear, Module, Recurrent};
 use timeloom::{no_grad, Algorithm, CrossEntropy, Device, Error, Optimizer, Rng, Schedule, Tensor};
@@ -408,18 +412,14 @@ impl Trainer {
         Ok(total / n.max(1) as f32)
     }
 
-    /// Saves everything to resume from, atomically.
+    /// Saves everything to resume from, atomically: the parameters, the optimizer's state
+    /// (`Optimizer::named_state_dict`: `optim.{name}.s1`, `.s2` and its metadata), the carried
+    /// hidden state, and the run's position and configuration as metadata.
     pub fn save(&self, path: &Path) -> Result<(), Error> {
         let mut tensors = self.model.named_parameters();
-        let (opt_step, states) = self.opt.state();
-        let mut param_steps = Vec::new();
-        for ((name, _), s) in self.model.named_parameters().iter().zip(states) {
-            param_steps.push(s.as_ref().map_or(0, |s| s.step).to_string());
-            if let Some(s) = s {
-                tensors.push((format!("optim.{name}.s1"), s.s1));
-                tensors.push((format!("optim.{name}.s2"), s.s2));
-            }
-        }
+        let names: Vec<String> = tensors.iter().map(|(n, _)| n.clone()).collect();
+        let opt = self.opt.named_state_dict(&names)?;
+        tensors.extend(opt.tensors);
         if let Some((h, c)) = &self.state {
             tensors.push(("state.h".into(), h.clone()));
             if let Some(c) = c {
@@ -427,11 +427,9 @@ impl Trainer {
             }
         }
         let c = &self.cfg;
-        let meta: HashMap<String, String> = [
+        let mut meta: HashMap<String, String> = [
             ("format", "timeloom char_rnn checkpoint 1".to_string()),
             ("step", self.step.to_string()),
-            ("optimizer_step", opt_step.to_string()),
-            ("optimizer_param_steps", param_steps.join(",")),
             ("batcher_pos", self.batcher.pos.to_string()),
             ("rng", self.rng.state().to_string()),
             ("dropout_seed", self.model.rnn.dropout_seed().to_string()),
@@ -452,6 +450,7 @@ impl Trainer {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect();
+        meta.extend(opt.metadata);
         write_atomic(path, &serialize(&tensors, Some(meta))?)
     }
 
@@ -509,7 +508,6 @@ impl Trainer {
         }
         // Check and parse everything before touching anything: a bad file must not half-load.
         let (step, pos, rng) = (num("step")?, num("batcher_pos")?, num("rng")?);
-        let opt_step = num("optimizer_step")?;
         // Absent from checkpoints written before it was saved: keep this run's seed then.
         let dropout_seed = w
             .metadata
@@ -521,34 +519,6 @@ impl Trainer {
             w.get(name, p.shape())?;
         }
         let dev = &self.model.device;
-        let steps: Vec<u32> = meta("optimizer_param_steps")?
-            .split(',')
-            .map(|v| {
-                v.parse().map_err(|_| Error::Format {
-                    what: format!("{}: `optimizer_param_steps`", w.source),
-                    message: format!("`{v}` is not a step count"),
-                })
-            })
-            .collect::<Result<_, _>>()?;
-        if steps.len() != params.len() {
-            return Err(Error::Format {
-                what: format!("{}: `optimizer_param_steps`", w.source),
-                message: format!("{} entries for {} parameters", steps.len(), params.len()),
-            });
-        }
-        let mut states = Vec::new();
-        for ((name, p), &step) in params.iter().zip(&steps) {
-            let (k1, k2) = (format!("optim.{name}.s1"), format!("optim.{name}.s2"));
-            states.push(if w.tensors.contains_key(&k1) {
-                Some(timeloom::ParamState {
-                    step,
-                    s1: Tensor::from_slice(dev, w.get(&k1, p.shape())?, p.shape())?,
-                    s2: Tensor::from_slice(dev, w.get(&k2, p.shape())?, p.shape())?,
-                })
-            } else {
-                None
-            });
-        }
         // The carried state has the layer's shape, and a cell state exactly for an LSTM.
         let state_shape = [c.layers, c.batch, c.hidden];
         let lstm = c.cell == CellKind::Lstm;
@@ -566,7 +536,10 @@ impl Trainer {
                     .into(),
             });
         }
-        self.opt.load_state(opt_step as u32, states)?;
+        // The optimizer checks all of its state before it changes anything, and the parameters'
+        // shapes were checked above: past this line nothing is refused.
+        let names: Vec<String> = params.iter().map(|(n, _)| n.clone()).collect();
+        self.opt.load_named_state_dict(w, &names)?;
         for (name, p) in &params {
             p.write(w.get(name, p.shape())?)?;
         }
@@ -752,88 +725,161 @@ pub fn train(
     Ok(history)
 }
 
-fn parse_cell(s: &str) -> Result<CellKind, Error> {
-    match s {
-        "lstm" => Ok(CellKind::Lstm),
-        "gru" => Ok(CellKind::Gru),
-        "rnn" => Ok(CellKind::RnnTanh),
-        "rnn_relu" => Ok(CellKind::RnnRelu),
-        "gru_reset_before" => Ok(CellKind::GruResetBefore),
-        other => Err(Error::InvalidArgument {
-            op: "char_rnn",
-            message: format!("--cell {other}: use lstm, gru, gru_reset_before, rnn or rnn_relu"),
-        }),
+/// `--cell`: the recurrent layer, by the names the checkpoints record.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum CellArg {
+    Lstm,
+    Gru,
+    #[value(name = "gru_reset_before")]
+    GruResetBefore,
+    Rnn,
+    #[value(name = "rnn_relu")]
+    RnnRelu,
+}
+
+impl From<CellArg> for CellKind {
+    fn from(c: CellArg) -> CellKind {
+        match c {
+            CellArg::Lstm => CellKind::Lstm,
+            CellArg::Gru => CellKind::Gru,
+            CellArg::GruResetBefore => CellKind::GruResetBefore,
+            CellArg::Rnn => CellKind::RnnTanh,
+            CellArg::RnnRelu => CellKind::RnnRelu,
+        }
     }
+}
+
+/// A temperature: finite (0 or below 1e-6 samples greedily).
+fn finite(s: &str) -> Result<f32, String> {
+    match s.parse::<f32>() {
+        Ok(v) if v.is_finite() => Ok(v),
+        _ => Err(format!("`{s}` is not a finite number")),
+    }
+}
+
+/// char-rnn: a character-level language model on tiny Shakespeare, trained with truncated BPTT;
+/// Ctrl-C saves a checkpoint that `--resume` continues from.
+#[derive(Parser, Debug)]
+struct Cli {
+    #[command(flatten)]
+    device: cli::DeviceArgs,
+    /// The text to learn.
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/data/tinyshakespeare.txt"))]
+    data: PathBuf,
+    /// The recurrent layer.
+    #[arg(long, value_enum, default_value_t = CellArg::Lstm)]
+    cell: CellArg,
+    /// Stacked recurrent layers.
+    #[arg(long, default_value_t = Config::default().layers, value_parser = cli::count)]
+    layers: usize,
+    /// Hidden units per layer.
+    #[arg(long, default_value_t = Config::default().hidden, value_parser = cli::count)]
+    hidden: usize,
+    /// Dropout between stacked layers.
+    #[arg(long, default_value_t = Config::default().dropout)]
+    dropout: f32,
+    /// Rows of text per step (B).
+    #[arg(long, default_value_t = Config::default().batch, value_parser = cli::count)]
+    batch: usize,
+    /// Characters per row per step (T): the truncation length of BPTT.
+    #[arg(long, default_value_t = Config::default().seq_len, value_parser = cli::count)]
+    seq_len: usize,
+    /// Training steps in all (a resumed run counts the steps already taken).
+    #[arg(long, default_value_t = Config::default().steps)]
+    steps: usize,
+    /// Train this many passes over the text instead of `--steps`.
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Learning rate.
+    #[arg(long, default_value_t = Config::default().lr)]
+    lr: f32,
+    /// Learning-rate factor per epoch.
+    #[arg(long, default_value_t = Config::default().lr_decay)]
+    lr_decay: f32,
+    /// Global gradient-norm clip (0: none).
+    #[arg(long, default_value_t = Config::default().clip)]
+    clip: f32,
+    /// The update rule.
+    #[arg(long, default_value_t = Config::default().optimizer, value_parser = [
+        "sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adadelta", "adam", "adamw",
+    ])]
+    optimizer: String,
+    /// Seed of the initialisation, dropout and sampling.
+    #[arg(long, default_value_t = Config::default().seed)]
+    seed: u64,
+    /// Steps between validation losses (0: never).
+    #[arg(long, default_value_t = Config::default().eval_every)]
+    eval_every: usize,
+    /// Steps between printed samples (0: never).
+    #[arg(long, default_value_t = Config::default().sample_every)]
+    sample_every: usize,
+    /// Steps between checkpoints (0: only on Ctrl-C).
+    #[arg(long, default_value_t = Config::default().checkpoint_every)]
+    checkpoint_every: usize,
+    /// The run's folder under runs/.
+    #[arg(long, default_value_t = Config::default().name)]
+    name: String,
+    /// Only sample from `--checkpoint`; no training.
+    #[arg(long, requires = "checkpoint")]
+    sample_only: bool,
+    /// The checkpoint `--sample-only` samples from.
+    #[arg(long)]
+    checkpoint: Option<PathBuf>,
+    /// Continue the run saved in this checkpoint.
+    #[arg(long)]
+    resume: Option<PathBuf>,
+    /// Start from these weights (safetensors with the model's parameter names, e.g. from PyTorch).
+    #[arg(long)]
+    init: Option<PathBuf>,
+    /// Text the samples start from.
+    #[arg(long, default_value = "ROMEO:")]
+    prime: String,
+    /// Sampling temperature (≤ 1e-6: greedy).
+    #[arg(long, default_value_t = 0.8, value_parser = finite)]
+    temperature: f32,
+    /// Sample from the k likeliest characters only (0: all).
+    #[arg(long, default_value_t = 0)]
+    top_k: usize,
+    /// Characters per sample.
+    #[arg(long, default_value_t = 500)]
+    length: usize,
 }
 
 #[allow(dead_code)]
 fn main() -> Result<(), Error> {
-    let mut cfg = Config::default();
-    let (mut device, mut data) = (
-        "gpu".to_string(),
-        PathBuf::from(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/data/tinyshakespeare.txt"
-        )),
-    );
-    let (mut sample_only, mut checkpoint, mut resume, mut init) =
-        (false, None::<PathBuf>, None::<PathBuf>, None::<PathBuf>);
-    let (mut prime, mut temperature, mut top_k, mut length) =
-        ("ROMEO:".to_string(), 0.8f32, 0usize, 500usize);
-    let mut epochs = None::<usize>;
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let mut it = args.iter();
-    let bad = |flag: &str, v: &str| Error::InvalidArgument {
-        op: "char_rnn",
-        message: format!("{flag} {v:?} is not valid; see the top of examples/char_rnn.rs"),
+    let args = cli::parse::<Cli>();
+    let cfg = Config {
+        cell: args.cell.into(),
+        layers: args.layers,
+        hidden: args.hidden,
+        dropout: args.dropout,
+        batch: args.batch,
+        seq_len: args.seq_len,
+        steps: args.steps,
+        lr: args.lr,
+        lr_decay: args.lr_decay,
+        clip: args.clip,
+        optimizer: args.optimizer.clone(),
+        seed: args.seed,
+        eval_every: args.eval_every,
+        sample_every: args.sample_every,
+        checkpoint_every: args.checkpoint_every,
+        name: args.name.clone(),
+        ..Config::default()
     };
-    while let Some(a) = it.next() {
-        let mut val = || it.next().cloned().unwrap_or_default();
-        macro_rules! num {
-            ($field:expr) => {{
-                let v = val();
-                $field = v.parse().map_err(|_| bad(a, &v))?;
-            }};
-        }
-        match a.as_str() {
-            "--device" => device = val(),
-            "--data" => data = PathBuf::from(val()),
-            "--cell" => cfg.cell = parse_cell(&val())?,
-            "--layers" => num!(cfg.layers),
-            "--hidden" => num!(cfg.hidden),
-            "--dropout" => num!(cfg.dropout),
-            "--batch" => num!(cfg.batch),
-            "--seq-len" => num!(cfg.seq_len),
-            "--steps" => num!(cfg.steps),
-            "--epochs" => {
-                let v = val();
-                epochs = Some(v.parse().map_err(|_| bad(a, &v))?);
-            }
-            "--lr" => num!(cfg.lr),
-            "--lr-decay" => num!(cfg.lr_decay),
-            "--clip" => num!(cfg.clip),
-            "--optimizer" => cfg.optimizer = val(),
-            "--seed" => num!(cfg.seed),
-            "--eval-every" => num!(cfg.eval_every),
-            "--sample-every" => num!(cfg.sample_every),
-            "--checkpoint-every" => num!(cfg.checkpoint_every),
-            "--name" => cfg.name = val(),
-            "--sample-only" => sample_only = true,
-            "--checkpoint" => checkpoint = Some(PathBuf::from(val())),
-            "--resume" => resume = Some(PathBuf::from(val())),
-            "--init" => init = Some(PathBuf::from(val())),
-            "--prime" => prime = val(),
-            "--temperature" => {
-                num!(temperature);
-                if !temperature.is_finite() {
-                    return Err(bad(a, &temperature.to_string()));
-                }
-            }
-            "--top-k" => num!(top_k),
-            "--length" => num!(length),
-            other => return Err(bad("argument", other)),
-        }
-    }
+    let Cli {
+        data,
+        epochs,
+        sample_only,
+        checkpoint,
+        resume,
+        init,
+        prime,
+        temperature,
+        top_k,
+        length,
+        ..
+    } = args;
     let text = std::fs::read(&data).map_err(|source| Error::Io {
         path: data.clone(),
         source,
@@ -842,11 +888,7 @@ fn main() -> Result<(), Error> {
         what: data.display().to_string(),
         message: format!("not UTF-8 text: {e}"),
     })?;
-    let dev = if device == "cpu" {
-        Device::Cpu
-    } else {
-        Device::gpu()?
-    };
+    let dev = args.device.open()?;
     println!("device: {dev}");
     let mut trainer = Trainer::new(cfg.clone(), &text, &dev)?;
     if let Some(e) = epochs {

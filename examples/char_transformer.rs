@@ -17,7 +17,8 @@ pub mod char_rnn;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use char_rnn::{pick, Batcher, Config, Corpus, Trainer};
+use char_rnn::{cli, pick, Batcher, Config, Corpus, Trainer};
+use clap::Parser;
 use timeloom::nn::{Embedding, LayerNorm, Linear, Module, TransformerBlock};
 use timeloom::{
     no_grad, sinusoidal_positions, CrossEntropy, Device, Error, Optimizer, Rng, Tensor,
@@ -208,59 +209,61 @@ pub fn sample(
     })
 }
 
+/// A small decoder-only transformer on tiny Shakespeare, optionally beside an LSTM of about the
+/// same parameter count; both validation curves in runs/char_transformer/compare.png.
+#[derive(Parser, Debug)]
+struct Cli {
+    #[command(flatten)]
+    device: cli::DeviceArgs,
+    /// Also train an LSTM of about the same parameter count and plot both curves.
+    #[arg(long)]
+    compare_lstm: bool,
+    /// Width of the embedding and of every block.
+    #[arg(long, default_value_t = TfConfig::default().embed, value_parser = cli::count)]
+    embed: usize,
+    /// Attention heads per block.
+    #[arg(long, default_value_t = TfConfig::default().heads, value_parser = cli::count)]
+    heads: usize,
+    /// Transformer blocks.
+    #[arg(long, default_value_t = TfConfig::default().layers, value_parser = cli::count)]
+    layers: usize,
+    /// Windows per step.
+    #[arg(long, default_value_t = TfConfig::default().batch, value_parser = cli::count)]
+    batch: usize,
+    /// Characters per window (the context).
+    #[arg(long, default_value_t = TfConfig::default().seq_len, value_parser = cli::count)]
+    seq_len: usize,
+    /// Training steps.
+    #[arg(long, default_value_t = TfConfig::default().steps)]
+    steps: usize,
+    /// Adam's learning rate.
+    #[arg(long, default_value_t = TfConfig::default().lr)]
+    lr: f32,
+    /// Seed of the initialisation.
+    #[arg(long, default_value_t = TfConfig::default().seed)]
+    seed: u64,
+    /// Steps between validation losses.
+    #[arg(long, default_value_t = TfConfig::default().eval_every, value_parser = cli::count)]
+    eval_every: usize,
+}
+
 #[allow(dead_code)]
 fn main() -> Result<(), Error> {
-    let mut cfg = TfConfig::default();
-    let (mut device, mut compare) = ("gpu".to_string(), false);
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let mut it = args.iter();
-    let bad = |a: &str| Error::InvalidArgument {
-        op: "char_transformer",
-        message: format!("{a}: see the top of examples/char_transformer.rs"),
+    let args = cli::parse::<Cli>();
+    let cfg = TfConfig {
+        embed: args.embed,
+        heads: args.heads,
+        layers: args.layers,
+        batch: args.batch,
+        seq_len: args.seq_len,
+        steps: args.steps,
+        lr: args.lr,
+        seed: args.seed,
+        eval_every: args.eval_every,
+        ..TfConfig::default()
     };
-    while let Some(a) = it.next() {
-        let mut num = || {
-            it.next()
-                .and_then(|v| v.parse::<f64>().ok())
-                .ok_or_else(|| bad(a))
-        };
-        match a.as_str() {
-            "--device" => device = it.next().cloned().unwrap_or_default(),
-            "--compare-lstm" => compare = true,
-            "--embed" => cfg.embed = num()? as usize,
-            "--heads" => cfg.heads = num()? as usize,
-            "--layers" => cfg.layers = num()? as usize,
-            "--batch" => cfg.batch = num()? as usize,
-            "--seq-len" => cfg.seq_len = num()? as usize,
-            "--steps" => cfg.steps = num()? as usize,
-            "--lr" => cfg.lr = num()? as f32,
-            "--seed" => cfg.seed = num()? as u64,
-            "--eval-every" => cfg.eval_every = num()? as usize,
-            other => return Err(bad(other)),
-        }
-    }
-    if [
-        cfg.embed,
-        cfg.heads,
-        cfg.layers,
-        cfg.batch,
-        cfg.seq_len,
-        cfg.eval_every,
-    ]
-    .contains(&0)
-    {
-        return Err(Error::InvalidArgument {
-            op: "char_transformer",
-            message:
-                "--embed, --heads, --layers, --batch, --seq-len and --eval-every must be at least 1"
-                    .into(),
-        });
-    }
-    let dev = if device == "cpu" {
-        Device::Cpu
-    } else {
-        Device::gpu()?
-    };
+    let compare = args.compare_lstm;
+    let dev = args.device.open()?;
     println!("device: {dev}");
     let text = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),

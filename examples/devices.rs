@@ -7,9 +7,13 @@
 //! cargo run --release --example devices
 //! ```
 
+use clap::Parser;
 use timeloom::nn::{Module, Recurrent};
 use timeloom::wgpu;
 use timeloom::{Device, Gpu, GpuOptions, Rng, Tensor};
+
+#[path = "common/cli.rs"]
+mod cli;
 
 /// Largest |a − b| relative to 1 + |b| over two equal-length slices.
 fn worst(a: &[f32], b: &[f32]) -> f32 {
@@ -110,7 +114,13 @@ fn cnn_check(dev: &Device) -> Result<f32, timeloom::Error> {
     Ok(worst(&run(dev)?, &run(&Device::Cpu)?))
 }
 
+/// Lists every adapter wgpu can open here, on every backend, and smoke-tests each against the
+/// CPU path (matmul, an LSTM step, attention, a conv block). No options.
+#[derive(Parser, Debug)]
+struct Cli {}
+
 fn main() {
+    cli::parse::<Cli>();
     let backends = [
         ("Vulkan", wgpu::Backends::VULKAN),
         ("GL", wgpu::Backends::GL),

@@ -11,6 +11,10 @@
 #[path = "common/plot.rs"]
 mod plot;
 
+#[path = "common/cli.rs"]
+mod cli;
+
+use clap::Parser;
 use timeloom::nn::{Module, Recurrent};
 use timeloom::wgpu;
 use timeloom::{Device, Gpu, Optimizer, Rng, Tensor};
@@ -265,7 +269,13 @@ pub fn run(frames: usize, quiet: bool) -> Result<timeloom::Stats, timeloom::Erro
     Ok(during)
 }
 
+/// timeloom inside a GPU application that owns the device: an LSTM trains between frames and the
+/// application renders its hidden states; writes runs/embed_in_app/frame.png. No options.
+#[derive(Parser, Debug)]
+struct Cli {}
+
 #[allow(dead_code)]
 fn main() -> Result<(), timeloom::Error> {
+    cli::parse::<Cli>();
     run(120, false).map(|_| ())
 }

@@ -33,6 +33,7 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Instant;
 
+use clap::Parser;
 use timeloom::init::Init;
 use timeloom::nn::{CellKind, Linear, Module, Recurrent};
 use timeloom::{mse_loss, no_grad, Device, Optimizer, Rng, Tensor};
@@ -575,34 +576,53 @@ pub fn table(report: &Report, seq_len: usize) -> String {
     s
 }
 
+/// Why plain RNNs forget: gradient norms against distance, and the adding problem, for a
+/// tanh RNN, an LSTM and a GRU.
+#[derive(Parser, Debug)]
+struct Cli {
+    #[command(flatten)]
+    device: cli::DeviceArgs,
+    /// Hidden units of every cell.
+    #[arg(long, default_value_t = Config::default().hidden, value_parser = cli::count)]
+    hidden: usize,
+    /// T of the gradient measurement and of the adding problem.
+    #[arg(long, default_value_t = Config::default().seq_len, value_parser = cli::count)]
+    seq_len: usize,
+    /// Training steps per run of the adding problem (0: skip the training experiment).
+    #[arg(long, default_value_t = Config::default().steps)]
+    steps: usize,
+    /// Sequences per step.
+    #[arg(long, default_value_t = Config::default().batch, value_parser = cli::count)]
+    batch: usize,
+    /// Gradient-norm clip of the clipped runs.
+    #[arg(long, default_value_t = Config::default().clip)]
+    clip: f32,
+    /// Learning rates tried for each cell, comma separated.
+    #[arg(long, value_delimiter = ',', num_args = 1.., default_values_t = Config::default().lrs)]
+    lrs: Vec<f32>,
+    /// Seed of the data, the weights and the batch order.
+    #[arg(long, default_value_t = Config::default().seed)]
+    seed: u64,
+    /// Folder for the CSVs and figures.
+    #[arg(long, default_value_os_t = Config::default().out.expect("the default run writes its figures"))]
+    out: PathBuf,
+}
+
 #[allow(dead_code)]
 fn main() -> timeloom::Result<()> {
-    let mut cfg = Config::default();
-    let mut device = "gpu".to_string();
-    for (flag, v) in cli::flags() {
-        match flag.as_str() {
-            "--device" => device = v,
-            "--hidden" => cli::set_count(&mut cfg.hidden, &flag, &v),
-            "--seq-len" => cli::set_count(&mut cfg.seq_len, &flag, &v),
-            "--steps" => cli::set(&mut cfg.steps, &flag, &v),
-            "--batch" => cli::set_count(&mut cfg.batch, &flag, &v),
-            "--clip" => cli::set(&mut cfg.clip, &flag, &v),
-            "--lrs" => {
-                let lrs: Result<Vec<f32>, _> = v.split(',').map(str::parse).collect();
-                match lrs {
-                    Ok(l) if !l.is_empty() => cfg.lrs = l,
-                    _ => {
-                        eprintln!("--lrs: `{v}` is not a comma-separated list of rates");
-                        std::process::exit(2);
-                    }
-                }
-            }
-            "--seed" => cli::set(&mut cfg.seed, &flag, &v),
-            "--out" => cfg.out = Some(PathBuf::from(v)),
-            other => cli::unknown(other, "examples/gradient_flow.rs"),
-        }
-    }
-    cfg.device = cli::device(&device)?;
+    let args = cli::parse::<Cli>();
+    let cfg = Config {
+        device: args.device.open()?,
+        hidden: args.hidden,
+        seq_len: args.seq_len,
+        steps: args.steps,
+        batch: args.batch,
+        clip: args.clip,
+        lrs: args.lrs,
+        seed: args.seed,
+        out: Some(args.out),
+        ..Config::default()
+    };
     println!(
         "device: {}; hidden {}; T = {}",
         cfg.device, cfg.hidden, cfg.seq_len

@@ -9,6 +9,7 @@
 
 use std::time::Instant;
 
+use clap::Parser;
 use timeloom::data::{read_csv, shuffle, Labelled};
 use timeloom::nn::{Activation, Linear, Module, Sequential};
 use timeloom::{no_grad, CrossEntropy, Device, Optimizer, Rng, Tensor};
@@ -102,22 +103,40 @@ pub fn run(cfg: &Config) -> Result<Vec<(f32, f32)>, timeloom::Error> {
     Ok(history)
 }
 
+/// An MLP learns the real 8×8 digits: loss and test accuracy per epoch.
+#[derive(Parser, Debug)]
+struct Cli {
+    #[command(flatten)]
+    device: cli::DeviceArgs,
+    /// Passes over the training set.
+    #[arg(long, default_value_t = Config::default().epochs)]
+    epochs: usize,
+    /// Images per step.
+    #[arg(long, default_value_t = Config::default().batch, value_parser = cli::count)]
+    batch: usize,
+    /// Width of the hidden layer.
+    #[arg(long, default_value_t = Config::default().hidden, value_parser = cli::count)]
+    hidden: usize,
+    /// Adam's learning rate.
+    #[arg(long, default_value_t = Config::default().lr)]
+    lr: f32,
+    /// Seed of the initialisation and the batch order (the split is fixed).
+    #[arg(long, default_value_t = Config::default().seed)]
+    seed: u64,
+}
+
 #[allow(dead_code)]
 fn main() -> Result<(), timeloom::Error> {
-    let mut cfg = Config::default();
-    let mut device = "gpu".to_string();
-    for (flag, v) in cli::flags() {
-        match flag.as_str() {
-            "--device" => device = v,
-            "--epochs" => cli::set(&mut cfg.epochs, &flag, &v),
-            "--batch" => cli::set_count(&mut cfg.batch, &flag, &v),
-            "--hidden" => cli::set_count(&mut cfg.hidden, &flag, &v),
-            "--lr" => cli::set(&mut cfg.lr, &flag, &v),
-            "--seed" => cli::set(&mut cfg.seed, &flag, &v),
-            other => cli::unknown(other, "examples/mlp_digits.rs"),
-        }
-    }
-    cfg.device = cli::device(&device)?;
+    let args = cli::parse::<Cli>();
+    let cfg = Config {
+        device: args.device.open()?,
+        epochs: args.epochs,
+        batch: args.batch,
+        hidden: args.hidden,
+        lr: args.lr,
+        seed: args.seed,
+        ..Config::default()
+    };
     println!("device: {}", cfg.device);
     let start = Instant::now();
     let history = run(&cfg)?;

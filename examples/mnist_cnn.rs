@@ -14,6 +14,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
+use clap::Parser;
 use timeloom::data::{read_csv, shuffle, Labelled};
 use timeloom::nn::{
     Activation, BatchNorm2d, Conv2d, Flatten, Linear, MaxPool2d, Module, Sequential,
@@ -198,22 +199,40 @@ fn misclassified_grid(test: &Labelled, predicted: &[u32]) -> Vec<u8> {
     c.png()
 }
 
+/// A small CNN learns 5,000 real MNIST digits; writes the misclassified test digits as a PNG.
+#[derive(Parser, Debug)]
+struct Cli {
+    #[command(flatten)]
+    device: cli::DeviceArgs,
+    /// Passes over the 4,000 training images.
+    #[arg(long, default_value_t = Config::default().epochs)]
+    epochs: usize,
+    /// Images per step.
+    #[arg(long, default_value_t = Config::default().batch, value_parser = cli::count)]
+    batch: usize,
+    /// Adam's learning rate.
+    #[arg(long, default_value_t = Config::default().lr)]
+    lr: f32,
+    /// Seed of the initialisation and the batch order (the split is fixed).
+    #[arg(long, default_value_t = Config::default().seed)]
+    seed: u64,
+    /// Folder for misclassified.png.
+    #[arg(long, default_value_os_t = Config::default().out.expect("the default run writes its PNG"))]
+    out: PathBuf,
+}
+
 #[allow(dead_code)]
 fn main() -> timeloom::Result<()> {
-    let mut cfg = Config::default();
-    let mut device = "gpu".to_string();
-    for (flag, v) in cli::flags() {
-        match flag.as_str() {
-            "--device" => device = v,
-            "--epochs" => cli::set(&mut cfg.epochs, &flag, &v),
-            "--batch" => cli::set_count(&mut cfg.batch, &flag, &v),
-            "--lr" => cli::set(&mut cfg.lr, &flag, &v),
-            "--seed" => cli::set(&mut cfg.seed, &flag, &v),
-            "--out" => cfg.out = Some(PathBuf::from(v)),
-            other => cli::unknown(other, "examples/mnist_cnn.rs"),
-        }
-    }
-    cfg.device = cli::device(&device)?;
+    let args = cli::parse::<Cli>();
+    let cfg = Config {
+        device: args.device.open()?,
+        epochs: args.epochs,
+        batch: args.batch,
+        lr: args.lr,
+        seed: args.seed,
+        out: Some(args.out),
+        ..Config::default()
+    };
     println!("device: {}", cfg.device);
     let start = Instant::now();
     let history = run(&cfg)?;

@@ -9,9 +9,20 @@
 
 use std::time::Instant;
 
+use clap::Parser;
 use timeloom::{Activation, Device, Gpu, Matmul, Rng, Tensor};
 
+#[path = "common/cli.rs"]
+mod cli;
+
+/// The first program to run: a Linear layer and a reduction on the GPU and on the CPU twin,
+/// checked against each other, and the engine's counters. No options (TIMELOOM_BACKEND=gl
+/// picks another backend).
+#[derive(Parser, Debug)]
+struct Cli {}
+
 fn main() -> Result<(), timeloom::Error> {
+    cli::parse::<Cli>();
     let start = Instant::now();
     let gpu = Gpu::new_blocking()?;
     println!("adapter: {}", gpu.adapter());

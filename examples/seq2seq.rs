@@ -21,6 +21,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
+use clap::Parser;
 use timeloom::nn::{Embedding, Linear, Module, Recurrent};
 use timeloom::{embedding, no_grad, CrossEntropy, Device, Optimizer, Rng, Tensor};
 
@@ -679,25 +680,53 @@ fn attention_figure(
     c.png()
 }
 
+/// Sequence to sequence with attention: dates as people write them into ISO form.
+#[derive(Parser, Debug)]
+struct Cli {
+    #[command(flatten)]
+    device: cli::DeviceArgs,
+    /// Training steps.
+    #[arg(long, default_value_t = Config::default().steps)]
+    steps: usize,
+    /// Dates per step.
+    #[arg(long, default_value_t = Config::default().batch, value_parser = cli::count)]
+    batch: usize,
+    /// Hidden units per encoder direction (the decoder has twice as many).
+    #[arg(long, default_value_t = Config::default().hidden, value_parser = cli::count)]
+    hidden: usize,
+    /// Adam's learning rate.
+    #[arg(long, default_value_t = Config::default().lr)]
+    lr: f32,
+    /// Final share of decoder inputs taken from the model's own previous prediction
+    /// (scheduled sampling; 0: pure teacher forcing).
+    #[arg(long, default_value_t = Config::default().sampling)]
+    sampling: f32,
+    /// Beam width for the beam-search evaluation (1: greedy only).
+    #[arg(long, default_value_t = Config::default().beam, value_parser = cli::count)]
+    beam: usize,
+    /// Seed of the data, the initialisation and the batch order.
+    #[arg(long, default_value_t = Config::default().seed)]
+    seed: u64,
+    /// Folder for attention.png.
+    #[arg(long, default_value_os_t = Config::default().out.expect("the default run writes its PNG"))]
+    out: PathBuf,
+}
+
 #[allow(dead_code)]
 fn main() -> timeloom::Result<()> {
-    let mut cfg = Config::default();
-    let mut device = "gpu".to_string();
-    for (flag, v) in cli::flags() {
-        match flag.as_str() {
-            "--device" => device = v,
-            "--steps" => cli::set(&mut cfg.steps, &flag, &v),
-            "--batch" => cli::set_count(&mut cfg.batch, &flag, &v),
-            "--hidden" => cli::set_count(&mut cfg.hidden, &flag, &v),
-            "--lr" => cli::set(&mut cfg.lr, &flag, &v),
-            "--sampling" => cli::set(&mut cfg.sampling, &flag, &v),
-            "--beam" => cli::set_count(&mut cfg.beam, &flag, &v),
-            "--seed" => cli::set(&mut cfg.seed, &flag, &v),
-            "--out" => cfg.out = Some(PathBuf::from(v)),
-            other => cli::unknown(other, "examples/seq2seq.rs"),
-        }
-    }
-    cfg.device = cli::device(&device)?;
+    let args = cli::parse::<Cli>();
+    let cfg = Config {
+        device: args.device.open()?,
+        steps: args.steps,
+        batch: args.batch,
+        hidden: args.hidden,
+        lr: args.lr,
+        sampling: args.sampling,
+        beam: args.beam,
+        seed: args.seed,
+        out: Some(args.out),
+        ..Config::default()
+    };
     println!("device: {}", cfg.device);
     let r = run(&cfg)?;
     println!(

@@ -213,3 +213,28 @@ fn a_short_char_transformer_run_on_the_real_text_learns() {
         cfg.steps
     );
 }
+
+/// A checkpoint written before the library kept the optimizer's state (the same tensors and
+/// step counts, without `optimizer_algorithm` and `optimizer_state_format`) still resumes.
+#[test]
+fn a_checkpoint_without_the_optimizer_state_format_still_resumes() {
+    let text = shakespeare();
+    let dev = Device::Cpu;
+    let mut first = Trainer::new(small(3), &text, &dev).unwrap();
+    for _ in 0..3 {
+        first.train_step().unwrap();
+    }
+    let dir = std::env::temp_dir().join(format!("timeloom-old-ck-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("ck.safetensors");
+    first.save(&path).unwrap();
+    let mut old = timeloom::io::load(&path).unwrap();
+    std::fs::remove_dir_all(&dir).ok();
+    assert!(old.tensors.contains_key("optim.rnn.weight_hh_l0.s1"));
+    for key in ["optimizer_algorithm", "optimizer_state_format"] {
+        assert!(old.metadata.remove(key).is_some(), "{key} is written");
+    }
+    let mut resumed = Trainer::new(small(3), &text, &dev).unwrap();
+    resumed.restore(&old).unwrap();
+    assert_eq!((resumed.step, resumed.opt.steps()), (3, 3));
+}

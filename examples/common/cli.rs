@@ -1,59 +1,60 @@
-//! Command-line plumbing the examples share: `--flag value` pairs, typed values, the device
-//! choice and output folders. No argument-parsing crate: the examples take a handful of flags.
+//! Command-line pieces the examples and the bench share, for each one's own clap parser:
+//! parsing that lists every flag on an unknown one, `--device` (flattened in), a parser for
+//! counts that must be at least 1, and output folders.
 
 #![allow(dead_code)]
 
 use std::path::Path;
-use std::str::FromStr;
 
 use timeloom::Device;
 
-/// The command line as (flag, value) pairs; a flag given last without a value gets "".
-pub fn flags() -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let value = it.next().unwrap_or_default();
-        out.push((flag, value));
-    }
-    out
+/// Parses the command line into `T`. `--help` prints the flags; an unknown flag (or a stray
+/// argument) is an error followed by the list of valid flags, since clap alone names at most the
+/// nearest one; any error exits with status 2.
+pub fn parse<T: clap::Parser>() -> T {
+    T::try_parse().unwrap_or_else(|e| {
+        if e.kind() == clap::error::ErrorKind::UnknownArgument {
+            let _ = e.print();
+            eprintln!();
+            let _ = T::command().write_help(&mut std::io::stderr());
+            std::process::exit(2);
+        }
+        e.exit()
+    })
 }
 
-/// Parses `value` into `slot`; exits with a message naming `flag` when it does not parse.
-pub fn set<T: FromStr>(slot: &mut T, flag: &str, value: &str) {
-    match value.parse() {
-        Ok(v) => *slot = v,
-        Err(_) => {
-            eprintln!("{flag}: cannot use `{value}` here");
-            std::process::exit(2);
+/// `--device gpu|cpu`.
+#[derive(clap::Args, Clone, Debug)]
+pub struct DeviceArgs {
+    /// Where to run: the best GPU adapter, or the CPU twins of the kernels.
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Gpu)]
+    pub device: DeviceChoice,
+}
+
+/// The values of `--device`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeviceChoice {
+    /// The best GPU adapter (`Device::gpu`).
+    Gpu,
+    /// The CPU twins (`Device::Cpu`).
+    Cpu,
+}
+
+impl DeviceArgs {
+    /// Opens the chosen device: an error that says what to install when there is no GPU.
+    pub fn open(&self) -> timeloom::Result<Device> {
+        match self.device {
+            DeviceChoice::Gpu => Device::gpu(),
+            DeviceChoice::Cpu => Ok(Device::Cpu),
         }
     }
 }
 
-/// Parses a count that must be at least 1 (a batch size, a width, a beam) into `slot`; exits
-/// with a message naming `flag` for 0 or for what does not parse.
-pub fn set_count(slot: &mut usize, flag: &str, value: &str) {
-    match value.parse::<usize>() {
-        Ok(v) if v >= 1 => *slot = v,
-        _ => {
-            eprintln!("{flag}: `{value}` is not a count of at least 1");
-            std::process::exit(2);
-        }
-    }
-}
-
-/// Exits for a flag the example does not know, pointing at the file that lists its flags.
-pub fn unknown(flag: &str, file: &str) -> ! {
-    eprintln!("unknown argument {flag}; see the top of {file}");
-    std::process::exit(2);
-}
-
-/// `cpu` for the CPU path, anything else for the best GPU adapter.
-pub fn device(name: &str) -> timeloom::Result<Device> {
-    if name == "cpu" {
-        Ok(Device::Cpu)
-    } else {
-        Device::gpu()
+/// Parses a count that must be at least 1 (a batch size, a width, a beam).
+pub fn count(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("`{s}` is not a count of at least 1")),
     }
 }
 

@@ -3,8 +3,10 @@
 //! and applied inside the update kernel: no readback per step) or by value.
 
 mod schedule;
+mod state;
 
 pub use schedule::Schedule;
+pub use state::StateDict;
 
 use crate::device::Device;
 use crate::error::{shape_str, Error, Result};

@@ -1,0 +1,125 @@
+//! Rows: what one measurement reports, printed as a table line and written as JSON (one
+//! object per line, the field names existing consumers read).
+
+use serde::{Serialize, Serializer};
+use timeloom::{Gpu, Stats};
+
+use crate::workload::Work;
+
+/// One op on one shape on one path. The fields up to `peak_bytes` are those the hand-written
+/// JSON had, in its order; `gbytes_per_s` and `kernels` are new.
+#[derive(Serialize)]
+pub struct Row {
+    pub op: &'static str,
+    #[serde(serialize_with = "in_order")]
+    pub shape: Vec<(&'static str, usize)>,
+    pub path: &'static str,
+    pub adapter: String,
+    pub backend: String,
+    pub median_ms: f64,
+    pub gflops: Option<f64>,
+    pub dispatches: f64,
+    pub submissions: f64,
+    #[serde(rename = "sequences_per_s")]
+    pub seq_per_s: Option<f64>,
+    /// The largest buffer allocated, for the rows on a device of their own (attention).
+    pub peak_bytes: Option<u64>,
+    pub gbytes_per_s: Option<f64>,
+    pub kernels: &'static [&'static str],
+}
+
+/// The shape as a JSON object whose keys keep the table's order (`{"M":128,"N":128,"K":128}`).
+pub fn in_order<S: Serializer>(shape: &[(&'static str, usize)], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_map(shape.iter().copied())
+}
+
+impl Row {
+    /// A row of `op` on `shape` run on `gpu`'s adapter, or on the host CPU when `None`.
+    pub fn new(
+        op: &'static str,
+        kernels: &'static [&'static str],
+        shape: Vec<(&'static str, usize)>,
+        path: &'static str,
+        gpu: Option<&Gpu>,
+        median_ms: f64,
+        per_call: &Stats,
+    ) -> Row {
+        let (adapter, backend) = gpu.map_or((cpu_name(), "cpu".to_string()), |g| {
+            (g.adapter().name, g.adapter().backend)
+        });
+        Row {
+            op,
+            shape,
+            path,
+            adapter,
+            backend,
+            median_ms,
+            gflops: None,
+            dispatches: per_call.dispatches as f64,
+            submissions: per_call.submissions as f64,
+            seq_per_s: None,
+            peak_bytes: None,
+            gbytes_per_s: None,
+            kernels,
+        }
+    }
+
+    pub fn with_work(mut self, work: Work) -> Row {
+        match work {
+            Work::Flop(f) => self.gflops = Some(f / self.median_ms / 1e6),
+            Work::Bytes(b) => self.gbytes_per_s = Some(b / self.median_ms / 1e6),
+        }
+        self
+    }
+}
+
+pub fn cpu_name() -> String {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    format!("host CPU ({threads} threads, matrixmultiply)")
+}
+
+pub fn shape_str(shape: &[(&str, usize)]) -> String {
+    let parts: Vec<String> = shape.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    parts.join(",")
+}
+
+pub fn print_row(r: &Row, note: &str) {
+    let rate = match (r.gflops, r.gbytes_per_s) {
+        (Some(g), _) => format!("{g:.2} GFLOP/s"),
+        (_, Some(b)) => format!("{b:.2} GB/s"),
+        _ => "-".into(),
+    };
+    println!(
+        "{:<24} {:<34} {:<13} {:>10.3} ms {:>15} {:>5} disp {:>3} subm  {} [{}]{}",
+        r.op,
+        shape_str(&r.shape),
+        r.path,
+        r.median_ms,
+        rate,
+        r.dispatches,
+        r.submissions,
+        r.adapter,
+        r.backend,
+        if note.is_empty() {
+            String::new()
+        } else {
+            format!("  ({note})")
+        },
+    );
+}
+
+/// One row per line inside a JSON array, written whole to a temporary file and renamed, so a
+/// reader never sees half a file.
+pub fn write_json(rows: &[Row]) -> std::io::Result<std::path::PathBuf> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench");
+    std::fs::create_dir_all(&dir)?;
+    let lines = rows
+        .iter()
+        .map(|r| serde_json::to_string(r).map(|s| format!("  {s}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let path = dir.join("gpu_vs_cpu.json");
+    let tmp = dir.join("gpu_vs_cpu.json.tmp");
+    std::fs::write(&tmp, format!("[\n{}\n]\n", lines.join(",\n")))?;
+    std::fs::rename(&tmp, &path)?;
+    Ok(path)
+}

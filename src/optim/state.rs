@@ -1,0 +1,657 @@
+//! An optimizer's state in and out of checkpoints, as `torch.optim.Optimizer.state_dict()`: the
+//! step count (which drives the schedule) and, per parameter, its update count and its two state
+//! tensors, as named tensors and metadata strings that `crate::io` writes to safetensors
+//! (atomically). The hyper-parameters are not saved: like a model's architecture they belong to
+//! the code that builds the optimizer. Only the algorithm's name is, so a state never loads into
+//! an optimizer that would read its tensors as something else (Adam's moments as a momentum).
+//!
+//! Layout (the char_rnn example's checkpoint format since its first version, so its old files
+//! still load): tensors `optim.{key}.s1` and `optim.{key}.s2` for each parameter that has been
+//! updated, metadata `optimizer_step`, `optimizer_param_steps` (one count per parameter, comma
+//! separated, 0 for one never updated), `optimizer_algorithm` and `optimizer_state_format`. A
+//! parameter's key is its index, or the name the caller gives it (`Module::named_parameters`).
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+use super::{Algorithm, Optimizer, ParamState};
+use crate::error::{shape_str, Error, Result};
+use crate::io::{self, Weights};
+use crate::tensor::Tensor;
+
+const STEP: &str = "optimizer_step";
+const PARAM_STEPS: &str = "optimizer_param_steps";
+const ALGORITHM: &str = "optimizer_algorithm";
+const FORMAT: &str = "optimizer_state_format";
+const FORMAT_VERSION: &str = "1";
+const PREFIX: &str = "optim.";
+
+/// An optimizer's state as a checkpoint holds it: named tensors and metadata strings. Write it
+/// with [`io::serialize`] and [`io::write_atomic`], alone or beside a model's tensors in one
+/// file (the names start with `optim.`, so they do not collide with a module's).
+///
+/// The tensors are the optimizer's own buffers, not copies: the next `step` updates them in
+/// place, so serialise the dict before stepping again.
+///
+/// ```
+/// use timeloom::{io, Device, Optimizer, Tensor};
+/// let w = Tensor::from_slice(&Device::Cpu, &[1.0, 2.0], &[2])?.requires_grad();
+/// let mut opt = Optimizer::adam(vec![w.clone()], 1e-2);
+/// w.square()?.sum_all()?.backward()?;
+/// opt.step()?;
+/// let dict = opt.named_state_dict(&["w".to_string()])?;
+/// let mut tensors = vec![("w".to_string(), w.clone())]; // the model's tensors beside it
+/// tensors.extend(dict.tensors);
+/// let bytes = io::serialize(&tensors, Some(dict.metadata))?;
+/// assert!(io::parse("checkpoint", &bytes)?.tensors.contains_key("optim.w.s1"));
+/// # Ok::<(), timeloom::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct StateDict {
+    /// `optim.{key}.s1` and `optim.{key}.s2` for each parameter that has been updated.
+    pub tensors: Vec<(String, Tensor)>,
+    /// `optimizer_step`, `optimizer_param_steps`, `optimizer_algorithm` and
+    /// `optimizer_state_format`.
+    pub metadata: HashMap<String, String>,
+}
+
+/// The name saved for the rule: the variant, not its hyper-parameters (a β changed on resume
+/// is the user's choice; a state read by another rule is a bug).
+fn algorithm_name(a: Algorithm) -> &'static str {
+    match a {
+        Algorithm::Sgd { .. } => "sgd",
+        Algorithm::AdaGrad { .. } => "adagrad",
+        Algorithm::RmsProp { .. } => "rmsprop",
+        Algorithm::AdaDelta { .. } => "adadelta",
+        Algorithm::Adam { .. } => "adam",
+        Algorithm::AdamW { .. } => "adamw",
+    }
+}
+
+fn keys(key: &str) -> (String, String) {
+    (format!("{PREFIX}{key}.s1"), format!("{PREFIX}{key}.s2"))
+}
+
+impl Optimizer {
+    /// The state to checkpoint, each parameter keyed by its index (`optim.0.s1`, ...); load it
+    /// with [`Optimizer::load_state_dict`] into an optimizer built the same way over the same
+    /// parameters. [`Optimizer::save`] writes it to a file.
+    ///
+    /// ```
+    /// use timeloom::{Device, Optimizer, Tensor};
+    /// let w = Tensor::from_slice(&Device::Cpu, &[3.0], &[1])?.requires_grad();
+    /// let mut opt = Optimizer::momentum(vec![w.clone()], 0.1, 0.9);
+    /// w.square()?.sum_all()?.backward()?;
+    /// opt.step()?;
+    /// let dict = opt.state_dict();
+    /// assert_eq!(dict.metadata["optimizer_step"], "1");
+    /// assert_eq!(dict.tensors[0].0, "optim.0.s1"); // the momentum buffer
+    /// # Ok::<(), timeloom::Error>(())
+    /// ```
+    pub fn state_dict(&self) -> StateDict {
+        let names: Vec<String> = (0..self.params.len()).map(|i| i.to_string()).collect();
+        self.named_state_dict(&names)
+            .expect("index names are distinct and one per parameter")
+    }
+
+    /// [`Optimizer::state_dict`] with each parameter keyed by its name instead of its index
+    /// (`optim.{name}.s1`): pass the names of `Module::named_parameters`, in the order the
+    /// optimizer was given the parameters.
+    ///
+    /// ```
+    /// use timeloom::nn::{Linear, Module};
+    /// use timeloom::{Device, Optimizer, Rng};
+    /// let layer = Linear::new(&Device::Cpu, 3, 2, &mut Rng::new(0))?;
+    /// let opt = Optimizer::adam(layer.parameters(), 1e-3);
+    /// let names: Vec<String> = layer.named_parameters().into_iter().map(|(n, _)| n).collect();
+    /// let dict = opt.named_state_dict(&names)?;
+    /// assert_eq!(dict.metadata["optimizer_param_steps"], "0,0"); // no update yet
+    /// assert!(dict.tensors.is_empty());
+    /// # Ok::<(), timeloom::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// `InvalidArgument` when `names` does not hold one distinct name per parameter.
+    pub fn named_state_dict(&self, names: &[String]) -> Result<StateDict> {
+        self.check_names("Optimizer::named_state_dict", names)?;
+        let mut tensors = Vec::new();
+        let mut steps = Vec::with_capacity(self.params.len());
+        for (name, state) in names.iter().zip(&self.states) {
+            steps.push(state.as_ref().map_or(0, |s| s.step).to_string());
+            if let Some(s) = state {
+                let (k1, k2) = keys(name);
+                tensors.push((k1, s.s1.clone()));
+                tensors.push((k2, s.s2.clone()));
+            }
+        }
+        let metadata = [
+            (STEP, self.step.to_string()),
+            (PARAM_STEPS, steps.join(",")),
+            (ALGORITHM, algorithm_name(self.algorithm).to_string()),
+            (FORMAT, FORMAT_VERSION.to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        Ok(StateDict { tensors, metadata })
+    }
+
+    /// Restores a state written from [`Optimizer::state_dict`] (read back with [`io::load`] or
+    /// [`io::parse`]). Everything is checked before anything changes: the algorithm, one step
+    /// count per parameter, each updated parameter's two tensors with the parameter's shape, and
+    /// no state for parameters this optimizer does not have. Keys that do not start with
+    /// `optim.` (a model's weights in the same file) are ignored.
+    ///
+    /// ```
+    /// use timeloom::{io, Device, Optimizer, Tensor};
+    /// let dev = Device::Cpu;
+    /// let w = Tensor::from_slice(&dev, &[3.0], &[1])?.requires_grad();
+    /// let mut opt = Optimizer::adam(vec![w.clone()], 0.1);
+    /// w.square()?.sum_all()?.backward()?;
+    /// opt.step()?;
+    /// let dict = opt.state_dict();
+    /// let bytes = io::serialize(&dict.tensors, Some(dict.metadata))?;
+    ///
+    /// let mut resumed = Optimizer::adam(vec![w.clone()], 0.1);
+    /// resumed.load_state_dict(&io::parse("opt", &bytes)?)?;
+    /// assert_eq!(resumed.steps(), 1);
+    /// // SGD would read Adam's moments as a momentum buffer: refused, nothing loaded.
+    /// let mut sgd = Optimizer::momentum(vec![w], 0.1, 0.9);
+    /// assert!(sgd.load_state_dict(&io::parse("opt", &bytes)?).is_err());
+    /// assert_eq!(sgd.steps(), 0);
+    /// # Ok::<(), timeloom::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// `Format`, naming the file and the key, for a state of another algorithm, another number
+    /// of parameters, a missing or extra state tensor, a shape that differs from its
+    /// parameter's, or metadata that does not parse.
+    pub fn load_state_dict(&mut self, weights: &Weights) -> Result<()> {
+        let names: Vec<String> = (0..self.params.len()).map(|i| i.to_string()).collect();
+        self.load_named_state_dict(weights, &names)
+    }
+
+    /// [`Optimizer::load_state_dict`] for a state written by [`Optimizer::named_state_dict`]
+    /// with the same `names`.
+    ///
+    /// ```
+    /// use timeloom::nn::{Linear, Module};
+    /// use timeloom::{io, Device, Optimizer, Rng, Tensor};
+    /// let dev = Device::Cpu;
+    /// let layer = Linear::new(&dev, 3, 2, &mut Rng::new(0))?;
+    /// let names: Vec<String> = layer.named_parameters().into_iter().map(|(n, _)| n).collect();
+    /// let mut opt = Optimizer::adam(layer.parameters(), 1e-3);
+    /// let x = Tensor::from_slice(&dev, &[1.0, 2.0, 3.0], &[1, 3])?;
+    /// layer.forward(&x)?.sum_all()?.backward()?;
+    /// opt.step()?;
+    /// let dict = opt.named_state_dict(&names)?;
+    /// let bytes = io::serialize(&dict.tensors, Some(dict.metadata))?;
+    ///
+    /// let mut resumed = Optimizer::adam(layer.parameters(), 1e-3);
+    /// resumed.load_named_state_dict(&io::parse("opt", &bytes)?, &names)?;
+    /// assert_eq!(resumed.steps(), 1);
+    /// # Ok::<(), timeloom::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Optimizer::load_state_dict`], and `InvalidArgument` when `names` does not hold one
+    /// distinct name per parameter.
+    pub fn load_named_state_dict(&mut self, weights: &Weights, names: &[String]) -> Result<()> {
+        self.check_names("Optimizer::load_named_state_dict", names)?;
+        let w = weights;
+        let bad = |k: &str, message: String| Error::Format {
+            what: format!("{}: `{k}`", w.source),
+            message,
+        };
+        let meta = |k: &'static str| {
+            w.metadata.get(k).ok_or_else(|| {
+                bad(
+                    k,
+                    "missing: not an optimizer state (save one with Optimizer::state_dict)".into(),
+                )
+            })
+        };
+        if let Some(v) = w.metadata.get(FORMAT) {
+            if v != FORMAT_VERSION {
+                return Err(bad(
+                    FORMAT,
+                    format!("is version {v}; this timeloom reads version {FORMAT_VERSION}: load it with the timeloom that wrote it"),
+                ));
+            }
+        }
+        // Absent from files written before the algorithm was recorded (char_rnn's first
+        // checkpoints): their shapes are still checked below.
+        let ours = algorithm_name(self.algorithm);
+        if let Some(theirs) = w.metadata.get(ALGORITHM) {
+            if theirs != ours {
+                return Err(bad(
+                    ALGORITHM,
+                    format!("the state is {theirs}'s; this optimizer is {ours}, which would read its tensors as something else: build the optimizer with {theirs}, or start {ours} without a saved state"),
+                ));
+            }
+        }
+        let step: u32 = meta(STEP)?
+            .parse()
+            .map_err(|_| bad(STEP, format!("`{}` is not a step count", w.metadata[STEP])))?;
+        let listed = meta(PARAM_STEPS)?;
+        let steps: Vec<u32> = if listed.is_empty() {
+            Vec::new()
+        } else {
+            listed
+                .split(',')
+                .map(|v| {
+                    v.trim()
+                        .parse()
+                        .map_err(|_| bad(PARAM_STEPS, format!("`{v}` is not a step count")))
+                })
+                .collect::<Result<_>>()?
+        };
+        if steps.len() != self.params.len() {
+            return Err(bad(
+                PARAM_STEPS,
+                format!(
+                    "holds the state of {} parameters; this optimizer has {}: load the state of an optimizer built over the same parameters, in the same order",
+                    steps.len(),
+                    self.params.len()
+                ),
+            ));
+        }
+        let mut expected = HashSet::new();
+        let mut values = Vec::with_capacity(self.params.len());
+        for ((name, param), &count) in names.iter().zip(&self.params).zip(&steps) {
+            let (k1, k2) = keys(name);
+            let found = |k: &str| w.tensors.contains_key(k) || w.skipped.contains_key(k);
+            let (has1, has2) = (found(&k1), found(&k2));
+            if has1 != has2 {
+                let (have, missing) = if has1 { (&k1, &k2) } else { (&k2, &k1) };
+                return Err(bad(
+                    missing,
+                    format!("missing while `{have}` is there: the state of parameter `{name}` is incomplete"),
+                ));
+            }
+            if !has1 {
+                if count > 0 {
+                    return Err(bad(
+                        &k1,
+                        format!("missing: parameter `{name}` has a step count of {count}, but its state tensors are not in the file"),
+                    ));
+                }
+                values.push(None);
+                continue;
+            }
+            let mut pair = Vec::with_capacity(2);
+            for k in [&k1, &k2] {
+                let (shape, v) = w.tensors.get(k.as_str()).ok_or_else(|| {
+                    bad(
+                        k,
+                        format!(
+                            "has dtype {}; optimizer state is F32",
+                            w.skipped.get(k.as_str()).map_or("?", String::as_str)
+                        ),
+                    )
+                })?;
+                if shape != param.shape() || v.len() != param.numel() {
+                    return Err(bad(
+                        k,
+                        format!(
+                            "has shape {}; parameter `{name}` has {}: the state was saved for another model",
+                            shape_str(shape),
+                            shape_str(param.shape())
+                        ),
+                    ));
+                }
+                pair.push(v.as_slice());
+            }
+            expected.insert(k1);
+            expected.insert(k2);
+            values.push(Some((count, pair)));
+        }
+        let extra = w
+            .tensors
+            .keys()
+            .chain(w.skipped.keys())
+            .find(|k| k.starts_with(PREFIX) && !expected.contains(k.as_str()));
+        if let Some(k) = extra {
+            return Err(bad(
+                k,
+                "belongs to no parameter of this optimizer: the state was saved for other parameters (or under other names)".into(),
+            ));
+        }
+        let mut states = Vec::with_capacity(values.len());
+        for (param, v) in self.params.iter().zip(values) {
+            states.push(match v {
+                None => None,
+                Some((count, pair)) => {
+                    let dev = param.device();
+                    Some(ParamState {
+                        step: count,
+                        s1: Tensor::from_slice(&dev, pair[0], param.shape())?,
+                        s2: Tensor::from_slice(&dev, pair[1], param.shape())?,
+                    })
+                }
+            });
+        }
+        self.load_state(step, states)
+    }
+
+    /// Writes [`Optimizer::state_dict`] to a safetensors file, atomically (a crash leaves the
+    /// previous file). Blocking: the state is read back from the device.
+    ///
+    /// ```
+    /// use timeloom::{Device, Optimizer, Tensor};
+    /// let w = Tensor::from_slice(&Device::Cpu, &[3.0], &[1])?.requires_grad();
+    /// let mut opt = Optimizer::adam(vec![w.clone()], 0.1);
+    /// w.square()?.sum_all()?.backward()?;
+    /// opt.step()?;
+    /// let path = std::env::temp_dir().join(format!("timeloom-doc-opt-{}.safetensors", std::process::id()));
+    /// opt.save(&path)?;
+    /// let mut resumed = Optimizer::adam(vec![w], 0.1);
+    /// resumed.load(&path)?;
+    /// assert_eq!(resumed.steps(), 1);
+    /// # std::fs::remove_file(&path).ok();
+    /// # Ok::<(), timeloom::Error>(())
+    /// ```
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+        let dict = self.state_dict();
+        io::write_atomic(path, &io::serialize(&dict.tensors, Some(dict.metadata))?)
+    }
+
+    /// Reads a file written by [`Optimizer::save`] into this optimizer, as
+    /// [`Optimizer::load_state_dict`] does (same checks; nothing changes on an error).
+    ///
+    /// ```
+    /// use timeloom::{Device, Error, Optimizer, Tensor};
+    /// let w = Tensor::from_slice(&Device::Cpu, &[3.0], &[1])?.requires_grad();
+    /// let mut opt = Optimizer::sgd(vec![w], 0.1);
+    /// let e = opt.load("/no/such/optimizer.safetensors").unwrap_err();
+    /// assert!(matches!(e, Error::Io { .. }));
+    /// # Ok::<(), timeloom::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// `Io` when the file cannot be read, and those of [`Optimizer::load_state_dict`].
+    pub fn load(&mut self, path: impl AsRef<Path>) -> Result<()> {
+        self.load_state_dict(&io::load(path)?)
+    }
+
+    fn check_names(&self, op: &'static str, names: &[String]) -> Result<()> {
+        if names.len() != self.params.len() {
+            return Err(Error::InvalidArgument {
+                op,
+                message: format!(
+                    "{} names for {} parameters: pass one name per parameter, in the order the optimizer was given them",
+                    names.len(),
+                    self.params.len()
+                ),
+            });
+        }
+        let mut seen = HashSet::new();
+        if let Some(twice) = names.iter().find(|n| !seen.insert(n.as_str())) {
+            return Err(Error::InvalidArgument {
+                op,
+                message: format!(
+                    "the name `{twice}` is given to two parameters; their states would share keys"
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::{Linear, Module};
+    use crate::{Device, Rng};
+
+    /// A two-layer model's parameters, a fixed batch, and a loss that depends on every weight.
+    struct Toy {
+        layers: [Linear; 2],
+        x: Tensor,
+    }
+
+    impl Toy {
+        fn new(dev: &Device) -> Toy {
+            let mut rng = Rng::new(7);
+            let layers = [
+                Linear::new(dev, 5, 6, &mut rng).unwrap(),
+                Linear::new(dev, 6, 3, &mut rng).unwrap(),
+            ];
+            let x = Tensor::from_slice(dev, &rng.normals(4 * 5), &[4, 5]).unwrap();
+            Toy { layers, x }
+        }
+        fn params(&self) -> Vec<Tensor> {
+            self.layers.iter().flat_map(|l| l.parameters()).collect()
+        }
+        fn step(&self, opt: &mut Optimizer) {
+            opt.zero_grad();
+            let h = self.layers[0].forward(&self.x).unwrap().tanh().unwrap();
+            let y = self.layers[1].forward(&h).unwrap();
+            y.square().unwrap().sum_all().unwrap().backward().unwrap();
+            opt.step().unwrap();
+        }
+        fn values(&self) -> Vec<Vec<f32>> {
+            self.params()
+                .iter()
+                .map(|p| p.read_blocking().unwrap())
+                .collect()
+        }
+        fn copy_from(&self, other: &Toy) {
+            for (p, q) in self.params().iter().zip(other.params()) {
+                p.write(&q.read_blocking().unwrap()).unwrap();
+            }
+        }
+    }
+
+    fn temp(name: &str) -> std::path::PathBuf {
+        std::env::temp_dir().join(format!(
+            "timeloom-optim-state-{}-{name}.safetensors",
+            std::process::id()
+        ))
+    }
+
+    /// N steps, save, load into a fresh optimizer over fresh parameters, M steps: the bits of
+    /// N + M steps straight, on `dev`, for `make`'s rule.
+    fn resumes_bit_identically(dev: &Device, make: fn(Vec<Tensor>) -> Optimizer, tag: &str) {
+        let straight = Toy::new(dev);
+        let mut opt = make(straight.params());
+        for _ in 0..7 {
+            straight.step(&mut opt);
+        }
+        let first = Toy::new(dev);
+        let mut opt = make(first.params());
+        for _ in 0..3 {
+            first.step(&mut opt);
+        }
+        let path = temp(tag);
+        opt.save(&path).unwrap();
+        let resumed = Toy::new(dev);
+        resumed.copy_from(&first);
+        let mut opt = make(resumed.params());
+        opt.load(&path).unwrap();
+        std::fs::remove_file(&path).ok();
+        assert_eq!(opt.steps(), 3);
+        for _ in 0..4 {
+            resumed.step(&mut opt);
+        }
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        for (i, (a, b)) in straight.values().iter().zip(resumed.values()).enumerate() {
+            assert_eq!(
+                bits(a),
+                bits(&b),
+                "{tag}: parameter {i} differs after resuming"
+            );
+        }
+        // The test has teeth: the same resume without the optimizer's state ends elsewhere.
+        let fresh = Toy::new(dev);
+        fresh.copy_from(&first);
+        let mut opt = make(fresh.params());
+        for _ in 0..4 {
+            fresh.step(&mut opt);
+        }
+        assert_ne!(
+            straight
+                .values()
+                .iter()
+                .map(|v| bits(v))
+                .collect::<Vec<_>>(),
+            fresh.values().iter().map(|v| bits(v)).collect::<Vec<_>>(),
+            "{tag}: resuming without the state should not match"
+        );
+    }
+
+    fn adam(p: Vec<Tensor>) -> Optimizer {
+        // A schedule that moves every step: the resumed run must continue it, not restart it.
+        Optimizer::adam(p, 1e-2)
+            .schedule(crate::Schedule::Step {
+                every: 2,
+                gamma: 0.5,
+            })
+            .clip_grad_norm(1.0)
+    }
+
+    fn momentum(p: Vec<Tensor>) -> Optimizer {
+        Optimizer::momentum(p, 1e-2, 0.9)
+    }
+
+    #[test]
+    fn adam_resumes_bit_identically_on_the_cpu() {
+        resumes_bit_identically(&Device::Cpu, adam, "adam-cpu");
+    }
+
+    #[test]
+    fn sgd_momentum_resumes_bit_identically_on_the_cpu() {
+        resumes_bit_identically(&Device::Cpu, momentum, "momentum-cpu");
+    }
+
+    #[test]
+    fn adam_resumes_bit_identically_on_the_gpu() {
+        resumes_bit_identically(&Device::Gpu(crate::testing::gpu()), adam, "adam-gpu");
+    }
+
+    #[test]
+    fn sgd_momentum_resumes_bit_identically_on_the_gpu() {
+        resumes_bit_identically(
+            &Device::Gpu(crate::testing::gpu()),
+            momentum,
+            "momentum-gpu",
+        );
+    }
+
+    /// One Adam step's state over the toy, as bytes of a file.
+    fn saved_adam_state(names: Option<&[String]>) -> (Toy, Vec<u8>) {
+        let toy = Toy::new(&Device::Cpu);
+        let mut opt = Optimizer::adam(toy.params(), 1e-2);
+        toy.step(&mut opt);
+        let dict = match names {
+            Some(n) => opt.named_state_dict(n).unwrap(),
+            None => opt.state_dict(),
+        };
+        (
+            toy,
+            io::serialize(&dict.tensors, Some(dict.metadata)).unwrap(),
+        )
+    }
+
+    /// Loads `w` into `opt` and asserts a `Format` error whose message contains `needle`, with
+    /// nothing loaded.
+    fn refused(opt: &mut Optimizer, w: &Weights, needle: &str) {
+        let e = opt.load_state_dict(w).unwrap_err();
+        assert!(
+            matches!(&e, Error::Format { .. }) && e.to_string().contains(needle),
+            "expected a Format error about {needle:?}: {e}"
+        );
+        assert_eq!(opt.steps(), 0, "nothing loads on an error");
+        assert!(opt.states.iter().all(Option::is_none));
+    }
+
+    #[test]
+    fn mismatched_states_are_typed_errors_and_load_nothing() {
+        let (toy, bytes) = saved_adam_state(None);
+        let good = io::parse("good", &bytes).unwrap();
+
+        // Another algorithm.
+        let mut sgd = Optimizer::momentum(toy.params(), 0.1, 0.9);
+        refused(&mut sgd, &good, "adam");
+        let mut sgd = Optimizer::momentum(toy.params(), 0.1, 0.9);
+        refused(&mut sgd, &good, "optimizer_algorithm");
+
+        // Fewer parameters than the state holds.
+        let mut short = Optimizer::adam(toy.params()[..3].to_vec(), 0.1);
+        refused(&mut short, &good, "4 parameters");
+
+        // Same count, another shape (the layers swapped).
+        let mut p = toy.params();
+        p.swap(0, 2);
+        p.swap(1, 3);
+        let mut swapped = Optimizer::adam(p, 0.1);
+        refused(&mut swapped, &good, "has shape");
+
+        // A state tensor missing, or one too many.
+        let mut w = good.clone();
+        w.tensors.remove("optim.1.s2");
+        let mut opt = Optimizer::adam(toy.params(), 0.1);
+        refused(&mut opt, &w, "optim.1.s2");
+        let mut w = good.clone();
+        w.tensors.remove("optim.1.s1");
+        w.tensors.remove("optim.1.s2");
+        refused(&mut opt, &w, "step count of 1");
+        let mut w = good.clone();
+        let extra = w.tensors["optim.0.s1"].clone();
+        w.tensors.insert("optim.9.s1".into(), extra);
+        refused(&mut opt, &w, "optim.9.s1");
+
+        // Metadata that is missing, does not parse, or comes from a newer format.
+        for (key, value, needle) in [
+            (STEP, None, "missing"),
+            (STEP, Some("-1"), "not a step count"),
+            (PARAM_STEPS, Some("1,1,x,1"), "`x`"),
+            (FORMAT, Some("2"), "version 2"),
+        ] {
+            let mut w = good.clone();
+            match value {
+                Some(v) => w.metadata.insert(key.into(), v.into()),
+                None => w.metadata.remove(key),
+            };
+            refused(&mut opt, &w, needle);
+        }
+
+        // Names that do not fit are the caller's mistake, not the file's.
+        let e = opt.load_named_state_dict(&good, &["a".into()]).unwrap_err();
+        assert!(matches!(e, Error::InvalidArgument { .. }), "{e}");
+        let twice: Vec<String> = ["a", "b", "a", "c"].map(String::from).to_vec();
+        let e = opt.named_state_dict(&twice).unwrap_err();
+        assert!(e.to_string().contains("`a`"), "{e}");
+
+        // The good file loads after all that.
+        opt.load_state_dict(&good).unwrap();
+        assert_eq!(opt.steps(), 1);
+    }
+
+    #[test]
+    fn named_states_load_by_name_and_index_keys_do_not() {
+        let names: Vec<String> = ["l0.weight", "l0.bias", "l1.weight", "l1.bias"]
+            .map(String::from)
+            .to_vec();
+        let (toy, bytes) = saved_adam_state(Some(&names));
+        let w = io::parse("named", &bytes).unwrap();
+        assert!(w.tensors.contains_key("optim.l1.bias.s2"));
+        let mut opt = Optimizer::adam(toy.params(), 0.1);
+        refused(&mut opt, &w, "optim.0.s1");
+        opt.load_named_state_dict(&w, &names).unwrap();
+        assert_eq!(opt.steps(), 1);
+    }
+
+    /// Garbage and truncated files are `Format` errors from the parser, not panics.
+    #[test]
+    fn corrupt_files_are_format_errors() {
+        let (toy, bytes) = saved_adam_state(None);
+        let path = temp("corrupt");
+        io::write_atomic(&path, &bytes[..bytes.len() / 2]).unwrap();
+        let mut opt = Optimizer::adam(toy.params(), 0.1);
+        let r = opt.load(&path);
+        std::fs::remove_file(&path).ok();
+        assert!(matches!(r, Err(Error::Format { .. })), "{r:?}");
+        assert_eq!(opt.steps(), 0);
+    }
+}
