@@ -624,7 +624,7 @@ fn main() {
         }
         if case.op == "matmul" {
             for (class, tile) in diagnostics::matmul_tiles(&gpu) {
-                println!("matmul tile for {class:?}: {tile}");
+                println!("matmul tile for {class}: {tile}");
             }
         }
     }
