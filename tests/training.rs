@@ -617,3 +617,42 @@ fn a_parameter_first_updated_late_gets_an_unbiased_first_adam_step() {
         .unwrap_err();
     assert!(matches!(e, timeloom::Error::DeviceMismatch { .. }), "{e}");
 }
+
+/// Buffers the same step writes in place must not alias what it reads or writes: on the host
+/// that would also take two locks on one buffer and hang.
+#[test]
+fn in_place_state_that_aliases_what_the_step_touches_is_refused() {
+    let dev = Device::Cpu;
+    let w = Tensor::from_slice(&dev, &[1.0, 2.0], &[2])
+        .unwrap()
+        .requires_grad();
+    let mut opt = Optimizer::adam(vec![w.clone()], 0.1);
+    let s = Tensor::zeros(&dev, &[2]).unwrap();
+    let shared = timeloom::ParamState {
+        step: 1,
+        s1: s.clone(),
+        s2: s,
+    };
+    let e = opt.load_state(1, vec![Some(shared)]).unwrap_err();
+    assert!(matches!(e, timeloom::Error::InvalidArgument { .. }), "{e}");
+    let on_param = timeloom::ParamState {
+        step: 1,
+        s1: w.detach(),
+        s2: Tensor::zeros(&dev, &[2]).unwrap(),
+    };
+    let e = opt.load_state(1, vec![Some(on_param)]).unwrap_err();
+    assert!(matches!(e, timeloom::Error::InvalidArgument { .. }), "{e}");
+    assert_eq!(opt.steps(), 0);
+
+    let x = Tensor::from_slice(&dev, &[1.0, 2.0, 3.0, 4.0], &[2, 2]).unwrap();
+    let gamma = Tensor::full(&dev, &[2], 1.0).unwrap();
+    let beta = Tensor::zeros(&dev, &[2]).unwrap();
+    let var = Tensor::full(&dev, &[2], 1.0).unwrap();
+    let e = x
+        .batch_norm(Some((&beta, &var)), Some((&gamma, &beta)), true, 0.1, 1e-5)
+        .unwrap_err();
+    assert!(matches!(e, timeloom::Error::InvalidArgument { .. }), "{e}");
+    let mean = Tensor::zeros(&dev, &[2]).unwrap();
+    x.batch_norm(Some((&mean, &var)), Some((&gamma, &beta)), true, 0.1, 1e-5)
+        .unwrap();
+}

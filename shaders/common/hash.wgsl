@@ -1,6 +1,6 @@
 // Counter-based random numbers: a PCG hash of (seed, index), so any element's draw is computed
 // where it is needed (dropout's backward regenerates its mask instead of storing it). The CPU
-// twin in src/cpu/dropout.rs computes the same bits.
+// twin in src/kernels/cpu/dropout.rs computes the same bits.
 
 fn pcg_hash(v: u32) -> u32 {
     let state = v * 747796405u + 2891336453u;

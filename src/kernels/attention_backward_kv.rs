@@ -4,13 +4,13 @@ use bytemuck::{Pod, Zeroable};
 
 use super::attention_forward::WG;
 use super::cpu;
-use super::{fold_rows, max_grid, on, params, wgsl, Kernel, On};
+use super::{fold_rows, max_grid, on, params, wgsl, with_host_reads, Kernel, On};
 use crate::error::Result;
 use crate::gpu::encoder::Dispatch;
 use crate::gpu::pipelines::{Access, KernelDesc};
 use crate::gpu::pool::RawBuffer;
 use crate::gpu::GpuInner;
-use crate::tensor::{host_read, host_write, Tensor};
+use crate::tensor::{host_write, Tensor};
 
 pub(crate) const SOURCE: &str = wgsl!("attention_backward_kv", "attention", "grid");
 
@@ -91,20 +91,25 @@ pub(crate) fn launch(p: &Params, head_dim: u32, b: &Bindings<'_>) -> Result<()> 
             )
         }
         On::Cpu => {
-            cpu::attention_backward_kv::attention_backward(
-                p,
-                head_dim as usize,
-                cpu::attention_backward_kv::Inputs {
-                    q: &host_read(b.q),
-                    k: &host_read(b.k),
-                    v: &host_read(b.v),
-                    d_o: &host_read(b.d_o),
-                    stats: &host_read(b.stats),
-                    lengths: &host_read(b.lengths),
-                },
-                &mut host_write(b.dq),
-                &mut host_write(b.dkv),
-            );
+            // Self-attention may pass one storage as Q, K and V.
+            let reads = [b.q, b.k, b.v, b.d_o, b.stats, b.lengths];
+            with_host_reads(&reads, |x| {
+                let inputs = cpu::attention_backward_kv::Inputs {
+                    q: x[0],
+                    k: x[1],
+                    v: x[2],
+                    d_o: x[3],
+                    stats: x[4],
+                    lengths: x[5],
+                };
+                cpu::attention_backward_kv::attention_backward(
+                    p,
+                    head_dim as usize,
+                    inputs,
+                    &mut host_write(b.dq),
+                    &mut host_write(b.dkv),
+                );
+            });
             Ok(())
         }
     }

@@ -3,11 +3,11 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::cpu;
-use super::{fold_rows, max_grid, on, params, wgsl, Kernel, On};
+use super::{fold_rows, max_grid, on, params, wgsl, with_host_reads, Kernel, On};
 use crate::error::Result;
 use crate::gpu::encoder::Dispatch;
 use crate::gpu::pipelines::{Access, KernelDesc};
-use crate::tensor::{host_read, host_write, Tensor};
+use crate::tensor::{host_write, Tensor};
 
 pub(crate) const SOURCE: &str = wgsl!("attention_forward", "attention", "grid");
 
@@ -81,19 +81,23 @@ pub(crate) fn launch(p: &Params, head_dim: u32, b: &Bindings<'_>) -> Result<()> 
             workgroups: fold_rows("attention", p.len.div_ceil(WG), p.bh, max_grid(gpu))?,
         }),
         On::Cpu => {
-            cpu::attention_forward::attention_forward(
-                p,
-                head_dim as usize,
-                p.bh as usize,
-                cpu::attention_forward::Inputs {
-                    q: &host_read(b.q),
-                    k: &host_read(b.k),
-                    v: &host_read(b.v),
-                    lengths: &host_read(b.lengths),
-                },
-                &mut host_write(b.o),
-                &mut host_write(b.lse),
-            );
+            // Self-attention may pass one storage as Q, K and V.
+            with_host_reads(&[b.q, b.k, b.v, b.lengths], |x| {
+                let inputs = cpu::attention_forward::Inputs {
+                    q: x[0],
+                    k: x[1],
+                    v: x[2],
+                    lengths: x[3],
+                };
+                cpu::attention_forward::attention_forward(
+                    p,
+                    head_dim as usize,
+                    p.bh as usize,
+                    inputs,
+                    &mut host_write(b.o),
+                    &mut host_write(b.lse),
+                );
+            });
             Ok(())
         }
     }

@@ -52,9 +52,13 @@ pub(crate) fn launch(p: &Params, b: &Bindings<'_>) -> Result<()> {
             u64::from(p.numel),
         ),
         On::Cpu => {
-            // A host copy when x aliases y: a read lock and a write lock cannot coexist.
-            let x: Vec<f32> = host_read(b.x).clone();
-            cpu::axpy::axpy(p, &x, &mut host_write(b.y));
+            if b.x.shares_storage(b.y) {
+                // A read lock and a write lock on one storage cannot coexist: read from a copy.
+                let x: Vec<f32> = host_read(b.x).clone();
+                cpu::axpy::axpy(p, &x, &mut host_write(b.y));
+            } else {
+                cpu::axpy::axpy(p, &host_read(b.x), &mut host_write(b.y));
+            }
             Ok(())
         }
     }

@@ -3,10 +3,10 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::cpu;
-use super::{on, params, record_strided, wgsl, Kernel, On};
+use super::{on, params, record_strided, wgsl, with_host_reads, Kernel, On};
 use crate::error::Result;
 use crate::gpu::pipelines::{Access, KernelDesc};
-use crate::tensor::{host_read, host_write, Tensor};
+use crate::tensor::{host_write, Tensor};
 
 pub(crate) const SOURCE: &str = wgsl!("binary", "grid", "strided");
 
@@ -95,8 +95,10 @@ pub(crate) fn launch(p: &Params, b: &Bindings<'_>) -> Result<()> {
             u64::from(p.numel),
         ),
         On::Cpu => {
-            // Two read locks on one storage are fine (a + a); the output is fresh.
-            cpu::binary::binary(p, &host_read(b.a), &host_read(b.b), &mut host_write(b.y));
+            // `a + a` reads one storage twice; the output is fresh.
+            with_host_reads(&[b.a, b.b], |x| {
+                cpu::binary::binary(p, x[0], x[1], &mut host_write(b.y));
+            });
             Ok(())
         }
     }

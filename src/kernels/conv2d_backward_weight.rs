@@ -30,7 +30,7 @@ const TARGET_WORKGROUPS: u64 = 1024;
 const MIN_PIXELS_PER_SPLIT: u64 = 1024;
 
 /// `p` with its grid, `splits` and pixels per split (`per_split`) chosen for this shape on the
-/// device of `on`: the host sums all pixels in one split.
+/// device of `on_device_of`: the host sums all pixels in one split.
 pub(crate) fn with_splits(p: &Params, on_device_of: &Tensor) -> Params {
     let mut p = *p;
     if let On::Cpu = on(on_device_of) {

@@ -63,7 +63,8 @@ params! {
         pub tiles_rows: u32,
         /// Split-K factor of the weight gradient (1 elsewhere).
         pub splits: u32,
-        /// Output pixels summed by one split of the weight gradient (1 elsewhere).
+        /// Output pixels summed by one split of the weight gradient (1 elsewhere; all of them on the
+        /// host).
         pub per_split: u32,
         pub has_bias: u32,
         pub _pad: [u32; 3],

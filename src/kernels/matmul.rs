@@ -7,14 +7,14 @@ use std::time::Instant;
 use bytemuck::{Pod, Zeroable};
 
 use super::cpu;
-use super::{fold_grid, on, params, wgsl, Kernel, On};
+use super::{fold_grid, on, params, wgsl, with_host_reads, Kernel, On};
 use crate::error::Result;
 use crate::gpu::encoder::Dispatch;
 use crate::gpu::lock;
 use crate::gpu::pipelines::{Access, KernelDesc};
 use crate::gpu::pool::RawBuffer;
 use crate::gpu::GpuInner;
-use crate::tensor::{host_read, host_write, Tensor};
+use crate::tensor::{host_write, Tensor};
 
 pub(crate) const SOURCE: &str = wgsl!("matmul", "activations", "grid");
 
@@ -336,15 +336,13 @@ pub(crate) fn launch(p: &mut Params, b: &Bindings<'_>) -> Result<()> {
             record(gpu, p, &buffers, tile)
         }
         On::Cpu => {
-            let bias = b.bias.map(host_read);
-            let bias: &[f32] = bias.as_deref().map_or(&[], |v| v.as_slice());
-            cpu::matmul::matmul(
-                p,
-                &host_read(b.a),
-                &host_read(b.b),
-                bias,
-                &mut host_write(b.c),
-            );
+            // `a·aᵀ` reads one storage twice; `c` shares none with the inputs (checked).
+            let mut inputs = vec![b.a, b.b];
+            inputs.extend(b.bias);
+            with_host_reads(&inputs, |x| {
+                let bias = x.get(2).copied().unwrap_or(&[]);
+                cpu::matmul::matmul(p, x[0], x[1], bias, &mut host_write(b.c));
+            });
             Ok(())
         }
     }

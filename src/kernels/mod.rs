@@ -1,8 +1,9 @@
 //! One Rust owner per WGSL kernel: its `Params` (mirroring the shader's struct field for field),
 //! its bindings, its dispatch geometry, its `launch` and, at the bottom, its parity test against
-//! `crate::kernels::cpu`. A launch is the one place a kernel meets a device: on a GPU tensor it records the
-//! dispatch into the pending encoder, on a host tensor it runs the CPU twin, with the same
-//! `Params` either way. The ops in `crate::ops` check devices and shapes before they launch.
+//! its CPU twin in `cpu/`. A launch is the one place a kernel meets a device: on a GPU tensor it
+//! records the dispatch into the pending encoder, on a host tensor it runs the CPU twin, with
+//! the same `Params` either way. The ops in `crate::ops` check devices and shapes before they
+//! launch.
 
 pub(crate) mod attention_backward_kv;
 pub(crate) mod attention_backward_q;
@@ -44,7 +45,7 @@ use crate::gpu::encoder::Dispatch;
 use crate::gpu::pipelines::KernelDesc;
 use crate::gpu::pool::RawBuffer;
 use crate::gpu::GpuInner;
-use crate::tensor::{Storage, Tensor};
+use crate::tensor::{host_read, Storage, Tensor};
 
 /// Where a launch runs: read off one of its tensors (the op checked that all share a device).
 pub(crate) enum On<'a> {
@@ -60,6 +61,25 @@ pub(crate) fn on(t: &Tensor) -> On<'_> {
         Storage::Gpu(s) => On::Gpu(&s.gpu.inner),
         Storage::Cpu(_) => On::Cpu,
     }
+}
+
+/// Runs `f` on the host data of `tensors`, read-locking each distinct storage once: `a + a` or
+/// `a·aᵀ` name one storage twice, and a second read lock taken by one thread can deadlock
+/// behind another thread waiting to write.
+pub(crate) fn with_host_reads<R>(tensors: &[&Tensor], f: impl FnOnce(&[&[f32]]) -> R) -> R {
+    let mut guards: Vec<(&Tensor, std::sync::RwLockReadGuard<'_, Vec<f32>>)> = Vec::new();
+    let mut slot = Vec::with_capacity(tensors.len());
+    for &t in tensors {
+        match guards.iter().position(|(g, _)| g.shares_storage(t)) {
+            Some(i) => slot.push(i),
+            None => {
+                slot.push(guards.len());
+                guards.push((t, host_read(t)));
+            }
+        }
+    }
+    let slices: Vec<&[f32]> = slot.iter().map(|&i| guards[i].1.as_slice()).collect();
+    f(&slices)
 }
 
 /// Declares every kernel once: its variant, the owner's description (name, composed WGSL,

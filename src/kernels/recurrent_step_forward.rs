@@ -72,7 +72,8 @@ params! {
         pub y_stride: u32,
         /// Column offset of this direction in the output: d·H.
         pub y_off: u32,
-        /// 1 for the reverse direction (read by the persistent path, which walks the times itself).
+        /// 1 for the reverse direction (read where a launch walks the times itself: the persistent
+        /// path, and `sequence_steps` on the host).
         pub reverse: u32,
         /// 0, or 1 for the second phase of a reset-before GRU step.
         pub phase: u32,

@@ -123,9 +123,14 @@ pub(crate) fn launch(p: &Params, b: &Bindings<'_>) -> Result<()> {
     match on(b.y) {
         On::Gpu(gpu) => record(gpu, p, b.x.gpu_raw(), b.y.gpu_raw()),
         On::Cpu => {
-            // A host copy when x aliases y (a norm written into a slot of its own buffer).
-            let x: Vec<f32> = host_read(b.x).clone();
-            cpu::reduce::reduce(&p, &x, &mut host_write(b.y));
+            if b.x.shares_storage(b.y) {
+                // A norm written into a slot of its own buffer: a read lock and a write lock on
+                // one storage cannot coexist, so read from a copy.
+                let x: Vec<f32> = host_read(b.x).clone();
+                cpu::reduce::reduce(&p, &x, &mut host_write(b.y));
+            } else {
+                cpu::reduce::reduce(&p, &host_read(b.x), &mut host_write(b.y));
+            }
             Ok(())
         }
     }

@@ -275,6 +275,16 @@ impl Tensor {
                     "the running statistics are updated in place: pass two whole tensors, not views of one buffer".into(),
                 ));
             }
+            // Written while the input and the affine map are read: they must not alias.
+            let read = std::iter::once(self).chain(affine.iter().flat_map(|(g, b)| [*g, *b]));
+            if read
+                .clone()
+                .any(|t| t.shares_storage(m) || t.shares_storage(v))
+            {
+                return Err(invalid(
+                    "the running statistics share storage with the input or the affine parameters, which the same step reads: pass tensors of their own".into(),
+                ));
+            }
         }
         let x = self.owned()?;
         // The kernel reads γ and β from element 0 of their buffers.

@@ -340,6 +340,25 @@ impl Optimizer {
                 }
             }
         }
+        // The update writes each state and its parameter in place in one step: no two may share
+        // storage (on the host that would also take two locks on one buffer).
+        let state_tensors: Vec<&Tensor> = states
+            .iter()
+            .flatten()
+            .flat_map(|s| [&s.s1, &s.s2])
+            .collect();
+        for (i, a) in state_tensors.iter().enumerate() {
+            let others = state_tensors[i + 1..].iter().copied().chain(&self.params);
+            if others.clone().any(|b| a.shares_storage(b)) {
+                return Err(Error::InvalidArgument {
+                    op: "Optimizer::load_state",
+                    message:
+                        "two state tensors, or a state tensor and a parameter, share storage; \
+                              give every state tensor a buffer of its own"
+                            .into(),
+                });
+            }
+        }
         self.step = step;
         self.states = states;
         Ok(())

@@ -233,6 +233,13 @@ impl Optimizer {
         let step: u32 = meta(STEP)?
             .parse()
             .map_err(|_| bad(STEP, format!("`{}` is not a step count", w.metadata[STEP])))?;
+        // The bias corrections raise β to the step count as an i32, and each step adds one.
+        if step > i32::MAX as u32 {
+            return Err(bad(
+                STEP,
+                format!("is {step}, past the {} steps an optimizer counts", i32::MAX),
+            ));
+        }
         let listed = meta(PARAM_STEPS)?;
         let steps: Vec<u32> = if listed.is_empty() {
             Vec::new()
@@ -267,6 +274,15 @@ impl Optimizer {
                 return Err(bad(
                     missing,
                     format!("missing while `{have}` is there: the state of parameter `{name}` is incomplete"),
+                ));
+            }
+            if count > i32::MAX as u32 {
+                return Err(bad(
+                    PARAM_STEPS,
+                    format!(
+                        "gives parameter `{name}` {count} updates, past the {} an optimizer counts",
+                        i32::MAX
+                    ),
                 ));
             }
             if !has1 {

@@ -208,6 +208,9 @@ fn mismatched_states_are_typed_errors_and_load_nothing() {
         (STEP, Some("-1"), "not a step count"),
         (PARAM_STEPS, Some("1,1,x,1"), "`x`"),
         (FORMAT, Some("2"), "version 2"),
+        // Counts the bias corrections (β^t with t an i32) cannot take.
+        (STEP, Some("4294967295"), "past the"),
+        (PARAM_STEPS, Some("1,1,4294967295,1"), "past the"),
     ] {
         let mut w = good.clone();
         match value {

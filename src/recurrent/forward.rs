@@ -53,7 +53,8 @@ pub(crate) fn run(
             &[steps, batch, plan.saved_per_unit() * hidden],
             "recurrent gates",
         )?;
-        let b_hh = w.b_hh.detach().contiguous()?;
+        // The kernel reads b_hh from element 0 of its buffer.
+        let b_hh = w.b_hh.detach().owned()?;
         let b = StepForward {
             xg: &xg,
             w_t: &w_t,

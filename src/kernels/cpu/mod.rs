@@ -1,6 +1,6 @@
 //! The CPU twin of every kernel: the test oracle, the CPU side of every benchmark and the way to
 //! run without a GPU driver. Each twin takes its kernel's `Params` and the same buffers in the same
-//! order, and is generic over [`Float`] so gradient checks can run in f64. It is strong where the
+//! order (the read-only ones as an `Inputs` struct where there are many), and is generic over [`Float`] so gradient checks can run in f64. It is strong where the
 //! time goes (GEMM through `matrixmultiply`, all cores) and plain everywhere else.
 
 pub(crate) mod activations;

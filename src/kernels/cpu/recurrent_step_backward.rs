@@ -49,7 +49,8 @@ pub(crate) fn recurrent_step_backward<F: Float>(
         unsafe {
             F::gemm(
                 [
-                    batch, // Reset-before GRU's n rows reach h through r ⊙ h: they come as a carry instead.
+                    batch,
+                    // Reset-before GRU's n rows reach h through r ⊙ h: they come as a carry instead.
                     if cell == 4 { 2 * h } else { gh },
                     h,
                 ],
