@@ -16,7 +16,17 @@ pub fn parse<T: clap::Parser>() -> T {
         if e.kind() == clap::error::ErrorKind::UnknownArgument {
             let _ = e.print();
             eprintln!();
-            let _ = T::command().write_help(&mut std::io::stderr());
+            let mut command = T::command();
+            // The usage line names the program as it was run, not the crate.
+            if let Some(bin) = std::env::args().next() {
+                let stem = Path::new(&bin)
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned());
+                if let Some(stem) = stem {
+                    command = command.bin_name(stem);
+                }
+            }
+            let _ = command.write_help(&mut std::io::stderr());
             std::process::exit(2);
         }
         e.exit()
