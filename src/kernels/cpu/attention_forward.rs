@@ -45,16 +45,23 @@ pub(crate) fn attention_forward<F: Float>(
                 })
                 .collect();
             let m = scores.iter().fold(F::from_f64(-3.0e38), |a, &s| a.max(s));
+            // Each unnormalised probability once (not once per output column, as this loop
+            // used to: L²·D exponentials instead of L²); the sums keep their order over j.
+            let weights: Vec<F> = scores.iter().map(|&s| (s - m).exp()).collect();
             let mut l = F::ZERO;
-            for &s in &scores {
-                l += (s - m).exp();
+            for &e in &weights {
+                l += e;
             }
-            for c in 0..dim {
-                let mut acc = F::ZERO;
-                for (j, &s) in scores.iter().enumerate() {
-                    acc += (s - m).exp() * v[p.v_off as usize + base + j * dim + c];
+            let oi = &mut o[base + i * dim..][..dim];
+            oi.iter_mut().for_each(|x| *x = F::ZERO);
+            for (j, &e) in weights.iter().enumerate() {
+                let vj = &v[p.v_off as usize + base + j * dim..][..dim];
+                for c in 0..dim {
+                    oi[c] += e * vj[c];
                 }
-                o[base + i * dim + c] = if keys > 0 { acc / l } else { F::ZERO };
+            }
+            for x in oi.iter_mut() {
+                *x = if keys > 0 { *x / l } else { F::ZERO };
             }
             lse[b * len + i] = if keys > 0 {
                 m + l.ln()
