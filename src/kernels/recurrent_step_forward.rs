@@ -139,30 +139,39 @@ pub(crate) fn sequence_steps(
     p: &Params,
     whole_sequence: bool,
     backward: bool,
-) -> Vec<Params> {
-    if !whole_sequence {
-        return vec![*p];
-    }
-    let slots: Vec<u32> = if backward {
-        (0..p.steps).rev().collect()
-    } else {
-        (0..p.steps).collect()
-    };
-    slots
-        .into_iter()
-        .flat_map(|slot| {
-            (0..phases(cell)).map(move |phase| Params {
-                t: if p.reverse == 1 {
-                    p.steps - 1 - slot
-                } else {
-                    slot
-                },
-                slot,
-                phase,
-                ..*p
+) -> impl Iterator<Item = Params> {
+    let p = *p;
+    // One step: just `p`; else every slot, up or down, each in its phases. No allocation: the
+    // host runs this once per launch, and the per-step path launches once per step.
+    let slots = if whole_sequence { p.steps } else { 1 };
+    (0..slots)
+        .map(move |i| match (whole_sequence, backward) {
+            (false, _) => p.slot,
+            (true, false) => i,
+            (true, true) => p.steps - 1 - i,
+        })
+        .flat_map(move |slot| {
+            let phases = if whole_sequence {
+                0..phases(cell)
+            } else {
+                p.phase..p.phase + 1
+            };
+            phases.map(move |phase| {
+                if !whole_sequence {
+                    return p;
+                }
+                Params {
+                    t: if p.reverse == 1 {
+                        p.steps - 1 - slot
+                    } else {
+                        slot
+                    },
+                    slot,
+                    phase,
+                    ..p
+                }
             })
         })
-        .collect()
 }
 
 /// Records one step with `kernels[0]`, or the whole sequence in one workgroup with `kernels[1]`

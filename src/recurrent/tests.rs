@@ -132,6 +132,36 @@ mod cells {
         v
     }
 
+    /// On the host a whole-sequence launch walks the steps itself (`sequence_steps`): in both
+    /// directions, with padding and the two-phase GRU, it must equal a launch per step exactly.
+    #[test]
+    fn the_host_walks_a_whole_sequence_as_the_per_step_path_does() {
+        for cell in CELLS {
+            let lengths = [4.0, 2.0, 3.0];
+            let per_step = run(
+                cell,
+                &Device::Cpu,
+                (4, 3, 5, 6),
+                2,
+                true,
+                Some(&lengths),
+                false,
+            );
+            let walked = run(
+                cell,
+                &Device::Cpu,
+                (4, 3, 5, 6),
+                2,
+                true,
+                Some(&lengths),
+                true,
+            );
+            for ((name, a), (_, b)) in per_step.iter().zip(&walked) {
+                assert_eq!(a, b, "{cell:?} {name}: the whole-sequence walk differs");
+            }
+        }
+    }
+
     #[test]
     fn every_cell_matches_cpu_forward_and_every_gradient() {
         let g = Device::Gpu(gpu());
