@@ -9,7 +9,10 @@
 //! cargo bench --bench gpu_vs_cpu -- conv
 //! cargo bench --bench gpu_vs_cpu -- lstm --shape T=64,B=32,I=128,H=256
 //! cargo bench --bench gpu_vs_cpu -- --large               # the large sizes too (an hour on lavapipe)
+//! cargo bench --bench gpu_vs_cpu -- lstm --paths cpu --torch target/bench/torch_cpu.json
 //! ```
+//! The last compares the CPU path with PyTorch's: `python3 tools/torch_bench.py` (same cases,
+//! shapes and flags) writes `target/bench/torch_cpu.json` first.
 //! Positional arguments keep the cases whose op starts with one of them. Every row names its op,
 //! its shape in named sizes, its path (`gpu`, `cpu`, `gpu_reference`), the adapter and backend,
 //! the median time, and GFLOP/s or GB/s from the formula written beside the case. Prints a table
@@ -41,7 +44,7 @@ mod report;
 mod workload;
 
 use gpu_only::{cold_start, fma_peak, lstm_cold_start, matmul_tiles};
-use report::{print_row, shape_str, write_json, Row};
+use report::{print_row, read_reference, shape_str, write_json, Reference, Row};
 use workload::workload;
 
 /// Named sizes: `[("M", 256), ("N", 256), ("K", 256)]`.
@@ -376,6 +379,14 @@ struct Args {
     /// Also run the large shapes (a long run on a software adapter).
     #[arg(long)]
     large: bool,
+    /// Keep only these paths (gpu, gpu_reference, cpu): `--paths cpu` times the CPU path alone
+    /// (and skips the GPU-only rows).
+    #[arg(long, value_delimiter = ',', num_args = 1..)]
+    paths: Option<Vec<String>>,
+    /// Rows from tools/torch_bench.py (path `torch-cpu`) to print beside ours, matched by op and
+    /// shape, with the CPU path's time as a multiple of PyTorch's.
+    #[arg(long, value_name = "JSON")]
+    torch: Option<std::path::PathBuf>,
     /// List the cases, their shapes and the kernels each runs, and exit.
     #[arg(long)]
     list: bool,
@@ -405,6 +416,12 @@ fn parse_shape(s: &str) -> Result<Sizes, String> {
 }
 
 impl Args {
+    fn wants_path(&self, path: &str) -> bool {
+        self.paths
+            .as_ref()
+            .is_none_or(|p| p.iter().any(|q| q == path))
+    }
+
     fn wants(&self, op: &str) -> bool {
         self.ops.is_empty() || self.ops.iter().any(|o| op.starts_with(o.as_str()))
     }
@@ -485,6 +502,7 @@ fn measure(
     gpu: &Gpu,
     case: &Case,
     shape: Vec<(&'static str, usize)>,
+    torch: &[Reference],
     rows: &mut Vec<Row>,
 ) {
     let size = |k: &str| -> usize {
@@ -496,7 +514,7 @@ fn measure(
     };
     let w = workload(case.op, &size);
     let mut times: Vec<(&str, f64)> = Vec::new();
-    for &path in case.paths {
+    for &path in case.paths.iter().filter(|p| args.wants_path(p)) {
         let row_gpu = match (path, case.own_device) {
             ("cpu", _) => None,
             (_, true) => Some(Gpu::new_blocking().expect("no GPU adapter")),
@@ -544,6 +562,12 @@ fn measure(
     let time = |p: &str| times.iter().find(|(q, _)| *q == p).map(|&(_, ms)| ms);
     if let (Some(g), Some(c)) = (time("gpu"), time("cpu")) {
         println!("{:>72} gpu/cpu time ratio {:.2}", "", g / c);
+    }
+    for t in torch.iter().filter(|t| t.matches(case.op, &shape)) {
+        t.print(&shape);
+        if let Some(c) = time("cpu") {
+            println!("{:>72} cpu/torch time ratio {:.2}", "", c / t.median_ms);
+        }
     }
 }
 
@@ -604,31 +628,39 @@ fn main() {
         // Before any Vulkan instance exists: the cold start must pay the real compiles.
         std::env::set_var("MESA_SHADER_CACHE_DISABLE", "true");
     }
+    let torch = match args.torch.as_deref().map(read_reference).transpose() {
+        Ok(t) => t.unwrap_or_default(),
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(2);
+        }
+    };
     let start = Instant::now();
     let mut rows = Vec::new();
-    let gpu = if args.wants("matmul_cold_start") {
+    let gpu_rows = args.wants_path("gpu");
+    let gpu = if gpu_rows && args.wants("matmul_cold_start") {
         cold_start(&mut rows)
     } else {
         Gpu::new_blocking().expect("no GPU adapter; install mesa-vulkan-drivers")
     };
     println!("adapter: {}", gpu.adapter());
-    if args.wants("lstm_cold_start") {
+    if gpu_rows && args.wants("lstm_cold_start") {
         lstm_cold_start(&mut rows);
     }
-    if args.wants("fma_peak") {
+    if gpu_rows && args.wants("fma_peak") {
         fma_peak(&gpu, &mut rows);
     }
     for case in CASES.iter().filter(|c| args.wants(c.op)) {
         for shape in args.shapes(case) {
-            measure(&args, &gpu, case, shape, &mut rows);
+            measure(&args, &gpu, case, shape, &torch, &mut rows);
         }
-        if case.op == "matmul" {
+        if gpu_rows && case.op == "matmul" {
             for (class, tile) in diagnostics::matmul_tiles(&gpu) {
                 println!("matmul tile for {class}: {tile}");
             }
         }
     }
-    if args.ops.iter().any(|o| o == "matmul_tiles") {
+    if gpu_rows && args.ops.iter().any(|o| o == "matmul_tiles") {
         matmul_tiles(&gpu, &args);
     }
     match write_json(&rows) {

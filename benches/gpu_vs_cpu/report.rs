@@ -1,7 +1,7 @@
 //! Rows: what one measurement reports, printed as a table line and written as JSON (one
 //! object per line, the field names existing consumers read).
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Serialize, Serializer};
 use timeloom::{Gpu, Stats};
 
 use crate::workload::Work;
@@ -122,4 +122,58 @@ pub fn write_json(rows: &[Row]) -> std::io::Result<std::path::PathBuf> {
     std::fs::write(&tmp, format!("[\n{}\n]\n", lines.join(",\n")))?;
     std::fs::rename(&tmp, &path)?;
     Ok(path)
+}
+
+/// A row measured elsewhere (tools/torch_bench.py's PyTorch rows), printed beside ours.
+#[derive(Deserialize)]
+pub struct Reference {
+    pub op: String,
+    pub shape: serde_json::Map<String, serde_json::Value>,
+    pub path: String,
+    pub adapter: String,
+    pub median_ms: f64,
+    pub gflops: Option<f64>,
+    pub gbytes_per_s: Option<f64>,
+}
+
+impl Reference {
+    /// The same op on the same named sizes.
+    pub fn matches(&self, op: &str, shape: &[(&str, usize)]) -> bool {
+        self.op == op
+            && self.shape.len() == shape.len()
+            && shape
+                .iter()
+                .all(|(k, v)| self.shape.get(*k).and_then(|x| x.as_u64()) == Some(*v as u64))
+    }
+
+    /// Printed as our rows are, with `shape` (the one it matched) in the table's order.
+    pub fn print(&self, shape: &[(&str, usize)]) {
+        let rate = match (self.gflops, self.gbytes_per_s) {
+            (Some(g), _) => format!("{g:.2} GFLOP/s"),
+            (_, Some(b)) => format!("{b:.2} GB/s"),
+            _ => "-".into(),
+        };
+        println!(
+            "{:<24} {:<34} {:<13} {:>10.3} ms {:>15} {:>20}  {}",
+            self.op,
+            shape_str(shape),
+            self.path,
+            self.median_ms,
+            rate,
+            "",
+            self.adapter,
+        );
+    }
+}
+
+/// Reads rows in this bench's JSON format (what tools/torch_bench.py writes).
+pub fn read_reference(path: &std::path::Path) -> Result<Vec<Reference>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        format!(
+            "--torch {}: {e}; run `python3 tools/torch_bench.py` first (it writes target/bench/torch_cpu.json)",
+            path.display()
+        )
+    })?;
+    serde_json::from_str(&text)
+        .map_err(|e| format!("--torch {}: not the bench's JSON rows: {e}", path.display()))
 }
