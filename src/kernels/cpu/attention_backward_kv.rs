@@ -8,7 +8,7 @@
 
 use rayon::prelude::*;
 
-use super::attention_forward::{visible_keys, BLOCK};
+use super::attention_forward::{visible_keys, KEYS, ROWS};
 use super::Float;
 use crate::kernels::attention_backward_kv::Params;
 
@@ -84,19 +84,19 @@ fn head_backward<F: Float>(
     for x in dq.iter_mut().chain(dk.iter_mut()).chain(dv.iter_mut()) {
         *x = F::ZERO;
     }
-    let mut pt = vec![F::ZERO; BLOCK * BLOCK];
-    let mut dp = vec![F::ZERO; BLOCK * BLOCK];
-    for j0 in (0..kv_len).step_by(BLOCK) {
-        let cols = BLOCK.min(kv_len - j0);
+    let mut pt = vec![F::ZERO; ROWS * KEYS];
+    let mut dp = vec![F::ZERO; ROWS * KEYS];
+    for j0 in (0..kv_len).step_by(KEYS) {
+        let cols = KEYS.min(kv_len - j0);
         // Causal: query rows before j0 see none of this tile.
-        let first = if causal { j0 / BLOCK * BLOCK } else { 0 };
-        for i0 in (first..len).step_by(BLOCK) {
-            let rows = BLOCK.min(len - i0);
+        let first = if causal { j0 / ROWS * ROWS } else { 0 };
+        for i0 in (first..len).step_by(ROWS) {
+            let rows = ROWS.min(len - i0);
             let (q_i, do_i) = (&q[i0 * dim..], &d_o[i0 * dim..]);
             let (k_j, v_j) = (&k[j0 * dim..], &v[j0 * dim..]);
             // SAFETY (all five products): the Q, dO, dQ tiles are rows×D, the K, V, dK, dV
             // tiles cols×D inside their [L, D] planes; P and dP are rows×cols with row stride
-            // BLOCK.
+            // KEYS.
             unsafe {
                 // S = scale · Q_i · K_jᵀ, into `pt`.
                 F::gemm(
@@ -105,7 +105,7 @@ fn head_backward<F: Float>(
                     (q_i.as_ptr(), dim as isize, 1),
                     (k_j.as_ptr(), 1, dim as isize),
                     F::ZERO,
-                    (pt.as_mut_ptr(), BLOCK as isize, 1),
+                    (pt.as_mut_ptr(), KEYS as isize, 1),
                 );
                 // dP = dO_i · V_jᵀ.
                 F::gemm(
@@ -114,7 +114,7 @@ fn head_backward<F: Float>(
                     (do_i.as_ptr(), dim as isize, 1),
                     (v_j.as_ptr(), 1, dim as isize),
                     F::ZERO,
-                    (dp.as_mut_ptr(), BLOCK as isize, 1),
+                    (dp.as_mut_ptr(), KEYS as isize, 1),
                 );
             }
             // P = exp(S − lse) where the key is visible; dS = P ⊙ (dP − D), into `dp`.
@@ -122,7 +122,7 @@ fn head_backward<F: Float>(
                 let valid = visible_keys(causal, kv_len, i0 + r)
                     .saturating_sub(j0)
                     .min(cols);
-                let (p_r, dp_r) = (&mut pt[r * BLOCK..][..cols], &mut dp[r * BLOCK..][..cols]);
+                let (p_r, dp_r) = (&mut pt[r * KEYS..][..cols], &mut dp[r * KEYS..][..cols]);
                 let (l, d) = (lse[i0 + r], dsum[i0 + r]);
                 for c in 0..cols {
                     if c < valid {
@@ -140,7 +140,7 @@ fn head_backward<F: Float>(
                 F::gemm(
                     [cols, rows, dim],
                     F::ONE,
-                    (pt.as_ptr(), 1, BLOCK as isize),
+                    (pt.as_ptr(), 1, KEYS as isize),
                     (do_i.as_ptr(), dim as isize, 1),
                     F::ONE,
                     (dv[j0 * dim..].as_mut_ptr(), dim as isize, 1),
@@ -149,7 +149,7 @@ fn head_backward<F: Float>(
                 F::gemm(
                     [cols, rows, dim],
                     scale,
-                    (dp.as_ptr(), 1, BLOCK as isize),
+                    (dp.as_ptr(), 1, KEYS as isize),
                     (q_i.as_ptr(), dim as isize, 1),
                     F::ONE,
                     (dk[j0 * dim..].as_mut_ptr(), dim as isize, 1),
@@ -158,7 +158,7 @@ fn head_backward<F: Float>(
                 F::gemm(
                     [rows, cols, dim],
                     scale,
-                    (dp.as_ptr(), BLOCK as isize, 1),
+                    (dp.as_ptr(), KEYS as isize, 1),
                     (k_j.as_ptr(), dim as isize, 1),
                     F::ONE,
                     (dq[i0 * dim..].as_mut_ptr(), dim as isize, 1),

@@ -11,8 +11,11 @@ use rayon::prelude::*;
 use super::Float;
 use crate::kernels::attention_forward::Params;
 
-/// Query rows per task and keys per tile.
-pub(crate) const BLOCK: usize = 64;
+/// Query rows per task and keys per tile. 64 × 64 beat 128 × 128, 128 × 64 and 256 × 128 on the
+/// bench's causal rows (larger blocks compute more masked scores and give fewer tasks), though
+/// matrixmultiply then spends about as long packing the tiles as multiplying them.
+pub(crate) const ROWS: usize = 64;
+pub(crate) const KEYS: usize = 64;
 
 /// The kernel's read-only bindings, in their order.
 #[derive(Clone, Copy)]
@@ -64,12 +67,12 @@ pub(crate) fn attention_forward<F: Float>(
         .for_each(|(b, (o_b, lse_b))| {
             let kv_len = len.min(lengths[b / p.heads as usize].to_f64() as usize);
             let base = b * plane;
-            o_b.par_chunks_mut(BLOCK * dim)
-                .zip(lse_b.par_chunks_mut(BLOCK))
+            o_b.par_chunks_mut(ROWS * dim)
+                .zip(lse_b.par_chunks_mut(ROWS))
                 .enumerate()
                 .for_each(|(blk, (o_blk, lse_blk))| {
                     let rows = lse_blk.len();
-                    let i0 = blk * BLOCK;
+                    let i0 = blk * ROWS;
                     let q_blk = &q[base + i0 * dim..][..rows * dim];
                     block_forward(
                         p,
@@ -101,14 +104,14 @@ fn block_forward<F: Float>(
     let causal = p.causal == 1;
     let scale = F::from_f64(f64::from(p.scale));
     let keys = visible_keys(causal, kv_len, i0 + rows - 1);
-    let mut s = vec![F::ZERO; rows * BLOCK];
+    let mut s = vec![F::ZERO; rows * KEYS];
     let mut m = vec![F::from_f64(f64::NEG_INFINITY); rows];
     let mut l = vec![F::ZERO; rows];
     o_blk.iter_mut().for_each(|x| *x = F::ZERO);
-    for j0 in (0..keys).step_by(BLOCK) {
-        let cols = BLOCK.min(keys - j0);
+    for j0 in (0..keys).step_by(KEYS) {
+        let cols = KEYS.min(keys - j0);
         // S = scale · Q_blk · K_tileᵀ: K's row j is column j of Kᵀ (row stride 1, column stride D).
-        // SAFETY: Q_blk is rows×D, the K tile cols×D, S rows×BLOCK.
+        // SAFETY: Q_blk is rows×D, the K tile cols×D, S rows×KEYS.
         unsafe {
             F::gemm(
                 [rows, dim, cols],
@@ -116,14 +119,14 @@ fn block_forward<F: Float>(
                 (q_blk.as_ptr(), dim as isize, 1),
                 (k[j0 * dim..].as_ptr(), 1, dim as isize),
                 F::ZERO,
-                (s.as_mut_ptr(), BLOCK as isize, 1),
+                (s.as_mut_ptr(), KEYS as isize, 1),
             );
         }
         for r in 0..rows {
             let valid = visible_keys(causal, kv_len, i0 + r)
                 .saturating_sub(j0)
                 .min(cols);
-            let s_r = &mut s[r * BLOCK..][..cols];
+            let s_r = &mut s[r * KEYS..][..cols];
             if valid == 0 {
                 s_r.iter_mut().for_each(|x| *x = F::ZERO);
                 continue;
@@ -145,12 +148,12 @@ fn block_forward<F: Float>(
             }
         }
         // O_blk += P · V_tile.
-        // SAFETY: P is rows×cols (row stride BLOCK), the V tile cols×D, O_blk rows×D.
+        // SAFETY: P is rows×cols (row stride KEYS), the V tile cols×D, O_blk rows×D.
         unsafe {
             F::gemm(
                 [rows, cols, dim],
                 F::ONE,
-                (s.as_ptr(), BLOCK as isize, 1),
+                (s.as_ptr(), KEYS as isize, 1),
                 (v[j0 * dim..].as_ptr(), dim as isize, 1),
                 F::ONE,
                 (o_blk.as_mut_ptr(), dim as isize, 1),

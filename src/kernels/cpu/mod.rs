@@ -65,8 +65,9 @@ pub trait Float:
     fn max(self, other: Self) -> Self;
     fn min(self, other: Self) -> Self;
 
-    /// C = α·A·B + β·C for one matrix of `[m, k, n]`, through `matrixmultiply` (packs, SIMD,
-    /// threads); each operand is (pointer, row stride, column stride). β = 0 does not read C.
+    /// C = α·A·B + β·C for one matrix of `[m, k, n]`, through `matrixmultiply` (packs, SIMD),
+    /// split over the thread pool when large; each operand is
+    /// (pointer, row stride, column stride). β = 0 does not read C.
     ///
     /// # Safety
     /// Every element addressed by (m, k, n) and the strides must lie inside the allocations.
@@ -80,8 +81,33 @@ pub trait Float:
     );
 }
 
+/// tanh in f32 with no call and no branch, so loops over it vectorise: a 13/6 rational approximation in x (the form Eigen
+/// and XNNPACK use), x itself below 4e-4, ±1 past ±9. Within a few ulp everywhere.
+#[inline(always)]
+pub(crate) fn tanh_f32(x: f32) -> f32 {
+    let xc = x.clamp(-7.905_311, 7.905_311);
+    let x2 = xc * xc;
+    let p = (-2.760_768_5e-16_f32) * x2 + 2.000_188e-13;
+    let p = p * x2 + -8.604_672e-11;
+    let p = p * x2 + 5.122_297e-8;
+    let p = p * x2 + 1.485_722_4e-5;
+    let p = p * x2 + 6.372_619_3e-4;
+    let p = (p * x2 + 4.893_524_6e-3) * xc;
+    let q = 1.198_258_4e-6_f32 * x2 + 1.185_347e-4;
+    let q = q * x2 + 2.268_434_6e-3;
+    let q = q * x2 + 4.893_525e-3;
+    if x.abs() < 4e-4 {
+        x
+    } else if x.abs() > 9.0 {
+        // Where tanh rounds to ±1 in f32 (the rational form stops a few ulp short).
+        1f32.copysign(x)
+    } else {
+        p / q
+    }
+}
+
 macro_rules! float_impl {
-    ($t:ty, $gemm:path) => {
+    ($t:ty, $gemm:path, $tanh:path) => {
         impl Float for $t {
             const ZERO: Self = 0.0;
             const ONE: Self = 1.0;
@@ -101,7 +127,7 @@ macro_rules! float_impl {
                 <$t>::sqrt(self)
             }
             fn tanh(self) -> Self {
-                <$t>::tanh(self)
+                $tanh(self)
             }
             fn abs(self) -> Self {
                 <$t>::abs(self)
@@ -120,22 +146,104 @@ macro_rules! float_impl {
                 <$t>::min(self, other)
             }
             unsafe fn gemm(
-                [m, k, n]: [usize; 3],
+                mkn: [usize; 3],
                 alpha: Self,
-                (a, rsa, csa): (*const Self, isize, isize),
-                (b, rsb, csb): (*const Self, isize, isize),
+                a: (*const Self, isize, isize),
+                b: (*const Self, isize, isize),
                 beta: Self,
-                (c, rsc, csc): (*mut Self, isize, isize),
+                c: (*mut Self, isize, isize),
             ) {
-                // SAFETY: the caller guarantees every addressed element is in bounds.
-                unsafe { $gemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc) }
+                let one = |[m, k, n]: [usize; 3],
+                           (a, rsa, csa): (*const Self, isize, isize),
+                           (b, rsb, csb): (*const Self, isize, isize),
+                           (c, rsc, csc): (*mut Self, isize, isize)| {
+                    // SAFETY: the caller guarantees every addressed element is in bounds, and
+                    // `parallel_gemm` hands each call a disjoint block of C.
+                    unsafe { $gemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc) }
+                };
+                // SAFETY: forwarded from the caller.
+                unsafe { parallel_gemm(mkn, a, b, c, one) }
             }
         }
     };
 }
 
-float_impl!(f32, matrixmultiply::sgemm);
-float_impl!(f64, matrixmultiply::dgemm);
+// f32, what tensors hold, takes the vectorisable tanh (libm's tanhf is ten times slower; its
+// expf, with FMA chosen at run time, beat a polynomial exp inside the attention loops); f64, the
+// gradient checks' type, keeps libm's.
+float_impl!(f32, matrixmultiply::sgemm, tanh_f32);
+float_impl!(f64, matrixmultiply::dgemm, f64::tanh);
+
+/// A pointer that crosses to the pool's threads; each task touches a disjoint part of what it
+/// points to.
+#[derive(Clone, Copy)]
+struct Shared<P>(P);
+// SAFETY: `parallel_gemm` gives every task its own block of C and only reads A and B.
+unsafe impl<P> Send for Shared<P> {}
+// SAFETY: as above.
+unsafe impl<P> Sync for Shared<P> {}
+
+/// Products below this many multiply-adds run on the calling thread: splitting them costs more
+/// than it saves (measured on the bench's skinny shapes).
+const PARALLEL_GEMM_MIN: usize = 1 << 19;
+
+/// C = A·B split into one block of C per thread of the pool (along the longer of M and N, in
+/// multiples of 32), each block a single-threaded `matrixmultiply` call, so GEMMs share the one
+/// thread pool with every other parallel twin (a product inside a pool task, such as an attention
+/// tile, is split only when large, and then by work stealing, never by more threads).
+///
+/// # Safety
+/// As [`Float::gemm`].
+unsafe fn parallel_gemm<F: Float>(
+    [m, k, n]: [usize; 3],
+    a: (*const F, isize, isize),
+    b: (*const F, isize, isize),
+    c: (*mut F, isize, isize),
+    one: impl Fn([usize; 3], (*const F, isize, isize), (*const F, isize, isize), (*mut F, isize, isize))
+        + Sync,
+) {
+    let threads = rayon::current_num_threads();
+    if threads == 1 || m * n * k < PARALLEL_GEMM_MIN {
+        return one([m, k, n], a, b, c);
+    }
+    let along_m = m >= n;
+    let long = if along_m { m } else { n };
+    let block = long.div_ceil(threads).next_multiple_of(32);
+    if block >= long {
+        return one([m, k, n], a, b, c);
+    }
+    let (a, b, c) = (Shared(a), Shared(b), Shared(c));
+    rayon::scope(|scope| {
+        for start in (0..long).step_by(block) {
+            let len = block.min(long - start);
+            let one = &one;
+            scope.spawn(move |_| {
+                let (Shared((ap, rsa, csa)), Shared((bp, rsb, csb)), Shared((cp, rsc, csc))) =
+                    (a, b, c);
+                let s = start as isize;
+                // SAFETY: rows (or columns) start..start+len of A (or B) and C lie inside what
+                // the caller vouched for; the blocks of C are disjoint.
+                unsafe {
+                    if along_m {
+                        one(
+                            [len, k, n],
+                            (ap.offset(s * rsa), rsa, csa),
+                            (bp, rsb, csb),
+                            (cp.offset(s * rsc), rsc, csc),
+                        )
+                    } else {
+                        one(
+                            [m, k, len],
+                            (ap, rsa, csa),
+                            (bp.offset(s * csb), rsb, csb),
+                            (cp.offset(s * csc), rsc, csc),
+                        )
+                    }
+                }
+            });
+        }
+    });
+}
 
 /// Element offset of the `i`-th element (row-major over `shape`) of a strided tensor: the twin of
 /// `strided_offset` in shaders/common/strided.wgsl.
@@ -148,4 +256,34 @@ pub(crate) fn strided_offset(i: usize, shape: &[u32], strides: &[u32]) -> usize 
         rem /= n;
     }
     off
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tanh_f32;
+
+    /// Relative error in units of f32 epsilon against f64's libm, over a dense sweep.
+    fn worst(f: impl Fn(f32) -> f32, exact: impl Fn(f64) -> f64, lo: f32, hi: f32) -> f64 {
+        let steps = 200_000;
+        (0..=steps)
+            .map(|i| {
+                let x = lo + (hi - lo) * i as f32 / steps as f32;
+                let want = exact(f64::from(x));
+                (f64::from(f(x)) - want).abs() / want.abs().max(f64::from(f32::MIN_POSITIVE))
+            })
+            .fold(0.0, f64::max)
+            / f64::from(f32::EPSILON)
+    }
+
+    #[test]
+    fn tanh_f32_is_within_a_few_ulp_and_saturates() {
+        for (lo, hi) in [(-9.0, 9.0), (-0.01, 0.01)] {
+            let ulps = worst(tanh_f32, f64::tanh, lo, hi);
+            assert!(ulps <= 4.0, "tanh_f32 off by {ulps} ulp on [{lo}, {hi}]");
+        }
+        assert_eq!(tanh_f32(0.0), 0.0);
+        assert_eq!(tanh_f32(20.0), 1.0);
+        assert_eq!(tanh_f32(f32::NEG_INFINITY), -1.0);
+        assert!(tanh_f32(f32::NAN).is_nan());
+    }
 }
