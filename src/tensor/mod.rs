@@ -1,15 +1,17 @@
 //! Tensor: an f32 array with a shape and a strided view (offset, strides) into storage that lives
-//! on one device: a pooled GPU buffer or host memory. Views (reshape of a contiguous tensor,
+//! on one device: a pooled GPU buffer or (pooled, when large) host memory. Views (reshape of a contiguous tensor,
 //! transpose, permute, narrow) share storage; `contiguous` copies only when it must.
 
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use crate::device::Device;
 use crate::error::{shape_str, Error, Result};
 use crate::gpu::pool::RawBuffer;
 use crate::gpu::Gpu;
+use host::HostStorage;
 
 pub(crate) mod autodiff;
+mod host;
 mod transfer;
 mod view;
 
@@ -45,7 +47,7 @@ impl Drop for GpuStorage {
 #[derive(Clone)]
 pub(crate) enum Storage {
     Gpu(Arc<GpuStorage>),
-    Cpu(Arc<RwLock<Vec<f32>>>),
+    Cpu(Arc<HostStorage>),
 }
 
 /// An f32 tensor on a [`Device`]. Cloning is cheap: clones share storage.
@@ -129,7 +131,7 @@ impl Tensor {
             });
         }
         match device {
-            Device::Cpu => Ok(Tensor::on_host(data.to_vec(), shape)),
+            Device::Cpu => Ok(Tensor::on_host(host::copied(data), shape)),
             Device::Gpu(gpu) => {
                 let t = Tensor::uninit(gpu, shape, "Tensor::from_slice", false)?;
                 t.gpu_storage().expect("a GPU tensor").gpu.inner.upload(
@@ -152,7 +154,7 @@ impl Tensor {
     pub fn full(device: &Device, shape: &[usize], value: f32) -> Result<Tensor> {
         let numel = checked_numel("Tensor::full", shape)?;
         match device {
-            Device::Cpu => Ok(Tensor::on_host(vec![value; numel], shape)),
+            Device::Cpu => Ok(Tensor::on_host(host::filled(numel, value), shape)),
             Device::Gpu(gpu) => {
                 let t = Tensor::uninit(gpu, shape, "Tensor::full", true)?;
                 t.fill(value)?;
@@ -163,7 +165,7 @@ impl Tensor {
 
     pub(crate) fn on_host(data: Vec<f32>, shape: &[usize]) -> Tensor {
         Tensor {
-            storage: Storage::Cpu(Arc::new(RwLock::new(data))),
+            storage: Storage::Cpu(Arc::new(HostStorage::new(data))),
             shape: shape.to_vec(),
             strides: contiguous_strides(shape),
             offset: 0,
@@ -205,7 +207,10 @@ impl Tensor {
     pub(crate) fn output_like(&self, shape: &[usize], op: &'static str) -> Result<Tensor> {
         match &self.storage {
             Storage::Gpu(s) => Tensor::uninit(&s.gpu, shape, op, true),
-            Storage::Cpu(_) => Ok(Tensor::on_host(vec![0.0; checked_numel(op, shape)?], shape)),
+            Storage::Cpu(_) => Ok(Tensor::on_host(
+                host::filled(checked_numel(op, shape)?, 0.0),
+                shape,
+            )),
         }
     }
 
@@ -303,7 +308,7 @@ pub(crate) fn same_device(
 /// Held-lock access to host storage for the CPU path of ops.
 pub(crate) fn host_read(t: &Tensor) -> std::sync::RwLockReadGuard<'_, Vec<f32>> {
     match &t.storage {
-        Storage::Cpu(v) => v.read().unwrap_or_else(std::sync::PoisonError::into_inner),
+        Storage::Cpu(v) => v.read(),
         Storage::Gpu(_) => unreachable!("host_read on a GPU tensor: ops check devices first"),
     }
 }
@@ -311,7 +316,7 @@ pub(crate) fn host_read(t: &Tensor) -> std::sync::RwLockReadGuard<'_, Vec<f32>> 
 /// Held-lock write access to host storage for the CPU path of in-place ops.
 pub(crate) fn host_write(t: &Tensor) -> std::sync::RwLockWriteGuard<'_, Vec<f32>> {
     match &t.storage {
-        Storage::Cpu(v) => v.write().unwrap_or_else(std::sync::PoisonError::into_inner),
+        Storage::Cpu(v) => v.write(),
         Storage::Gpu(_) => unreachable!("host_write on a GPU tensor: ops check devices first"),
     }
 }

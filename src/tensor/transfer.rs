@@ -148,9 +148,7 @@ impl Tensor {
         let t = self.contiguous()?;
         match &t.storage {
             Storage::Cpu(data) => {
-                let data = data
-                    .read()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let data = data.read();
                 Ok(data[t.offset..t.offset + t.numel()].to_vec())
             }
             Storage::Gpu(s) => {
@@ -250,7 +248,7 @@ impl Tensor {
         }
         match &self.storage {
             Storage::Cpu(v) => {
-                let mut v = v.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+                let mut v = v.write();
                 v[self.offset..self.offset + data.len()].copy_from_slice(data);
                 Ok(())
             }

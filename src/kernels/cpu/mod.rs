@@ -65,6 +65,12 @@ pub trait Float:
     fn max(self, other: Self) -> Self;
     fn min(self, other: Self) -> Self;
 
+    /// Runs `f` on this thread's scratch buffer of `n` elements (contents unspecified): twins
+    /// that run every timestep take their temporaries here instead of allocating each step. A
+    /// nested call on one thread (a pool thread stealing another twin's task while it waits)
+    /// gets a fresh buffer.
+    fn with_scratch<R>(n: usize, f: impl FnOnce(&mut [Self]) -> R) -> R;
+
     /// C = α·A·B + β·C for one matrix of `[m, k, n]`, through `matrixmultiply` (packs, SIMD),
     /// split over the thread pool when large; each operand is
     /// (pointer, row stride, column stride). β = 0 does not read C.
@@ -144,6 +150,20 @@ macro_rules! float_impl {
             }
             fn min(self, other: Self) -> Self {
                 <$t>::min(self, other)
+            }
+            fn with_scratch<R>(n: usize, f: impl FnOnce(&mut [Self]) -> R) -> R {
+                thread_local! {
+                    static SCRATCH: std::cell::RefCell<Vec<$t>> = const { std::cell::RefCell::new(Vec::new()) };
+                }
+                SCRATCH.with(|cell| match cell.try_borrow_mut() {
+                    Ok(mut v) => {
+                        if v.len() < n {
+                            v.resize(n, 0.0);
+                        }
+                        f(&mut v[..n])
+                    }
+                    Err(_) => f(&mut vec![0.0; n]),
+                })
             }
             unsafe fn gemm(
                 mkn: [usize; 3],

@@ -98,7 +98,8 @@ pub(crate) fn recurrent_step_backward<F: Float>(
                 carry[prev + j] = dh * z;
                 continue;
             }
-            let pre: Vec<F> = match cell {
+            // (dG per gate, gates used): a fixed array, not an allocation per hidden unit.
+            let (pre, count): ([F; 4], usize) = match cell {
                 2 => {
                     let (ig, fg, gg, og) = (
                         gates[saved],
@@ -110,12 +111,15 @@ pub(crate) fn recurrent_step_backward<F: Float>(
                     let dc = carry[c_plane + next + j] + dh * og * (one - tc * tc);
                     carry[prev + j] = F::ZERO;
                     carry[c_plane + prev + j] = dc * fg;
-                    vec![
-                        dc * gg * ig * (one - ig),
-                        dc * state[c_plane + prev + j] * fg * (one - fg),
-                        dc * ig * (one - gg * gg),
-                        dh * tc * og * (one - og),
-                    ]
+                    (
+                        [
+                            dc * gg * ig * (one - ig),
+                            dc * state[c_plane + prev + j] * fg * (one - fg),
+                            dc * ig * (one - gg * gg),
+                            dh * tc * og * (one - og),
+                        ],
+                        4,
+                    )
                 }
                 3 => {
                     let (r, z, n, hn) = (
@@ -129,7 +133,7 @@ pub(crate) fn recurrent_step_backward<F: Float>(
                     let dr = dn * hn * r * (one - r);
                     carry[prev + j] = dh * z;
                     dg[gr + 2 * h] = dn * r; // the recurrent n path carries the factor r
-                    vec![dr, dz, dn]
+                    ([dr, dz, dn, F::ZERO], 3)
                 }
                 _ => {
                     let hv = gates[saved];
@@ -143,10 +147,10 @@ pub(crate) fn recurrent_step_backward<F: Float>(
                     } else {
                         dh * (one - hv * hv)
                     };
-                    vec![d]
+                    ([d, F::ZERO, F::ZERO, F::ZERO], 1)
                 }
             };
-            for (g, &v) in pre.iter().enumerate() {
+            for (g, &v) in pre[..count].iter().enumerate() {
                 dg[gx + g * h] = v;
                 if !(cell == 3 && g == 2) {
                     dg[gr + g * h] = v;

@@ -1,5 +1,7 @@
 //! CPU twin of shaders/recurrent_step_forward.wgsl: the same buffers, layouts and cell math.
 
+use rayon::prelude::*;
+
 use super::activations::sigmoid;
 use super::Float;
 use crate::kernels::recurrent_step_forward::Params;
@@ -38,105 +40,187 @@ pub(crate) fn recurrent_step_forward<F: Float>(
     gates: &mut [F],
     y: &mut [F],
 ) {
-    let Inputs {
-        xg,
-        w_t,
-        b_hh,
-        lengths,
-    } = inputs;
     if cell == 4 && p.phase == 1 {
         return cho_candidate(p, inputs, state, gates, y);
     }
+    let Inputs { w_t, .. } = inputs;
     let (batch, h) = (p.batch as usize, p.hidden as usize);
-    let (t, slot) = (p.t as usize, p.slot as usize);
     let gh = cell_gates(cell) * h;
-    let c_plane = (p.steps as usize + 1) * batch * h;
-    // The recurrent pre-activations for every row at once: rec = h_prev [B, H] · W_hhᵀ [H, G·H],
-    // one GEMM (as the shader's per-invocation dot products, summed in another order).
-    let mut rec = vec![F::ZERO; batch * gh];
-    let prev0 = slot * batch * h;
+    let prev0 = p.slot as usize * batch * h;
     assert!(
         state.len() >= prev0 + batch * h && w_t.len() >= h * gh,
         "recurrent_step_forward: buffers too small"
     );
-    // SAFETY: h_prev is B×H at prev0 inside `state`, W_hhᵀ is H×G·H, rec is B×G·H.
-    unsafe {
-        F::gemm(
-            [batch, h, gh],
-            F::ONE,
-            (state[prev0..].as_ptr(), h as isize, 1),
-            (w_t.as_ptr(), gh as isize, 1),
-            F::ZERO,
-            (rec.as_mut_ptr(), gh as isize, 1),
-        );
-    }
-    for b in 0..batch {
-        let prev = (slot * batch + b) * h; // state[0, slot, b, :]
-        let next = ((slot + 1) * batch + b) * h;
-        let valid = (t as f64) < lengths[b].to_f64();
-        for j in 0..h {
-            let mut acc = [F::ZERO; 4];
-            for (g, a) in acc.iter_mut().enumerate().take(cell_gates(cell)) {
-                *a = b_hh[g * h + j] + rec[b * gh + g * h + j];
-            }
-            let xb = (t * batch + b) * gh + j; // xg[t, b, j]
-            let h_prev = state[prev + j];
-            let saved = (slot * batch + b) * cell_saved(cell) * h + j;
-            let mut h_new = h_prev;
-            match cell {
-                4 => {
-                    // Phase 0 of reset-before: r, z and r ⊙ h_prev; the candidate is phase 1.
-                    let r = sigmoid(xg[xb] + acc[0]);
-                    gates[saved] = r;
-                    gates[saved + h] = sigmoid(xg[xb + h] + acc[1]);
-                    gates[saved + 3 * h] = r * h_prev;
-                    continue;
-                }
-                2 => {
-                    let ig = sigmoid(xg[xb] + acc[0]);
-                    let fg = sigmoid(xg[xb + h] + acc[1]);
-                    let gg = (xg[xb + 2 * h] + acc[2]).tanh();
-                    let og = sigmoid(xg[xb + 3 * h] + acc[3]);
-                    let c_prev = state[c_plane + prev + j];
-                    let mut c_new = c_prev;
-                    if valid {
-                        c_new = fg * c_prev + ig * gg;
-                        h_new = og * c_new.tanh();
-                    }
-                    state[c_plane + next + j] = c_new;
-                    gates[saved] = ig;
-                    gates[saved + h] = fg;
-                    gates[saved + 2 * h] = gg;
-                    gates[saved + 3 * h] = og;
-                }
-                3 => {
-                    let r = sigmoid(xg[xb] + acc[0]);
-                    let z = sigmoid(xg[xb + h] + acc[1]);
-                    let n = (xg[xb + 2 * h] + r * acc[2]).tanh();
-                    if valid {
-                        h_new = (F::ONE - z) * n + z * h_prev;
-                    }
-                    gates[saved] = r;
-                    gates[saved + h] = z;
-                    gates[saved + 2 * h] = n;
-                    gates[saved + 3 * h] = acc[2];
-                }
-                _ => {
-                    let pre = xg[xb] + acc[0];
-                    if valid {
-                        h_new = if cell == 1 {
-                            pre.max(F::ZERO)
-                        } else {
-                            pre.tanh()
-                        };
-                    }
-                    gates[saved] = h_new;
-                }
-            }
-            state[next + j] = h_new;
-            y[(t * batch + b) * p.y_stride as usize + p.y_off as usize + j] =
-                if valid { h_new } else { F::ZERO };
+    // The recurrent pre-activations for every row at once: rec = h_prev [B, H] · W_hhᵀ [H, G·H],
+    // one GEMM (as the shader's per-invocation dot products, summed in another order), into
+    // this thread's scratch: no allocation per step.
+    F::with_scratch(batch * gh, |rec| {
+        // SAFETY: h_prev is B×H at prev0 inside `state`, W_hhᵀ is H×G·H, rec is B×G·H.
+        unsafe {
+            F::gemm(
+                [batch, h, gh],
+                F::ONE,
+                (state[prev0..].as_ptr(), h as isize, 1),
+                (w_t.as_ptr(), gh as isize, 1),
+                F::ZERO,
+                (rec.as_mut_ptr(), gh as isize, 1),
+            );
         }
+        cells(cell, p, inputs, rec, state, gates, y);
+    });
+}
+
+/// One row of the batch: what [`cell_row`] reads and writes.
+struct Row<'a, F> {
+    /// xg[t, b, :] (G·H) and rec[b, :] (G·H).
+    xg: &'a [F],
+    rec: &'a [F],
+    h_prev: &'a [F],
+    /// LSTM only: c[slot, b, :] (empty otherwise).
+    c_prev: &'a [F],
+    h_next: &'a mut [F],
+    c_next: &'a mut [F],
+    /// The saved floats of (slot, b): cell_saved·H.
+    saved: &'a mut [F],
+    /// y[t, b, y_off..y_off + H].
+    y: &'a mut [F],
+    valid: bool,
+}
+
+/// The cell after the GEMM for every row of the batch, the rows in parallel on the pool (each
+/// row's outputs are its own slices).
+fn cells<F: Float>(
+    cell: u32,
+    p: &Params,
+    inputs: Inputs<'_, F>,
+    rec: &[F],
+    state: &mut [F],
+    gates: &mut [F],
+    y: &mut [F],
+) {
+    let Inputs {
+        xg,
+        b_hh,
+        lengths,
+        ..
+    } = inputs;
+    let (batch, h) = (p.batch as usize, p.hidden as usize);
+    let (t, slot) = (p.t as usize, p.slot as usize);
+    let gh = cell_gates(cell) * h;
+    let sv = cell_saved(cell) * h;
+    let rows = batch * h;
+    // state = [h planes (steps + 1) × B × H | c planes (steps + 1) × B × H]: h[slot] is read,
+    // h[slot + 1] written, and for the LSTM c[slot] read and c[slot + 1] written.
+    let (lo, hi) = state.split_at_mut((slot + 1) * rows);
+    let h_prev = &lo[slot * rows..];
+    let (h_next, rest) = hi.split_at_mut(rows);
+    let (c_prev, c_next): (&[F], &mut [F]) = if cell == 2 {
+        let c_plane = (p.steps as usize + 1) * rows;
+        // `rest` starts at (slot + 2)·rows; c[slot] and c[slot + 1] lie past it.
+        let (a, b) = rest.split_at_mut(c_plane + (slot + 1) * rows - (slot + 2) * rows);
+        (&a[a.len() - rows..], &mut b[..rows])
+    } else {
+        (&[], &mut [])
+    };
+    let c_len = if cell == 2 { h } else { 0 };
+    let (ys, y0) = (p.y_stride as usize, (t * batch) * p.y_stride as usize + p.y_off as usize);
+    let y = &mut y[y0..y0 + (batch - 1) * ys + h];
+    let saved = &mut gates[slot * batch * sv..][..batch * sv];
+    let xg = &xg[t * batch * gh..][..batch * gh];
+    let run = |b: usize, h_next: &mut [F], c_next: &mut [F], saved: &mut [F], y: &mut [F]| {
+        let c_prev = if c_len > 0 { &c_prev[b * h..][..h] } else { &[][..] };
+        let row = Row {
+            xg: &xg[b * gh..][..gh],
+            rec: &rec[b * gh..][..gh],
+            h_prev: &h_prev[b * h..][..h],
+            c_prev,
+            h_next,
+            c_next,
+            saved,
+            y: &mut y[..h],
+            valid: (t as f64) < lengths[b].to_f64(),
+        };
+        cell_row(cell, h, b_hh, row);
+    };
+    let rows = h_next
+        .par_chunks_mut(h)
+        .zip(saved.par_chunks_mut(sv))
+        .zip(y.par_chunks_mut(ys))
+        .enumerate();
+    if c_len > 0 {
+        rows.zip(c_next.par_chunks_mut(h))
+            .for_each(|((b, ((h_next, saved), y)), c_next)| run(b, h_next, c_next, saved, y));
+    } else {
+        rows.for_each(|(b, ((h_next, saved), y))| run(b, h_next, &mut [], saved, y));
+    }
+}
+
+/// The cell's arithmetic for one row: the shader's, unit by unit.
+fn cell_row<F: Float>(cell: u32, h: usize, b_hh: &[F], r: Row<'_, F>) {
+    let Row {
+        xg,
+        rec,
+        h_prev,
+        c_prev,
+        h_next,
+        c_next,
+        saved,
+        y,
+        valid,
+    } = r;
+    let pre = |g: usize, j: usize| b_hh[g * h + j] + rec[g * h + j];
+    let one = F::ONE;
+    for j in 0..h {
+        let hp = h_prev[j];
+        let mut h_new = hp;
+        match cell {
+            4 => {
+                // Phase 0 of reset-before: r, z and r ⊙ h_prev; the candidate is phase 1.
+                let r = sigmoid(xg[j] + pre(0, j));
+                saved[j] = r;
+                saved[h + j] = sigmoid(xg[h + j] + pre(1, j));
+                saved[3 * h + j] = r * hp;
+                continue;
+            }
+            2 => {
+                let ig = sigmoid(xg[j] + pre(0, j));
+                let fg = sigmoid(xg[h + j] + pre(1, j));
+                let gg = (xg[2 * h + j] + pre(2, j)).tanh();
+                let og = sigmoid(xg[3 * h + j] + pre(3, j));
+                let mut c_new = c_prev[j];
+                if valid {
+                    c_new = fg * c_prev[j] + ig * gg;
+                    h_new = og * c_new.tanh();
+                }
+                c_next[j] = c_new;
+                saved[j] = ig;
+                saved[h + j] = fg;
+                saved[2 * h + j] = gg;
+                saved[3 * h + j] = og;
+            }
+            3 => {
+                let hn = pre(2, j);
+                let r = sigmoid(xg[j] + pre(0, j));
+                let z = sigmoid(xg[h + j] + pre(1, j));
+                let n = (xg[2 * h + j] + r * hn).tanh();
+                if valid {
+                    h_new = (one - z) * n + z * hp;
+                }
+                saved[j] = r;
+                saved[h + j] = z;
+                saved[2 * h + j] = n;
+                saved[3 * h + j] = hn;
+            }
+            _ => {
+                let v = xg[j] + pre(0, j);
+                if valid {
+                    h_new = if cell == 1 { v.max(F::ZERO) } else { v.tanh() };
+                }
+                saved[j] = h_new;
+            }
+        }
+        h_next[j] = h_new;
+        y[j] = if valid { h_new } else { F::ZERO };
     }
 }
 

@@ -1,5 +1,7 @@
 //! CPU twin of shaders/reduce.wgsl: y[o, c, i] = scale · ⊕ over chunk c of f(x[o, r, i]).
 
+use rayon::prelude::*;
+
 use super::Float;
 use crate::kernels::reduce::{Params, ReduceOp};
 
@@ -15,22 +17,31 @@ pub(crate) fn reduce<F: Float>(p: &Params, x: &[F], y: &mut [F]) {
         _ => 0.0,
     };
     let scale = f64::from(p.scale);
-    for o in 0..outer {
-        for c in 0..chunks {
-            for i in 0..inner {
-                let mut acc = identity;
-                for r in c * chunk..len.min((c + 1) * chunk) {
-                    let v = x[p.x_off as usize + (o * len + r) * inner + i].to_f64(); // x[o, r, i]
-                    acc = match p.op {
-                        o if o == ReduceOp::SumSquares as u32 => acc + v * v,
-                        o if o == ReduceOp::Max as u32 => acc.max(v),
-                        o if o == ReduceOp::Min as u32 => acc.min(v),
-                        _ => acc + v,
-                    };
+    let combine = |acc: f64, v: f64| match p.op {
+        o if o == ReduceOp::SumSquares as u32 => acc + v * v,
+        o if o == ReduceOp::Max as u32 => acc.max(v),
+        o if o == ReduceOp::Min as u32 => acc.min(v),
+        _ => acc + v,
+    };
+    let x = &x[p.x_off as usize..];
+    let y = &mut y[p.y_off as usize..][..outer * chunks * inner];
+    // One task per (o, chunk): each walks its rows in order (the sums keep their order over r,
+    // so results do not depend on the thread count) and reads each row contiguously, with the
+    // `inner` running sums side by side.
+    y.par_chunks_mut(inner)
+        .enumerate()
+        .with_min_len((1 << 15) / (chunk.min(len) * inner).max(1))
+        .for_each(|(oc, y_row)| {
+            let (o, c) = (oc / chunks, oc % chunks);
+            let mut acc = vec![identity; inner];
+            for r in c * chunk..len.min((c + 1) * chunk) {
+                let row = &x[(o * len + r) * inner..][..inner]; // x[o, r, :]
+                for (a, &v) in acc.iter_mut().zip(row) {
+                    *a = combine(*a, v.to_f64());
                 }
-                y[p.y_off as usize + (o * chunks + c) * inner + i] = F::from_f64(acc * scale);
-                // y[o, c, i]
             }
-        }
-    }
+            for (out, a) in y_row.iter_mut().zip(acc) {
+                *out = F::from_f64(a * scale); // y[o, c, :]
+            }
+        });
 }
