@@ -195,13 +195,21 @@ float_impl!(f32, matrixmultiply::sgemm, tanh_f32);
 float_impl!(f64, matrixmultiply::dgemm, f64::tanh);
 
 /// A pointer that crosses to the pool's threads; each task touches a disjoint part of what it
-/// points to.
+/// points to (the user says which, in a SAFETY comment).
 #[derive(Clone, Copy)]
-struct Shared<P>(P);
-// SAFETY: `parallel_gemm` gives every task its own block of C and only reads A and B.
+pub(crate) struct Shared<P>(pub(crate) P);
+// SAFETY: users give every task its own part of the pointee (parallel_gemm: a block of C; the
+// convolution's weight gradient: a partial sum) and only read what others write.
 unsafe impl<P> Send for Shared<P> {}
 // SAFETY: as above.
 unsafe impl<P> Sync for Shared<P> {}
+
+impl<P: Copy> Shared<P> {
+    /// The pointer (a method, so closures capture the Send wrapper, not the raw field).
+    pub(crate) fn get(&self) -> P {
+        self.0
+    }
+}
 
 /// Products below this many multiply-adds run on the calling thread: splitting them costs more
 /// than it saves (measured on the bench's skinny shapes).

@@ -99,10 +99,7 @@ fn cells<F: Float>(
     y: &mut [F],
 ) {
     let Inputs {
-        xg,
-        b_hh,
-        lengths,
-        ..
+        xg, b_hh, lengths, ..
     } = inputs;
     let (batch, h) = (p.batch as usize, p.hidden as usize);
     let (t, slot) = (p.t as usize, p.slot as usize);
@@ -123,12 +120,19 @@ fn cells<F: Float>(
         (&[], &mut [])
     };
     let c_len = if cell == 2 { h } else { 0 };
-    let (ys, y0) = (p.y_stride as usize, (t * batch) * p.y_stride as usize + p.y_off as usize);
+    let (ys, y0) = (
+        p.y_stride as usize,
+        (t * batch) * p.y_stride as usize + p.y_off as usize,
+    );
     let y = &mut y[y0..y0 + (batch - 1) * ys + h];
     let saved = &mut gates[slot * batch * sv..][..batch * sv];
     let xg = &xg[t * batch * gh..][..batch * gh];
     let run = |b: usize, h_next: &mut [F], c_next: &mut [F], saved: &mut [F], y: &mut [F]| {
-        let c_prev = if c_len > 0 { &c_prev[b * h..][..h] } else { &[][..] };
+        let c_prev = if c_len > 0 {
+            &c_prev[b * h..][..h]
+        } else {
+            &[][..]
+        };
         let row = Row {
             xg: &xg[b * gh..][..gh],
             rec: &rec[b * gh..][..gh],
