@@ -273,6 +273,24 @@ unsafe fn parallel_gemm<F: Float>(
     });
 }
 
+/// Elements per pool task of the elementwise twins (unary, optimizer step): arrays shorter than
+/// two of these run on the calling thread, where a pool round trip (a few µs) would cost more
+/// than the loop.
+pub(crate) const GRAIN: usize = 1 << 14;
+
+/// Runs `f(start, chunk)` over consecutive chunks of `y` (`start`: the chunk's first index), on
+/// the pool when `y` holds at least two [`GRAIN`]s.
+pub(crate) fn for_chunks<T: Send>(y: &mut [T], f: impl Fn(usize, &mut [T]) + Sync) {
+    use rayon::prelude::*;
+    if y.len() < 2 * GRAIN {
+        f(0, y);
+    } else {
+        y.par_chunks_mut(GRAIN)
+            .enumerate()
+            .for_each(|(i, c)| f(i * GRAIN, c));
+    }
+}
+
 /// Element offset of the `i`-th element (row-major over `shape`) of a strided tensor: the twin of
 /// `strided_offset` in shaders/common/strided.wgsl.
 pub(crate) fn strided_offset(i: usize, shape: &[u32], strides: &[u32]) -> usize {

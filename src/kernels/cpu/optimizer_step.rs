@@ -11,10 +11,50 @@ pub(crate) fn optimizer_step<F: Float>(
     s2: &mut [F],
     clip: &[F],
 ) {
+    let n = p.numel as usize;
+    // The state buffers an algorithm does not use may be shorter than the parameter (they are
+    // then never read): only full ones are split with it.
+    let (s1_full, s2_full) = (s1.len() >= n, s2.len() >= n);
+    let (s1p, s2p) = (
+        super::Shared(s1.as_mut_ptr()),
+        super::Shared(s2.as_mut_ptr()),
+    );
+    super::for_chunks(&mut param[..n], |start, param| {
+        let len = param.len();
+        // SAFETY: chunk [start, start + len) of a full state buffer belongs to this chunk of
+        // the parameter alone; an unused one is an empty slice.
+        let (s1, s2) = unsafe {
+            (
+                if s1_full {
+                    std::slice::from_raw_parts_mut(s1p.get().add(start), len)
+                } else {
+                    &mut []
+                },
+                if s2_full {
+                    std::slice::from_raw_parts_mut(s2p.get().add(start), len)
+                } else {
+                    &mut []
+                },
+            )
+        };
+        update(p, param, &grad[start..start + len], s1, s2, clip);
+    });
+}
+
+/// The update rules over one chunk (`s1`, `s2`: the same chunk of the state, or empty when the
+/// algorithm does not use them).
+fn update<F: Float>(
+    p: &Params,
+    param: &mut [F],
+    grad: &[F],
+    s1: &mut [F],
+    s2: &mut [F],
+    clip: &[F],
+) {
     let c = |v: f32| F::from_f64(f64::from(v));
     let (lr, b1, b2, eps) = (c(p.lr), c(p.beta1), c(p.beta2), c(p.eps));
     let first = p.step == 1;
-    for i in 0..p.numel as usize {
+    for i in 0..param.len() {
         let mut theta = param[i];
         let mut g = grad[i];
         if p.flags & CLIP_SCALE != 0 {

@@ -4,36 +4,50 @@ use super::activations::activate;
 use super::{strided_offset, Float};
 use crate::kernels::unary::{Params, UnaryOp};
 
-fn unary_op<F: Float>(v: F, op: u32, slope: F) -> F {
-    match op {
-        13 if v >= F::ZERO => v,
-        13 => slope * v,
-        5 => -v,
-        6 => v.abs(),
-        7 => v.exp(),
-        8 => v.ln(),
-        9 => v.sqrt(),
-        10 => v * v,
-        11 => F::ONE / v,
-        12 => F::ZERO, // fill: y = β
-        code => activate(v, code),
-    }
-}
-
-pub(crate) fn unary<F: Float>(p: &Params, x: &[F], y: &mut [F]) {
+/// y = α·f(x) + β over `p`'s elements for one `f`, in chunks on the pool.
+fn map<F: Float>(p: &Params, x: &[F], y: &mut [F], f: impl Fn(F) -> F + Sync) {
     let rank = p.rank as usize;
     let (alpha, beta) = (
         F::from_f64(f64::from(p.alpha)),
         F::from_f64(f64::from(p.beta)),
     );
-    for i in 0..p.numel as usize {
-        let v = if p.op == UnaryOp::Fill as u32 {
-            F::ZERO
-        } else if p.contiguous == 1 {
-            x[p.x_off as usize + i]
+    let x = &x[p.x_off as usize..];
+    let y = &mut y[p.y_off as usize..][..p.numel as usize];
+    let (shape, strides) = (&p.shape[..rank], &p.x_strides[..rank]);
+    let contiguous = p.contiguous == 1;
+    super::for_chunks(y, |start, out| {
+        if contiguous {
+            for (o, &v) in out.iter_mut().zip(&x[start..]) {
+                *o = alpha * f(v) + beta;
+            }
         } else {
-            x[p.x_off as usize + strided_offset(i, &p.shape[..rank], &p.x_strides[..rank])]
-        };
-        y[p.y_off as usize + i] = alpha * unary_op(v, p.op, F::from_f64(f64::from(p.slope))) + beta;
+            for (k, o) in out.iter_mut().enumerate() {
+                *o = alpha * f(x[strided_offset(start + k, shape, strides)]) + beta;
+            }
+        }
+    });
+}
+
+pub(crate) fn unary<F: Float>(p: &Params, x: &[F], y: &mut [F]) {
+    let slope = F::from_f64(f64::from(p.slope));
+    // One loop per op, the op chosen once (not per element).
+    match p.op {
+        op if op == UnaryOp::Fill as u32 => {
+            // y = α·0 + β; x is not read (the device binds a placeholder).
+            let v = F::from_f64(f64::from(p.alpha)) * F::ZERO + F::from_f64(f64::from(p.beta));
+            let y = &mut y[p.y_off as usize..][..p.numel as usize];
+            super::for_chunks(y, |_, out| out.fill(v));
+        }
+        13 => map(p, x, y, |v| if v >= F::ZERO { v } else { slope * v }),
+        5 => map(p, x, y, |v| -v),
+        6 => map(p, x, y, F::abs),
+        7 => map(p, x, y, F::exp),
+        8 => map(p, x, y, F::ln),
+        9 => map(p, x, y, F::sqrt),
+        10 => map(p, x, y, |v| v * v),
+        11 => map(p, x, y, |v| F::ONE / v),
+        1 => map(p, x, y, |v| v.max(F::ZERO)),
+        3 => map(p, x, y, F::tanh),
+        code => map(p, x, y, |v| activate(v, code)),
     }
 }
