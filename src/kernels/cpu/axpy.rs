@@ -1,4 +1,4 @@
-//! CPU twin of shaders/axpy.wgsl: y = α·x + β·y (β = 0 does not read y).
+//! CPU twin of shaders/axpy.wgsl: y = α·x + β·y (β = 0 does not read y), in chunks on the pool.
 
 use super::Float;
 use crate::kernels::axpy::Params;
@@ -8,9 +8,16 @@ pub(crate) fn axpy<F: Float>(p: &Params, x: &[F], y: &mut [F]) {
         F::from_f64(f64::from(p.alpha)),
         F::from_f64(f64::from(p.beta)),
     );
-    for i in 0..p.numel as usize {
-        let yi = p.y_off as usize + i;
-        let v = alpha * x[p.x_off as usize + i];
-        y[yi] = if p.beta == 0.0 { v } else { v + beta * y[yi] };
-    }
+    let n = p.numel as usize;
+    let x = &x[p.x_off as usize..][..n];
+    super::for_chunks(&mut y[p.y_off as usize..][..n], |start, y| {
+        let x = &x[start..start + y.len()];
+        if p.beta == 0.0 {
+            y.iter_mut().zip(x).for_each(|(y, &x)| *y = alpha * x);
+        } else {
+            y.iter_mut()
+                .zip(x)
+                .for_each(|(y, &x)| *y = alpha * x + beta * *y);
+        }
+    });
 }

@@ -291,6 +291,53 @@ pub(crate) fn for_chunks<T: Send>(y: &mut [T], f: impl Fn(usize, &mut [T]) + Syn
     }
 }
 
+/// The element offsets of a strided tensor from its `start`-th element on (row-major over
+/// `shape`): [`strided_offset`] once, then an odometer step per element instead of a division
+/// and a remainder per dimension.
+pub(crate) struct StridedOffsets<'a> {
+    idx: [usize; 8],
+    off: usize,
+    shape: &'a [u32],
+    strides: &'a [u32],
+}
+
+impl<'a> StridedOffsets<'a> {
+    pub(crate) fn new(start: usize, shape: &'a [u32], strides: &'a [u32]) -> Self {
+        let mut idx = [0; 8];
+        let mut rem = start;
+        for d in (0..shape.len()).rev() {
+            let n = (shape[d] as usize).max(1);
+            idx[d] = rem % n;
+            rem /= n;
+        }
+        StridedOffsets {
+            idx,
+            off: strided_offset(start, shape, strides),
+            shape,
+            strides,
+        }
+    }
+}
+
+impl Iterator for StridedOffsets<'_> {
+    type Item = usize;
+
+    fn next(&mut self) -> Option<usize> {
+        let here = self.off;
+        for d in (0..self.shape.len()).rev() {
+            self.idx[d] += 1;
+            self.off += self.strides[d] as usize;
+            if self.idx[d] < self.shape[d] as usize {
+                return Some(here);
+            }
+            self.off -= self.strides[d] as usize * self.shape[d] as usize;
+            self.idx[d] = 0;
+        }
+        // Past the last element: the caller's zip has stopped by then.
+        Some(here)
+    }
+}
+
 /// Element offset of the `i`-th element (row-major over `shape`) of a strided tensor: the twin of
 /// `strided_offset` in shaders/common/strided.wgsl.
 pub(crate) fn strided_offset(i: usize, shape: &[u32], strides: &[u32]) -> usize {
@@ -319,6 +366,31 @@ mod tests {
             })
             .fold(0.0, f64::max)
             / f64::from(f32::EPSILON)
+    }
+
+    /// The odometer walks the same offsets as the division form, from any start, on a
+    /// transposed and a broadcast (stride 0) view.
+    #[test]
+    fn strided_offsets_match_strided_offset() {
+        for (shape, strides) in [
+            (&[3u32, 5, 2][..], &[1u32, 6, 3][..]),
+            (&[4, 1, 7], &[0, 9, 1]),
+            (&[1], &[5]),
+        ] {
+            let n: u32 = shape.iter().product();
+            for start in 0..n as usize {
+                let got: Vec<usize> = super::StridedOffsets::new(start, shape, strides)
+                    .take(n as usize - start)
+                    .collect();
+                let want: Vec<usize> = (start..n as usize)
+                    .map(|i| super::strided_offset(i, shape, strides))
+                    .collect();
+                assert_eq!(
+                    got, want,
+                    "shape {shape:?} strides {strides:?} from {start}"
+                );
+            }
+        }
     }
 
     #[test]

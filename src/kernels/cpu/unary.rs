@@ -1,7 +1,7 @@
 //! CPU twin of shaders/unary.wgsl: y = α·f(x) + β with x read through strides.
 
 use super::activations::activate;
-use super::{strided_offset, Float};
+use super::{Float, StridedOffsets};
 use crate::kernels::unary::{Params, UnaryOp};
 
 /// y = α·f(x) + β over `p`'s elements for one `f`, in chunks on the pool.
@@ -21,8 +21,11 @@ fn map<F: Float>(p: &Params, x: &[F], y: &mut [F], f: impl Fn(F) -> F + Sync) {
                 *o = alpha * f(v) + beta;
             }
         } else {
-            for (k, o) in out.iter_mut().enumerate() {
-                *o = alpha * f(x[strided_offset(start + k, shape, strides)]) + beta;
+            for (o, off) in out
+                .iter_mut()
+                .zip(StridedOffsets::new(start, shape, strides))
+            {
+                *o = alpha * f(x[off]) + beta;
             }
         }
     });
