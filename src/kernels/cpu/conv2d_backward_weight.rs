@@ -16,7 +16,7 @@ pub(crate) fn conv2d_backward_weight<F: Float>(p: &Params, dy: &[F], x: &[F], dw
     let k = cg * p.taps();
     let size = p.groups as usize * mg * k;
     let n = p.n as usize;
-    let blocks = n.min(BLOCKS).max(1);
+    let blocks = n.clamp(1, BLOCKS);
     let mut partials = vec![F::ZERO; blocks * size];
     let parts = super::Shared(partials.as_mut_ptr());
     for_image_blocks(n, blocks, |block, images| {

@@ -1,5 +1,7 @@
 //! CPU twin of shaders/recurrent_step_backward.wgsl.
 
+use rayon::prelude::*;
+
 use super::recurrent_step_forward::{cell_gates, cell_saved};
 use super::Float;
 use crate::kernels::recurrent_step_forward::Params;
@@ -36,125 +38,212 @@ pub(crate) fn recurrent_step_backward<F: Float>(
     let g_count = cell_gates(cell);
     let gh = g_count * h;
     let plane = steps * batch * gh; // the dG_h plane of dg
-    let c_plane = (steps + 1) * batch * h;
-    // The recurrent term for every row at once: dG_h[slot + 1] [B, G·H] · W_hh [G·H, H].
-    let mut rec = vec![F::ZERO; batch * h];
-    if slot + 1 < steps {
-        let src = plane + (slot + 1) * batch * gh;
-        assert!(
-            dg.len() >= src + batch * gh && w_hh.len() >= gh * h,
-            "recurrent_step_backward: buffers too small"
-        );
-        // SAFETY: dG_h[slot + 1] is B×G·H at src inside `dg`, W_hh is G·H×H, rec is B×H.
-        unsafe {
-            F::gemm(
-                [
-                    batch,
-                    // Reset-before GRU's n rows reach h through r ⊙ h: they come as a carry instead.
-                    if cell == 4 { 2 * h } else { gh },
-                    h,
-                ],
-                F::ONE,
-                (dg[src..].as_ptr(), gh as isize, 1),
-                (w_hh.as_ptr(), h as isize, 1),
-                F::ZERO,
-                (rec.as_mut_ptr(), h as isize, 1),
+                                    // The recurrent term for every row at once: dG_h[slot + 1] [B, G·H] · W_hh [G·H, H], into
+                                    // this thread's scratch (no allocation per step).
+    F::with_scratch(batch * h, |rec| {
+        if slot + 1 < steps {
+            let src = plane + (slot + 1) * batch * gh;
+            assert!(
+                dg.len() >= src + batch * gh && w_hh.len() >= gh * h,
+                "recurrent_step_backward: buffers too small"
             );
+            // SAFETY: dG_h[slot + 1] is B×G·H at src inside `dg`, W_hh is G·H×H, rec is B×H.
+            unsafe {
+                F::gemm(
+                    [
+                        batch,
+                        // Reset-before GRU's n rows reach h through r ⊙ h: they come as a carry
+                        // instead.
+                        if cell == 4 { 2 * h } else { gh },
+                        h,
+                    ],
+                    F::ONE,
+                    (dg[src..].as_ptr(), gh as isize, 1),
+                    (w_hh.as_ptr(), h as isize, 1),
+                    F::ZERO,
+                    (rec.as_mut_ptr(), h as isize, 1),
+                );
+            }
+        } else {
+            rec.fill(F::ZERO);
         }
-    }
-    for b in 0..batch {
-        let prev = (slot * batch + b) * h;
-        let next = ((slot + 1) * batch + b) * h;
-        let valid = (t as f64) < lengths[b].to_f64();
-        for j in 0..h {
-            let mut dh = carry[next + j] + rec[b * h + j];
-            if valid {
-                dh += dy[(t * batch + b) * p.y_stride as usize + p.y_off as usize + j];
-            }
-            let gx = (t * batch + b) * gh + j;
-            let gr = plane + (slot * batch + b) * gh + j;
-            let saved = (slot * batch + b) * cell_saved(cell) * h + j;
-            if !valid {
-                for g in 0..g_count {
-                    dg[gx + g * h] = F::ZERO;
-                    dg[gr + g * h] = F::ZERO;
-                }
-                carry[prev + j] = dh;
-                if cell == 2 {
-                    carry[c_plane + prev + j] = carry[c_plane + next + j];
-                }
-                continue;
-            }
-            let one = F::ONE;
-            if cell == 4 {
-                // Phase 0 of reset-before: z and n; r waits for W_hnᵀ·dn in phase 1.
-                let (z, n) = (gates[saved + h], gates[saved + 2 * h]);
-                let dn = dh * (one - z) * (one - n * n);
-                let dz = dh * (state[prev + j] - n) * z * (one - z);
-                for (g, v) in [(1, dz), (2, dn)] {
-                    dg[gx + g * h] = v;
-                    dg[gr + g * h] = v;
-                }
-                carry[prev + j] = dh * z;
-                continue;
-            }
-            // (dG per gate, gates used): a fixed array, not an allocation per hidden unit.
-            let (pre, count): ([F; 4], usize) = match cell {
-                2 => {
-                    let (ig, fg, gg, og) = (
-                        gates[saved],
-                        gates[saved + h],
-                        gates[saved + 2 * h],
-                        gates[saved + 3 * h],
-                    );
-                    let tc = state[c_plane + next + j].tanh();
-                    let dc = carry[c_plane + next + j] + dh * og * (one - tc * tc);
-                    carry[prev + j] = F::ZERO;
-                    carry[c_plane + prev + j] = dc * fg;
-                    (
-                        [
-                            dc * gg * ig * (one - ig),
-                            dc * state[c_plane + prev + j] * fg * (one - fg),
-                            dc * ig * (one - gg * gg),
-                            dh * tc * og * (one - og),
-                        ],
-                        4,
-                    )
-                }
-                3 => {
-                    let (r, z, n, hn) = (
-                        gates[saved],
-                        gates[saved + h],
-                        gates[saved + 2 * h],
-                        gates[saved + 3 * h],
-                    );
-                    let dn = dh * (one - z) * (one - n * n);
-                    let dz = dh * (state[prev + j] - n) * z * (one - z);
-                    let dr = dn * hn * r * (one - r);
-                    carry[prev + j] = dh * z;
-                    dg[gr + 2 * h] = dn * r; // the recurrent n path carries the factor r
-                    ([dr, dz, dn, F::ZERO], 3)
-                }
-                _ => {
-                    let hv = gates[saved];
-                    carry[prev + j] = F::ZERO;
-                    let d = if cell == 1 {
-                        if hv > F::ZERO {
-                            dh
-                        } else {
-                            F::ZERO
-                        }
-                    } else {
-                        dh * (one - hv * hv)
-                    };
-                    ([d, F::ZERO, F::ZERO, F::ZERO], 1)
-                }
+        let rows = batch * h;
+        // dg = [dG_x: T × B × G·H | dG_h: steps × B × G·H]; row t of the first and row `slot`
+        // of the second are written.
+        let (dgx, dgh) = dg.split_at_mut(plane);
+        let dgx = &mut dgx[t * batch * gh..][..batch * gh];
+        let dgh = &mut dgh[slot * batch * gh..][..batch * gh];
+        // carry = [dh: (steps + 1) × B × H | dc: the same]: slot + 1 is read, slot written.
+        let (lo, hi) = carry.split_at_mut((slot + 1) * rows);
+        let dh_prev = &mut lo[slot * rows..];
+        let (dh_next, c_rest) = hi.split_at_mut(rows);
+        let (dc_prev, dc_next): (&mut [F], &[F]) = if cell == 2 {
+            let (_, c) = c_rest.split_at_mut(c_plane_of(p) + slot * rows - (slot + 2) * rows);
+            let (a, b) = c.split_at_mut(rows);
+            (a, &b[..rows])
+        } else {
+            (&mut [], &[])
+        };
+        let dh_next = &*dh_next;
+        let run = |b: usize, dgx: &mut [F], dgh: &mut [F], dh_prev: &mut [F], dc_prev: &mut [F]| {
+            let c_len = if cell == 2 { h } else { 0 };
+            let row = BackRow {
+                rec: &rec[b * h..][..h],
+                dy: &dy[(t * batch + b) * p.y_stride as usize + p.y_off as usize..][..h],
+                dh_next: &dh_next[b * h..][..h],
+                dc_next: &dc_next[b * c_len..][..c_len],
+                saved: &gates[(slot * batch + b) * cell_saved(cell) * h..][..cell_saved(cell) * h],
+                h_prev: &state[(slot * batch + b) * h..][..h],
+                c_prev: if cell == 2 {
+                    &state[c_plane_of(p) + (slot * batch + b) * h..][..h]
+                } else {
+                    &[]
+                },
+                c_next: if cell == 2 {
+                    &state[c_plane_of(p) + ((slot + 1) * batch + b) * h..][..h]
+                } else {
+                    &[]
+                },
+                dgx,
+                dgh,
+                dh_prev,
+                dc_prev,
+                valid: (t as f64) < lengths[b].to_f64(),
             };
-            for (g, &v) in pre[..count].iter().enumerate() {
-                dg[gx + g * h] = v;
-                if !(cell == 3 && g == 2) {
-                    dg[gr + g * h] = v;
-                }
+            back_row(cell, h, row);
+        };
+        let it = dgx
+            .par_chunks_mut(gh)
+            .zip(dgh.par_chunks_mut(gh))
+            .zip(dh_prev[..rows].par_chunks_mut(h))
+            .enumerate();
+        if cell == 2 {
+            it.zip(dc_prev.par_chunks_mut(h))
+                .for_each(|((b, ((x, g), d)), c)| run(b, x, g, d, c));
+        } else {
+            it.for_each(|(b, ((x, g), d))| run(b, x, g, d, &mut []));
+        }
+    });
+}
+
+/// The c plane's offset inside `state` (and `carry`): after (steps + 1) × B × H of h.
+fn c_plane_of(p: &Params) -> usize {
+    (p.steps as usize + 1) * p.batch as usize * p.hidden as usize
+}
+
+/// One row of the batch: what [`back_row`] reads and writes.
+struct BackRow<'a, F> {
+    rec: &'a [F],
+    /// dy[t, b, y_off..y_off + H].
+    dy: &'a [F],
+    dh_next: &'a [F],
+    /// LSTM only (empty otherwise): dc[slot + 1, b, :], c[slot, b, :], c[slot + 1, b, :].
+    dc_next: &'a [F],
+    saved: &'a [F],
+    h_prev: &'a [F],
+    c_prev: &'a [F],
+    c_next: &'a [F],
+    /// dG_x[t, b, :] and dG_h[slot, b, :] (G·H each).
+    dgx: &'a mut [F],
+    dgh: &'a mut [F],
+    dh_prev: &'a mut [F],
+    dc_prev: &'a mut [F],
+    valid: bool,
+}
+
+/// The cell's backward for one row, unit by unit (the shader's arithmetic).
+fn back_row<F: Float>(cell: u32, h: usize, r: BackRow<'_, F>) {
+    let BackRow {
+        rec,
+        dy,
+        dh_next,
+        dc_next,
+        saved,
+        h_prev,
+        c_prev,
+        c_next,
+        dgx,
+        dgh,
+        dh_prev,
+        dc_prev,
+        valid,
+    } = r;
+    let g_count = cell_gates(cell);
+    let one = F::ONE;
+    for j in 0..h {
+        let mut dh = dh_next[j] + rec[j];
+        if valid {
+            dh += dy[j];
+        }
+        if !valid {
+            for g in 0..g_count {
+                dgx[g * h + j] = F::ZERO;
+                dgh[g * h + j] = F::ZERO;
+            }
+            dh_prev[j] = dh;
+            if cell == 2 {
+                dc_prev[j] = dc_next[j];
+            }
+            continue;
+        }
+        if cell == 4 {
+            // Phase 0 of reset-before: z and n; r waits for W_hnᵀ·dn in phase 1.
+            let (z, n) = (saved[h + j], saved[2 * h + j]);
+            let dn = dh * (one - z) * (one - n * n);
+            let dz = dh * (h_prev[j] - n) * z * (one - z);
+            for (g, v) in [(1, dz), (2, dn)] {
+                dgx[g * h + j] = v;
+                dgh[g * h + j] = v;
+            }
+            dh_prev[j] = dh * z;
+            continue;
+        }
+        // (dG per gate, gates used): a fixed array, not an allocation per hidden unit.
+        let (pre, count): ([F; 4], usize) = match cell {
+            2 => {
+                let (ig, fg, gg, og) = (saved[j], saved[h + j], saved[2 * h + j], saved[3 * h + j]);
+                let tc = c_next[j].tanh();
+                let dc = dc_next[j] + dh * og * (one - tc * tc);
+                dh_prev[j] = F::ZERO;
+                dc_prev[j] = dc * fg;
+                (
+                    [
+                        dc * gg * ig * (one - ig),
+                        dc * c_prev[j] * fg * (one - fg),
+                        dc * ig * (one - gg * gg),
+                        dh * tc * og * (one - og),
+                    ],
+                    4,
+                )
+            }
+            3 => {
+                let (r, z, n, hn) = (saved[j], saved[h + j], saved[2 * h + j], saved[3 * h + j]);
+                let dn = dh * (one - z) * (one - n * n);
+                let dz = dh * (h_prev[j] - n) * z * (one - z);
+                let dr = dn * hn * r * (one - r);
+                dh_prev[j] = dh * z;
+                dgh[2 * h + j] = dn * r; // the recurrent n path carries the factor r
+                ([dr, dz, dn, F::ZERO], 3)
+            }
+            _ => {
+                let hv = saved[j];
+                dh_prev[j] = F::ZERO;
+                let d = if cell == 1 {
+                    if hv > F::ZERO {
+                        dh
+                    } else {
+                        F::ZERO
+                    }
+                } else {
+                    dh * (one - hv * hv)
+                };
+                ([d, F::ZERO, F::ZERO, F::ZERO], 1)
+            }
+        };
+        for (g, &v) in pre[..count].iter().enumerate() {
+            dgx[g * h + j] = v;
+            if !(cell == 3 && g == 2) {
+                dgh[g * h + j] = v;
             }
         }
     }
