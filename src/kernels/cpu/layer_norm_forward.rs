@@ -1,4 +1,6 @@
-//! CPU twin of shaders/layer_norm_forward.wgsl.
+//! CPU twin of shaders/layer_norm_forward.wgsl, rows in parallel on the pool.
+
+use rayon::prelude::*;
 
 use super::Float;
 use crate::kernels::layer_norm_forward::Params;
@@ -12,28 +14,39 @@ pub(crate) fn layer_norm_forward<F: Float>(
     stats: &mut [F],
 ) {
     let (rows, cols) = (p.rows as usize, p.cols as usize);
-    let n = F::from_f64(cols as f64);
-    for r in 0..rows {
-        let xr = &x[p.x_off as usize + r * cols..][..cols];
-        let mut s = F::ZERO;
-        for &v in xr {
-            s += v;
-        }
-        let mean = s / n;
-        let mut var = F::ZERO;
-        for &v in xr {
-            var += (v - mean) * (v - mean);
-        }
-        let rstd = F::ONE / (var / n + F::from_f64(f64::from(p.eps))).sqrt();
-        for (c, &v) in xr.iter().enumerate() {
-            let o = (v - mean) * rstd;
-            y[r * cols + c] = if p.affine == 1 {
-                o * gamma[c] + beta[c]
-            } else {
-                o
-            };
-        }
-        stats[r] = mean;
-        stats[rows + r] = rstd;
+    if cols == 0 {
+        return;
     }
+    let n = F::from_f64(cols as f64);
+    let x = &x[p.x_off as usize..];
+    let (means, rstds) = stats[..2 * rows].split_at_mut(rows);
+    y[..rows * cols]
+        .par_chunks_mut(cols)
+        .zip(means.par_iter_mut())
+        .zip(rstds.par_iter_mut())
+        .with_min_len(super::rows_per_task(cols))
+        .enumerate()
+        .for_each(|(r, ((yr, mean_out), rstd_out))| {
+            let xr = &x[r * cols..][..cols];
+            let mut s = F::ZERO;
+            for &v in xr {
+                s += v;
+            }
+            let mean = s / n;
+            let mut var = F::ZERO;
+            for &v in xr {
+                var += (v - mean) * (v - mean);
+            }
+            let rstd = F::ONE / (var / n + F::from_f64(f64::from(p.eps))).sqrt();
+            for (c, (o, &v)) in yr.iter_mut().zip(xr).enumerate() {
+                let v = (v - mean) * rstd;
+                *o = if p.affine == 1 {
+                    v * gamma[c] + beta[c]
+                } else {
+                    v
+                };
+            }
+            *mean_out = mean;
+            *rstd_out = rstd;
+        });
 }

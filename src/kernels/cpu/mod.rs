@@ -338,6 +338,11 @@ impl Iterator for StridedOffsets<'_> {
     }
 }
 
+/// Rows per pool task so that each holds at least a [`GRAIN`] of elements.
+pub(crate) fn rows_per_task(cols: usize) -> usize {
+    GRAIN.div_ceil(cols.max(1))
+}
+
 /// Element offset of the `i`-th element (row-major over `shape`) of a strided tensor: the twin of
 /// `strided_offset` in shaders/common/strided.wgsl.
 pub(crate) fn strided_offset(i: usize, shape: &[u32], strides: &[u32]) -> usize {

@@ -1,4 +1,6 @@
-//! CPU twin of shaders/pool2d_forward.wgsl.
+//! CPU twin of shaders/pool2d_forward.wgsl, planes in parallel on the pool.
+
+use rayon::prelude::*;
 
 use super::Float;
 use crate::kernels::pool2d_forward::Params;
@@ -6,7 +8,13 @@ use crate::kernels::pool2d_forward::Params;
 pub(crate) fn pool2d_forward<F: Float>(p: &Params, x: &[F], y: &mut [F], argmax: &mut [F]) {
     let (h, w, oh, ow) = (p.h as i64, p.w as i64, p.oh as usize, p.ow as usize);
     let (kh, kw) = (i64::from(p.kh), i64::from(p.kw));
-    for plane in 0..p.planes as usize {
+    let per_plane = oh * ow;
+    if per_plane == 0 {
+        return;
+    }
+    let planes = p.planes as usize;
+    let plane_out = |plane: usize, y: &mut [F], argmax: &mut [F]| {
+        let x = &x[p.x_off as usize + plane * (h * w) as usize..];
         for oy in 0..oh {
             for ox in 0..ow {
                 // The window's corner, possibly in the padding; only in-bounds taps are visited.
@@ -15,8 +23,7 @@ pub(crate) fn pool2d_forward<F: Float>(p: &Params, x: &[F], y: &mut [F], argmax:
                 let (mut best, mut best_at, mut found, mut sum) = (F::ZERO, 0i64, false, F::ZERO);
                 for ky in (-y0).max(0)..kh.min(h - y0) {
                     for kx in (-x0).max(0)..kw.min(w - x0) {
-                        let at = ((y0 + ky) * w + x0 + kx) as usize;
-                        let v = x[p.x_off as usize + plane * (h * w) as usize + at];
+                        let v = x[((y0 + ky) * w + x0 + kx) as usize];
                         sum += v;
                         // PyTorch's rule: the first maximum, but a NaN always wins.
                         if !found || v > best || v.to_f64().is_nan() {
@@ -24,7 +31,7 @@ pub(crate) fn pool2d_forward<F: Float>(p: &Params, x: &[F], y: &mut [F], argmax:
                         }
                     }
                 }
-                let o = (plane * oh + oy) * ow + ox;
+                let o = oy * ow + ox;
                 if p.max == 1 {
                     y[o] = best;
                     argmax[o] = F::from_f64(best_at as f64);
@@ -33,5 +40,18 @@ pub(crate) fn pool2d_forward<F: Float>(p: &Params, x: &[F], y: &mut [F], argmax:
                 }
             }
         }
+    };
+    let min = super::rows_per_task(per_plane);
+    let y = y[..planes * per_plane]
+        .par_chunks_mut(per_plane)
+        .with_min_len(min);
+    if p.max == 1 {
+        y.zip(argmax[..planes * per_plane].par_chunks_mut(per_plane))
+            .enumerate()
+            .for_each(|(plane, (y, a))| plane_out(plane, y, a));
+    } else {
+        // Average pooling keeps no indices (`argmax` may be a placeholder).
+        y.enumerate()
+            .for_each(|(plane, y)| plane_out(plane, y, &mut []));
     }
 }
