@@ -379,9 +379,9 @@ struct Args {
     /// Also run the large shapes (a long run on a software adapter).
     #[arg(long)]
     large: bool,
-    /// Keep only these paths (gpu, gpu_reference, cpu): `--paths cpu` times the CPU path alone
-    /// (and skips the GPU-only rows).
-    #[arg(long, value_delimiter = ',', num_args = 1..)]
+    /// Keep only these paths, comma-separated (gpu, gpu_reference, cpu): `--paths cpu` times the
+    /// CPU path alone (and skips the GPU-only rows).
+    #[arg(long, value_delimiter = ',')]
     paths: Option<Vec<String>>,
     /// Rows from tools/torch_bench.py (path `torch-cpu`) to print beside ours, matched by op and
     /// shape, with the CPU path's time as a multiple of PyTorch's.

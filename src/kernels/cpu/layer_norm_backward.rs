@@ -1,4 +1,6 @@
-//! CPU twin of shaders/layer_norm_backward.wgsl.
+//! CPU twin of shaders/layer_norm_backward.wgsl, rows in parallel on the pool.
+
+use rayon::prelude::*;
 
 use super::Float;
 use crate::kernels::layer_norm_backward::Params;
@@ -12,28 +14,36 @@ pub(crate) fn layer_norm_backward<F: Float>(
     dx: &mut [F],
 ) {
     let (rows, cols) = (p.rows as usize, p.cols as usize);
-    let n = F::from_f64(cols as f64);
-    for r in 0..rows {
-        let (mean, rstd) = (stats[r], stats[rows + r]);
-        let g = |c: usize| {
-            let d = dy[p.dy_off as usize + r * cols + c];
-            if p.affine == 1 {
-                d * gamma[c]
-            } else {
-                d
-            }
-        };
-        let xh = |c: usize| (x[p.x_off as usize + r * cols + c] - mean) * rstd;
-        let (mut sg, mut sgx) = (F::ZERO, F::ZERO);
-        for c in 0..cols {
-            sg += g(c);
-            sgx += g(c) * xh(c);
-        }
-        let (mg, mgx) = (sg / n, sgx / n);
-        for c in 0..cols {
-            dx[r * cols + c] = rstd * (g(c) - mg - xh(c) * mgx); // r · (g − mean g − x̂ · mean(g x̂))
-        }
+    if cols == 0 {
+        return;
     }
+    let n = F::from_f64(cols as f64);
+    let (x, dy) = (&x[p.x_off as usize..], &dy[p.dy_off as usize..]);
+    dx[..rows * cols]
+        .par_chunks_mut(cols)
+        .with_min_len(super::rows_per_task(cols))
+        .enumerate()
+        .for_each(|(r, dxr)| {
+            let (mean, rstd) = (stats[r], stats[rows + r]);
+            let (xr, dyr) = (&x[r * cols..][..cols], &dy[r * cols..][..cols]);
+            let g = |c: usize| {
+                if p.affine == 1 {
+                    dyr[c] * gamma[c]
+                } else {
+                    dyr[c]
+                }
+            };
+            let xh = |c: usize| (xr[c] - mean) * rstd;
+            let (mut sg, mut sgx) = (F::ZERO, F::ZERO);
+            for c in 0..cols {
+                sg += g(c);
+                sgx += g(c) * xh(c);
+            }
+            let (mg, mgx) = (sg / n, sgx / n);
+            for (c, o) in dxr.iter_mut().enumerate() {
+                *o = rstd * (g(c) - mg - xh(c) * mgx); // r · (g − mean g − x̂ · mean(g x̂))
+            }
+        });
 }
 
 #[cfg(test)]

@@ -230,6 +230,13 @@ unsafe fn parallel_gemm<F: Float>(
     one: impl Fn([usize; 3], (*const F, isize, isize), (*const F, isize, isize), (*mut F, isize, isize))
         + Sync,
 ) {
+    if m == 1 && b.2 == 1 && c.2 == 1 {
+        // A row vector times a matrix whose rows are contiguous (a skinny RNN step at batch 1, a
+        // matmul with M = 1): memory-bound, and matrixmultiply packs all of B for it. Walk B
+        // once, row by row, each pool task owning a run of C's columns.
+        // SAFETY: forwarded from the caller.
+        return unsafe { gemv_rows([k, n], a, b, c, one) };
+    }
     let threads = rayon::current_num_threads();
     if threads == 1 || m * n * k < PARALLEL_GEMM_MIN {
         return one([m, k, n], a, b, c);
@@ -269,6 +276,57 @@ unsafe fn parallel_gemm<F: Float>(
                     }
                 }
             });
+        }
+    });
+}
+
+/// c[0, :] = α·a[0, :]·B + β·c[0, :] for B with contiguous rows (`b.2 == 1`) and C contiguous:
+/// the sums Σ_k a_k·B[k, :] run over B once, row by row, a block of C's columns per pool task;
+/// α and β are applied by `one` (the caller's product) on the 1×1 product of [1] and the sums.
+///
+/// # Safety
+/// As [`Float::gemm`].
+unsafe fn gemv_rows<F: Float>(
+    [k, n]: [usize; 2],
+    a: (*const F, isize, isize),
+    b: (*const F, isize, isize),
+    c: (*mut F, isize, isize),
+    one: impl Fn([usize; 3], (*const F, isize, isize), (*const F, isize, isize), (*mut F, isize, isize))
+        + Sync,
+) {
+    use rayon::prelude::*;
+    let (a, b, c) = (Shared(a), Shared(b), Shared(c));
+    // Columns per task: the running sums stay on the stack (no scratch to borrow: the caller
+    // may hold this thread's).
+    const BLOCK: usize = 256;
+    (0..n.div_ceil(BLOCK)).into_par_iter().for_each(|blk| {
+        let (Shared((ap, _, csa)), Shared((bp, rsb, _)), Shared((cp, _, _))) = (a, b, c);
+        let j0 = blk * BLOCK;
+        let cols = BLOCK.min(n - j0);
+        let mut acc = [F::ZERO; BLOCK];
+        let acc = &mut acc[..cols];
+        for kk in 0..k as isize {
+            // SAFETY: a[0, kk] and B[kk, j0..j0 + cols] lie inside what the caller vouched for.
+            let (av, row) = unsafe {
+                (
+                    *ap.offset(kk * csa),
+                    std::slice::from_raw_parts(bp.offset(kk * rsb + j0 as isize), cols),
+                )
+            };
+            for (s, &v) in acc.iter_mut().zip(row) {
+                *s += av * v;
+            }
+        }
+        // C[0, j0..] = α·acc + β·C[0, j0..]: the 1×1×cols product of [1] and acc.
+        let unit = [F::ONE];
+        // SAFETY: C's columns j0..j0 + cols are this task's; acc is 1×cols.
+        unsafe {
+            one(
+                [1, 1, cols],
+                (unit.as_ptr(), 1, 1),
+                (acc.as_ptr(), cols as isize, 1),
+                (cp.add(j0), cols as isize, 1),
+            )
         }
     });
 }
@@ -394,6 +452,67 @@ mod tests {
                     got, want,
                     "shape {shape:?} strides {strides:?} from {start}"
                 );
+            }
+        }
+    }
+
+    /// The row-vector path (M = 1, B's rows contiguous) against the sums written out, in f64 and
+    /// f32: lengths 1, primes and past a block, a strided A, α and β.
+    #[test]
+    fn row_vector_products_match_the_sums() {
+        use super::Float;
+        use crate::testing::randn64;
+        for (k, n) in [(1usize, 1usize), (7, 255), (300, 257), (64, 1000), (1, 513)] {
+            for beta in [0.0, 0.3] {
+                let a = randn64(1, 3 * k); // read with column stride 3
+                let b = randn64(2, k * n);
+                let c0 = randn64(3, n);
+                let want: Vec<f64> = (0..n)
+                    .map(|j| {
+                        0.5 * (0..k).map(|kk| a[3 * kk] * b[kk * n + j]).sum::<f64>() + beta * c0[j]
+                    })
+                    .collect();
+                let mut c = c0.clone();
+                // SAFETY: A is 1×k at column stride 3 inside 3k elements, B is k×n, C 1×n.
+                unsafe {
+                    f64::gemm(
+                        [1, k, n],
+                        0.5,
+                        (a.as_ptr(), 0, 3),
+                        (b.as_ptr(), n as isize, 1),
+                        beta,
+                        (c.as_mut_ptr(), n as isize, 1),
+                    );
+                }
+                for (j, (g, w)) in c.iter().zip(&want).enumerate() {
+                    assert!(
+                        (g - w).abs() <= 1e-12 * (1.0 + w.abs()),
+                        "k={k} n={n}: c[{j}] {g} vs {w}"
+                    );
+                }
+                let (a32, b32): (Vec<f32>, Vec<f32>) = (
+                    a.iter().map(|&v| v as f32).collect(),
+                    b.iter().map(|&v| v as f32).collect(),
+                );
+                let mut c32: Vec<f32> = c0.iter().map(|&v| v as f32).collect();
+                // SAFETY: as above.
+                unsafe {
+                    f32::gemm(
+                        [1, k, n],
+                        0.5,
+                        (a32.as_ptr(), 0, 3),
+                        (b32.as_ptr(), n as isize, 1),
+                        beta as f32,
+                        (c32.as_mut_ptr(), n as isize, 1),
+                    );
+                }
+                for (j, (g, w)) in c32.iter().zip(&want).enumerate() {
+                    let tol = 1e-5 * (1.0 + w.abs()) * (k as f64).sqrt();
+                    assert!(
+                        (f64::from(*g) - w).abs() <= tol,
+                        "f32 k={k} n={n}: c[{j}] {g} vs {w}"
+                    );
+                }
             }
         }
     }

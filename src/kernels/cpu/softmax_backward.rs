@@ -1,26 +1,34 @@
-//! CPU twin of shaders/softmax_backward.wgsl.
+//! CPU twin of shaders/softmax_backward.wgsl, rows in parallel on the pool.
+
+use rayon::prelude::*;
 
 use super::Float;
 use crate::kernels::softmax_backward::Params;
 
 pub(crate) fn softmax_backward<F: Float>(p: &Params, y: &[F], dy: &[F], dx: &mut [F]) {
-    let cols = p.cols as usize;
-    for r in 0..p.rows as usize {
-        let base = r * cols;
-        let yv = |c: usize| y[p.y_off as usize + base + c];
-        let g = |c: usize| dy[p.dy_off as usize + base + c];
-        let mut s = F::ZERO;
-        for c in 0..cols {
-            s += if p.log == 1 { g(c) } else { g(c) * yv(c) };
-        }
-        for c in 0..cols {
-            dx[p.dx_off as usize + base + c] = if p.log == 1 {
-                g(c) - yv(c).exp() * s // log-softmax: dy − softmax · Σ dy
-            } else {
-                yv(c) * (g(c) - s) // softmax: y ⊙ (dy − Σ dy⊙y)
-            };
-        }
+    let (rows, cols) = (p.rows as usize, p.cols as usize);
+    if cols == 0 {
+        return;
     }
+    let (y, dy) = (&y[p.y_off as usize..], &dy[p.dy_off as usize..]);
+    dx[p.dx_off as usize..][..rows * cols]
+        .par_chunks_mut(cols)
+        .with_min_len(super::rows_per_task(cols))
+        .enumerate()
+        .for_each(|(r, dxr)| {
+            let (yr, g) = (&y[r * cols..][..cols], &dy[r * cols..][..cols]);
+            let mut s = F::ZERO;
+            for c in 0..cols {
+                s += if p.log == 1 { g[c] } else { g[c] * yr[c] };
+            }
+            for c in 0..cols {
+                dxr[c] = if p.log == 1 {
+                    g[c] - yr[c].exp() * s // log-softmax: dy − softmax · Σ dy
+                } else {
+                    yr[c] * (g[c] - s) // softmax: y ⊙ (dy − Σ dy⊙y)
+                };
+            }
+        });
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! CPU twin of shaders/unary_backward.wgsl: dx = α · dy · f'(x).
+//! CPU twin of shaders/unary_backward.wgsl: dx = α · dy · f'(x), in chunks on the pool.
 
 use super::activations::{erf_approx, sigmoid};
 use super::Float;
@@ -39,10 +39,20 @@ fn derivative<F: Float>(v: F, op: u32, slope: F) -> F {
 pub(crate) fn unary_backward<F: Float>(p: &Params, x: &[F], dy: &[F], dx: &mut [F]) {
     let alpha = F::from_f64(f64::from(p.alpha));
     let slope = F::from_f64(f64::from(p.slope));
-    for i in 0..p.numel as usize {
-        let d = derivative(x[p.x_off as usize + i], p.op, slope);
-        dx[p.dx_off as usize + i] = alpha * dy[p.dy_off as usize + i] * d;
-    }
+    let (x, dy) = (&x[p.x_off as usize..], &dy[p.dy_off as usize..]);
+    super::for_chunks(
+        &mut dx[p.dx_off as usize..][..p.numel as usize],
+        |start, dx| {
+            let n = dx.len();
+            for ((o, &v), &g) in dx
+                .iter_mut()
+                .zip(&x[start..start + n])
+                .zip(&dy[start..start + n])
+            {
+                *o = alpha * g * derivative(v, p.op, slope);
+            }
+        },
+    );
 }
 
 #[cfg(test)]
