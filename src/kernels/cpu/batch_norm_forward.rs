@@ -1,4 +1,7 @@
-//! CPU twin of shaders/batch_norm_forward.wgsl.
+//! CPU twin of shaders/batch_norm_forward.wgsl: channel statistics in parallel over channels,
+//! the normalisation in parallel over (image, channel) runs.
+
+use rayon::prelude::*;
 
 use super::Float;
 use crate::kernels::batch_norm_forward::Params;
@@ -15,20 +18,37 @@ pub(crate) fn batch_norm_forward<F: Float>(
     let (n, c, s) = (p.n as usize, p.c as usize, p.s as usize);
     let count = n * s;
     let (rm, rv) = running;
-    let at = |ch: usize, e: usize| ((e / s) * c + ch) * s + e % s;
     let eps = F::from_f64(f64::from(p.eps));
+    // Channel ch of image i is the contiguous run x[(i·C + ch)·S ..][..S].
+    let run = |i: usize, ch: usize| &x[(i * c + ch) * s..][..s];
+    // Batch statistics per channel, channels in parallel (each sums its runs in image order).
+    let moments: Vec<(F, F)> = if p.training == 1 {
+        (0..c)
+            .into_par_iter()
+            .map(|ch| {
+                let mut sum = F::ZERO;
+                for i in 0..n {
+                    for &v in run(i, ch) {
+                        sum += v;
+                    }
+                }
+                let mean = sum / F::from_f64(count as f64);
+                let mut var = F::ZERO;
+                for i in 0..n {
+                    for &v in run(i, ch) {
+                        var += (v - mean) * (v - mean);
+                    }
+                }
+                (mean, var)
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let mut affine_of = vec![(F::ZERO, F::ZERO); c];
     for ch in 0..c {
         let (mean, rstd) = if p.training == 1 {
-            let mut sum = F::ZERO;
-            for e in 0..count {
-                sum += x[at(ch, e)];
-            }
-            let mean = sum / F::from_f64(count as f64);
-            let mut v = F::ZERO;
-            for e in 0..count {
-                let d = x[at(ch, e)] - mean;
-                v += d * d;
-            }
+            let (mean, v) = moments[ch];
             if p.track == 1 {
                 let m = F::from_f64(f64::from(p.momentum));
                 let unbiased = v / F::from_f64((count.max(2) - 1) as f64);
@@ -39,14 +59,25 @@ pub(crate) fn batch_norm_forward<F: Float>(
         } else {
             (rm[ch], F::ONE / (rv[ch] + eps).sqrt())
         };
-        let (scale, shift) = match affine {
+        affine_of[ch] = match affine {
             Some((g, b)) => (rstd * g[ch], b[ch] - mean * rstd * g[ch]),
             None => (rstd, -mean * rstd),
         };
-        for e in 0..count {
-            y[at(ch, e)] = x[at(ch, e)] * scale + shift;
-        }
         stats[ch] = mean;
         stats[c + ch] = rstd;
     }
+    if s == 0 {
+        return;
+    }
+    // y, run by run in parallel: run r is channel r mod C.
+    y[..n * c * s]
+        .par_chunks_mut(s)
+        .with_min_len(super::rows_per_task(s))
+        .enumerate()
+        .for_each(|(r, out)| {
+            let (scale, shift) = affine_of[r % c];
+            for (o, &v) in out.iter_mut().zip(&x[r * s..][..s]) {
+                *o = v * scale + shift;
+            }
+        });
 }

@@ -1,4 +1,6 @@
-//! CPU twin of shaders/cross_entropy_backward.wgsl.
+//! CPU twin of shaders/cross_entropy_backward.wgsl, rows in parallel on the pool.
+
+use rayon::prelude::*;
 
 use super::Float;
 use crate::kernels::cross_entropy_backward::Params;
@@ -20,19 +22,26 @@ pub(crate) fn cross_entropy_backward<F: Float>(
     } else {
         dy[p.dy_off as usize]
     };
-    for r in 0..rows {
-        let t = targets[p.t_off as usize + r].to_f64() as i64;
-        for c in 0..cols {
-            let i = r * cols + c;
-            dx[p.dx_off as usize + i] = if t == i64::from(p.ignore_index) {
-                F::ZERO
-            } else {
-                let prob = (x[p.x_off as usize + i] - saved[2 * rows + r]).exp();
-                let onehot = if c as i64 == t { F::ONE } else { F::ZERO };
-                g * (prob - onehot)
-            };
-        }
+    if cols == 0 {
+        return;
     }
+    let x = &x[p.x_off as usize..];
+    dx[p.dx_off as usize..][..rows * cols]
+        .par_chunks_mut(cols)
+        .with_min_len(super::rows_per_task(cols))
+        .enumerate()
+        .for_each(|(r, dxr)| {
+            let t = targets[p.t_off as usize + r].to_f64() as i64;
+            if t == i64::from(p.ignore_index) {
+                dxr.fill(F::ZERO);
+                return;
+            }
+            let lse = saved[2 * rows + r];
+            for (c, (o, &v)) in dxr.iter_mut().zip(&x[r * cols..][..cols]).enumerate() {
+                let onehot = if c as i64 == t { F::ONE } else { F::ZERO };
+                *o = g * ((v - lse).exp() - onehot);
+            }
+        });
 }
 
 #[cfg(test)]

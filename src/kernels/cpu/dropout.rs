@@ -1,4 +1,5 @@
-//! CPU twin of shaders/dropout.wgsl and of the hash in shaders/common/hash.wgsl: the same bits.
+//! CPU twin of shaders/dropout.wgsl and of the hash in shaders/common/hash.wgsl: the same bits,
+//! in chunks on the pool (each element's mask depends on its index alone).
 
 use super::Float;
 use crate::kernels::dropout::Params;
@@ -17,12 +18,14 @@ pub(crate) fn uniform_at(seed_lo: u32, seed_hi: u32, i: u32) -> f32 {
 
 pub(crate) fn dropout<F: Float>(p: &Params, x: &[F], y: &mut [F]) {
     let scale = F::from_f64(f64::from(p.scale));
-    for i in 0..p.numel as usize {
-        let keep = uniform_at(p.seed_lo, p.seed_hi, i as u32) >= p.p;
-        y[p.y_off as usize + i] = if keep {
-            x[p.x_off as usize + i] * scale
-        } else {
-            F::ZERO
-        };
-    }
+    let x = &x[p.x_off as usize..];
+    super::for_chunks(
+        &mut y[p.y_off as usize..][..p.numel as usize],
+        |start, y| {
+            for (k, (o, &v)) in y.iter_mut().zip(&x[start..]).enumerate() {
+                let keep = uniform_at(p.seed_lo, p.seed_hi, (start + k) as u32) >= p.p;
+                *o = if keep { v * scale } else { F::ZERO };
+            }
+        },
+    );
 }
