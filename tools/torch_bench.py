@@ -20,7 +20,7 @@ Then, from the repository root:
     python3 tools/torch_bench.py                               # every case, modest sizes
     python3 tools/torch_bench.py matmul --sizes 256,1024
     python3 tools/torch_bench.py lstm --shape T=64,B=32,I=128,H=256
-    cargo bench --bench gpu_vs_cpu -- lstm --shape T=64,B=32,I=128,H=256 --torch target/bench/torch_cpu.json
+    cargo bench --bench gpu_vs_cpu -- lstm --shape T=64,B=32,I=128,H=256 --paths cpu --torch target/bench/torch_cpu.json
 
 Flags: positional op prefixes keep the cases whose op starts with one of them; `--sizes` keeps
 the matmul rows whose N and the attention rows whose L is listed (large sizes included);
@@ -31,11 +31,10 @@ at least 3, after one untimed call; the median is reported); `--threads N` sets
 target/bench/torch_cpu.json under the repository root) is written atomically; `--fused-adam`
 uses `torch.optim.Adam(fused=True)` instead of torch's default Adam in the rows with an Adam step.
 
-Thread counts: our CPU path runs GEMM (matmul, and the products inside the convolutions, the
-MLP's linear layers and the recurrent steps) through `matrixmultiply` on min(physical cores, 4)
-threads (`MATMUL_NUM_THREADS` overrides it) and every other CPU kernel, attention included, on
-one thread; PyTorch parallelises every op over `--threads`. Pass `--threads 1` to compare
-single-thread kernels.
+Thread counts: our CPU path runs every parallel twin, GEMMs included, on one rayon pool of
+all the machine's threads (`RAYON_NUM_THREADS` overrides it), as PyTorch parallelises every op
+over `--threads` (default: the same count). Pass `--threads 1` with `RAYON_NUM_THREADS=1` to
+compare single-thread kernels.
 
 The GPU-only rows (matmul_cold_start, lstm_cold_start, fma_peak, matmul_tiles) have no CPU row and
 are skipped. With TIMELOOM_GRU_RESET_BEFORE set, the bench's gru rows measure the reset-before

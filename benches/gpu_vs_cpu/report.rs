@@ -73,9 +73,14 @@ impl Row {
     }
 }
 
+/// The CPU path's "adapter": its thread pool's size (rayon's default, or RAYON_NUM_THREADS).
 pub fn cpu_name() -> String {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    format!("host CPU ({threads} threads, matrixmultiply)")
+    let threads = std::env::var("RAYON_NUM_THREADS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    format!("host CPU ({threads} threads, rayon + matrixmultiply)")
 }
 
 pub fn shape_str(shape: &[(&str, usize)]) -> String {
