@@ -22,28 +22,26 @@ pub(crate) fn batch_norm_forward<F: Float>(
     // Channel ch of image i is the contiguous run x[(i·C + ch)·S ..][..S].
     let run = |i: usize, ch: usize| &x[(i * c + ch) * s..][..s];
     // Batch statistics per channel, channels in parallel (each sums its runs in image order).
-    let moments: Vec<(F, F)> = if p.training == 1 {
-        (0..c)
-            .into_par_iter()
-            .map(|ch| {
-                let mut sum = F::ZERO;
-                for i in 0..n {
-                    for &v in run(i, ch) {
-                        sum += v;
-                    }
-                }
-                let mean = sum / F::from_f64(count as f64);
-                let mut var = F::ZERO;
-                for i in 0..n {
-                    for &v in run(i, ch) {
-                        var += (v - mean) * (v - mean);
-                    }
-                }
-                (mean, var)
-            })
-            .collect()
-    } else {
-        Vec::new()
+    let moment = |ch: usize| {
+        let mut sum = F::ZERO;
+        for i in 0..n {
+            for &v in run(i, ch) {
+                sum += v;
+            }
+        }
+        let mean = sum / F::from_f64(count as f64);
+        let mut var = F::ZERO;
+        for i in 0..n {
+            for &v in run(i, ch) {
+                var += (v - mean) * (v - mean);
+            }
+        }
+        (mean, var)
+    };
+    let moments: Vec<(F, F)> = match (p.training == 1, super::worth_parallel(count * c)) {
+        (false, _) => Vec::new(),
+        (true, true) => (0..c).into_par_iter().map(moment).collect(),
+        (true, false) => (0..c).map(moment).collect(),
     };
     let mut affine_of = vec![(F::ZERO, F::ZERO); c];
     for ch in 0..c {
@@ -70,14 +68,10 @@ pub(crate) fn batch_norm_forward<F: Float>(
         return;
     }
     // y, run by run in parallel: run r is channel r mod C.
-    y[..n * c * s]
-        .par_chunks_mut(s)
-        .with_min_len(super::rows_per_task(s))
-        .enumerate()
-        .for_each(|(r, out)| {
-            let (scale, shift) = affine_of[r % c];
-            for (o, &v) in out.iter_mut().zip(&x[r * s..][..s]) {
-                *o = v * scale + shift;
-            }
-        });
+    super::for_each_chunk(&mut y[..n * c * s], s, |r, out| {
+        let (scale, shift) = affine_of[r % c];
+        for (o, &v) in out.iter_mut().zip(&x[r * s..][..s]) {
+            *o = v * scale + shift;
+        }
+    });
 }

@@ -73,9 +73,12 @@ pub(crate) fn for_image_blocks(
     f: impl Fn(usize, std::ops::Range<usize>) + Sync,
 ) {
     let per = n.div_ceil(blocks.max(1)).max(1);
-    (0..n.div_ceil(per))
-        .into_par_iter()
-        .for_each(|i| f(i, i * per..((i + 1) * per).min(n)));
+    let run = |i: usize| f(i, i * per..((i + 1) * per).min(n));
+    if n > 1 {
+        (0..n.div_ceil(per)).into_par_iter().for_each(run);
+    } else {
+        (0..n.div_ceil(per)).for_each(run);
+    }
 }
 
 /// `bias` is read only when `p.has_bias` is 1 (it may be empty otherwise).
@@ -83,8 +86,9 @@ pub(crate) fn conv2d_forward<F: Float>(p: &Params, x: &[F], w: &[F], bias: &[F],
     let (cg, mg, ohw) = (p.cg(), p.mg(), p.ohw());
     let k = cg * p.taps();
     let per_image = p.c_out as usize * ohw;
+    // Images go to the pool even when small: each costs a GEMM.
     y[..p.n as usize * per_image]
-        .par_chunks_mut(per_image)
+        .par_chunks_mut(per_image.max(1))
         .enumerate()
         .for_each(|(n, y_n)| {
             F::with_scratch(k * ohw, |col| {

@@ -1,7 +1,5 @@
 //! CPU twin of shaders/cross_entropy_backward.wgsl, rows in parallel on the pool.
 
-use rayon::prelude::*;
-
 use super::Float;
 use crate::kernels::cross_entropy_backward::Params;
 
@@ -26,11 +24,10 @@ pub(crate) fn cross_entropy_backward<F: Float>(
         return;
     }
     let x = &x[p.x_off as usize..];
-    dx[p.dx_off as usize..][..rows * cols]
-        .par_chunks_mut(cols)
-        .with_min_len(super::rows_per_task(cols))
-        .enumerate()
-        .for_each(|(r, dxr)| {
+    super::for_each_chunk(
+        &mut dx[p.dx_off as usize..][..rows * cols],
+        cols,
+        |r, dxr| {
             let t = targets[p.t_off as usize + r].to_f64() as i64;
             if t == i64::from(p.ignore_index) {
                 dxr.fill(F::ZERO);
@@ -41,7 +38,8 @@ pub(crate) fn cross_entropy_backward<F: Float>(
                 let onehot = if c as i64 == t { F::ONE } else { F::ZERO };
                 *o = g * ((v - lse).exp() - onehot);
             }
-        });
+        },
+    );
 }
 
 #[cfg(test)]

@@ -1,7 +1,5 @@
 //! CPU twin of shaders/layer_norm_backward.wgsl, rows in parallel on the pool.
 
-use rayon::prelude::*;
-
 use super::Float;
 use crate::kernels::layer_norm_backward::Params;
 
@@ -19,31 +17,27 @@ pub(crate) fn layer_norm_backward<F: Float>(
     }
     let n = F::from_f64(cols as f64);
     let (x, dy) = (&x[p.x_off as usize..], &dy[p.dy_off as usize..]);
-    dx[..rows * cols]
-        .par_chunks_mut(cols)
-        .with_min_len(super::rows_per_task(cols))
-        .enumerate()
-        .for_each(|(r, dxr)| {
-            let (mean, rstd) = (stats[r], stats[rows + r]);
-            let (xr, dyr) = (&x[r * cols..][..cols], &dy[r * cols..][..cols]);
-            let g = |c: usize| {
-                if p.affine == 1 {
-                    dyr[c] * gamma[c]
-                } else {
-                    dyr[c]
-                }
-            };
-            let xh = |c: usize| (xr[c] - mean) * rstd;
-            let (mut sg, mut sgx) = (F::ZERO, F::ZERO);
-            for c in 0..cols {
-                sg += g(c);
-                sgx += g(c) * xh(c);
+    super::for_each_chunk(&mut dx[..rows * cols], cols, |r, dxr| {
+        let (mean, rstd) = (stats[r], stats[rows + r]);
+        let (xr, dyr) = (&x[r * cols..][..cols], &dy[r * cols..][..cols]);
+        let g = |c: usize| {
+            if p.affine == 1 {
+                dyr[c] * gamma[c]
+            } else {
+                dyr[c]
             }
-            let (mg, mgx) = (sg / n, sgx / n);
-            for (c, o) in dxr.iter_mut().enumerate() {
-                *o = rstd * (g(c) - mg - xh(c) * mgx); // r · (g − mean g − x̂ · mean(g x̂))
-            }
-        });
+        };
+        let xh = |c: usize| (xr[c] - mean) * rstd;
+        let (mut sg, mut sgx) = (F::ZERO, F::ZERO);
+        for c in 0..cols {
+            sg += g(c);
+            sgx += g(c) * xh(c);
+        }
+        let (mg, mgx) = (sg / n, sgx / n);
+        for (c, o) in dxr.iter_mut().enumerate() {
+            *o = rstd * (g(c) - mg - xh(c) * mgx); // r · (g − mean g − x̂ · mean(g x̂))
+        }
+    });
 }
 
 #[cfg(test)]

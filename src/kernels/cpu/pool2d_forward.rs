@@ -41,6 +41,19 @@ pub(crate) fn pool2d_forward<F: Float>(p: &Params, x: &[F], y: &mut [F], argmax:
             }
         }
     };
+    let taps = (p.kh * p.kw) as usize;
+    if !super::worth_parallel(planes * per_plane * taps) {
+        let y = y[..planes * per_plane].chunks_mut(per_plane);
+        if p.max == 1 {
+            y.zip(argmax[..planes * per_plane].chunks_mut(per_plane))
+                .enumerate()
+                .for_each(|(plane, (y, a))| plane_out(plane, y, a));
+        } else {
+            y.enumerate()
+                .for_each(|(plane, y)| plane_out(plane, y, &mut []));
+        }
+        return;
+    }
     let min = super::rows_per_task(per_plane);
     let y = y[..planes * per_plane]
         .par_chunks_mut(per_plane)

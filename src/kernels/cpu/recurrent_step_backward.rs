@@ -112,6 +112,20 @@ pub(crate) fn recurrent_step_backward<F: Float>(
             };
             back_row(cell, h, row);
         };
+        if !super::worth_parallel(batch * gh * 8) {
+            let it = dgx
+                .chunks_mut(gh)
+                .zip(dgh.chunks_mut(gh))
+                .zip(dh_prev[..rows].chunks_mut(h))
+                .enumerate();
+            if cell == 2 {
+                it.zip(dc_prev.chunks_mut(h))
+                    .for_each(|((b, ((x, g), d)), c)| run(b, x, g, d, c));
+            } else {
+                it.for_each(|(b, ((x, g), d))| run(b, x, g, d, &mut []));
+            }
+            return;
+        }
         let it = dgx
             .par_chunks_mut(gh)
             .zip(dgh.par_chunks_mut(gh))

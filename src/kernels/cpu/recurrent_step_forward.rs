@@ -146,6 +146,21 @@ fn cells<F: Float>(
         };
         cell_row(cell, h, b_hh, row);
     };
+    // A cell costs about ten flops and two exponentials per gate and unit.
+    if !super::worth_parallel(batch * gh * 8) {
+        let rows = h_next
+            .chunks_mut(h)
+            .zip(saved.chunks_mut(sv))
+            .zip(y.chunks_mut(ys))
+            .enumerate();
+        if c_len > 0 {
+            rows.zip(c_next.chunks_mut(h))
+                .for_each(|((b, ((h_next, saved), y)), c_next)| run(b, h_next, c_next, saved, y));
+        } else {
+            rows.for_each(|(b, ((h_next, saved), y))| run(b, h_next, &mut [], saved, y));
+        }
+        return;
+    }
     let rows = h_next
         .par_chunks_mut(h)
         .zip(saved.par_chunks_mut(sv))

@@ -28,20 +28,25 @@ pub(crate) fn reduce<F: Float>(p: &Params, x: &[F], y: &mut [F]) {
     // One task per (o, chunk): each walks its rows in order (the sums keep their order over r,
     // so results do not depend on the thread count) and reads each row contiguously, with the
     // `inner` running sums side by side.
-    y.par_chunks_mut(inner)
-        .enumerate()
-        .with_min_len((1 << 15) / (chunk.min(len) * inner).max(1))
-        .for_each(|(oc, y_row)| {
-            let (o, c) = (oc / chunks, oc % chunks);
-            let mut acc = vec![identity; inner];
-            for r in c * chunk..len.min((c + 1) * chunk) {
-                let row = &x[(o * len + r) * inner..][..inner]; // x[o, r, :]
-                for (a, &v) in acc.iter_mut().zip(row) {
-                    *a = combine(*a, v.to_f64());
-                }
+    let run = |(oc, y_row): (usize, &mut [F])| {
+        let (o, c) = (oc / chunks, oc % chunks);
+        let mut acc = vec![identity; inner];
+        for r in c * chunk..len.min((c + 1) * chunk) {
+            let row = &x[(o * len + r) * inner..][..inner]; // x[o, r, :]
+            for (a, &v) in acc.iter_mut().zip(row) {
+                *a = combine(*a, v.to_f64());
             }
-            for (out, a) in y_row.iter_mut().zip(acc) {
-                *out = F::from_f64(a * scale); // y[o, c, :]
-            }
-        });
+        }
+        for (out, a) in y_row.iter_mut().zip(acc) {
+            *out = F::from_f64(a * scale); // y[o, c, :]
+        }
+    };
+    if super::worth_parallel(x.len().min(outer * len * inner)) && y.len() > inner {
+        y.par_chunks_mut(inner.max(1))
+            .with_min_len(super::GRAIN.div_ceil((chunk.min(len) * inner).max(1)))
+            .enumerate()
+            .for_each(run);
+    } else {
+        y.chunks_mut(inner.max(1)).enumerate().for_each(run);
+    }
 }

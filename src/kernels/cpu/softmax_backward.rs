@@ -1,7 +1,5 @@
 //! CPU twin of shaders/softmax_backward.wgsl, rows in parallel on the pool.
 
-use rayon::prelude::*;
-
 use super::Float;
 use crate::kernels::softmax_backward::Params;
 
@@ -11,11 +9,10 @@ pub(crate) fn softmax_backward<F: Float>(p: &Params, y: &[F], dy: &[F], dx: &mut
         return;
     }
     let (y, dy) = (&y[p.y_off as usize..], &dy[p.dy_off as usize..]);
-    dx[p.dx_off as usize..][..rows * cols]
-        .par_chunks_mut(cols)
-        .with_min_len(super::rows_per_task(cols))
-        .enumerate()
-        .for_each(|(r, dxr)| {
+    super::for_each_chunk(
+        &mut dx[p.dx_off as usize..][..rows * cols],
+        cols,
+        |r, dxr| {
             let (yr, g) = (&y[r * cols..][..cols], &dy[r * cols..][..cols]);
             let mut s = F::ZERO;
             for c in 0..cols {
@@ -28,7 +25,8 @@ pub(crate) fn softmax_backward<F: Float>(p: &Params, y: &[F], dy: &[F], dx: &mut
                     yr[c] * (g[c] - s) // softmax: y ⊙ (dy − Σ dy⊙y)
                 };
             }
-        });
+        },
+    );
 }
 
 #[cfg(test)]

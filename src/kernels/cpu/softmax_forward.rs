@@ -1,8 +1,6 @@
 //! CPU twin of shaders/softmax_forward.wgsl: softmax or log-softmax over the last axis, rows in
 //! parallel on the pool.
 
-use rayon::prelude::*;
-
 use super::Float;
 use crate::kernels::softmax_forward::Params;
 
@@ -12,23 +10,19 @@ pub(crate) fn softmax_forward<F: Float>(p: &Params, x: &[F], y: &mut [F]) {
         return;
     }
     let x = &x[p.x_off as usize..];
-    y[p.y_off as usize..][..rows * cols]
-        .par_chunks_mut(cols)
-        .with_min_len(super::rows_per_task(cols))
-        .enumerate()
-        .for_each(|(r, yr)| {
-            let xr = &x[r * cols..][..cols]; // x[r, :]
-            let m = xr
-                .iter()
-                .fold(-F::from_f64(f64::INFINITY), |a, &v| a.max(v));
-            let mut s = F::ZERO;
-            for &v in xr {
-                s += (v - m).exp();
-            }
-            let log_s = s.ln();
-            for (o, &v) in yr.iter_mut().zip(xr) {
-                let z = v - m;
-                *o = if p.log == 1 { z - log_s } else { z.exp() / s };
-            }
-        });
+    super::for_each_chunk(&mut y[p.y_off as usize..][..rows * cols], cols, |r, yr| {
+        let xr = &x[r * cols..][..cols]; // x[r, :]
+        let m = xr
+            .iter()
+            .fold(-F::from_f64(f64::INFINITY), |a, &v| a.max(v));
+        let mut s = F::ZERO;
+        for &v in xr {
+            s += (v - m).exp();
+        }
+        let log_s = s.ln();
+        for (o, &v) in yr.iter_mut().zip(xr) {
+            let z = v - m;
+            *o = if p.log == 1 { z - log_s } else { z.exp() / s };
+        }
+    });
 }
