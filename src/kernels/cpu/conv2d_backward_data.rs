@@ -1,16 +1,15 @@
 //! CPU twin of shaders/conv2d_backward_data.wgsl: one task per image on the pool; per group one
-//! GEMM W_gᵀ·dY_g (the image's dY rows, read in place) into columns, then col2im sums each
+//! GEMM W_gᵀ·dY_g (the image's dY rows, read in place) into columns, then `col2im` sums each
 //! column back onto the input pixel it came from.
 
 use rayon::prelude::*;
 
+use super::conv2d_forward::valid_range;
 use super::Float;
 use crate::kernels::conv2d_forward::Params;
 
 pub(crate) fn conv2d_backward_data<F: Float>(p: &Params, dy: &[F], w: &[F], dx: &mut [F]) {
     let (cg, mg, hw, ohw) = (p.cg(), p.mg(), p.hw(), p.ohw());
-    let (h, wd, oh, ow) = (p.h as i64, p.w as i64, p.oh as usize, p.ow as usize);
-    let (kh, kw) = (p.kh as usize, p.kw as usize);
     let k = cg * p.taps();
     let per_image = p.c_in as usize * hw;
     dx[..p.n as usize * per_image]
@@ -33,31 +32,44 @@ pub(crate) fn conv2d_backward_data<F: Float>(p: &Params, dy: &[F], w: &[F], dx: 
                             (col.as_mut_ptr(), ohw as isize, 1),
                         );
                     }
-                    for c in 0..cg {
-                        let plane = &mut dx_n[(g * cg + c) * hw..][..hw];
-                        for ky in 0..kh {
-                            for kx in 0..kw {
-                                let row = &col[((c * kh + ky) * kw + kx) * ohw..][..ohw];
-                                for oy in 0..oh {
-                                    let iy = (oy as i64) * i64::from(p.stride_h)
-                                        + (ky as i64) * i64::from(p.dil_h)
-                                        - i64::from(p.pad_h);
-                                    if iy < 0 || iy >= h {
-                                        continue;
-                                    }
-                                    for ox in 0..ow {
-                                        let ix = (ox as i64) * i64::from(p.stride_w)
-                                            + (kx as i64) * i64::from(p.dil_w)
-                                            - i64::from(p.pad_w);
-                                        if ix >= 0 && ix < wd {
-                                            plane[(iy * wd + ix) as usize] += row[oy * ow + ox];
-                                        }
-                                    }
-                                }
-                            }
-                        }
-                    }
+                    col2im(p, col, &mut dx_n[g * cg * hw..][..cg * hw]);
                 }
             });
         });
+}
+
+/// Adds each column of `col` ([C/G·kh·kw, OH·OW]) back onto the input pixel it was gathered
+/// from, in `dx_g` (the group's [C/G, H, W]): im2col's runs in reverse, each tap's valid output
+/// columns a contiguous run (stride 1) or a strided scatter.
+fn col2im<F: Float>(p: &Params, col: &[F], dx_g: &mut [F]) {
+    let (oh, ow) = (p.oh as usize, p.ow as usize);
+    let (cg, hw, ohw) = (p.cg(), p.hw(), p.ohw());
+    let (kh, kw, w) = (p.kh as usize, p.kw as usize, p.w as usize);
+    let (sh, sw) = (i64::from(p.stride_h), i64::from(p.stride_w));
+    for c in 0..cg {
+        let plane = &mut dx_g[c * hw..][..hw];
+        for ky in 0..kh {
+            let off_y = (ky as i64) * i64::from(p.dil_h) - i64::from(p.pad_h);
+            let (y_lo, y_hi) = valid_range(i64::from(p.h), off_y, sh, oh);
+            for kx in 0..kw {
+                let off_x = (kx as i64) * i64::from(p.dil_w) - i64::from(p.pad_w);
+                let (x_lo, x_hi) = valid_range(w as i64, off_x, sw, ow);
+                let row = &col[((c * kh + ky) * kw + kx) * ohw..][..ohw];
+                for oy in y_lo..y_hi {
+                    let dst = &mut plane[(oy as i64 * sh + off_y) as usize * w..][..w];
+                    let src = &row[oy * ow + x_lo..oy * ow + x_hi];
+                    let first = x_lo as i64 * sw + off_x;
+                    if sw == 1 {
+                        for (d, &v) in dst[first as usize..][..src.len()].iter_mut().zip(src) {
+                            *d += v;
+                        }
+                    } else {
+                        for (k, &v) in src.iter().enumerate() {
+                            dst[(first + k as i64 * sw) as usize] += v;
+                        }
+                    }
+                }
+            }
+        }
+    }
 }

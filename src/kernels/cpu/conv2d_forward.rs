@@ -10,7 +10,7 @@ use crate::kernels::conv2d_forward::Params;
 
 /// The valid output columns of one kernel tap along one axis: those `o` in `lo..hi` whose input
 /// index `o·stride + off` lies in `0..size` (`off` = tap·dilation − padding).
-fn valid_range(size: i64, off: i64, stride: i64, out: usize) -> (usize, usize) {
+pub(crate) fn valid_range(size: i64, off: i64, stride: i64, out: usize) -> (usize, usize) {
     let lo = if off >= 0 {
         0
     } else {
