@@ -1,4 +1,7 @@
-//! CPU twin of shaders/batch_norm_backward.wgsl.
+//! CPU twin of shaders/batch_norm_backward.wgsl: the channel sums in parallel over channels, dx
+//! in parallel over (image, channel) runs.
+
+use rayon::prelude::*;
 
 use super::Float;
 use crate::kernels::batch_norm_backward::Params;
@@ -28,29 +31,50 @@ pub(crate) fn batch_norm_backward<F: Float>(
     } = inputs;
     let (n, c, s) = (p.n as usize, p.c as usize, p.s as usize);
     let count = n * s;
-    let at = |ch: usize, e: usize| ((e / s) * c + ch) * s + e % s;
     let m = F::from_f64(count as f64);
-    for ch in 0..c {
+    // Channel ch of image i is the run [(i·C + ch)·S ..][..S]; the sums walk the runs in image
+    // order (as the element order e = i·S + j), channels in parallel.
+    let sums = |ch: usize| {
         let (mean, rstd) = (stats[ch], stats[c + ch]);
         let (mut sdy, mut sdyx) = (F::ZERO, F::ZERO);
-        for e in 0..count {
-            let i = at(ch, e);
-            sdy += dy[i];
-            sdyx += dy[i] * (x[i] - mean) * rstd;
+        for i in 0..n {
+            let at = (i * c + ch) * s;
+            for (&g, &v) in dy[at..][..s].iter().zip(&x[at..][..s]) {
+                sdy += g;
+                sdyx += g * (v - mean) * rstd;
+            }
         }
-        let k = gamma.map_or(F::ONE, |g| g[ch]) * rstd;
-        for e in 0..count {
-            let i = at(ch, e);
-            dx[i] = if p.training == 1 {
-                let xhat = (x[i] - mean) * rstd;
-                k * (dy[i] - (sdy + xhat * sdyx) / m)
-            } else {
-                k * dy[i]
-            };
-        }
+        (sdy, sdyx)
+    };
+    let sums: Vec<(F, F)> = if super::worth_parallel(count * c) {
+        (0..c).into_par_iter().map(sums).collect()
+    } else {
+        (0..c).map(sums).collect()
+    };
+    for (ch, &(sdy, sdyx)) in sums.iter().enumerate() {
         dgamma[ch] = sdyx;
         dbeta[ch] = sdy;
     }
+    if s == 0 {
+        return;
+    }
+    super::for_each_chunk(&mut dx[..n * c * s], s, |r, out| {
+        let ch = r % c;
+        let (mean, rstd) = (stats[ch], stats[c + ch]);
+        let (sdy, sdyx) = sums[ch];
+        let k = gamma.map_or(F::ONE, |g| g[ch]) * rstd;
+        for (o, (&g, &v)) in out
+            .iter_mut()
+            .zip(dy[r * s..][..s].iter().zip(&x[r * s..][..s]))
+        {
+            *o = if p.training == 1 {
+                let xhat = (v - mean) * rstd;
+                k * (g - (sdy + xhat * sdyx) / m)
+            } else {
+                k * g
+            };
+        }
+    });
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
-//! CPU twin of shaders/pool2d_backward.wgsl (scattered from the outputs: the same sums).
+//! CPU twin of shaders/pool2d_backward.wgsl (scattered from the outputs: the same sums), planes in
+//! parallel on the pool.
 
 use super::Float;
 use crate::kernels::pool2d_forward::Params;
@@ -6,11 +7,10 @@ use crate::kernels::pool2d_forward::Params;
 pub(crate) fn pool2d_backward<F: Float>(p: &Params, dy: &[F], argmax: &[F], dx: &mut [F]) {
     let (h, w, oh, ow) = (p.h as i64, p.w as i64, p.oh as usize, p.ow as usize);
     let hw = (h * w) as usize;
-    dx[..p.planes as usize * hw]
-        .iter_mut()
-        .for_each(|v| *v = F::ZERO);
     let area = F::from_f64(f64::from(p.kh * p.kw));
-    for plane in 0..p.planes as usize {
+    // Each plane's gradient gathers only from its own outputs: planes in parallel.
+    super::for_each_chunk(&mut dx[..p.planes as usize * hw], hw, |plane, dx| {
+        dx.fill(F::ZERO);
         for oy in 0..oh {
             for ox in 0..ow {
                 let o = (plane * oh + oy) * ow + ox;
@@ -21,7 +21,7 @@ pub(crate) fn pool2d_backward<F: Float>(p: &Params, dy: &[F], argmax: &[F], dx: 
                         oy as i64 * i64::from(p.stride) + tap / i64::from(p.kw) - i64::from(p.pad);
                     let ix =
                         ox as i64 * i64::from(p.stride) + tap % i64::from(p.kw) - i64::from(p.pad);
-                    dx[plane * hw + (iy * w + ix) as usize] += dy[o];
+                    dx[(iy * w + ix) as usize] += dy[o];
                     continue;
                 }
                 for ky in 0..p.kh as i64 {
@@ -29,13 +29,13 @@ pub(crate) fn pool2d_backward<F: Float>(p: &Params, dy: &[F], argmax: &[F], dx: 
                         let iy = (oy as i64) * i64::from(p.stride) + ky - i64::from(p.pad);
                         let ix = (ox as i64) * i64::from(p.stride) + kx - i64::from(p.pad);
                         if iy >= 0 && ix >= 0 && iy < h && ix < w {
-                            dx[plane * hw + (iy * w + ix) as usize] += dy[o] / area;
+                            dx[(iy * w + ix) as usize] += dy[o] / area;
                         }
                     }
                 }
             }
         }
-    }
+    });
 }
 
 #[cfg(test)]

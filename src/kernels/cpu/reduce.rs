@@ -30,8 +30,16 @@ pub(crate) fn reduce<F: Float>(p: &Params, x: &[F], y: &mut [F]) {
     // `inner` running sums side by side.
     let run = |(oc, y_row): (usize, &mut [F])| {
         let (o, c) = (oc / chunks, oc % chunks);
+        let rows = c * chunk..len.min((c + 1) * chunk);
+        if inner == 1 {
+            // A run of consecutive elements: one sum, no per-row slicing.
+            let run = &x[o * len + rows.start..o * len + rows.end];
+            let acc = run.iter().fold(identity, |a, &v| combine(a, v.to_f64()));
+            y_row[0] = F::from_f64(acc * scale);
+            return;
+        }
         let mut acc = vec![identity; inner];
-        for r in c * chunk..len.min((c + 1) * chunk) {
+        for r in rows {
             let row = &x[(o * len + r) * inner..][..inner]; // x[o, r, :]
             for (a, &v) in acc.iter_mut().zip(row) {
                 *a = combine(*a, v.to_f64());
