@@ -88,12 +88,17 @@ pub fn shape_str(shape: &[(&str, usize)]) -> String {
     parts.join(",")
 }
 
-pub fn print_row(r: &Row, note: &str) {
-    let rate = match (r.gflops, r.gbytes_per_s) {
+/// The row's rate column: GFLOP/s for compute, GB/s for memory-bound work.
+fn rate(gflops: Option<f64>, gbytes_per_s: Option<f64>) -> String {
+    match (gflops, gbytes_per_s) {
         (Some(g), _) => format!("{g:.2} GFLOP/s"),
         (_, Some(b)) => format!("{b:.2} GB/s"),
         _ => "-".into(),
-    };
+    }
+}
+
+pub fn print_row(r: &Row, note: &str) {
+    let rate = rate(r.gflops, r.gbytes_per_s);
     println!(
         "{:<24} {:<34} {:<13} {:>10.3} ms {:>15} {:>5} disp {:>3} subm  {} [{}]{}",
         r.op,
@@ -153,11 +158,7 @@ impl Reference {
 
     /// Printed as our rows are, with `shape` (the one it matched) in the table's order.
     pub fn print(&self, shape: &[(&str, usize)]) {
-        let rate = match (self.gflops, self.gbytes_per_s) {
-            (Some(g), _) => format!("{g:.2} GFLOP/s"),
-            (_, Some(b)) => format!("{b:.2} GB/s"),
-            _ => "-".into(),
-        };
+        let rate = rate(self.gflops, self.gbytes_per_s);
         println!(
             "{:<24} {:<34} {:<13} {:>10.3} ms {:>15} {:>20}  {}",
             self.op,

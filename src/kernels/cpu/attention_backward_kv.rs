@@ -225,28 +225,18 @@ pub(crate) mod reference {
 mod tests {
     use super::*;
     use crate::kernels::attention_forward::Params as Fwd;
-    use crate::kernels::cpu::attention_forward::attention_forward;
+    use crate::kernels::cpu::attention_forward::{attention_forward, awkward_lengths, AWKWARD};
     use crate::testing::{assert_gradient, randn64};
 
     /// The blocked backward against the oracle in f64 on awkward shapes (one row, primes, past a
     /// block, key lengths ending inside a tile and at zero), with both masks.
     #[test]
     fn blocked_matches_the_oracle() {
-        for (bh, heads, len, dim) in [
-            (1usize, 1u32, 1usize, 1usize),
-            (2, 2, 7, 3),
-            (3, 1, 64, 16),
-            (4, 2, 65, 5),
-            (4, 2, 131, 17),
-            (1, 1, 200, 64),
-        ] {
+        for (bh, heads, len, dim) in AWKWARD {
             for causal in [0u32, 1] {
                 let n = bh * len * dim;
                 let (q, k, v, d_o) = (randn64(1, n), randn64(2, n), randn64(3, n), randn64(4, n));
-                let batches = bh / heads as usize;
-                let lengths: Vec<f64> = (0..batches)
-                    .map(|b| [len, len / 2, 0, len.saturating_sub(1)][b % 4] as f64)
-                    .collect();
+                let lengths = awkward_lengths(bh, heads, len);
                 // Any finite log-sum-exp and D exercise the same arithmetic as real ones.
                 let stats: Vec<f64> = randn64(5, 2 * bh * len).iter().map(|x| x + 4.0).collect();
                 let p = Params {

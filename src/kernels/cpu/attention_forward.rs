@@ -228,6 +228,26 @@ pub(crate) mod reference {
     }
 }
 
+/// (BH, heads, L, d) for the blocked-vs-oracle tests: one row, primes, a whole block, one past
+/// it, several blocks; and each shape's key lengths per batch entry (the whole row, half, none,
+/// one short), so masks end inside a tile and at zero.
+#[cfg(test)]
+pub(crate) const AWKWARD: [(usize, u32, usize, usize); 6] = [
+    (1, 1, 1, 1),
+    (2, 2, 7, 3),
+    (3, 1, 64, 16),
+    (4, 2, 65, 5),
+    (4, 2, 131, 17),
+    (1, 1, 200, 64),
+];
+
+#[cfg(test)]
+pub(crate) fn awkward_lengths(bh: usize, heads: u32, len: usize) -> Vec<f64> {
+    (0..bh / heads as usize)
+        .map(|b| [len, len / 2, 0, len.saturating_sub(1)][b % 4] as f64)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -237,22 +257,12 @@ mod tests {
     /// past a block, lengths that end inside a tile and at zero, packed Q/K/V offsets.
     #[test]
     fn blocked_matches_the_oracle() {
-        for (bh, heads, len, dim) in [
-            (1usize, 1u32, 1usize, 1usize),
-            (2, 2, 7, 3),
-            (3, 1, 64, 16),
-            (2, 2, 65, 5),
-            (4, 2, 131, 17),
-            (1, 1, 200, 64),
-        ] {
+        for (bh, heads, len, dim) in AWKWARD {
             for causal in [0u32, 1] {
                 let n = bh * len * dim;
                 let off = 3;
                 let qkv = randn64(len as u64, off + 3 * n);
-                let batches = bh / heads as usize;
-                let lengths: Vec<f64> = (0..batches)
-                    .map(|b| [len, len / 2, 0, len.saturating_sub(1)][b % 4] as f64)
-                    .collect();
+                let lengths = awkward_lengths(bh, heads, len);
                 let p = Params {
                     len: len as u32,
                     heads,
