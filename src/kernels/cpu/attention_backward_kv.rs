@@ -45,12 +45,19 @@ pub(crate) fn attention_backward<F: Float>(
         "attention_backward: buffers shorter than [BH, L, D]"
     );
     let (dk, dv) = dkv[..2 * all].split_at_mut(all);
-    dq[..all]
-        .par_chunks_mut(plane)
-        .zip(dk.par_chunks_mut(plane))
-        .zip(dv.par_chunks_mut(plane))
-        .enumerate()
-        .for_each(|(b, ((dq_b, dk_b), dv_b))| head_backward(p, dim, b, inputs, dq_b, dk_b, dv_b));
+    let heads = dq[..all]
+        .chunks_mut(plane)
+        .zip(dk.chunks_mut(plane))
+        .zip(dv.chunks_mut(plane));
+    let tasks: Vec<_> = heads.map(|((q, k), v)| [q, k, v]).enumerate().collect();
+    let run = |(b, [dq_b, dk_b, dv_b]): (usize, [&mut [F]; 3])| {
+        head_backward(p, dim, b, inputs, dq_b, dk_b, dv_b)
+    };
+    if super::may_fork() {
+        tasks.into_par_iter().for_each(run);
+    } else {
+        tasks.into_iter().for_each(run);
+    }
 }
 
 /// dQ, dK, dV of batch·head `b`.

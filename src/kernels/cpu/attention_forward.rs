@@ -60,32 +60,30 @@ pub(crate) fn attention_forward<F: Float>(
         q.len() >= bh * plane && k.len() >= bh * plane && v.len() >= bh * plane,
         "attention_forward: inputs shorter than [BH, L, D]"
     );
-    o[..bh * plane]
-        .par_chunks_mut(plane)
-        .zip(lse[..bh * len].par_chunks_mut(len))
+    // One task per (batch·head, query block), listed first so the pool sees them all at once
+    // (no nested parallel loops: see `may_fork`).
+    let mut tasks = Vec::with_capacity(bh * len.div_ceil(ROWS));
+    for (b, (o_b, lse_b)) in o[..bh * plane]
+        .chunks_mut(plane)
+        .zip(lse[..bh * len].chunks_mut(len))
         .enumerate()
-        .for_each(|(b, (o_b, lse_b))| {
-            let kv_len = len.min(lengths[b / p.heads as usize].to_f64() as usize);
-            let base = b * plane;
-            o_b.par_chunks_mut(ROWS * dim)
-                .zip(lse_b.par_chunks_mut(ROWS))
-                .enumerate()
-                .for_each(|(blk, (o_blk, lse_blk))| {
-                    let rows = lse_blk.len();
-                    let i0 = blk * ROWS;
-                    let q_blk = &q[base + i0 * dim..][..rows * dim];
-                    block_forward(
-                        p,
-                        dim,
-                        kv_len,
-                        i0,
-                        q_blk,
-                        (&k[base..base + plane], &v[base..base + plane]),
-                        o_blk,
-                        lse_blk,
-                    );
-                });
-        });
+    {
+        let blocks = o_b.chunks_mut(ROWS * dim).zip(lse_b.chunks_mut(ROWS));
+        tasks.extend(blocks.enumerate().map(|(blk, (o, l))| (b, blk, o, l)));
+    }
+    let run = |(b, blk, o_blk, lse_blk): (usize, usize, &mut [F], &mut [F])| {
+        let kv_len = len.min(lengths[b / p.heads as usize].to_f64() as usize);
+        let base = b * plane;
+        let i0 = blk * ROWS;
+        let q_blk = &q[base + i0 * dim..][..lse_blk.len() * dim];
+        let kv = (&k[base..base + plane], &v[base..base + plane]);
+        block_forward(p, dim, kv_len, i0, q_blk, kv, o_blk, lse_blk);
+    };
+    if super::may_fork() {
+        tasks.into_par_iter().for_each(run);
+    } else {
+        tasks.into_iter().for_each(run);
+    }
 }
 
 /// One query block: rows i0.. of one batch·head (`q_blk`, `o_blk`, `lse_blk` hold its rows).
@@ -162,7 +160,7 @@ fn block_forward<F: Float>(
     }
     for r in 0..rows {
         let o_r = &mut o_blk[r * dim..][..dim];
-        if l[r] > F::ZERO {
+        if visible_keys(causal, kv_len, i0 + r) > 0 {
             let inv = F::ONE / l[r];
             o_r.iter_mut().for_each(|x| *x = *x * inv);
             lse_blk[r] = m[r] + l[r].ln();

@@ -3,7 +3,7 @@
 //! added in block order (the sum does not depend on the thread count). It writes the whole sum,
 //! as one split would.
 
-use super::conv2d_forward::{for_image_blocks, im2col};
+use super::conv2d_forward::{for_image_blocks, im2col, row_blocks};
 use super::Float;
 use crate::kernels::conv2d_forward::Params;
 
@@ -12,7 +12,7 @@ use crate::kernels::conv2d_forward::Params;
 const BLOCKS: usize = 16;
 
 pub(crate) fn conv2d_backward_weight<F: Float>(p: &Params, dy: &[F], x: &[F], dw: &mut [F]) {
-    let (cg, mg, ohw) = (p.cg(), p.mg(), p.ohw());
+    let (cg, mg, ohw, ow) = (p.cg(), p.mg(), p.ohw(), p.ow as usize);
     let k = cg * p.taps();
     let size = p.groups as usize * mg * k;
     let n = p.n as usize;
@@ -23,24 +23,28 @@ pub(crate) fn conv2d_backward_weight<F: Float>(p: &Params, dy: &[F], x: &[F], dw
         // SAFETY: block `block` alone writes partial `block` (for_image_blocks gives each index
         // once, below `blocks`).
         let part = unsafe { std::slice::from_raw_parts_mut(parts.get().add(block * size), size) };
-        F::with_scratch(k * ohw, |col| {
-            for (i, n) in images.enumerate() {
-                // The first image of a block overwrites its partial, the rest add to it.
-                let beta = if i == 0 { F::ZERO } else { F::ONE };
-                for g in 0..p.groups as usize {
-                    im2col(p, x, g, n, col);
-                    let dy_g = &dy[(n * p.c_out as usize + g * mg) * ohw..][..mg * ohw];
-                    // SAFETY: dY_g [mg, OH·OW]; colᵀ [OH·OW, k] through strides (1, OH·OW);
-                    // dW_g [mg, k] inside this block's partial.
-                    unsafe {
-                        F::gemm(
-                            [mg, ohw, k],
-                            F::ONE,
-                            (dy_g.as_ptr(), ohw as isize, 1),
-                            (col.as_ptr(), 1, ohw as isize),
-                            beta,
-                            (part[g * mg * k..].as_mut_ptr(), k as isize, 1),
-                        );
+        part.fill(F::ZERO);
+        let (_, widest) = row_blocks(p, k);
+        F::with_scratch(k * widest, |col| {
+            for n in images {
+                for rows in row_blocks(p, k).0 {
+                    let ncols = rows.len() * ow;
+                    for g in 0..p.groups as usize {
+                        im2col(p, x, (g, n), rows.clone(), col);
+                        let dy_g = &dy[(n * p.c_out as usize + g * mg) * ohw + rows.start * ow..];
+                        // SAFETY: the block of dY_g is [mg, ncols] at row stride OH·OW; colᵀ is
+                        // [ncols, k] through strides (1, ncols); dW_g [mg, k] inside this block's
+                        // partial.
+                        unsafe {
+                            F::gemm(
+                                [mg, ncols, k],
+                                F::ONE,
+                                (dy_g.as_ptr(), ohw as isize, 1),
+                                (col.as_ptr(), 1, ncols as isize),
+                                F::ONE,
+                                (part[g * mg * k..].as_mut_ptr(), k as isize, 1),
+                            );
+                        }
                     }
                 }
             }

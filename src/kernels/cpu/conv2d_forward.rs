@@ -1,7 +1,10 @@
 //! CPU twin of shaders/conv2d_forward.wgsl, the strong way: one task per image on the pool,
-//! each an im2col of that image into a [C_in/G·kh·kw, OH·OW] matrix (the thread's scratch) and,
-//! per group, one GEMM written straight into the image's NCHW output rows over the bias. Also
-//! owns `im2col` and `for_image_blocks`, which the backward twins share.
+//! each walking blocks of output rows: an im2col of the block into a [C_in/G·kh·kw, rows·OW]
+//! matrix (the thread's scratch, at most `COLUMN_BUDGET` elements) and, per group, one GEMM
+//! written straight into the image's NCHW output rows over the bias. Also owns `im2col`,
+//! `row_blocks`, `valid_range` and `for_image_blocks`, which the backward twins share.
+
+use std::ops::Range;
 
 use rayon::prelude::*;
 
@@ -25,12 +28,38 @@ pub(crate) fn valid_range(size: i64, off: i64, stride: i64, out: usize) -> (usiz
     (lo, (hi as usize).clamp(lo, out))
 }
 
-/// The columns of group `g` of image `n`: col[(c, ky, kx), (oy, ox)] = x[n, g·C/G + c, iy, ix]
-/// with iy = oy·stride + ky·dil − pad (zero outside the input). Rows are filled by runs: zeros,
-/// then a copy (stride 1) or a strided gather, then zeros.
-pub(crate) fn im2col<F: Float>(p: &Params, x: &[F], g: usize, n: usize, col: &mut [F]) {
+/// Elements of one column matrix ([C/G·kh·kw, rows·OW]) before an image is cut into blocks of
+/// output rows: 1 Mi elements, 4 MiB in f32, per pool thread. The unit tests use a tiny budget so
+/// that the parity and finite-difference tests run the blocked path.
+#[cfg(not(test))]
+const COLUMN_BUDGET: usize = 1 << 20;
+#[cfg(test)]
+const COLUMN_BUDGET: usize = 1 << 7;
+
+/// Blocks of output rows whose column matrix for `k` = C/G·kh·kw rows stays within the budget
+/// (at least one output row each), and the largest block's column count.
+pub(crate) fn row_blocks(p: &Params, k: usize) -> (impl Iterator<Item = Range<usize>>, usize) {
+    let (oh, ow) = (p.oh as usize, (p.ow as usize).max(1));
+    let step = (COLUMN_BUDGET / (k.max(1) * ow)).clamp(1, oh.max(1));
+    (
+        (0..oh).step_by(step).map(move |a| a..(a + step).min(oh)),
+        step * ow,
+    )
+}
+
+/// The columns of group `g` of image `n` for output rows `rows`: col[(c, ky, kx), (oy, ox)] =
+/// x[n, g·C/G + c, iy, ix] with iy = oy·stride + ky·dil − pad (zero outside the input), oy in
+/// `rows`. Rows are filled by runs: zeros, then a copy (stride 1) or a strided gather, then zeros.
+pub(crate) fn im2col<F: Float>(
+    p: &Params,
+    x: &[F],
+    (g, n): (usize, usize),
+    rows: Range<usize>,
+    col: &mut [F],
+) {
     let (oh, ow) = (p.oh as usize, p.ow as usize);
-    let (cg, hw, ohw) = (p.cg(), p.hw(), p.ohw());
+    let (cg, hw) = (p.cg(), p.hw());
+    let ncols = rows.len() * ow;
     let (kh, kw, w) = (p.kh as usize, p.kw as usize, p.w as usize);
     let (sh, sw) = (i64::from(p.stride_h), i64::from(p.stride_w));
     for c in 0..cg {
@@ -41,8 +70,8 @@ pub(crate) fn im2col<F: Float>(p: &Params, x: &[F], g: usize, n: usize, col: &mu
             for kx in 0..kw {
                 let off_x = (kx as i64) * i64::from(p.dil_w) - i64::from(p.pad_w);
                 let (x_lo, x_hi) = valid_range(w as i64, off_x, sw, ow);
-                let row = &mut col[((c * kh + ky) * kw + kx) * ohw..][..ohw];
-                for (oy, out) in row.chunks_mut(ow).enumerate() {
+                let row = &mut col[((c * kh + ky) * kw + kx) * ncols..][..ncols];
+                for (oy, out) in rows.clone().zip(row.chunks_mut(ow.max(1))) {
                     if oy < y_lo || oy >= y_hi {
                         out.fill(F::ZERO);
                         continue;
@@ -74,7 +103,7 @@ pub(crate) fn for_image_blocks(
 ) {
     let per = n.div_ceil(blocks.max(1)).max(1);
     let run = |i: usize| f(i, i * per..((i + 1) * per).min(n));
-    if n > 1 {
+    if n > 1 && super::may_fork() {
         (0..n.div_ceil(per)).into_par_iter().for_each(run);
     } else {
         (0..n.div_ceil(per)).for_each(run);
@@ -83,38 +112,49 @@ pub(crate) fn for_image_blocks(
 
 /// `bias` is read only when `p.has_bias` is 1 (it may be empty otherwise).
 pub(crate) fn conv2d_forward<F: Float>(p: &Params, x: &[F], w: &[F], bias: &[F], y: &mut [F]) {
-    let (cg, mg, ohw) = (p.cg(), p.mg(), p.ohw());
+    let (cg, mg, ohw, ow) = (p.cg(), p.mg(), p.ohw(), p.ow as usize);
     let k = cg * p.taps();
     let per_image = p.c_out as usize * ohw;
-    // Images go to the pool even when small: each costs a GEMM.
-    y[..p.n as usize * per_image]
-        .par_chunks_mut(per_image.max(1))
-        .enumerate()
-        .for_each(|(n, y_n)| {
-            F::with_scratch(k * ohw, |col| {
+    let image = |n: usize, y_n: &mut [F]| {
+        for (i, row) in y_n.chunks_mut(ohw.max(1)).enumerate() {
+            row.fill(if p.has_bias == 1 { bias[i] } else { F::ZERO });
+        }
+        let (blocks, widest) = row_blocks(p, k);
+        F::with_scratch(k * widest, |col| {
+            for rows in blocks {
+                let ncols = rows.len() * ow;
                 for g in 0..p.groups as usize {
-                    im2col(p, x, g, n, col);
-                    let out = &mut y_n[g * mg * ohw..][..mg * ohw];
-                    for (i, row) in out.chunks_mut(ohw).enumerate() {
-                        row.fill(if p.has_bias == 1 {
-                            bias[g * mg + i]
-                        } else {
-                            F::ZERO
-                        });
-                    }
-                    // SAFETY: W_g is [mg, k] at row g·mg, col is [k, OH·OW], `out` is this
-                    // image's [mg, OH·OW] rows of group g.
+                    im2col(p, x, (g, n), rows.clone(), col);
+                    // SAFETY: W_g is [mg, k] at row g·mg, col is [k, ncols]; C is this image's
+                    // group-g rows, columns rows.start·OW.. (row stride OH·OW), inside y_n.
                     unsafe {
                         F::gemm(
-                            [mg, k, ohw],
+                            [mg, k, ncols],
                             F::ONE,
                             (w[g * mg * k..].as_ptr(), k as isize, 1),
-                            (col.as_ptr(), ohw as isize, 1),
+                            (col.as_ptr(), ncols as isize, 1),
                             F::ONE,
-                            (out.as_mut_ptr(), ohw as isize, 1),
+                            (
+                                y_n[g * mg * ohw + rows.start * ow..].as_mut_ptr(),
+                                ohw as isize,
+                                1,
+                            ),
                         );
                     }
                 }
-            });
+            }
         });
+    };
+    let y = &mut y[..p.n as usize * per_image];
+    if p.n > 1 && super::may_fork() {
+        // Images to the pool even when small: each costs a GEMM.
+        y.par_chunks_mut(per_image.max(1))
+            .enumerate()
+            .for_each(|(n, y_n)| image(n, y_n));
+    } else {
+        // One image (its GEMMs split over the pool themselves), or a caller on a pool thread.
+        y.chunks_mut(per_image.max(1))
+            .enumerate()
+            .for_each(|(n, y_n)| image(n, y_n));
+    }
 }

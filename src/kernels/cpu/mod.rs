@@ -160,7 +160,12 @@ macro_rules! float_impl {
                         if v.len() < n {
                             v.resize(n, 0.0);
                         }
-                        f(&mut v[..n])
+                        let r = f(&mut v[..n]);
+                        if v.len() > SCRATCH_KEEP {
+                            // A rare large temporary: do not hold it for the thread's life.
+                            *v = Vec::new();
+                        }
+                        r
                     }
                     Err(_) => f(&mut vec![0.0; n]),
                 })
@@ -211,6 +216,9 @@ impl<P: Copy> Shared<P> {
     }
 }
 
+/// The most elements a thread's scratch buffer keeps between calls (4 Mi, 16 MiB in f32).
+const SCRATCH_KEEP: usize = 1 << 22;
+
 /// Products below this many multiply-adds run on the calling thread: splitting them costs more
 /// than it saves (measured on the bench's skinny shapes).
 const PARALLEL_GEMM_MIN: usize = 1 << 19;
@@ -238,7 +246,7 @@ unsafe fn parallel_gemm<F: Float>(
         return unsafe { gemv_rows([k, n], a, b, c, one) };
     }
     let threads = rayon::current_num_threads();
-    if threads == 1 || m * n * k < PARALLEL_GEMM_MIN {
+    if threads == 1 || m * n * k < PARALLEL_GEMM_MIN || !may_fork() {
         return one([m, k, n], a, b, c);
     }
     let along_m = m >= n;
@@ -345,7 +353,15 @@ pub(crate) const GRAIN: usize = 1 << 14;
 /// work to a pool thread and waits for it: tens of µs, more than a small loop takes (the B = 32
 /// MLP step took 0.19 ms on one thread and 0.34 ms when its small row loops went to the pool).
 pub(crate) fn worth_parallel(elements: usize) -> bool {
-    elements >= 2 * GRAIN
+    elements >= 2 * GRAIN && may_fork()
+}
+
+/// Whether this thread may start parallel loops: only from outside the pool. On a pool thread
+/// (a task of ours, or a caller that is itself a rayon worker) the twins run serially: a waiting
+/// pool thread steals other tasks, and a stolen task of the caller's that wanted a host lock the
+/// waiting op holds would deadlock.
+pub(crate) fn may_fork() -> bool {
+    rayon::current_thread_index().is_none()
 }
 
 /// Runs `f(i, chunk)` for each `len`-element chunk of `y` (the last may be shorter), on the
@@ -545,6 +561,58 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    /// An op called from a pool thread (a caller that is itself a rayon worker) runs its
+    /// serial branches and gives what the parallel ones give from outside the pool.
+    #[test]
+    fn ops_called_on_a_pool_thread_run_serially_with_the_same_results() {
+        use crate::testing::{assert_close, randn, Tol};
+        use crate::{attention, AttentionOptions, ConvOptions, Device, Tensor};
+        let run = || -> Vec<Vec<f32>> {
+            let t = |seed, shape: &[usize]| {
+                let n = shape.iter().product();
+                Tensor::from_slice(&Device::Cpu, &randn(seed, n), shape).unwrap()
+            };
+            assert_eq!(super::may_fork(), rayon::current_thread_index().is_none());
+            let (a, b) = (t(1, &[256, 300]), t(2, &[300, 256]));
+            let (x, w, bias) = (t(3, &[4, 8, 16, 16]), t(4, &[16, 8, 3, 3]), t(5, &[16]));
+            let conv = x
+                .conv2d(&w, Some(&bias), &ConvOptions::default().padding(1))
+                .unwrap();
+            let (q, k, v) = (
+                t(6, &[4, 130, 16]),
+                t(7, &[4, 130, 16]),
+                t(8, &[4, 130, 16]),
+            );
+            let opts = AttentionOptions {
+                causal: true,
+                ..AttentionOptions::default()
+            };
+            let o = attention(&q, &k, &v, opts).unwrap();
+            [
+                a.matmul(&b).unwrap(),
+                conv,
+                o,
+                t(9, &[1 << 16]).tanh().unwrap(),
+            ]
+            .iter()
+            .map(|y| y.read_blocking().unwrap())
+            .collect()
+        };
+        let outside = run();
+        let (inside, ()) = rayon::join(run, || ());
+        for (i, (got, want)) in inside.iter().zip(&outside).enumerate() {
+            assert_close(
+                &format!("op {i}"),
+                got,
+                want,
+                Tol {
+                    abs: 1e-6,
+                    rel: 1e-5,
+                },
+            );
         }
     }
 
