@@ -17,7 +17,10 @@ use crate::gpu::Gpu;
 pub enum Device {
     /// A wgpu device: every op is a WGSL compute shader.
     Gpu(Gpu),
-    /// The host: every op is the CPU twin of its kernel.
+    /// The host: every op is the CPU twin of its kernel, on rayon's global thread pool
+    /// (`RAYON_NUM_THREADS` sets its size). Called from a thread of a rayon pool (inside a
+    /// `par_iter`, say), the twins run on that thread alone: waiting on the pool there could run
+    /// another of the caller's tasks in the middle of an op.
     Cpu,
 }
 
