@@ -1,7 +1,7 @@
 //! CPU twin of shaders/unary.wgsl: y = α·f(x) + β with x read through strides.
 
 use super::activations::activate;
-use super::{Float, StridedOffsets};
+use super::{strided_offset, Float};
 use crate::kernels::unary::{Params, UnaryOp};
 
 /// y = α·f(x) + β over `p`'s elements for one `f`, in chunks on the pool.
@@ -20,12 +20,21 @@ fn map<F: Float>(p: &Params, x: &[F], y: &mut [F], f: impl Fn(F) -> F + Sync) {
             for (o, &v) in out.iter_mut().zip(&x[start..]) {
                 *o = alpha * f(v) + beta;
             }
+        } else if rank == 0 {
+            out[0] = alpha * f(x[0]) + beta;
         } else {
-            for (o, off) in out
-                .iter_mut()
-                .zip(StridedOffsets::new(start, shape, strides))
-            {
-                *o = alpha * f(x[off]) + beta;
+            // Runs along the innermost dimension: one offset computation per run, then a
+            // constant stride (a transposed copy walks its columns this way).
+            let (inner, step) = (shape[rank - 1] as usize, strides[rank - 1] as usize);
+            let mut done = 0;
+            while done < out.len() {
+                let i = start + done;
+                let run = (inner - i % inner).min(out.len() - done);
+                let base = strided_offset(i, shape, strides);
+                for (k, o) in out[done..done + run].iter_mut().enumerate() {
+                    *o = alpha * f(x[base + k * step]) + beta;
+                }
+                done += run;
             }
         }
     });
