@@ -16,54 +16,79 @@ struct Pool {
     /// Free buffers by length (each one's capacity equals its length).
     free: BTreeMap<usize, Vec<Vec<f32>>>,
     bytes: usize,
+    /// The most bytes it holds.
+    cap: usize,
 }
 
-static POOL: Mutex<Pool> = Mutex::new(Pool {
-    free: BTreeMap::new(),
-    bytes: 0,
-});
+impl Pool {
+    const fn new(cap: usize) -> Pool {
+        Pool {
+            free: BTreeMap::new(),
+            bytes: 0,
+            cap,
+        }
+    }
+
+    /// A free buffer of length `n`, if one waits.
+    fn take(&mut self, n: usize) -> Option<Vec<f32>> {
+        let list = self.free.get_mut(&n)?;
+        let v = list.pop()?;
+        if list.is_empty() {
+            self.free.remove(&n);
+        }
+        self.bytes -= n * 4;
+        Some(v)
+    }
+
+    /// Keeps `v` for reuse when it is large enough and there is room; else frees it.
+    fn put(&mut self, v: Vec<f32>) {
+        let n = v.len();
+        if n >= MIN_POOLED && v.capacity() == n && self.bytes + n * 4 <= self.cap {
+            self.bytes += n * 4;
+            self.free.entry(n).or_default().push(v);
+        }
+    }
+}
+
+static POOL: Mutex<Pool> = Mutex::new(Pool::new(MAX_POOLED_BYTES));
 
 fn pool() -> std::sync::MutexGuard<'static, Pool> {
     POOL.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// A pooled buffer of length `n` when there is one (the lock is not taken for small ones).
+fn reuse(n: usize) -> Option<Vec<f32>> {
+    if n < MIN_POOLED {
+        return None;
+    }
+    pool().take(n)
+}
+
 /// A buffer of `n` floats, every one `value`: a pooled one of that length when there is one.
 pub(crate) fn filled(n: usize, value: f32) -> Vec<f32> {
-    if n >= MIN_POOLED {
-        let mut p = pool();
-        if let Some(mut v) = p.free.get_mut(&n).and_then(Vec::pop) {
-            p.bytes -= n * 4;
-            drop(p);
+    match reuse(n) {
+        Some(mut v) => {
             v.fill(value);
-            return v;
+            v
         }
+        None => vec![value; n],
     }
-    vec![value; n]
 }
 
 /// A copy of `data` in a pooled buffer when there is one of its length.
 pub(crate) fn copied(data: &[f32]) -> Vec<f32> {
-    if data.len() >= MIN_POOLED {
-        let mut p = pool();
-        if let Some(mut v) = p.free.get_mut(&data.len()).and_then(Vec::pop) {
-            p.bytes -= data.len() * 4;
-            drop(p);
+    match reuse(data.len()) {
+        Some(mut v) => {
             v.copy_from_slice(data);
-            return v;
+            v
         }
+        None => data.to_vec(),
     }
-    data.to_vec()
 }
 
 fn give_back(v: Vec<f32>) {
-    let n = v.len();
-    if n < MIN_POOLED || v.capacity() != n {
-        return;
-    }
-    let mut p = pool();
-    if p.bytes + n * 4 <= MAX_POOLED_BYTES {
-        p.bytes += n * 4;
-        p.free.entry(n).or_default().push(v);
+    if v.len() >= MIN_POOLED {
+        pool().put(v);
     }
 }
 
@@ -97,24 +122,38 @@ impl Drop for HostStorage {
 mod tests {
     use super::*;
 
-    /// A dropped large buffer comes back for the next request of its length, refilled; a small
-    /// one and one of another length do not.
+    /// On a pool of its own (tests running at once share the global one): a put buffer comes
+    /// back for its length only, the byte count follows, small buffers and those past the cap
+    /// are freed.
     #[test]
-    fn large_buffers_are_reused_and_refilled() {
-        // A length no other test uses, so tests running at once cannot take it.
+    fn buffers_come_back_by_length_within_the_cap() {
+        let mut pool = Pool::new(3 * MIN_POOLED * 4);
+        let a = vec![1.0f32; MIN_POOLED];
+        let ptr = a.as_ptr();
+        pool.put(a);
+        assert_eq!(pool.bytes, MIN_POOLED * 4);
+        assert!(pool.take(MIN_POOLED + 1).is_none());
+        let again = pool.take(MIN_POOLED).expect("the buffer put back");
+        assert_eq!(again.as_ptr(), ptr);
+        assert_eq!((pool.bytes, pool.free.len()), (0, 0));
+        pool.put(vec![0.0; MIN_POOLED - 1]);
+        pool.put(vec![0.0; 2 * MIN_POOLED]);
+        pool.put(vec![0.0; 2 * MIN_POOLED]);
+        assert_eq!(
+            pool.bytes,
+            2 * MIN_POOLED * 4,
+            "the second would pass the cap"
+        );
+    }
+
+    /// Through the global pool: what comes back is refilled, or copied, whole.
+    #[test]
+    fn pooled_buffers_are_refilled() {
         let n = MIN_POOLED + 4099;
-        let first = HostStorage::new(filled(n, 7.0));
-        let ptr = first.read().as_ptr();
-        drop(first);
-        let again = filled(n, 0.0);
-        assert_eq!(again.as_ptr(), ptr, "the pooled buffer was not reused");
-        assert!(again.iter().all(|&x| x == 0.0));
+        drop(HostStorage::new(filled(n, 7.0)));
+        assert!(filled(n, 0.0).iter().all(|&x| x == 0.0));
         let src: Vec<f32> = (0..n).map(|i| i as f32).collect();
-        drop(HostStorage::new(again));
-        let copy = copied(&src);
-        assert_eq!(copy.as_ptr(), ptr);
-        assert_eq!(copy, src);
-        let other = filled(n + 1, 0.0);
-        assert_ne!(other.as_ptr(), ptr);
+        drop(HostStorage::new(filled(n, 3.0)));
+        assert_eq!(copied(&src), src);
     }
 }
