@@ -1,7 +1,11 @@
-//! The CPU twin of every kernel: the test oracle, the CPU side of every benchmark and the way to
-//! run without a GPU driver. Each twin takes its kernel's `Params` and the same buffers in the same
-//! order (the read-only ones as an `Inputs` struct where there are many), and is generic over [`Float`] so gradient checks can run in f64. It is strong where the
-//! time goes (GEMM through `matrixmultiply`, all cores) and plain everywhere else.
+//! The CPU kernel of every kernel: the CPU side of every benchmark, the way to run without a GPU
+//! driver, and (generic over [`Float`], so gradient checks run in f64) the test oracle. Each
+//! takes its kernel's `Params` and the same buffers in the same order (the read-only ones as an
+//! `Inputs` struct where there are many). They are fast where the time goes: GEMMs through
+//! `matrixmultiply` split over one rayon pool (`parallel_gemm`), attention blocked as
+//! FlashAttention (its row-by-row oracle kept as `reference`), and every row, plane, image, cell
+//! and elementwise loop on the pool above a measured size (`worth_parallel`), each sum in the
+//! same order whatever the thread count.
 
 pub(crate) mod activations;
 pub(crate) mod attention_backward_kv;
