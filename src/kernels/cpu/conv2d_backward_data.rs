@@ -2,11 +2,9 @@
 //! of output rows; per group one GEMM W_gᵀ·dY_g (the block of the image's dY rows, read in place)
 //! into columns, then `col2im` sums each column back onto the input pixel it came from.
 
-use rayon::prelude::*;
-
 use std::ops::Range;
 
-use super::conv2d_forward::{row_blocks, valid_range};
+use super::conv2d_forward::{per_image_tasks, row_blocks, valid_range};
 use super::Float;
 use crate::kernels::conv2d_forward::Params;
 
@@ -40,15 +38,7 @@ pub(crate) fn conv2d_backward_data<F: Float>(p: &Params, dy: &[F], w: &[F], dx: 
         });
     };
     let dx = &mut dx[..p.n as usize * per_image];
-    if p.n > 1 && super::may_fork() {
-        dx.par_chunks_mut(per_image.max(1))
-            .enumerate()
-            .for_each(|(n, dx_n)| image(n, dx_n));
-    } else {
-        dx.chunks_mut(per_image.max(1))
-            .enumerate()
-            .for_each(|(n, dx_n)| image(n, dx_n));
-    }
+    super::each_chunk(dx, per_image, per_image_tasks(p), image);
 }
 
 /// Adds each column of `col` ([C/G·kh·kw, rows·OW], output rows `rows`) back onto the input

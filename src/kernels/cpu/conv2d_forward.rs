@@ -146,15 +146,11 @@ pub(crate) fn conv2d_forward<F: Float>(p: &Params, x: &[F], w: &[F], bias: &[F],
         });
     };
     let y = &mut y[..p.n as usize * per_image];
-    if p.n > 1 && super::may_fork() {
-        // Images to the pool even when small: each costs a GEMM.
-        y.par_chunks_mut(per_image.max(1))
-            .enumerate()
-            .for_each(|(n, y_n)| image(n, y_n));
-    } else {
-        // One image (its GEMMs split over the pool themselves), or a caller on a pool thread.
-        y.chunks_mut(per_image.max(1))
-            .enumerate()
-            .for_each(|(n, y_n)| image(n, y_n));
-    }
+    super::each_chunk(y, per_image, per_image_tasks(p), image);
+}
+
+/// Whether the images go to the pool, one per task (even small ones: each costs a GEMM): not for
+/// one image (its GEMMs split over the pool themselves) nor for a caller on a pool thread.
+pub(crate) fn per_image_tasks(p: &Params) -> Option<usize> {
+    (p.n > 1 && super::may_fork()).then_some(1)
 }

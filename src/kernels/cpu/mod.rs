@@ -375,15 +375,32 @@ pub(crate) fn for_each_chunk<T: Send>(
     len: usize,
     f: impl Fn(usize, &mut [T]) + Sync + Send,
 ) {
+    let len = len.max(1);
+    each_chunk(
+        y,
+        len,
+        worth_parallel(y.len()).then(|| rows_per_task(len)),
+        f,
+    );
+}
+
+/// Runs `f(i, chunk)` for each `len`-element chunk of `y`: on the pool, at least `min` chunks
+/// per task, when `min` is given; else on the calling thread.
+pub(crate) fn each_chunk<T: Send>(
+    y: &mut [T],
+    len: usize,
+    min: Option<usize>,
+    f: impl Fn(usize, &mut [T]) + Sync + Send,
+) {
     use rayon::prelude::*;
     let len = len.max(1);
-    if worth_parallel(y.len()) {
-        y.par_chunks_mut(len)
-            .with_min_len(rows_per_task(len))
+    match min {
+        Some(min) => y
+            .par_chunks_mut(len)
+            .with_min_len(min)
             .enumerate()
-            .for_each(|(i, c)| f(i, c));
-    } else {
-        y.chunks_mut(len).enumerate().for_each(|(i, c)| f(i, c));
+            .for_each(|(i, c)| f(i, c)),
+        None => y.chunks_mut(len).enumerate().for_each(|(i, c)| f(i, c)),
     }
 }
 
