@@ -32,6 +32,7 @@ pub(crate) mod pool2d_forward;
 pub(crate) mod recurrent_step_backward;
 pub(crate) mod recurrent_step_forward;
 pub(crate) mod reduce;
+pub(crate) mod sgemm;
 pub(crate) mod softmax_backward;
 pub(crate) mod softmax_forward;
 pub(crate) mod unary;
@@ -200,7 +201,7 @@ macro_rules! float_impl {
 // f32, what tensors hold, takes the vectorisable tanh (libm's tanhf is ten times slower; its
 // expf, with FMA chosen at run time, beat a polynomial exp inside the attention loops); f64, the
 // gradient checks' type, keeps libm's.
-float_impl!(f32, matrixmultiply::sgemm, tanh_f32);
+float_impl!(f32, sgemm::sgemm, tanh_f32);
 float_impl!(f64, matrixmultiply::dgemm, f64::tanh);
 
 /// A pointer that crosses to the pool's threads; each task touches a disjoint part of what it

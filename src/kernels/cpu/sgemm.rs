@@ -1,0 +1,569 @@
+//! The f32 GEMM of the CPU path: C = α·A·B + β·C on one thread, blocked as BLIS blocks it (A
+//! packed into row panels of the microkernel's height, B packed into column strips of its width,
+//! or read in place when its rows are contiguous and few A panels reuse it), with register-tiled
+//! microkernels for AVX-512 and for AVX2 + FMA chosen at run time. Where neither exists, and for
+//! f64 (the gradient checks' type), `matrixmultiply` computes instead. `parallel_gemm` splits a
+//! product over the pool and hands each block here.
+
+use std::cell::RefCell;
+
+/// The instruction set a microkernel is written for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Isa {
+    /// 16 lanes, 32 registers: an 8 × 32 tile.
+    Avx512,
+    /// 8 lanes, 16 registers: a 6 × 16 tile.
+    Avx2,
+}
+
+impl Isa {
+    /// The best microkernel this processor runs, if any (detected once, then a load).
+    pub(crate) fn detect() -> Option<Isa> {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::sync::OnceLock;
+            static ISA: OnceLock<Option<Isa>> = OnceLock::new();
+            *ISA.get_or_init(|| {
+                if std::env::var_os("TIMELOOM_CPU_GEMM").is_some_and(|v| v == "matrixmultiply") {
+                    None
+                } else if is_x86_feature_detected!("avx512f") {
+                    Some(Isa::Avx512)
+                } else if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                    Some(Isa::Avx2)
+                } else {
+                    None
+                }
+            })
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        None
+    }
+
+    /// Rows and columns of the microkernel's tile of C.
+    fn tile(self) -> (usize, usize) {
+        match self {
+            Isa::Avx512 => (8, 32),
+            Isa::Avx2 => (6, 16),
+        }
+    }
+}
+
+/// Depth of one packed block (k): a B strip of KC × 32 floats (32 KiB) stays in L1.
+const KC: usize = 256;
+/// Rows of A packed at once: MC × KC floats (96 KiB) stay in L2.
+const MC: usize = 96;
+/// Columns of B packed at once: KC × NC floats (4 MiB) at most.
+const NC: usize = 4096;
+/// B is read in place (rows contiguous) when at most this many A panels would reuse each strip:
+/// packing it would cost about as much as the product saves.
+const DIRECT_B_MAX_PANELS: usize = 8;
+
+thread_local! {
+    /// This thread's packing buffers (A panels, B strips, an edge strip), kept between calls.
+    static PACK: RefCell<[Vec<f32>; 3]> = const { RefCell::new([Vec::new(), Vec::new(), Vec::new()]) };
+}
+
+/// C = α·A·B + β·C for `[m, k, n]` on this thread, each operand (pointer, row stride, column
+/// stride); β = 0 does not read C.
+///
+/// # Safety
+/// Every element addressed by (m, k, n) and the strides lies inside its allocation, and C does
+/// not overlap A or B.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn sgemm(
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: f32,
+    a: *const f32,
+    rsa: isize,
+    csa: isize,
+    b: *const f32,
+    rsb: isize,
+    csb: isize,
+    beta: f32,
+    c: *mut f32,
+    rsc: isize,
+    csc: isize,
+) {
+    let op = Operands {
+        a: (a, rsa, csa),
+        b: (b, rsb, csb),
+        c: (c, rsc, csc),
+    };
+    match Isa::detect() {
+        // SAFETY: forwarded from the caller; the ISA was detected on this processor.
+        Some(isa) => unsafe { sgemm_with(isa, [m, k, n], alpha, op, beta) },
+        // SAFETY: forwarded from the caller.
+        None => unsafe {
+            matrixmultiply::sgemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc)
+        },
+    }
+}
+
+/// The three operands of a product: (pointer, row stride, column stride).
+#[derive(Clone, Copy)]
+pub(crate) struct Operands {
+    pub(crate) a: (*const f32, isize, isize),
+    pub(crate) b: (*const f32, isize, isize),
+    pub(crate) c: (*mut f32, isize, isize),
+}
+
+/// [`sgemm`] through one ISA's microkernel (tests run every ISA the processor has).
+///
+/// # Safety
+/// As [`sgemm`], and `isa` runs on this processor.
+pub(crate) unsafe fn sgemm_with(
+    isa: Isa,
+    [m, k, n]: [usize; 3],
+    alpha: f32,
+    op: Operands,
+    beta: f32,
+) {
+    let (cp, rsc, csc) = op.c;
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 || alpha == 0.0 {
+        // C = β·C (β = 0 writes zeros without reading).
+        for i in 0..m as isize {
+            for j in 0..n as isize {
+                // SAFETY: C[i, j] is inside C.
+                unsafe {
+                    let e = cp.offset(i * rsc + j * csc);
+                    *e = if beta == 0.0 { 0.0 } else { beta * *e };
+                }
+            }
+        }
+        return;
+    }
+    let (mr, nr) = isa.tile();
+    let direct_b = op.b.2 == 1 && op.b.1 > 0 && m.div_ceil(mr) <= DIRECT_B_MAX_PANELS;
+    PACK.with(|cell| {
+        let mut fresh = Default::default();
+        let mut held = cell.try_borrow_mut();
+        let [pa, pb, edge]: &mut [Vec<f32>; 3] = match held {
+            Ok(ref mut v) => v,
+            Err(_) => &mut fresh,
+        };
+        let kc_max = KC.min(k);
+        grow(pa, MC.min(m).next_multiple_of(mr) * kc_max);
+        if !direct_b {
+            grow(pb, NC.min(n).next_multiple_of(nr) * kc_max);
+        }
+        grow(edge, nr * kc_max);
+        for jc in (0..n).step_by(NC) {
+            let nc = NC.min(n - jc);
+            for pc in (0..k).step_by(KC) {
+                let kc = KC.min(k - pc);
+                // The first depth block applies β; later ones add to what it wrote.
+                let beta = if pc == 0 { beta } else { 1.0 };
+                if !direct_b {
+                    // SAFETY: B[pc.., jc..] of kc × nc is inside B.
+                    unsafe { pack_b(pb, nr, kc, nc, offset(op.b, pc, jc)) };
+                }
+                for ic in (0..m).step_by(MC) {
+                    let mc = MC.min(m - ic);
+                    // SAFETY: A[ic.., pc..] of mc × kc is inside A.
+                    unsafe { pack_a(pa, mr, mc, kc, offset(op.a, ic, pc)) };
+                    for jr in (0..nc).step_by(nr) {
+                        let cols = nr.min(nc - jr);
+                        // The strip: packed (stride nr), read in place, or the edge packed.
+                        let (bs, rsb) = if !direct_b {
+                            (pb[jr * kc..].as_ptr(), nr)
+                        } else if cols == nr {
+                            let (bp, rsb, _) = op.b;
+                            // SAFETY: B[pc, jc + jr] is inside B.
+                            (
+                                unsafe { bp.offset(pc as isize * rsb + (jc + jr) as isize) },
+                                rsb as usize,
+                            )
+                        } else {
+                            // SAFETY: B[pc.., jc + jr..] of kc × cols is inside B.
+                            unsafe { pack_b(edge, nr, kc, cols, offset(op.b, pc, jc + jr)) };
+                            (edge.as_ptr(), nr)
+                        };
+                        for ir in (0..mc).step_by(mr) {
+                            let rows = mr.min(mc - ir);
+                            let ap = pa[ir * kc..].as_ptr();
+                            let (ci, cj) = (ic + ir, jc + jr);
+                            // SAFETY: C[ci.., cj..] of rows × cols is inside C; the panel and
+                            // strip hold kc × mr and kc × nr floats.
+                            unsafe {
+                                tile(
+                                    isa,
+                                    kc,
+                                    ap,
+                                    bs,
+                                    rsb,
+                                    alpha,
+                                    beta,
+                                    [rows, cols],
+                                    (cp.offset(ci as isize * rsc + cj as isize * csc), rsc, csc),
+                                )
+                            };
+                        }
+                    }
+                }
+            }
+        }
+    });
+}
+
+fn grow(v: &mut Vec<f32>, n: usize) {
+    if v.len() < n {
+        v.resize(n, 0.0);
+    }
+}
+
+fn offset<P: Copy>(
+    (p, rs, cs): (*const P, isize, isize),
+    i: usize,
+    j: usize,
+) -> (*const P, isize, isize) {
+    // SAFETY (of the use): callers pass indices inside the operand; wrapping_offset computes
+    // the address without asserting it.
+    (p.wrapping_offset(i as isize * rs + j as isize * cs), rs, cs)
+}
+
+/// A[0..mc, 0..kc] into panels of `mr` rows, each kc × mr with a row's values side by side per
+/// depth (rows past mc are zeros).
+///
+/// # Safety
+/// A's mc × kc elements lie inside its allocation.
+unsafe fn pack_a(
+    pa: &mut [f32],
+    mr: usize,
+    mc: usize,
+    kc: usize,
+    (a, rsa, csa): (*const f32, isize, isize),
+) {
+    for (panel, dst) in pa[..mc.next_multiple_of(mr) * kc]
+        .chunks_exact_mut(mr * kc)
+        .enumerate()
+    {
+        let i0 = panel * mr;
+        let rows = mr.min(mc - i0);
+        for i in 0..mr {
+            if i >= rows {
+                for p in 0..kc {
+                    dst[p * mr + i] = 0.0;
+                }
+                continue;
+            }
+            // SAFETY: row i0 + i of A, depth 0..kc, lies inside A.
+            let row = unsafe { a.offset((i0 + i) as isize * rsa) };
+            for p in 0..kc {
+                // SAFETY: as above.
+                dst[p * mr + i] = unsafe { *row.offset(p as isize * csa) };
+            }
+        }
+    }
+}
+
+/// B[0..kc, 0..nc] into strips of `nr` columns, each kc × nr with a depth's values side by side
+/// (columns past nc are zeros).
+///
+/// # Safety
+/// B's kc × nc elements lie inside its allocation.
+unsafe fn pack_b(
+    pb: &mut [f32],
+    nr: usize,
+    kc: usize,
+    nc: usize,
+    (b, rsb, csb): (*const f32, isize, isize),
+) {
+    for (strip, dst) in pb[..nc.next_multiple_of(nr) * kc]
+        .chunks_exact_mut(nr * kc)
+        .enumerate()
+    {
+        let j0 = strip * nr;
+        let cols = nr.min(nc - j0);
+        for p in 0..kc {
+            let out = &mut dst[p * nr..(p + 1) * nr];
+            // SAFETY: B[p, j0..j0 + cols] lies inside B.
+            let row = unsafe { b.offset(p as isize * rsb + j0 as isize * csb) };
+            if csb == 1 {
+                // SAFETY: as above, contiguous.
+                out[..cols].copy_from_slice(unsafe { std::slice::from_raw_parts(row, cols) });
+            } else {
+                for (j, o) in out[..cols].iter_mut().enumerate() {
+                    // SAFETY: as above.
+                    *o = unsafe { *row.offset(j as isize * csb) };
+                }
+            }
+            out[cols..].fill(0.0);
+        }
+    }
+}
+
+/// One tile of C: rows × cols (at most the microkernel's) from a packed A panel and a B strip
+/// whose depth rows lie `rsb` floats apart. A full tile with contiguous columns is written by the
+/// microkernel; an edge tile goes through a local tile and is merged.
+///
+/// # Safety
+/// As [`sgemm_with`] for the tile's part of C, A and B.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+unsafe fn tile(
+    isa: Isa,
+    kc: usize,
+    ap: *const f32,
+    bs: *const f32,
+    rsb: usize,
+    alpha: f32,
+    beta: f32,
+    [rows, cols]: [usize; 2],
+    (c, rsc, csc): (*mut f32, isize, isize),
+) {
+    let (mr, nr) = isa.tile();
+    if rows == mr && cols == nr && csc == 1 {
+        // SAFETY: forwarded; the full tile of C is inside C.
+        return unsafe { micro(isa, kc, ap, bs, rsb, alpha, beta, c, rsc as usize) };
+    }
+    let mut t = [0f32; 8 * 32];
+    // SAFETY: t holds mr × nr floats.
+    unsafe { micro(isa, kc, ap, bs, rsb, 1.0, 0.0, t.as_mut_ptr(), nr) };
+    for i in 0..rows {
+        for j in 0..cols {
+            // SAFETY: C[i, j] of the tile is inside C.
+            unsafe {
+                let e = c.offset(i as isize * rsc + j as isize * csc);
+                let v = alpha * t[i * nr + j];
+                *e = if beta == 0.0 { v } else { v + beta * *e };
+            }
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+#[inline]
+unsafe fn micro(
+    isa: Isa,
+    kc: usize,
+    ap: *const f32,
+    bs: *const f32,
+    rsb: usize,
+    alpha: f32,
+    beta: f32,
+    c: *mut f32,
+    rsc: usize,
+) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: forwarded; the ISA was detected on this processor.
+    unsafe {
+        match isa {
+            Isa::Avx512 => x86::micro_avx512(kc, ap, bs, rsb, alpha, beta, c, rsc),
+            Isa::Avx2 => x86::micro_avx2(kc, ap, bs, rsb, alpha, beta, c, rsc),
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (isa, kc, ap, bs, rsb, alpha, beta, c, rsc);
+        unreachable!("no microkernel on this architecture");
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    /// The microkernel: a tile of MR × (NV vectors) accumulators in registers, one depth at a
+    /// time (NV vector loads of B, MR broadcasts of A, MR·NV fused multiply-adds), then
+    /// C = α·acc + β·C (β = 0: C not read).
+    macro_rules! microkernel {
+        ($name:ident, $feature:literal, $v:ty, $lanes:literal, $mr:literal, $nv:literal,
+         $zero:ident, $set1:ident, $load:ident, $store:ident, $fma:ident, $mul:ident) => {
+            #[target_feature(enable = $feature)]
+            #[allow(clippy::too_many_arguments)]
+            pub(super) unsafe fn $name(
+                kc: usize,
+                ap: *const f32,
+                bs: *const f32,
+                rsb: usize,
+                alpha: f32,
+                beta: f32,
+                c: *mut f32,
+                rsc: usize,
+            ) {
+                let mut acc = [[$zero(); $nv]; $mr];
+                let (mut a, mut b) = (ap, bs);
+                for _ in 0..kc {
+                    // SAFETY: the packed panel holds kc × MR floats, the strip kc rows of
+                    // NV·lanes floats, rsb apart.
+                    unsafe {
+                        let mut bv = [$zero(); $nv];
+                        for (v, x) in bv.iter_mut().enumerate() {
+                            *x = $load(b.add(v * $lanes));
+                        }
+                        for (i, row) in acc.iter_mut().enumerate() {
+                            let av = $set1(*a.add(i));
+                            for (x, bx) in row.iter_mut().zip(bv) {
+                                *x = $fma(av, bx, *x);
+                            }
+                        }
+                        a = a.add($mr);
+                        b = b.add(rsb);
+                    }
+                }
+                let (va, vb) = ($set1(alpha), $set1(beta));
+                for (i, row) in acc.iter().enumerate() {
+                    for (v, x) in row.iter().enumerate() {
+                        // SAFETY: C's tile is MR rows rsc apart of NV·lanes floats.
+                        unsafe {
+                            let e = c.add(i * rsc + v * $lanes);
+                            let r = $mul(va, *x);
+                            let r = if beta == 0.0 {
+                                r
+                            } else {
+                                $fma(vb, $load(e), r)
+                            };
+                            $store(e, r);
+                        }
+                    }
+                }
+            }
+        };
+    }
+
+    microkernel!(
+        micro_avx512,
+        "avx512f",
+        __m512,
+        16,
+        8,
+        2,
+        _mm512_setzero_ps,
+        _mm512_set1_ps,
+        _mm512_loadu_ps,
+        _mm512_storeu_ps,
+        _mm512_fmadd_ps,
+        _mm512_mul_ps
+    );
+    microkernel!(
+        micro_avx2,
+        "avx2,fma",
+        __m256,
+        8,
+        6,
+        2,
+        _mm256_setzero_ps,
+        _mm256_set1_ps,
+        _mm256_loadu_ps,
+        _mm256_storeu_ps,
+        _mm256_fmadd_ps,
+        _mm256_mul_ps
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every ISA this processor runs.
+    fn isas() -> Vec<Isa> {
+        let mut v = Vec::new();
+        #[cfg(target_arch = "x86_64")]
+        {
+            if is_x86_feature_detected!("avx512f") {
+                v.push(Isa::Avx512);
+            }
+            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                v.push(Isa::Avx2);
+            }
+        }
+        v
+    }
+
+    fn values(n: usize, seed: u32) -> Vec<f32> {
+        (0..n)
+            .map(|i| {
+                let x = (i as u32)
+                    .wrapping_mul(2_654_435_761)
+                    .wrapping_add(seed.wrapping_mul(40_503));
+                (x >> 8) as f32 / (1u32 << 24) as f32 - 0.5
+            })
+            .collect()
+    }
+
+    /// Against the f64 sums, on awkward shapes (1, primes, one past a tile, a block, a depth
+    /// block), every transpose of A and B, C with gaps between rows and columns, α and β, β = 0
+    /// over NaN (C must not be read), and both ways of reading B.
+    #[test]
+    fn sgemm_matches_the_f64_sums_on_awkward_shapes_and_layouts() {
+        let dims = [1usize, 2, 7, 9, 17, 33, 97, 130, 257];
+        let mut cases = 0;
+        for isa in isas() {
+            for (s, &m) in dims.iter().enumerate() {
+                for &k in &[1usize, 5, 64, 257, 300] {
+                    // Two columns counts per (m, k): enough variety without a cube of cases.
+                    for &n in &[
+                        dims[(s + 3) % dims.len()],
+                        dims[(s * 5 + 1) % dims.len()],
+                        4099,
+                    ] {
+                        if n == 4099 && m * k > 257 * 5 {
+                            continue;
+                        }
+                        for layout in 0..4 {
+                            let (ta, tb) = (layout & 1 == 1, layout & 2 == 2);
+                            let a = values(m * k, 1 + s as u32);
+                            let b = values(k * n, 7 + layout as u32);
+                            let (rsa, csa) = if ta { (1, m as isize) } else { (k as isize, 1) };
+                            let (rsb, csb) = if tb { (1, k as isize) } else { (n as isize, 1) };
+                            // C: rows 2n + 3 apart, columns 2 apart when layout is odd.
+                            let csc = if layout % 2 == 1 { 2isize } else { 1 };
+                            let rsc = (n as isize) * csc + 3;
+                            let len = (m as isize - 1) * rsc + (n as isize - 1) * csc + 1;
+                            let c0 = values(len as usize, 99);
+                            let (alpha, beta) = match layout {
+                                0 => (1.0f32, 0.0f32),
+                                1 => (0.5, 1.0),
+                                2 => (-1.5, 0.25),
+                                _ => (1.0, 0.0),
+                            };
+                            let mut c = if beta == 0.0 {
+                                vec![f32::NAN; len as usize]
+                            } else {
+                                c0.clone()
+                            };
+                            let op = Operands {
+                                a: (a.as_ptr(), rsa, csa),
+                                b: (b.as_ptr(), rsb, csb),
+                                c: (c.as_mut_ptr(), rsc, csc),
+                            };
+                            // SAFETY: the strides address exactly the vectors above.
+                            unsafe { sgemm_with(isa, [m, k, n], alpha, op, beta) };
+                            for i in 0..m {
+                                for j in 0..n {
+                                    let mut s = 0f64;
+                                    for p in 0..k {
+                                        s += a[(i as isize * rsa + p as isize * csa) as usize]
+                                            as f64
+                                            * b[(p as isize * rsb + j as isize * csb) as usize]
+                                                as f64;
+                                    }
+                                    let at = (i as isize * rsc + j as isize * csc) as usize;
+                                    let want = alpha as f64 * s
+                                        + if beta == 0.0 {
+                                            0.0
+                                        } else {
+                                            beta as f64 * c0[at] as f64
+                                        };
+                                    let got = c[at] as f64;
+                                    assert!(
+                                        (got - want).abs() <= 1e-5 * (k as f64).sqrt() * (1.0 + want.abs()),
+                                        "{isa:?} [{m},{k},{n}] layout {layout}: C[{i},{j}] = {got}, want {want}"
+                                    );
+                                }
+                            }
+                            cases += 1;
+                        }
+                    }
+                }
+            }
+        }
+        // The processor has no microkernel: nothing to test here (matrixmultiply computes).
+        assert!(isas().is_empty() || cases > 100, "{cases} cases");
+    }
+}
