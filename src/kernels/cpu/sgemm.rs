@@ -148,9 +148,14 @@ pub(crate) unsafe fn sgemm_with(
         };
         let kc_max = KC.min(k);
         grow(pa, MC.min(m).next_multiple_of(mr) * kc_max);
-        if !direct_b {
-            grow(pb, NC.min(n).next_multiple_of(nr) * kc_max);
-        }
+        grow(
+            pb,
+            if direct_b {
+                nr
+            } else {
+                NC.min(n).next_multiple_of(nr)
+            } * kc_max,
+        );
         grow(edge, nr * kc_max);
         for jc in (0..n).step_by(NC) {
             let nc = NC.min(n - jc);
@@ -168,34 +173,39 @@ pub(crate) unsafe fn sgemm_with(
                     unsafe { pack_a(pa, mr, mc, kc, offset(op.a, ic, pc)) };
                     for jr in (0..nc).step_by(nr) {
                         let cols = nr.min(nc - jr);
-                        // The strip: packed (stride nr), read in place, or the edge packed.
-                        let (bs, rsb) = if !direct_b {
-                            (pb[jr * kc..].as_ptr(), nr)
+                        // The strip: packed (stride nr); read in place by the first panel,
+                        // which also copies it into `pb` for the others (rows of B a multiple
+                        // of 4 KiB apart share one set of L1 and would not stay there); or
+                        // the edge, packed.
+                        let (strip, rsb, copy) = if !direct_b {
+                            (pb[jr * kc..].as_ptr(), nr, false)
                         } else if cols == nr {
                             let (bp, rsb, _) = op.b;
                             // SAFETY: B[pc, jc + jr] is inside B.
-                            (
-                                unsafe { bp.offset(pc as isize * rsb + (jc + jr) as isize) },
-                                rsb as usize,
-                            )
+                            let at = unsafe { bp.offset(pc as isize * rsb + (jc + jr) as isize) };
+                            (at, rsb as usize, mc > mr)
                         } else {
                             // SAFETY: B[pc.., jc + jr..] of kc × cols is inside B.
                             unsafe { pack_b(edge, nr, kc, cols, offset(op.b, pc, jc + jr)) };
-                            (edge.as_ptr(), nr)
+                            (edge.as_ptr(), nr, false)
                         };
                         for ir in (0..mc).step_by(mr) {
                             let rows = mr.min(mc - ir);
                             let ap = pa[ir * kc..].as_ptr();
                             let (ci, cj) = (ic + ir, jc + jr);
+                            let (bs, rsb, copy_to) = match (copy, ir) {
+                                (false, _) => (strip, rsb, std::ptr::null_mut()),
+                                (true, 0) => (strip, rsb, pb.as_mut_ptr()),
+                                (true, _) => (pb.as_ptr(), nr, std::ptr::null_mut()),
+                            };
                             // SAFETY: C[ci.., cj..] of rows × cols is inside C; the panel and
-                            // strip hold kc × mr and kc × nr floats.
+                            // strip hold kc × mr and kc × nr floats, as does `pb` for a copy.
                             unsafe {
                                 tile(
                                     isa,
                                     kc,
                                     ap,
-                                    bs,
-                                    rsb,
+                                    (bs, rsb, copy_to),
                                     alpha,
                                     beta,
                                     [rows, cols],
@@ -298,7 +308,7 @@ unsafe fn pack_b(
 }
 
 /// One tile of C: rows × cols (at most the microkernel's) from a packed A panel and a B strip
-/// whose depth rows lie `rsb` floats apart. A full tile with contiguous columns is written by the
+/// `b` = (start, floats between depth rows, where to copy it packed or null). A full tile with contiguous columns is written by the
 /// microkernel; an edge tile goes through a local tile and is merged.
 ///
 /// # Safety
@@ -309,8 +319,7 @@ unsafe fn tile(
     isa: Isa,
     kc: usize,
     ap: *const f32,
-    bs: *const f32,
-    rsb: usize,
+    b: (*const f32, usize, *mut f32),
     alpha: f32,
     beta: f32,
     [rows, cols]: [usize; 2],
@@ -319,11 +328,11 @@ unsafe fn tile(
     let (mr, nr) = isa.tile();
     if rows == mr && cols == nr && csc == 1 {
         // SAFETY: forwarded; the full tile of C is inside C.
-        return unsafe { micro(isa, kc, ap, bs, rsb, alpha, beta, c, rsc as usize) };
+        return unsafe { micro(isa, kc, ap, b, alpha, beta, c, rsc as usize) };
     }
     let mut t = [0f32; 8 * 32];
     // SAFETY: t holds mr × nr floats.
-    unsafe { micro(isa, kc, ap, bs, rsb, 1.0, 0.0, t.as_mut_ptr(), nr) };
+    unsafe { micro(isa, kc, ap, b, 1.0, 0.0, t.as_mut_ptr(), nr) };
     for i in 0..rows {
         for j in 0..cols {
             // SAFETY: C[i, j] of the tile is inside C.
@@ -342,8 +351,7 @@ unsafe fn micro(
     isa: Isa,
     kc: usize,
     ap: *const f32,
-    bs: *const f32,
-    rsb: usize,
+    (bs, rsb, copy): (*const f32, usize, *mut f32),
     alpha: f32,
     beta: f32,
     c: *mut f32,
@@ -352,14 +360,17 @@ unsafe fn micro(
     #[cfg(target_arch = "x86_64")]
     // SAFETY: forwarded; the ISA was detected on this processor.
     unsafe {
-        match isa {
-            Isa::Avx512 => x86::micro_avx512(kc, ap, bs, rsb, alpha, beta, c, rsc),
-            Isa::Avx2 => x86::micro_avx2(kc, ap, bs, rsb, alpha, beta, c, rsc),
+        use x86::{micro_avx2 as avx2, micro_avx512 as avx512};
+        match (isa, copy.is_null()) {
+            (Isa::Avx512, true) => avx512::<false>(kc, ap, bs, rsb, copy, alpha, beta, c, rsc),
+            (Isa::Avx512, false) => avx512::<true>(kc, ap, bs, rsb, copy, alpha, beta, c, rsc),
+            (Isa::Avx2, true) => avx2::<false>(kc, ap, bs, rsb, copy, alpha, beta, c, rsc),
+            (Isa::Avx2, false) => avx2::<true>(kc, ap, bs, rsb, copy, alpha, beta, c, rsc),
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        let _ = (isa, kc, ap, bs, rsb, alpha, beta, c, rsc);
+        let _ = (isa, kc, ap, bs, rsb, copy, alpha, beta, c, rsc);
         unreachable!("no microkernel on this architecture");
     }
 }
@@ -368,33 +379,51 @@ unsafe fn micro(
 mod x86 {
     use std::arch::x86_64::*;
 
+    /// Depths ahead that an in-place B row is fetched.
+    const PREFETCH: usize = 8;
+
     /// The microkernel: a tile of MR × (NV vectors) accumulators in registers, one depth at a
     /// time (NV vector loads of B, MR broadcasts of A, MR·NV fused multiply-adds), then
-    /// C = α·acc + β·C (β = 0: C not read).
+    /// C = α·acc + β·C (β = 0: C not read). COPY: B is read in place (rows `rsb` apart, fetched
+    /// a few depths ahead: the hardware does not prefetch across pages) and stored packed at
+    /// `copy` for the next panels.
     macro_rules! microkernel {
         ($name:ident, $feature:literal, $v:ty, $lanes:literal, $mr:literal, $nv:literal,
          $zero:ident, $set1:ident, $load:ident, $store:ident, $fma:ident, $mul:ident) => {
             #[target_feature(enable = $feature)]
             #[allow(clippy::too_many_arguments)]
-            pub(super) unsafe fn $name(
+            pub(super) unsafe fn $name<const COPY: bool>(
                 kc: usize,
                 ap: *const f32,
                 bs: *const f32,
                 rsb: usize,
+                copy: *mut f32,
                 alpha: f32,
                 beta: f32,
                 c: *mut f32,
                 rsc: usize,
             ) {
                 let mut acc = [[$zero(); $nv]; $mr];
-                let (mut a, mut b) = (ap, bs);
-                for _ in 0..kc {
+                let (mut a, mut b, mut out) = (ap, bs, copy);
+                for p in 0..kc {
                     // SAFETY: the packed panel holds kc × MR floats, the strip kc rows of
-                    // NV·lanes floats, rsb apart.
+                    // NV·lanes floats, rsb apart, and `copy` (when COPY) kc × NV·lanes.
                     unsafe {
+                        if COPY && p + PREFETCH < kc {
+                            let ahead = b.add(PREFETCH * rsb);
+                            for l in (0..$nv * $lanes).step_by(16) {
+                                _mm_prefetch::<_MM_HINT_T0>(ahead.add(l) as *const i8);
+                            }
+                        }
                         let mut bv = [$zero(); $nv];
                         for (v, x) in bv.iter_mut().enumerate() {
                             *x = $load(b.add(v * $lanes));
+                            if COPY {
+                                $store(out.add(v * $lanes), *x);
+                            }
+                        }
+                        if COPY {
+                            out = out.add($nv * $lanes);
                         }
                         for (i, row) in acc.iter_mut().enumerate() {
                             let av = $set1(*a.add(i));
