@@ -169,6 +169,20 @@ fn matches_cpu_batched_with_alpha_beta_bias_and_activations() {
         act: Activation::Relu,
         seed: 200,
     });
+    // Enough rows for the CPU epilogue (bias, activation) to go to the pool.
+    check(Case {
+        m: 301,
+        n: 263,
+        k: 9,
+        batch: None,
+        ta: false,
+        tb: false,
+        alpha: 1.0,
+        beta: 0.0,
+        bias: true,
+        act: Activation::Tanh,
+        seed: 201,
+    });
 }
 
 #[test]

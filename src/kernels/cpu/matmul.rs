@@ -1,5 +1,5 @@
 //! CPU twin of shaders/matmul.wgsl: C = act(α·op(A)·op(B) + β·C + bias) per batch, through the
-//! `matrixmultiply` GEMM (which takes arbitrary strides, so transposes cost nothing here either).
+//! CPU GEMM (`Float::gemm`, which takes arbitrary strides, so transposes cost nothing here either).
 
 use super::activations::activate;
 use super::Float;
@@ -54,16 +54,50 @@ pub(crate) fn matmul<F: Float>(p: &Params, a: &[F], b: &[F], bias: &[F], c: &mut
         if p.bias_mode == 0 && p.activation == 0 {
             continue;
         }
-        for i in 0..m {
-            for j in 0..n {
-                let ci = c_base + i * p.c_rs as usize + j * p.c_cs as usize;
-                let v = match p.bias_mode {
-                    1 => c[ci] + bias[p.bias_off as usize + j], // bias [N]: one per column
-                    2 => c[ci] + bias[p.bias_off as usize + i], // bias [M]: one per row
-                    _ => c[ci],
-                };
-                c[ci] = activate(v, p.activation);
+        epilogue(p, bias, &mut c[c_base..]);
+    }
+}
+
+/// C = act(C + bias) over one batch's C (starting at `c`): a row at a time with the bias mode and
+/// the activation chosen outside the loop, so contiguous rows vectorise; rows on the pool when
+/// there are many.
+fn epilogue<F: Float>(p: &Params, bias: &[F], c: &mut [F]) {
+    let (m, n) = (p.m as usize, p.n as usize);
+    let (rs, cs) = (p.c_rs as usize, p.c_cs as usize);
+    let bias = &bias[p.bias_off as usize..];
+    let row = |i: usize, r: &mut [F]| {
+        let (mode, act) = (p.bias_mode, p.activation);
+        // bias [N]: one per column; bias [M]: one per row.
+        let add = |v: F, j: usize| match mode {
+            1 => v + bias[j],
+            2 => v + bias[i],
+            _ => v,
+        };
+        if cs == 1 {
+            let r = &mut r[..n];
+            match (mode, act) {
+                (1, 0) => r.iter_mut().zip(&bias[..n]).for_each(|(v, &b)| *v += b),
+                (1, _) => r
+                    .iter_mut()
+                    .zip(&bias[..n])
+                    .for_each(|(v, &b)| *v = activate(*v + b, act)),
+                _ => r.iter_mut().for_each(|v| *v = activate(add(*v, 0), act)),
             }
+        } else {
+            for j in 0..n {
+                let v = &mut r[j * cs];
+                *v = activate(add(*v, j), act);
+            }
+        }
+    };
+    // Rows rs apart: row i's elements are its own chunk (the last row is shorter).
+    let len = (m - 1) * rs + (n - 1) * cs + 1;
+    let c = &mut c[..len];
+    if rs > (n - 1) * cs && super::worth_parallel(m * n) {
+        super::each_chunk(c, rs, Some(super::rows_per_task(n)), row);
+    } else {
+        for i in 0..m {
+            row(i, &mut c[i * rs..]);
         }
     }
 }
