@@ -586,6 +586,24 @@ mod tests {
                                     );
                                 }
                             }
+                            // Between C's rows and columns nothing was written.
+                            let before = if beta == 0.0 { f32::NAN.to_bits() } else { 0 };
+                            for (at, v) in c.iter().enumerate() {
+                                let (i, r) = (at as isize / rsc, at as isize % rsc);
+                                if (i as usize) < m && r % csc == 0 && ((r / csc) as usize) < n {
+                                    continue;
+                                }
+                                let want = if beta == 0.0 {
+                                    before
+                                } else {
+                                    c0[at].to_bits()
+                                };
+                                assert_eq!(
+                                    v.to_bits(),
+                                    want,
+                                    "{isa:?} [{m},{k},{n}] layout {layout}: gap {at} written"
+                                );
+                            }
                             cases += 1;
                         }
                     }
