@@ -283,32 +283,34 @@ fn cho_reset<F: Float>(
     let gh = 3 * h;
     let plane = steps * batch * gh;
     // drh = dn [B, H] (the n columns of dG_h[slot], row stride 3H) · W_hn [H, H] (rows 2H.. of W_hh).
-    let mut drh = vec![F::ZERO; batch * h];
     let src = plane + slot * batch * gh + 2 * h;
     assert!(
         dg.len() >= src + (batch - 1) * gh + h && w_hh.len() >= gh * h,
         "recurrent_step_backward: buffers too small"
     );
-    // SAFETY: the assert bounds both operands; drh is B×H.
-    unsafe {
-        F::gemm(
-            [batch, h, h],
-            F::ONE,
-            (dg[src..].as_ptr(), gh as isize, 1),
-            (w_hh[2 * h * h..].as_ptr(), h as isize, 1),
-            F::ZERO,
-            (drh.as_mut_ptr(), h as isize, 1),
-        );
-    }
-    for b in 0..batch {
-        let prev = (slot * batch + b) * h;
-        for j in 0..h {
-            let r = gates[(slot * batch + b) * 4 * h + j];
-            let d = drh[b * h + j];
-            let dr = d * state[prev + j] * r * (F::ONE - r);
-            dg[(t * batch + b) * gh + j] = dr;
-            dg[plane + (slot * batch + b) * gh + j] = dr;
-            carry[prev + j] += d * r;
+    // Into this thread's scratch: no allocation per step.
+    F::with_scratch(batch * h, |drh| {
+        // SAFETY: the assert bounds both operands; drh is B×H.
+        unsafe {
+            F::gemm(
+                [batch, h, h],
+                F::ONE,
+                (dg[src..].as_ptr(), gh as isize, 1),
+                (w_hh[2 * h * h..].as_ptr(), h as isize, 1),
+                F::ZERO,
+                (drh.as_mut_ptr(), h as isize, 1),
+            );
         }
-    }
+        for b in 0..batch {
+            let prev = (slot * batch + b) * h;
+            for j in 0..h {
+                let r = gates[(slot * batch + b) * 4 * h + j];
+                let d = drh[b * h + j];
+                let dr = d * state[prev + j] * r * (F::ONE - r);
+                dg[(t * batch + b) * gh + j] = dr;
+                dg[plane + (slot * batch + b) * gh + j] = dr;
+                carry[prev + j] += d * r;
+            }
+        }
+    });
 }

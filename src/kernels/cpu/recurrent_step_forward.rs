@@ -265,41 +265,43 @@ fn cho_candidate<F: Float>(
     );
     let gh = 3 * h;
     // rec = (r ⊙ h) [B, H] (row stride 4H inside `gates`) · W_hnᵀ (columns 2H.. of W_hhᵀ).
-    let mut rec = vec![F::ZERO; batch * h];
     let rh0 = (slot * batch * 4 + 3) * h;
     assert!(
         gates.len() >= rh0 + (batch - 1) * 4 * h + h && w_t.len() >= h * gh,
         "recurrent_step_forward: buffers too small"
     );
-    // SAFETY: the assert bounds both operands; rec is B×H.
-    unsafe {
-        F::gemm(
-            [batch, h, h],
-            F::ONE,
-            (gates[rh0..].as_ptr(), (4 * h) as isize, 1),
-            (w_t[2 * h..].as_ptr(), gh as isize, 1),
-            F::ZERO,
-            (rec.as_mut_ptr(), h as isize, 1),
-        );
-    }
-    let c_y = |b: usize| (t * batch + b) * p.y_stride as usize + p.y_off as usize;
-    for b in 0..batch {
-        let (prev, next) = ((slot * batch + b) * h, ((slot + 1) * batch + b) * h);
-        let valid = (t as f64) < lengths[b].to_f64();
-        for j in 0..h {
-            let saved = (slot * batch + b) * 4 * h + j;
-            let z = gates[saved + h];
-            let n =
-                (xg[(t * batch + b) * gh + 2 * h + j] + rec[b * h + j] + b_hh[2 * h + j]).tanh();
-            gates[saved + 2 * h] = n;
-            let h_prev = state[prev + j];
-            let h_new = if valid {
-                (F::ONE - z) * n + z * h_prev
-            } else {
-                h_prev
-            };
-            state[next + j] = h_new;
-            y[c_y(b) + j] = if valid { h_new } else { F::ZERO };
+    // Into this thread's scratch: no allocation per step.
+    F::with_scratch(batch * h, |rec| {
+        // SAFETY: the assert bounds both operands; rec is B×H.
+        unsafe {
+            F::gemm(
+                [batch, h, h],
+                F::ONE,
+                (gates[rh0..].as_ptr(), (4 * h) as isize, 1),
+                (w_t[2 * h..].as_ptr(), gh as isize, 1),
+                F::ZERO,
+                (rec.as_mut_ptr(), h as isize, 1),
+            );
         }
-    }
+        let c_y = |b: usize| (t * batch + b) * p.y_stride as usize + p.y_off as usize;
+        for b in 0..batch {
+            let (prev, next) = ((slot * batch + b) * h, ((slot + 1) * batch + b) * h);
+            let valid = (t as f64) < lengths[b].to_f64();
+            for j in 0..h {
+                let saved = (slot * batch + b) * 4 * h + j;
+                let z = gates[saved + h];
+                let n = (xg[(t * batch + b) * gh + 2 * h + j] + rec[b * h + j] + b_hh[2 * h + j])
+                    .tanh();
+                gates[saved + 2 * h] = n;
+                let h_prev = state[prev + j];
+                let h_new = if valid {
+                    (F::ONE - z) * n + z * h_prev
+                } else {
+                    h_prev
+                };
+                state[next + j] = h_new;
+                y[c_y(b) + j] = if valid { h_new } else { F::ZERO };
+            }
+        }
+    });
 }
