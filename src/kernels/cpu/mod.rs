@@ -70,6 +70,13 @@ pub trait Float:
     fn max(self, other: Self) -> Self;
     fn min(self, other: Self) -> Self;
 
+    /// σ over a slice, in place, as [`activations::sigmoid`] computes it one value at a time:
+    /// f32's is branch-free (its exp is [`exp_f32`]) and compiled for the processor's widest
+    /// vectors; f64's is the scalar loop with libm's exp.
+    fn sigmoid_slice(v: &mut [Self]);
+    /// tanh over a slice, in place: as `sigmoid_slice`.
+    fn tanh_slice(v: &mut [Self]);
+
     /// Runs `f` on this thread's scratch buffer of `n` elements (contents unspecified): twins
     /// that run every timestep take their temporaries here instead of allocating each step. A
     /// nested call on one thread (a pool thread stealing another twin's task while it waits)
@@ -117,8 +124,86 @@ pub(crate) fn tanh_f32(x: f32) -> f32 {
     }
 }
 
+/// exp in f32 with no call and no branch, so loops over it vectorise: x = n·ln 2 + r with n
+/// rounded to nearest by the 1.5·2²³ trick (no SSE4.1 rounding needed, and n is left in the low
+/// mantissa bits: Rust's saturating float-to-int conversion would not vectorise), e^r by Cephes'
+/// degree-7 polynomial on |r| ≤ ln 2 / 2 (plain multiply-adds: `mul_add` is a call where the
+/// target has no FMA), and 2ⁿ as two halves so that results down to the subnormals are right.
+/// Within a few ulp; 0 below −104, ∞ above 88.8, NaN for NaN.
+#[inline(always)]
+pub(crate) fn exp_f32(x: f32) -> f32 {
+    const ROUND: f32 = 12_582_912.0;
+    let x = x.clamp(-104.0, 88.8);
+    let t = x * std::f32::consts::LOG2_E + ROUND;
+    let n = t - ROUND;
+    let r = x - n * 0.693_359_4;
+    let r = r + n * 2.121_944_4e-4;
+    let p = 1.987_569_1e-4_f32;
+    let p = p * r + 1.398_2e-3;
+    let p = p * r + 8.333_452e-3;
+    let p = p * r + 4.166_579_6e-2;
+    let p = p * r + 0.166_666_65;
+    let p = p * r + 0.5;
+    let y = p * r * r + r + 1.0;
+    let n = (t.to_bits() as i32).wrapping_sub(ROUND.to_bits() as i32);
+    let (n1, n2) = (n >> 1, n - (n >> 1));
+    let scale = |e: i32| f32::from_bits(((e + 127) as u32) << 23);
+    y * scale(n1) * scale(n2)
+}
+
+/// σ in f32, branch-free: the stable form of [`activations::sigmoid`] with [`exp_f32`].
+#[inline(always)]
+fn sigmoid_f32(x: f32) -> f32 {
+    let e = exp_f32(-x.abs());
+    let s = 1.0 / (1.0 + e);
+    if x >= 0.0 {
+        s
+    } else {
+        e * s
+    }
+}
+
+/// `f` over a slice of f32 in place, the loop compiled three times (AVX-512, AVX2 + FMA, the
+/// baseline) and the widest the processor runs chosen at run time.
+macro_rules! f32_slice_fn {
+    ($name:ident, $f:path) => {
+        fn $name(v: &mut [f32]) {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f")]
+                fn wide(v: &mut [f32]) {
+                    v.iter_mut().for_each(|x| *x = $f(*x));
+                }
+                #[target_feature(enable = "avx2,fma")]
+                fn mid(v: &mut [f32]) {
+                    v.iter_mut().for_each(|x| *x = $f(*x));
+                }
+                if is_x86_feature_detected!("avx512f") {
+                    // SAFETY: the processor has AVX-512F.
+                    return unsafe { wide(v) };
+                }
+                if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                    // SAFETY: the processor has AVX2 and FMA.
+                    return unsafe { mid(v) };
+                }
+            }
+            v.iter_mut().for_each(|x| *x = $f(*x));
+        }
+    };
+}
+f32_slice_fn!(sigmoid_f32_slice, sigmoid_f32);
+f32_slice_fn!(tanh_f32_slice, tanh_f32);
+
+fn sigmoid_slice_scalar<F: Float>(v: &mut [F]) {
+    v.iter_mut().for_each(|x| *x = activations::sigmoid(*x));
+}
+
+fn tanh_slice_scalar<F: Float>(v: &mut [F]) {
+    v.iter_mut().for_each(|x| *x = x.tanh());
+}
+
 macro_rules! float_impl {
-    ($t:ty, $gemm:path, $tanh:path) => {
+    ($t:ty, $gemm:path, $tanh:path, $sigmoid_slice:path, $tanh_slice:path) => {
         impl Float for $t {
             const ZERO: Self = 0.0;
             const ONE: Self = 1.0;
@@ -155,6 +240,12 @@ macro_rules! float_impl {
             }
             fn min(self, other: Self) -> Self {
                 <$t>::min(self, other)
+            }
+            fn sigmoid_slice(v: &mut [Self]) {
+                $sigmoid_slice(v)
+            }
+            fn tanh_slice(v: &mut [Self]) {
+                $tanh_slice(v)
             }
             fn with_scratch<R>(n: usize, f: impl FnOnce(&mut [Self]) -> R) -> R {
                 thread_local! {
@@ -201,8 +292,20 @@ macro_rules! float_impl {
 // f32, what tensors hold, takes the vectorisable tanh (libm's tanhf is ten times slower; its
 // expf, with FMA chosen at run time, beat a polynomial exp inside the attention loops); f64, the
 // gradient checks' type, keeps libm's.
-float_impl!(f32, sgemm::sgemm, tanh_f32);
-float_impl!(f64, matrixmultiply::dgemm, f64::tanh);
+float_impl!(
+    f32,
+    sgemm::sgemm,
+    tanh_f32,
+    sigmoid_f32_slice,
+    tanh_f32_slice
+);
+float_impl!(
+    f64,
+    matrixmultiply::dgemm,
+    f64::tanh,
+    sigmoid_slice_scalar,
+    tanh_slice_scalar
+);
 
 /// A pointer that crosses to the pool's threads; each task touches a disjoint part of what it
 /// points to (the user says which, in a SAFETY comment).
@@ -365,9 +468,10 @@ pub(crate) fn worth_parallel(elements: usize) -> bool {
 /// Whether this thread may start parallel loops: only from outside the pool. On a pool thread
 /// (a task of ours, or a caller that is itself a rayon worker) the twins run serially: a waiting
 /// pool thread steals other tasks, and a stolen task of the caller's that wanted a host lock the
-/// waiting op holds would deadlock.
+/// waiting op holds would deadlock. A pool of one thread is not forked to either: the hand-off
+/// and the wake-up would be all it bought.
 pub(crate) fn may_fork() -> bool {
-    rayon::current_thread_index().is_none()
+    rayon::current_thread_index().is_none() && rayon::current_num_threads() > 1
 }
 
 /// Runs `f(i, chunk)` for each `len`-element chunk of `y` (the last may be shorter), on the
@@ -486,7 +590,7 @@ pub(crate) fn strided_offset(i: usize, shape: &[u32], strides: &[u32]) -> usize 
 
 #[cfg(test)]
 mod tests {
-    use super::tanh_f32;
+    use super::{exp_f32, sigmoid_f32, tanh_f32, Float};
 
     /// Relative error in units of f32 epsilon against f64's libm, over a dense sweep.
     fn worst(f: impl Fn(f32) -> f32, exact: impl Fn(f64) -> f64, lo: f32, hi: f32) -> f64 {
@@ -649,5 +753,47 @@ mod tests {
         assert_eq!(tanh_f32(20.0), 1.0);
         assert_eq!(tanh_f32(f32::NEG_INFINITY), -1.0);
         assert!(tanh_f32(f32::NAN).is_nan());
+    }
+
+    #[test]
+    fn exp_f32_is_within_a_few_ulp_and_saturates() {
+        for (lo, hi) in [(-87.0, 88.7), (-1.0, 1.0), (-1e-3, 1e-3)] {
+            let ulps = worst(exp_f32, f64::exp, lo, hi);
+            assert!(ulps <= 3.0, "exp_f32 off by {ulps} ulp on [{lo}, {hi}]");
+        }
+        // Subnormal results, to within one subnormal step.
+        for x in [-88.0f32, -95.0, -100.0, -103.0] {
+            let want = f64::from(x).exp();
+            assert!(
+                (f64::from(exp_f32(x)) - want).abs() <= 1.5e-45,
+                "exp_f32({x})"
+            );
+        }
+        assert_eq!(exp_f32(0.0), 1.0);
+        assert_eq!(exp_f32(f32::NEG_INFINITY), 0.0);
+        assert_eq!(exp_f32(-200.0), 0.0);
+        assert_eq!(exp_f32(89.0), f32::INFINITY);
+        assert_eq!(exp_f32(f32::INFINITY), f32::INFINITY);
+        assert!(exp_f32(f32::NAN).is_nan());
+    }
+
+    /// The slice forms (the vectorised loops, whichever this processor runs) give what the
+    /// scalar functions give, on a length that leaves a remainder for every vector width.
+    #[test]
+    fn slice_activations_match_the_scalar_ones() {
+        let xs: Vec<f32> = (0..1037).map(|i| (i as f32 - 518.0) * 0.031).collect();
+        let mut s = xs.clone();
+        f32::sigmoid_slice(&mut s);
+        let mut t = xs.clone();
+        f32::tanh_slice(&mut t);
+        for (i, &x) in xs.iter().enumerate() {
+            assert_eq!(s[i].to_bits(), sigmoid_f32(x).to_bits(), "sigmoid({x})");
+            assert_eq!(t[i].to_bits(), tanh_f32(x).to_bits(), "tanh({x})");
+            let want = 1.0 / (1.0 + (-f64::from(x)).exp());
+            assert!((f64::from(s[i]) - want).abs() <= 4.0 * f64::from(f32::EPSILON) * want);
+        }
+        assert!(sigmoid_f32(f32::NAN).is_nan());
+        assert_eq!(sigmoid_f32(-200.0), 0.0);
+        assert_eq!(sigmoid_f32(200.0), 1.0);
     }
 }

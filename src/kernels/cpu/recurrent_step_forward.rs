@@ -2,7 +2,6 @@
 
 use rayon::prelude::*;
 
-use super::activations::sigmoid;
 use super::Float;
 use crate::kernels::recurrent_step_forward::Params;
 
@@ -174,7 +173,18 @@ fn cells<F: Float>(
     }
 }
 
-/// The cell's arithmetic for one row: the shader's, unit by unit.
+/// `out[j] = x[j] + (b[j] + r[j])`: a gate's pre-activation, x·W_ih + b_ih plus b_hh + h·W_hh
+/// summed as the shader sums them.
+fn preact<F: Float>(out: &mut [F], x: &[F], b: &[F], r: &[F]) {
+    let n = out.len();
+    for (((o, &x), &b), &r) in out.iter_mut().zip(&x[..n]).zip(&b[..n]).zip(&r[..n]) {
+        *o = x + (b + r);
+    }
+}
+
+/// The cell's arithmetic for one row, the shader's math in passes over whole gate blocks: the
+/// pre-activations into `saved` (laid out as the gates), σ and tanh over them a block at a time
+/// (`Float::sigmoid_slice`, `tanh_slice`: vectorised for f32), then the state update.
 fn cell_row<F: Float>(cell: u32, h: usize, b_hh: &[F], r: Row<'_, F>) {
     let Row {
         xg,
@@ -187,59 +197,87 @@ fn cell_row<F: Float>(cell: u32, h: usize, b_hh: &[F], r: Row<'_, F>) {
         y,
         valid,
     } = r;
-    let pre = |g: usize, j: usize| b_hh[g * h + j] + rec[g * h + j];
     let one = F::ONE;
-    for j in 0..h {
-        let hp = h_prev[j];
-        let mut h_new = hp;
-        match cell {
-            4 => {
-                // Phase 0 of reset-before: r, z and r ⊙ h_prev; the candidate is phase 1.
-                let r = sigmoid(xg[j] + pre(0, j));
-                saved[j] = r;
-                saved[h + j] = sigmoid(xg[h + j] + pre(1, j));
-                saved[3 * h + j] = r * hp;
-                continue;
-            }
-            2 => {
-                let ig = sigmoid(xg[j] + pre(0, j));
-                let fg = sigmoid(xg[h + j] + pre(1, j));
-                let gg = (xg[2 * h + j] + pre(2, j)).tanh();
-                let og = sigmoid(xg[3 * h + j] + pre(3, j));
-                let mut c_new = c_prev[j];
-                if valid {
-                    c_new = fg * c_prev[j] + ig * gg;
-                    h_new = og * c_new.tanh();
+    let (h_prev, h_next, y) = (&h_prev[..h], &mut h_next[..h], &mut y[..h]);
+    match cell {
+        2 | 4 => {
+            // LSTM: i, f, g, o; phase 0 of reset-before: r, z (the candidate is phase 1).
+            let whole = if cell == 2 { 4 * h } else { 2 * h };
+            preact(&mut saved[..whole], xg, b_hh, rec);
+            F::sigmoid_slice(&mut saved[..2 * h]);
+            if cell == 4 {
+                let (rz, rest) = saved.split_at_mut(2 * h);
+                let rh = &mut rest[h..2 * h];
+                for ((o, &r), &hp) in rh.iter_mut().zip(&rz[..h]).zip(h_prev) {
+                    *o = r * hp;
                 }
+                return;
+            }
+            F::tanh_slice(&mut saved[2 * h..3 * h]);
+            F::sigmoid_slice(&mut saved[3 * h..4 * h]);
+            let (c_prev, c_next) = (&c_prev[..h], &mut c_next[..h]);
+            if !valid {
+                c_next.copy_from_slice(c_prev);
+                h_next.copy_from_slice(h_prev);
+                y.fill(F::ZERO);
+                return;
+            }
+            let (ig, rest) = saved.split_at(h);
+            let (fg, rest) = rest.split_at(h);
+            let (gg, og) = rest.split_at(h);
+            for j in 0..h {
+                let c_new = fg[j] * c_prev[j] + ig[j] * gg[j];
                 c_next[j] = c_new;
-                saved[j] = ig;
-                saved[h + j] = fg;
-                saved[2 * h + j] = gg;
-                saved[3 * h + j] = og;
+                h_next[j] = c_new;
             }
-            3 => {
-                let hn = pre(2, j);
-                let r = sigmoid(xg[j] + pre(0, j));
-                let z = sigmoid(xg[h + j] + pre(1, j));
-                let n = (xg[2 * h + j] + r * hn).tanh();
-                if valid {
-                    h_new = (one - z) * n + z * hp;
-                }
-                saved[j] = r;
-                saved[h + j] = z;
-                saved[2 * h + j] = n;
-                saved[3 * h + j] = hn;
+            F::tanh_slice(h_next);
+            for (hn, &o) in h_next.iter_mut().zip(&og[..h]) {
+                *hn = o * *hn;
             }
-            _ => {
-                let v = xg[j] + pre(0, j);
-                if valid {
-                    h_new = if cell == 1 { v.max(F::ZERO) } else { v.tanh() };
-                }
-                saved[j] = h_new;
-            }
+            y.copy_from_slice(h_next);
         }
-        h_next[j] = h_new;
-        y[j] = if valid { h_new } else { F::ZERO };
+        3 => {
+            // GRU (reset-after): r, z, n = tanh(x_n + r ⊙ (W_hn h + b_hn)), and W_hn h + b_hn
+            // saved for the backward.
+            preact(&mut saved[..2 * h], xg, b_hh, rec);
+            F::sigmoid_slice(&mut saved[..2 * h]);
+            let (rz, rest) = saved.split_at_mut(2 * h);
+            let (n, hn) = rest.split_at_mut(h);
+            let (bn, rn, xn) = (&b_hh[2 * h..3 * h], &rec[2 * h..3 * h], &xg[2 * h..3 * h]);
+            for j in 0..h {
+                hn[j] = bn[j] + rn[j];
+                n[j] = xn[j] + rz[j] * hn[j];
+            }
+            F::tanh_slice(n);
+            if !valid {
+                h_next.copy_from_slice(h_prev);
+                y.fill(F::ZERO);
+                return;
+            }
+            let z = &rz[h..2 * h];
+            for j in 0..h {
+                h_next[j] = (one - z[j]) * n[j] + z[j] * h_prev[j];
+            }
+            y.copy_from_slice(h_next);
+        }
+        _ => {
+            // Elman RNN: tanh (0) or ReLU (1); the saved float is h itself.
+            let s = &mut saved[..h];
+            if !valid {
+                s.copy_from_slice(h_prev);
+                h_next.copy_from_slice(h_prev);
+                y.fill(F::ZERO);
+                return;
+            }
+            preact(s, xg, b_hh, rec);
+            if cell == 1 {
+                s.iter_mut().for_each(|v| *v = v.max(F::ZERO));
+            } else {
+                F::tanh_slice(s);
+            }
+            h_next.copy_from_slice(s);
+            y.copy_from_slice(s);
+        }
     }
 }
 
