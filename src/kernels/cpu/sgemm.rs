@@ -254,6 +254,20 @@ unsafe fn pack_a(
     {
         let i0 = panel * mr;
         let rows = mr.min(mc - i0);
+        if rsa.unsigned_abs() < csa.unsigned_abs() {
+            // A's columns are contiguous (a transposed view): walk each column's rows in turn.
+            for p in 0..kc {
+                let out = &mut dst[p * mr..(p + 1) * mr];
+                // SAFETY: A[i0.., p] for the panel's rows lies inside A.
+                let col = unsafe { a.offset(i0 as isize * rsa + p as isize * csa) };
+                for (i, o) in out[..rows].iter_mut().enumerate() {
+                    // SAFETY: as above.
+                    *o = unsafe { *col.offset(i as isize * rsa) };
+                }
+                out[rows..].fill(0.0);
+            }
+            continue;
+        }
         for i in 0..mr {
             if i >= rows {
                 for p in 0..kc {
@@ -289,6 +303,22 @@ unsafe fn pack_b(
     {
         let j0 = strip * nr;
         let cols = nr.min(nc - j0);
+        if csb != 1 && rsb.unsigned_abs() < csb.unsigned_abs() {
+            // B's columns are contiguous (a transposed view): walk each column's depths in turn.
+            for j in 0..nr {
+                if j >= cols {
+                    (0..kc).for_each(|p| dst[p * nr + j] = 0.0);
+                    continue;
+                }
+                // SAFETY: B[0..kc, j0 + j] lies inside B.
+                let col = unsafe { b.offset((j0 + j) as isize * csb) };
+                for p in 0..kc {
+                    // SAFETY: as above.
+                    dst[p * nr + j] = unsafe { *col.offset(p as isize * rsb) };
+                }
+            }
+            continue;
+        }
         for p in 0..kc {
             let out = &mut dst[p * nr..(p + 1) * nr];
             // SAFETY: B[p, j0..j0 + cols] lies inside B.
