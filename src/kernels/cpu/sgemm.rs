@@ -248,26 +248,33 @@ unsafe fn pack_a(
     kc: usize,
     (a, rsa, csa): (*const f32, isize, isize),
 ) {
-    for (panel, dst) in pa[..mc.next_multiple_of(mr) * kc]
-        .chunks_exact_mut(mr * kc)
-        .enumerate()
-    {
-        let i0 = panel * mr;
-        let rows = mr.min(mc - i0);
-        if rsa.unsigned_abs() < csa.unsigned_abs() {
-            // A's columns are contiguous (a transposed view): walk each column's rows in turn.
-            for p in 0..kc {
+    let pa = &mut pa[..mc.next_multiple_of(mr) * kc];
+    if rsa.unsigned_abs() < csa.unsigned_abs() {
+        // A's columns are contiguous (a transposed view): walk each column's mc rows in turn,
+        // dealing them to the panels (a column per depth, not a gather across columns).
+        for p in 0..kc {
+            // SAFETY: A[0..mc, p] lies inside A.
+            let col = unsafe { a.offset(p as isize * csa) };
+            if rsa == 1 && p + 8 < kc {
+                // Columns a page or more apart are not prefetched by the hardware.
+                prefetch(col.wrapping_offset(8 * csa), mc);
+            }
+            for (panel, dst) in pa.chunks_exact_mut(mr * kc).enumerate() {
+                let i0 = panel * mr;
+                let rows = mr.min(mc - i0);
                 let out = &mut dst[p * mr..(p + 1) * mr];
-                // SAFETY: A[i0.., p] for the panel's rows lies inside A.
-                let col = unsafe { a.offset(i0 as isize * rsa + p as isize * csa) };
                 for (i, o) in out[..rows].iter_mut().enumerate() {
                     // SAFETY: as above.
-                    *o = unsafe { *col.offset(i as isize * rsa) };
+                    *o = unsafe { *col.offset((i0 + i) as isize * rsa) };
                 }
                 out[rows..].fill(0.0);
             }
-            continue;
         }
+        return;
+    }
+    for (panel, dst) in pa.chunks_exact_mut(mr * kc).enumerate() {
+        let i0 = panel * mr;
+        let rows = mr.min(mc - i0);
         for i in 0..mr {
             if i >= rows {
                 for p in 0..kc {
@@ -283,6 +290,19 @@ unsafe fn pack_a(
             }
         }
     }
+}
+
+/// Asks for the cache lines of `len` floats from `at` (a hint: nothing is read or checked).
+#[inline(always)]
+fn prefetch(at: *const f32, len: usize) {
+    #[cfg(target_arch = "x86_64")]
+    for l in (0..len).step_by(16) {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        // SAFETY: a prefetch is a hint; it does not fault on any address.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(at.wrapping_add(l) as *const i8) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (at, len);
 }
 
 /// B[0..kc, 0..nc] into strips of `nr` columns, each kc × nr with a depth's values side by side
