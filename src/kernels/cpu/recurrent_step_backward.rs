@@ -165,6 +165,51 @@ struct BackRow<'a, F> {
     valid: bool,
 }
 
+/// The LSTM's backward for a row inside its sequence: [`back_row`]'s arithmetic, with tanh(c)
+/// first taken over the whole row (`Float::tanh_slice`, vectorised for f32) in `dh_prev`, which
+/// the LSTM then zeroes (its dh reaches h_prev through dG_h and the next step's GEMM).
+#[allow(clippy::too_many_arguments)]
+fn lstm_back_row<F: Float>(
+    h: usize,
+    rec: &[F],
+    dy: &[F],
+    dh_next: &[F],
+    dc_next: &[F],
+    saved: &[F],
+    c_prev: &[F],
+    c_next: &[F],
+    dgx: &mut [F],
+    dgh: &mut [F],
+    dh_prev: &mut [F],
+    dc_prev: &mut [F],
+) {
+    let one = F::ONE;
+    let tc = &mut dh_prev[..h];
+    tc.copy_from_slice(&c_next[..h]);
+    F::tanh_slice(tc);
+    let (ig, rest) = saved[..4 * h].split_at(h);
+    let (fg, rest) = rest.split_at(h);
+    let (gg, og) = rest.split_at(h);
+    let (dgx, dgh) = (&mut dgx[..4 * h], &mut dgh[..4 * h]);
+    for j in 0..h {
+        let dh = dh_next[j] + rec[j] + dy[j];
+        let t = tc[j];
+        let dc = dc_next[j] + dh * og[j] * (one - t * t);
+        dc_prev[j] = dc * fg[j];
+        let d = [
+            dc * gg[j] * ig[j] * (one - ig[j]),
+            dc * c_prev[j] * fg[j] * (one - fg[j]),
+            dc * ig[j] * (one - gg[j] * gg[j]),
+            dh * t * og[j] * (one - og[j]),
+        ];
+        for (g, v) in d.into_iter().enumerate() {
+            dgx[g * h + j] = v;
+            dgh[g * h + j] = v;
+        }
+    }
+    tc.fill(F::ZERO);
+}
+
 /// The cell's backward for one row, unit by unit (the shader's arithmetic).
 fn back_row<F: Float>(cell: u32, h: usize, r: BackRow<'_, F>) {
     let BackRow {
@@ -184,6 +229,11 @@ fn back_row<F: Float>(cell: u32, h: usize, r: BackRow<'_, F>) {
     } = r;
     let g_count = cell_gates(cell);
     let one = F::ONE;
+    if cell == 2 && valid {
+        return lstm_back_row(
+            h, rec, dy, dh_next, dc_next, saved, c_prev, c_next, dgx, dgh, dh_prev, dc_prev,
+        );
+    }
     for j in 0..h {
         let mut dh = dh_next[j] + rec[j];
         if valid {
