@@ -80,7 +80,10 @@ pub fn cpu_name() -> String {
         .and_then(|v| v.parse::<usize>().ok())
         .filter(|&n| n > 0)
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    format!("host CPU ({threads} threads, rayon + matrixmultiply)")
+    format!(
+        "host CPU ({threads} threads, rayon, {} GEMM)",
+        timeloom::Device::cpu_gemm()
+    )
 }
 
 pub fn shape_str(shape: &[(&str, usize)]) -> String {

@@ -13,7 +13,8 @@ use crate::kernels::attention_forward::Params;
 
 /// Query rows per task and keys per tile. 64 × 64 beat 128 × 128, 128 × 64 and 256 × 128 on the
 /// bench's causal rows (larger blocks compute more masked scores and give fewer tasks), though
-/// matrixmultiply then spends about as long packing the tiles as multiplying them.
+/// the GEMM then spends about as long packing the tiles as multiplying them (measured with
+/// matrixmultiply, before the engine's own microkernels).
 pub(crate) const ROWS: usize = 64;
 pub(crate) const KEYS: usize = 64;
 

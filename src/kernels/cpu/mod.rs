@@ -2,7 +2,8 @@
 //! driver, and (generic over [`Float`], so gradient checks run in f64) the test oracle. Each
 //! takes its kernel's `Params` and the same buffers in the same order (the read-only ones as an
 //! `Inputs` struct where there are many). They are fast where the time goes: GEMMs through
-//! `matrixmultiply` split over one rayon pool (`parallel_gemm`), attention blocked as
+//! our own f32 microkernels (`sgemm`, `matrixmultiply` for f64 and where they do not run) split
+//! over one rayon pool (`parallel_gemm`), attention blocked as
 //! FlashAttention (its row-by-row oracle kept as `reference`), and every row, plane, image, cell
 //! and elementwise loop on the pool above a measured size (`worth_parallel`), each sum in the
 //! same order whatever the thread count.
@@ -83,7 +84,8 @@ pub trait Float:
     /// gets a fresh buffer.
     fn with_scratch<R>(n: usize, f: impl FnOnce(&mut [Self]) -> R) -> R;
 
-    /// C = α·A·B + β·C for one matrix of `[m, k, n]`, through `matrixmultiply` (packs, SIMD),
+    /// C = α·A·B + β·C for one matrix of `[m, k, n]`, through [`sgemm`] for f32 and
+    /// `matrixmultiply` for f64 (both pack, both SIMD),
     /// split over the thread pool when large; each operand is
     /// (pointer, row stride, column stride). β = 0 does not read C.
     ///
@@ -307,6 +309,15 @@ float_impl!(
     tanh_slice_scalar
 );
 
+/// The name [`crate::Device::cpu_gemm`] reports.
+pub(crate) fn gemm_name() -> &'static str {
+    match sgemm::Isa::detect() {
+        Some(sgemm::Isa::Avx512) => "avx512",
+        Some(sgemm::Isa::Avx2) => "avx2+fma",
+        None => "matrixmultiply",
+    }
+}
+
 /// A pointer that crosses to the pool's threads; each task touches a disjoint part of what it
 /// points to (the user says which, in a SAFETY comment).
 #[derive(Clone, Copy)]
@@ -333,7 +344,7 @@ const SCRATCH_KEEP: usize = 1 << 22;
 const PARALLEL_GEMM_MIN: usize = 1 << 19;
 
 /// C = A·B split into one block of C per thread of the pool (along the longer of M and N, in
-/// multiples of 32), each block a single-threaded `matrixmultiply` call, so GEMMs share the one
+/// multiples of 32), each block a single-threaded GEMM call, so GEMMs share the one
 /// thread pool with every other parallel twin (a product inside a pool task, such as an attention
 /// tile, is split only when large, and then by work stealing, never by more threads).
 ///
@@ -349,7 +360,7 @@ unsafe fn parallel_gemm<F: Float>(
 ) {
     if m == 1 && b.2 == 1 && c.2 == 1 {
         // A row vector times a matrix whose rows are contiguous (a skinny RNN step at batch 1, a
-        // matmul with M = 1): memory-bound, and matrixmultiply packs all of B for it. Walk B
+        // matmul with M = 1): memory-bound, and a GEMM's register tile would be mostly padding. Walk B
         // once, row by row, each pool task owning a run of C's columns.
         // SAFETY: forwarded from the caller.
         return unsafe { gemv_rows([k, n], a, b, c, one) };

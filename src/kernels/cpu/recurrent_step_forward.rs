@@ -50,23 +50,15 @@ pub(crate) fn recurrent_step_forward<F: Float>(
         state.len() >= prev0 + batch * h && w_t.len() >= h * gh,
         "recurrent_step_forward: buffers too small"
     );
-    // The recurrent pre-activations for every row at once: rec = h_prev [B, H] · W_hhᵀ [H, G·H],
-    // one GEMM (as the shader's per-invocation dot products, summed in another order), into
-    // this thread's scratch: no allocation per step.
-    F::with_scratch(batch * gh, |rec| {
-        // SAFETY: h_prev is B×H at prev0 inside `state`, W_hhᵀ is H×G·H, rec is B×G·H.
-        unsafe {
-            F::gemm(
-                [batch, h, gh],
-                F::ONE,
-                (state[prev0..].as_ptr(), h as isize, 1),
-                (w_t.as_ptr(), gh as isize, 1),
-                F::ZERO,
-                (rec.as_mut_ptr(), gh as isize, 1),
-            );
-        }
-        cells(cell, p, inputs, rec, state, gates, y);
-    });
+    // Rows of the batch per pool task: each task multiplies its rows of h_prev by W_hhᵀ and runs
+    // the cell on them, one fork per step (not one for the GEMM and another for the cells). A
+    // step too small to split runs on the caller, its GEMM free to split itself.
+    let chunk = if batch > 1 && batch * h * gh >= 1 << 19 && super::may_fork() {
+        batch.div_ceil(rayon::current_num_threads())
+    } else {
+        batch
+    };
+    cells(cell, p, inputs, chunk, state, gates, y);
 }
 
 /// One row of the batch: what [`cell_row`] reads and writes.
@@ -86,19 +78,24 @@ struct Row<'a, F> {
     valid: bool,
 }
 
-/// The cell after the GEMM for every row of the batch, the rows in parallel on the pool (each
-/// row's outputs are its own slices).
+/// The step for every row of the batch, `chunk` rows per pool task (each chunk's outputs are
+/// its own slices): rec = h_prev · W_hhᵀ for the chunk's rows by one GEMM into the thread's
+/// scratch (no allocation per step; the shader's per-invocation dot products, summed in another
+/// order, and the same order whatever the chunk), then the cell row by row.
 fn cells<F: Float>(
     cell: u32,
     p: &Params,
     inputs: Inputs<'_, F>,
-    rec: &[F],
+    chunk: usize,
     state: &mut [F],
     gates: &mut [F],
     y: &mut [F],
 ) {
     let Inputs {
-        xg, b_hh, lengths, ..
+        xg,
+        w_t,
+        b_hh,
+        lengths,
     } = inputs;
     let (batch, h) = (p.batch as usize, p.hidden as usize);
     let (t, slot) = (p.t as usize, p.slot as usize);
@@ -108,7 +105,7 @@ fn cells<F: Float>(
     // state = [h planes (steps + 1) × B × H | c planes (steps + 1) × B × H]: h[slot] is read,
     // h[slot + 1] written, and for the LSTM c[slot] read and c[slot + 1] written.
     let (lo, hi) = state.split_at_mut((slot + 1) * rows);
-    let h_prev = &lo[slot * rows..];
+    let h_prev = &lo[slot * rows..][..rows];
     let (h_next, rest) = hi.split_at_mut(rows);
     let (c_prev, c_next): (&[F], &mut [F]) = if cell == 2 {
         let c_plane = (p.steps as usize + 1) * rows;
@@ -126,50 +123,52 @@ fn cells<F: Float>(
     let y = &mut y[y0..y0 + (batch - 1) * ys + h];
     let saved = &mut gates[slot * batch * sv..][..batch * sv];
     let xg = &xg[t * batch * gh..][..batch * gh];
-    let run = |b: usize, h_next: &mut [F], c_next: &mut [F], saved: &mut [F], y: &mut [F]| {
-        let c_prev = if c_len > 0 {
-            &c_prev[b * h..][..h]
-        } else {
-            &[][..]
-        };
-        let row = Row {
-            xg: &xg[b * gh..][..gh],
-            rec: &rec[b * gh..][..gh],
-            h_prev: &h_prev[b * h..][..h],
-            c_prev,
-            h_next,
-            c_next,
-            saved,
-            y: &mut y[..h],
-            valid: (t as f64) < lengths[b].to_f64(),
-        };
-        cell_row(cell, h, b_hh, row);
+    let task = |i: usize, h_next: &mut [F], c_next: &mut [F], saved: &mut [F], y: &mut [F]| {
+        let (b0, n) = (i * chunk, h_next.len() / h);
+        F::with_scratch(n * gh, |rec| {
+            // SAFETY: rows b0..b0 + n of h_prev are n×H inside `h_prev`, W_hhᵀ is H×G·H
+            // (asserted by the caller), rec is n×G·H.
+            unsafe {
+                F::gemm(
+                    [n, h, gh],
+                    F::ONE,
+                    (h_prev[b0 * h..].as_ptr(), h as isize, 1),
+                    (w_t.as_ptr(), gh as isize, 1),
+                    F::ZERO,
+                    (rec.as_mut_ptr(), gh as isize, 1),
+                );
+            }
+            for r in 0..n {
+                let b = b0 + r;
+                let row = Row {
+                    xg: &xg[b * gh..][..gh],
+                    rec: &rec[r * gh..][..gh],
+                    h_prev: &h_prev[b * h..][..h],
+                    c_prev: &c_prev[b * c_len..][..c_len],
+                    h_next: &mut h_next[r * h..][..h],
+                    c_next: &mut c_next[r * c_len..][..c_len],
+                    saved: &mut saved[r * sv..][..sv],
+                    y: &mut y[r * ys..][..h],
+                    valid: (t as f64) < lengths[b].to_f64(),
+                };
+                cell_row(cell, h, b_hh, row);
+            }
+        });
     };
-    // A cell costs about ten flops and two exponentials per gate and unit.
-    if !super::worth_parallel(batch * gh * 8) {
-        let rows = h_next
-            .chunks_mut(h)
-            .zip(saved.chunks_mut(sv))
-            .zip(y.chunks_mut(ys))
-            .enumerate();
-        if c_len > 0 {
-            rows.zip(c_next.chunks_mut(h))
-                .for_each(|((b, ((h_next, saved), y)), c_next)| run(b, h_next, c_next, saved, y));
-        } else {
-            rows.for_each(|(b, ((h_next, saved), y))| run(b, h_next, &mut [], saved, y));
-        }
-        return;
+    if chunk >= batch {
+        return task(0, h_next, c_next, saved, y);
     }
-    let rows = h_next
-        .par_chunks_mut(h)
-        .zip(saved.par_chunks_mut(sv))
-        .zip(y.par_chunks_mut(ys))
+    let chunks = h_next
+        .par_chunks_mut(chunk * h)
+        .zip(saved.par_chunks_mut(chunk * sv))
+        .zip(y.par_chunks_mut(chunk * ys))
         .enumerate();
     if c_len > 0 {
-        rows.zip(c_next.par_chunks_mut(h))
-            .for_each(|((b, ((h_next, saved), y)), c_next)| run(b, h_next, c_next, saved, y));
+        chunks
+            .zip(c_next.par_chunks_mut(chunk * h))
+            .for_each(|((i, ((h_next, saved), y)), c_next)| task(i, h_next, c_next, saved, y));
     } else {
-        rows.for_each(|(b, ((h_next, saved), y))| run(b, h_next, &mut [], saved, y));
+        chunks.for_each(|(i, ((h_next, saved), y))| task(i, h_next, &mut [], saved, y));
     }
 }
 
