@@ -22,7 +22,7 @@ pub enum Device {
     /// `par_iter`, say), the twins run on that thread alone: waiting on the pool there could run
     /// another of the caller's tasks in the middle of an op. f32 products run on the engine's
     /// own AVX-512 or AVX2 + FMA microkernels where the processor has them (see
-    /// [`Device::cpu_gemm`]); `TIMELOOM_CPU_GEMM=matrixmultiply` in the environment selects the
+    /// [`cpu_gemm`](crate::cpu_gemm)); `TIMELOOM_CPU_GEMM=matrixmultiply` in the environment selects the
     /// portable `matrixmultiply` instead, for comparison.
     Cpu,
 }
@@ -31,18 +31,6 @@ impl Device {
     /// Opens the best GPU (see [`Gpu::new`]), blocking.
     pub fn gpu() -> crate::Result<Device> {
         Gpu::new_blocking().map(Device::Gpu)
-    }
-
-    /// What computes the CPU path's f32 products on this processor: `"avx512"` or
-    /// `"avx2+fma"` (the engine's microkernels, chosen at run time) or `"matrixmultiply"` (on
-    /// other processors, or when `TIMELOOM_CPU_GEMM=matrixmultiply` was set at the first use).
-    ///
-    /// ```
-    /// let gemm = timeloom::Device::cpu_gemm();
-    /// assert!(["avx512", "avx2+fma", "matrixmultiply"].contains(&gemm));
-    /// ```
-    pub fn cpu_gemm() -> &'static str {
-        crate::kernels::cpu::gemm_name()
     }
 
     /// Whether `self` and `other` are the same device.

@@ -44,6 +44,7 @@ pub use error::{Error, Result};
 pub use gpu::{AdapterSummary, Gpu, GpuOptions, OptionalFeatures, Stats};
 pub use ops::attention::{attention, attention_reference, AttentionOptions};
 pub use ops::conv::ConvOptions;
+pub use ops::cpu_gemm;
 pub use ops::loss::{bce_with_logits, mse_loss, CrossEntropy, Reduction};
 pub use ops::matmul::{Activation, Matmul};
 pub use ops::norm::{embedding, sinusoidal_positions};

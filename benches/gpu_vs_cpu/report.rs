@@ -82,7 +82,7 @@ pub fn cpu_name() -> String {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     format!(
         "host CPU ({threads} threads, rayon, {} GEMM)",
-        timeloom::Device::cpu_gemm()
+        timeloom::cpu_gemm()
     )
 }
 

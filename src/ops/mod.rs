@@ -20,3 +20,15 @@ pub(crate) use crate::tensor::same_device;
 pub(crate) fn u32_of(v: usize) -> u32 {
     u32::try_from(v).expect("tensor sizes are checked to fit u32 at creation")
 }
+
+/// What computes the CPU path's f32 products on this processor: `"avx512"` or `"avx2+fma"` (the
+/// engine's own microkernels, chosen at run time) or `"matrixmultiply"` (on other processors, or
+/// when `TIMELOOM_CPU_GEMM=matrixmultiply` was set before the first product).
+///
+/// ```
+/// let gemm = timeloom::cpu_gemm();
+/// assert!(["avx512", "avx2+fma", "matrixmultiply"].contains(&gemm));
+/// ```
+pub fn cpu_gemm() -> &'static str {
+    crate::kernels::cpu::gemm_name()
+}
