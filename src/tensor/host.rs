@@ -75,6 +75,21 @@ pub(crate) fn filled(n: usize, value: f32) -> Vec<f32> {
     }
 }
 
+/// A buffer of `n` floats for an op's output, which the op overwrites whole: a pooled one of
+/// that length as it is (no fill) when there is one, else fresh zeros (pages the OS zeroes on
+/// first touch). The crate's own tests (in release too, as CI runs them) and builds with debug
+/// assertions hand out NaNs instead, pooled or fresh, so a twin that reads an output element
+/// it did not write fails its tests instead of reading a previous tensor's values.
+pub(crate) fn for_output(n: usize) -> Vec<f32> {
+    if cfg!(any(test, debug_assertions)) {
+        return filled(n, f32::NAN);
+    }
+    match reuse(n) {
+        Some(v) => v,
+        None => vec![0.0; n],
+    }
+}
+
 /// A copy of `data` in a pooled buffer when there is one of its length.
 pub(crate) fn copied(data: &[f32]) -> Vec<f32> {
     match reuse(data.len()) {
@@ -155,5 +170,15 @@ mod tests {
         let src: Vec<f32> = (0..n).map(|i| i as f32).collect();
         drop(HostStorage::new(filled(n, 3.0)));
         assert_eq!(copied(&src), src);
+    }
+
+    /// In the crate's tests an op's output is NaN throughout, pooled or fresh, large or small:
+    /// what makes every twin test also a test that the twin writes all of its output.
+    #[test]
+    fn outputs_are_poisoned_in_tests() {
+        for n in [1, 1000, MIN_POOLED + 77] {
+            drop(HostStorage::new(filled(n, 5.0)));
+            assert!(for_output(n).iter().all(|x| x.is_nan()), "{n}");
+        }
     }
 }

@@ -202,13 +202,14 @@ impl Tensor {
         })
     }
 
-    /// A fresh contiguous output of `shape` on this tensor's device: uninitialised on the GPU,
-    /// zeros on the host.
+    /// A fresh contiguous output of `shape` on this tensor's device, whose contents are
+    /// unspecified on both (the GPU's buffer pool, the host's: `host::for_output`): every
+    /// caller's kernel or twin writes all of it.
     pub(crate) fn output_like(&self, shape: &[usize], op: &'static str) -> Result<Tensor> {
         match &self.storage {
             Storage::Gpu(s) => Tensor::uninit(&s.gpu, shape, op, true),
             Storage::Cpu(_) => Ok(Tensor::on_host(
-                host::filled(checked_numel(op, shape)?, 0.0),
+                host::for_output(checked_numel(op, shape)?),
                 shape,
             )),
         }
