@@ -38,106 +38,109 @@ pub(crate) fn recurrent_step_backward<F: Float>(
     let g_count = cell_gates(cell);
     let gh = g_count * h;
     let plane = steps * batch * gh; // the dG_h plane of dg
-                                    // The recurrent term for every row at once: dG_h[slot + 1] [B, G·H] · W_hh [G·H, H], into
-                                    // this thread's scratch (no allocation per step).
-    F::with_scratch(batch * h, |rec| {
-        if slot + 1 < steps {
-            let src = plane + (slot + 1) * batch * gh;
-            assert!(
-                dg.len() >= src + batch * gh && w_hh.len() >= gh * h,
-                "recurrent_step_backward: buffers too small"
-            );
-            // SAFETY: dG_h[slot + 1] is B×G·H at src inside `dg`, W_hh is G·H×H, rec is B×H.
-            unsafe {
-                F::gemm(
-                    [
-                        batch,
-                        // Reset-before GRU's n rows reach h through r ⊙ h: they come as a carry
-                        // instead.
-                        if cell == 4 { 2 * h } else { gh },
-                        h,
-                    ],
-                    F::ONE,
-                    (dg[src..].as_ptr(), gh as isize, 1),
-                    (w_hh.as_ptr(), h as isize, 1),
-                    F::ZERO,
-                    (rec.as_mut_ptr(), h as isize, 1),
-                );
-            }
-        } else {
-            rec.fill(F::ZERO);
-        }
-        let rows = batch * h;
-        // dg = [dG_x: T × B × G·H | dG_h: steps × B × G·H]; row t of the first and row `slot`
-        // of the second are written.
-        let (dgx, dgh) = dg.split_at_mut(plane);
-        let dgx = &mut dgx[t * batch * gh..][..batch * gh];
-        let dgh = &mut dgh[slot * batch * gh..][..batch * gh];
-        // carry = [dh: (steps + 1) × B × H | dc: the same]: slot + 1 is read, slot written.
-        let (lo, hi) = carry.split_at_mut((slot + 1) * rows);
-        let dh_prev = &mut lo[slot * rows..];
-        let (dh_next, c_rest) = hi.split_at_mut(rows);
-        let (dc_prev, dc_next): (&mut [F], &[F]) = if cell == 2 {
-            let (_, c) = c_rest.split_at_mut(c_plane_of(p) + slot * rows - (slot + 2) * rows);
-            let (a, b) = c.split_at_mut(rows);
-            (a, &b[..rows])
-        } else {
-            (&mut [], &[])
-        };
-        let dh_next = &*dh_next;
-        let run = |b: usize, dgx: &mut [F], dgh: &mut [F], dh_prev: &mut [F], dc_prev: &mut [F]| {
-            let c_len = if cell == 2 { h } else { 0 };
-            let row = BackRow {
-                rec: &rec[b * h..][..h],
-                dy: &dy[(t * batch + b) * p.y_stride as usize + p.y_off as usize..][..h],
-                dh_next: &dh_next[b * h..][..h],
-                dc_next: &dc_next[b * c_len..][..c_len],
-                saved: &gates[(slot * batch + b) * cell_saved(cell) * h..][..cell_saved(cell) * h],
-                h_prev: &state[(slot * batch + b) * h..][..h],
-                c_prev: if cell == 2 {
-                    &state[c_plane_of(p) + (slot * batch + b) * h..][..h]
-                } else {
-                    &[]
-                },
-                c_next: if cell == 2 {
-                    &state[c_plane_of(p) + ((slot + 1) * batch + b) * h..][..h]
-                } else {
-                    &[]
-                },
-                dgx,
-                dgh,
-                dh_prev,
-                dc_prev,
-                valid: (t as f64) < lengths[b].to_f64(),
-            };
-            back_row(cell, h, row);
-        };
-        if !super::worth_parallel(batch * gh * 8) {
-            let it = dgx
-                .chunks_mut(gh)
-                .zip(dgh.chunks_mut(gh))
-                .zip(dh_prev[..rows].chunks_mut(h))
-                .enumerate();
-            if cell == 2 {
-                it.zip(dc_prev.chunks_mut(h))
-                    .for_each(|((b, ((x, g), d)), c)| run(b, x, g, d, c));
+    let rows = batch * h;
+    assert!(
+        dg.len() >= plane + (slot + 1 + usize::from(slot + 1 < steps)) * batch * gh
+            && w_hh.len() >= gh * h,
+        "recurrent_step_backward: buffers too small"
+    );
+    // dg = [dG_x: T × B × G·H | dG_h: steps × B × G·H]; row t of the first and row `slot` of
+    // the second are written, row slot + 1 of the second read (by the recurrent GEMM).
+    let (dgx, dgh_plane) = dg.split_at_mut(plane);
+    let dgx = &mut dgx[t * batch * gh..][..batch * gh];
+    let (dgh, dgh_next) = dgh_plane[slot * batch * gh..].split_at_mut(batch * gh);
+    let dgh_next: &[F] = if slot + 1 < steps {
+        &dgh_next[..batch * gh]
+    } else {
+        &[]
+    };
+    // carry = [dh: (steps + 1) × B × H | dc: the same]: slot + 1 is read, slot written.
+    let (lo, hi) = carry.split_at_mut((slot + 1) * rows);
+    let dh_prev = &mut lo[slot * rows..][..rows];
+    let (dh_next, c_rest) = hi.split_at_mut(rows);
+    let (dc_prev, dc_next): (&mut [F], &[F]) = if cell == 2 {
+        let (_, c) = c_rest.split_at_mut(c_plane_of(p) + slot * rows - (slot + 2) * rows);
+        let (a, b) = c.split_at_mut(rows);
+        (a, &b[..rows])
+    } else {
+        (&mut [], &[])
+    };
+    let dh_next = &*dh_next;
+    let c_len = if cell == 2 { h } else { 0 };
+    // Reset-before GRU's n rows reach h through r ⊙ h: they come as a carry instead.
+    let depth = if cell == 4 { 2 * h } else { gh };
+    // Rows of the batch per pool task: each task takes its rows' recurrent term, dG_h[slot + 1]
+    // · W_hh, by one GEMM into its thread's scratch (no allocation per step; the same sums
+    // whatever the chunk) and runs their cells: one fork per step.
+    let chunk = if batch > 1 && batch * depth * h >= 1 << 19 && super::may_fork() {
+        batch.div_ceil(rayon::current_num_threads())
+    } else {
+        batch
+    };
+    let task = |i: usize, dgx: &mut [F], dgh: &mut [F], dh_prev: &mut [F], dc_prev: &mut [F]| {
+        let (b0, n) = (i * chunk, dgx.len() / gh);
+        F::with_scratch(n * h, |rec| {
+            if dgh_next.is_empty() {
+                rec.fill(F::ZERO);
             } else {
-                it.for_each(|(b, ((x, g), d))| run(b, x, g, d, &mut []));
+                // SAFETY: rows b0..b0 + n of dG_h[slot + 1] are n×G·H inside `dgh_next`,
+                // W_hh is G·H×H (asserted above), rec is n×H.
+                unsafe {
+                    F::gemm(
+                        [n, depth, h],
+                        F::ONE,
+                        (dgh_next[b0 * gh..].as_ptr(), gh as isize, 1),
+                        (w_hh.as_ptr(), h as isize, 1),
+                        F::ZERO,
+                        (rec.as_mut_ptr(), h as isize, 1),
+                    );
+                }
             }
-            return;
-        }
-        let it = dgx
-            .par_chunks_mut(gh)
-            .zip(dgh.par_chunks_mut(gh))
-            .zip(dh_prev[..rows].par_chunks_mut(h))
-            .enumerate();
-        if cell == 2 {
-            it.zip(dc_prev.par_chunks_mut(h))
-                .for_each(|((b, ((x, g), d)), c)| run(b, x, g, d, c));
-        } else {
-            it.for_each(|(b, ((x, g), d))| run(b, x, g, d, &mut []));
-        }
-    });
+            for r in 0..n {
+                let b = b0 + r;
+                let row = BackRow {
+                    rec: &rec[r * h..][..h],
+                    dy: &dy[(t * batch + b) * p.y_stride as usize + p.y_off as usize..][..h],
+                    dh_next: &dh_next[b * h..][..h],
+                    dc_next: &dc_next[b * c_len..][..c_len],
+                    saved: &gates[(slot * batch + b) * cell_saved(cell) * h..]
+                        [..cell_saved(cell) * h],
+                    h_prev: &state[(slot * batch + b) * h..][..h],
+                    c_prev: if cell == 2 {
+                        &state[c_plane_of(p) + (slot * batch + b) * h..][..h]
+                    } else {
+                        &[]
+                    },
+                    c_next: if cell == 2 {
+                        &state[c_plane_of(p) + ((slot + 1) * batch + b) * h..][..h]
+                    } else {
+                        &[]
+                    },
+                    dgx: &mut dgx[r * gh..][..gh],
+                    dgh: &mut dgh[r * gh..][..gh],
+                    dh_prev: &mut dh_prev[r * h..][..h],
+                    dc_prev: &mut dc_prev[r * c_len..][..c_len],
+                    valid: (t as f64) < lengths[b].to_f64(),
+                };
+                back_row(cell, h, row);
+            }
+        });
+    };
+    if chunk >= batch {
+        return task(0, dgx, dgh, dh_prev, dc_prev);
+    }
+    let chunks = dgx
+        .par_chunks_mut(chunk * gh)
+        .zip(dgh.par_chunks_mut(chunk * gh))
+        .zip(dh_prev.par_chunks_mut(chunk * h))
+        .enumerate();
+    if c_len > 0 {
+        chunks
+            .zip(dc_prev.par_chunks_mut(chunk * h))
+            .for_each(|((i, ((x, g), d)), c)| task(i, x, g, d, c));
+    } else {
+        chunks.for_each(|(i, ((x, g), d))| task(i, x, g, d, &mut []));
+    }
 }
 
 /// The c plane's offset inside `state` (and `carry`): after (steps + 1) × B × H of h.
