@@ -23,7 +23,8 @@ pub enum Device {
     /// another of the caller's tasks in the middle of an op. f32 products run on the engine's
     /// own AVX-512 or AVX2 + FMA microkernels where the processor has them (see
     /// [`cpu_gemm`](crate::cpu_gemm)); `TIMELOOM_CPU_GEMM=matrixmultiply` in the environment selects the
-    /// portable `matrixmultiply` instead, for comparison.
+    /// portable `matrixmultiply` instead, and `TIMELOOM_CPU_GEMM=avx2` the AVX2 kernel on an
+    /// AVX-512 processor, for comparison.
     Cpu,
 }
 

@@ -24,11 +24,16 @@ impl Isa {
             use std::sync::OnceLock;
             static ISA: OnceLock<Option<Isa>> = OnceLock::new();
             *ISA.get_or_init(|| {
-                if std::env::var_os("TIMELOOM_CPU_GEMM").is_some_and(|v| v == "matrixmultiply") {
+                let asked = std::env::var_os("TIMELOOM_CPU_GEMM");
+                let avx2 = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma");
+                if asked.as_ref().is_some_and(|v| v == "matrixmultiply") {
                     None
+                } else if asked.is_some_and(|v| v == "avx2") && avx2 {
+                    // For comparing the kernels on one machine.
+                    Some(Isa::Avx2)
                 } else if is_x86_feature_detected!("avx512f") {
                     Some(Isa::Avx512)
-                } else if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                } else if avx2 {
                     Some(Isa::Avx2)
                 } else {
                     None
