@@ -408,6 +408,18 @@ unsafe fn parallel_gemm<F: Float>(
     });
 }
 
+/// Batch rows per pool task for one recurrent timestep whose product takes `macs`
+/// multiply-adds: the whole batch (one task, on the caller) when the step is below the GEMM's
+/// own split threshold or may not fork, else the batch shared evenly over the pool's threads.
+/// Each task multiplies its rows and runs their cells, so a step forks once.
+pub(crate) fn rows_per_step_task(batch: usize, macs: usize) -> usize {
+    if batch > 1 && macs >= PARALLEL_GEMM_MIN && may_fork() {
+        batch.div_ceil(rayon::current_num_threads())
+    } else {
+        batch
+    }
+}
+
 /// c[0, :] = α·a[0, :]·B + β·c[0, :] for B with contiguous rows (`b.2 == 1`) and C contiguous:
 /// the sums Σ_k a_k·B[k, :] run over B once, row by row, a block of C's columns per pool task;
 /// α and β are applied by `one` (the caller's product) on the 1×1 product of [1] and the sums.

@@ -72,11 +72,7 @@ pub(crate) fn recurrent_step_backward<F: Float>(
     // Rows of the batch per pool task: each task takes its rows' recurrent term, dG_h[slot + 1]
     // · W_hh, by one GEMM into its thread's scratch (no allocation per step; the same sums
     // whatever the chunk) and runs their cells: one fork per step.
-    let chunk = if batch > 1 && batch * depth * h >= 1 << 19 && super::may_fork() {
-        batch.div_ceil(rayon::current_num_threads())
-    } else {
-        batch
-    };
+    let chunk = super::rows_per_step_task(batch, batch * depth * h);
     let task = |i: usize, dgx: &mut [F], dgh: &mut [F], dh_prev: &mut [F], dc_prev: &mut [F]| {
         let (b0, n) = (i * chunk, dgx.len() / gh);
         F::with_scratch(n * h, |rec| {

@@ -53,11 +53,7 @@ pub(crate) fn recurrent_step_forward<F: Float>(
     // Rows of the batch per pool task: each task multiplies its rows of h_prev by W_hhᵀ and runs
     // the cell on them, one fork per step (not one for the GEMM and another for the cells). A
     // step too small to split runs on the caller, its GEMM free to split itself.
-    let chunk = if batch > 1 && batch * h * gh >= 1 << 19 && super::may_fork() {
-        batch.div_ceil(rayon::current_num_threads())
-    } else {
-        batch
-    };
+    let chunk = super::rows_per_step_task(batch, batch * h * gh);
     cells(cell, p, inputs, chunk, state, gates, y);
 }
 
