@@ -2,7 +2,7 @@
 //! direction (same `Params` as the forward).
 
 use super::cpu;
-use super::recurrent_step_forward::{record_step, sequence_steps, Params};
+use super::recurrent_step_forward::{record_step, Params};
 use super::{on, wgsl, Kernel, On};
 use crate::error::Result;
 use crate::gpu::pipelines::{Access, KernelDesc};
@@ -83,21 +83,19 @@ pub(crate) fn launch(cell: u32, p: &Params, whole_sequence: bool, b: &Bindings<'
             let lengths = host_read(b.lengths);
             let mut dg = host_write(b.dg);
             let mut carry = host_write(b.carry);
-            for q in sequence_steps(cell, p, whole_sequence, true) {
-                cpu::recurrent_step_backward::recurrent_step_backward(
-                    cell,
-                    &q,
-                    cpu::recurrent_step_backward::Inputs {
-                        dy: &dy,
-                        w_hh: &w_hh,
-                        gates: &gates,
-                        state: &state,
-                        lengths: &lengths[b.lengths.offset..],
-                    },
-                    &mut dg,
-                    &mut carry,
-                );
-            }
+            let inputs = cpu::recurrent_step_backward::Inputs {
+                dy: &dy,
+                w_hh: &w_hh,
+                gates: &gates,
+                state: &state,
+                lengths: &lengths[b.lengths.offset..],
+            };
+            let run = if whole_sequence {
+                cpu::recurrent_step_backward::recurrent_sequence_backward
+            } else {
+                cpu::recurrent_step_backward::recurrent_step_backward
+            };
+            run(cell, p, inputs, &mut dg, &mut carry);
             Ok(())
         }
     }

@@ -114,11 +114,17 @@ pub(crate) fn workgroups(gpu: &GpuInner, p: &Params) -> Result<[u32; 3]> {
     Ok([x, y, 1])
 }
 
-/// Whether one workgroup runs the whole sequence (`recurrent_sequence_forward`/`_backward`):
-/// when the state is small enough that one workgroup of WG invocations, looping over hidden
-/// units and batch tiles, beats T dispatches of its own: H ≤ 128 and B·H ≤ 1024.
-pub(crate) fn persistent(batch: u32, hidden: u32) -> bool {
-    hidden <= 128 && u64::from(batch) * u64::from(hidden) <= 1024
+/// Whether one launch runs the whole sequence for a layer whose weights are `w`: on the host
+/// always (the twin splits the batch rows over the pool once and each task walks every step
+/// for its rows, where a launch per step would fork per step); on a GPU, where one workgroup
+/// then runs it (`recurrent_sequence_forward`/`_backward`), when the state is small enough
+/// that one workgroup of WG invocations, looping over hidden units and batch tiles, beats T
+/// dispatches of its own: H ≤ 128 and B·H ≤ 1024.
+pub(crate) fn persistent(w: &Tensor, batch: u32, hidden: u32) -> bool {
+    match on(w) {
+        On::Cpu => true,
+        On::Gpu(_) => hidden <= 128 && u64::from(batch) * u64::from(hidden) <= 1024,
+    }
 }
 
 /// Dispatches (phases) per step of `cell`: a reset-before GRU step is two, because r must be
@@ -225,21 +231,18 @@ pub(crate) fn launch(cell: u32, p: &Params, whole_sequence: bool, b: &Bindings<'
             let mut state = host_write(b.state);
             let mut gates = host_write(b.gates);
             let mut y = host_write(b.y);
-            for q in sequence_steps(cell, p, whole_sequence, false) {
-                cpu::recurrent_step_forward::recurrent_step_forward(
-                    cell,
-                    &q,
-                    cpu::recurrent_step_forward::Inputs {
-                        xg: &xg,
-                        w_t: &w_t,
-                        b_hh: &b_hh[b.b_hh.offset..],
-                        lengths: &lengths[b.lengths.offset..],
-                    },
-                    &mut state,
-                    &mut gates,
-                    &mut y,
-                );
-            }
+            let inputs = cpu::recurrent_step_forward::Inputs {
+                xg: &xg,
+                w_t: &w_t,
+                b_hh: &b_hh[b.b_hh.offset..],
+                lengths: &lengths[b.lengths.offset..],
+            };
+            let run = if whole_sequence {
+                cpu::recurrent_step_forward::recurrent_sequence_forward
+            } else {
+                cpu::recurrent_step_forward::recurrent_step_forward
+            };
+            run(cell, p, inputs, &mut state, &mut gates, &mut y);
             Ok(())
         }
     }

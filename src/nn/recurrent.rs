@@ -62,7 +62,10 @@ impl RecurrentBuilder {
         self.config.batch_first = yes;
         self
     }
-    /// Forces the persistent one-dispatch-per-sequence path on or off (default: automatic).
+    /// Forces the persistent one-launch-per-sequence path on or off. By default the CPU path
+    /// takes it (the batch rows are split over the thread pool once and each task walks every
+    /// timestep), and a GPU takes it when the state is small (H ≤ 128 and B·H ≤ 1024: one
+    /// workgroup walks the sequence, where otherwise each step is a dispatch).
     pub fn persistent(mut self, on: bool) -> Self {
         self.config.persistent = Some(on);
         self

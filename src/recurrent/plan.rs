@@ -27,7 +27,8 @@ pub(crate) struct SequencePlan {
 
 impl SequencePlan {
     /// The plan for x [T, B, I] through `dirs`; `persistent` forces or forbids the one-launch
-    /// path (by default it is taken when the state is small, see `recurrent_step_forward`).
+    /// path (by default it is taken on the host, and on a GPU when the state is small: see
+    /// `persistent`).
     pub fn new(
         cell: CellKind,
         x_shape: &[usize],
@@ -43,8 +44,8 @@ impl SequencePlan {
             });
         };
         let hidden = dirs[0].w_hh.shape()[1];
-        let whole_sequence =
-            persistent_override.unwrap_or_else(|| persistent(u32_of(batch), u32_of(hidden)));
+        let whole_sequence = persistent_override
+            .unwrap_or_else(|| persistent(&dirs[0].w_hh, u32_of(batch), u32_of(hidden)));
         Ok(SequencePlan {
             cell,
             steps,

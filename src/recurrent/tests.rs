@@ -132,32 +132,27 @@ mod cells {
         v
     }
 
-    /// On the host a whole-sequence launch walks the steps itself (`sequence_steps`): in both
-    /// directions, with padding and the two-phase GRU, it must equal a launch per step exactly.
+    /// On the host a whole-sequence launch (the default there) splits the batch rows over the
+    /// pool once and walks the steps per task: in both directions, with padding and the
+    /// two-phase GRU, it must equal a launch per step exactly, on a batch small enough to run on
+    /// one task, one the per-step path splits differently (37 rows: 19 + 18 per step against
+    /// the same per sequence, 13 rows: one task per step against 7 + 6), and one row.
     #[test]
     fn the_host_walks_a_whole_sequence_as_the_per_step_path_does() {
+        let shapes = [(4, 3, 5, 6), (6, 13, 5, 67), (3, 37, 4, 67), (5, 1, 3, 40)];
         for cell in CELLS {
-            let lengths = [4.0, 2.0, 3.0];
-            let per_step = run(
-                cell,
-                &Device::Cpu,
-                (4, 3, 5, 6),
-                2,
-                true,
-                Some(&lengths),
-                false,
-            );
-            let walked = run(
-                cell,
-                &Device::Cpu,
-                (4, 3, 5, 6),
-                2,
-                true,
-                Some(&lengths),
-                true,
-            );
-            for ((name, a), (_, b)) in per_step.iter().zip(&walked) {
-                assert_eq!(a, b, "{cell:?} {name}: the whole-sequence walk differs");
+            for shape in shapes {
+                let lengths: Vec<f32> = (0..shape.1)
+                    .map(|b| (shape.0 - b % shape.0) as f32)
+                    .collect();
+                let [per_step, walked] = [false, true]
+                    .map(|on| run(cell, &Device::Cpu, shape, 2, true, Some(&lengths), on));
+                for ((name, a), (_, b)) in per_step.iter().zip(&walked) {
+                    assert_eq!(
+                        a, b,
+                        "{cell:?} {shape:?} {name}: the whole-sequence walk differs"
+                    );
+                }
             }
         }
     }

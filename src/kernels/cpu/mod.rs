@@ -408,15 +408,71 @@ unsafe fn parallel_gemm<F: Float>(
     });
 }
 
-/// Batch rows per pool task for one recurrent timestep whose product takes `macs`
-/// multiply-adds: the whole batch (one task, on the caller) when the step is below the GEMM's
-/// own split threshold or may not fork, else the batch shared evenly over the pool's threads.
-/// Each task multiplies its rows and runs their cells, so a step forks once.
-pub(crate) fn rows_per_step_task(batch: usize, macs: usize) -> usize {
+/// Batch rows per pool task for a recurrent launch (one timestep, or a whole sequence) whose
+/// products take `macs` multiply-adds in all: the whole batch (one task, on the caller) when the
+/// launch is below the GEMM's own split threshold or may not fork, else the batch shared evenly
+/// over the pool's threads. Each task multiplies its rows and runs their cells: a launch forks
+/// once.
+pub(crate) fn batch_rows_per_task(batch: usize, macs: usize) -> usize {
     if batch > 1 && macs >= PARALLEL_GEMM_MIN && may_fork() {
         batch.div_ceil(rayon::current_num_threads())
     } else {
         batch
+    }
+}
+
+/// Runs `f(b0, n)` for each run of `chunk` batch rows (`b0..b0 + n`, the last may be shorter):
+/// on the calling thread when one run covers the batch, else one pool task per run.
+pub(crate) fn each_row_run(batch: usize, chunk: usize, f: impl Fn(usize, usize) + Sync) {
+    use rayon::prelude::*;
+    let chunk = chunk.max(1);
+    if chunk >= batch {
+        return f(0, batch);
+    }
+    (0..batch.div_ceil(chunk))
+        .into_par_iter()
+        .for_each(|i| f(i * chunk, chunk.min(batch - i * chunk)));
+}
+
+/// A buffer that the pool tasks of one launch write at once, each only at the batch rows it
+/// owns (a recurrent launch's state, gates and outputs: a task's rows of one timestep are
+/// interleaved with the other tasks' in every plane, so no split into `&mut` chunks fits). A
+/// task makes slices of its own rows only, bounds-checked, and no two tasks' slices overlap.
+#[derive(Clone, Copy)]
+pub(crate) struct RowsMut<'a, F> {
+    ptr: *mut F,
+    len: usize,
+    _buffer: std::marker::PhantomData<&'a mut [F]>,
+}
+// SAFETY: tasks make disjoint slices only (see `slice`'s contract).
+unsafe impl<F: Send> Send for RowsMut<'_, F> {}
+// SAFETY: as above.
+unsafe impl<F: Send> Sync for RowsMut<'_, F> {}
+
+impl<'a, F> RowsMut<'a, F> {
+    /// The buffer, borrowed mutably for as long as any slice of it lives.
+    pub(crate) fn new(buffer: &'a mut [F]) -> Self {
+        RowsMut {
+            ptr: buffer.as_mut_ptr(),
+            len: buffer.len(),
+            _buffer: std::marker::PhantomData,
+        }
+    }
+
+    /// `len` elements from `start` (panics past the end).
+    ///
+    /// # Safety
+    /// No other live slice of the buffer (in this task or another) overlaps
+    /// `start..start + len` while this one is used.
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) unsafe fn slice(&self, start: usize, len: usize) -> &'a mut [F] {
+        assert!(
+            start.checked_add(len).is_some_and(|end| end <= self.len),
+            "recurrent rows {start}..+{len} outside a buffer of {}",
+            self.len
+        );
+        // SAFETY: in bounds (asserted); exclusive by the caller's contract.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.add(start), len) }
     }
 }
 

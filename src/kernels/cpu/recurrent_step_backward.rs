@@ -1,10 +1,10 @@
 //! CPU twin of shaders/recurrent_step_backward.wgsl.
 
-use rayon::prelude::*;
+use std::ops::Range;
 
 use super::recurrent_step_forward::{cell_gates, cell_saved};
-use super::Float;
-use crate::kernels::recurrent_step_forward::Params;
+use super::{Float, RowsMut};
+use crate::kernels::recurrent_step_forward::{sequence_steps, Params};
 
 /// The kernel's read-only bindings, in their order.
 #[derive(Clone, Copy)]
@@ -16,6 +16,7 @@ pub(crate) struct Inputs<'a, F> {
     pub lengths: &'a [F],
 }
 
+/// One BPTT step (one phase) of `cell` for every row of the batch.
 pub(crate) fn recurrent_step_backward<F: Float>(
     cell: u32,
     p: &Params,
@@ -23,6 +24,86 @@ pub(crate) fn recurrent_step_backward<F: Float>(
     dg: &mut [F],
     carry: &mut [F],
 ) {
+    check(cell, p, inputs, dg, carry);
+    let (dg, carry) = (RowsMut::new(dg), RowsMut::new(carry));
+    // Rows of the batch per pool task: each task takes its rows' recurrent term, dG_h[slot + 1]
+    // · W_hh, by one GEMM into its thread's scratch (no allocation per step; the same sums
+    // whatever the rows) and runs their cells: one fork per step.
+    let batch = p.batch as usize;
+    let chunk = super::batch_rows_per_task(batch, batch * step_macs(cell, p));
+    super::each_row_run(batch, chunk, |b0, n| {
+        back_rows(cell, p, inputs, b0..b0 + n, dg, carry)
+    });
+}
+
+/// The whole sweep `p` describes (every step, last first, as `sequence_steps` orders them): the
+/// batch rows split once over the pool, each task walking all the steps for its rows (a row's
+/// gradients reach only its own earlier state): one fork per sequence.
+pub(crate) fn recurrent_sequence_backward<F: Float>(
+    cell: u32,
+    p: &Params,
+    inputs: Inputs<'_, F>,
+    dg: &mut [F],
+    carry: &mut [F],
+) {
+    check(cell, p, inputs, dg, carry);
+    let (dg, carry) = (RowsMut::new(dg), RowsMut::new(carry));
+    let (batch, steps) = (p.batch as usize, p.steps as usize);
+    let chunk = super::batch_rows_per_task(batch, steps * batch * step_macs(cell, p));
+    super::each_row_run(batch, chunk, |b0, n| {
+        for q in sequence_steps(cell, p, true, true) {
+            back_rows(cell, &q, inputs, b0..b0 + n, dg, carry);
+        }
+    });
+}
+
+/// Multiply-adds of one batch row's recurrent GEMM in a step.
+fn step_macs(cell: u32, p: &Params) -> usize {
+    let h = p.hidden as usize;
+    // Reset-before GRU's n rows reach h through r ⊙ h (phase 1), not this product.
+    let depth = if cell == 4 {
+        2 * h
+    } else {
+        cell_gates(cell) * h
+    };
+    depth * h
+}
+
+/// Panics unless every buffer holds what the steps of `p` address (the slices the tasks make
+/// are bounds-checked too; this says which launch was wrong, once).
+fn check<F>(cell: u32, p: &Params, inputs: Inputs<'_, F>, dg: &[F], carry: &[F]) {
+    let (batch, h, steps) = (p.batch as usize, p.hidden as usize, p.steps as usize);
+    let gh = cell_gates(cell) * h;
+    let planes = if cell == 2 { 2 } else { 1 };
+    let last_dy = (steps * batch).saturating_sub(1) * p.y_stride as usize + p.y_off as usize + h;
+    assert!(
+        dg.len() >= 2 * steps * batch * gh
+            && carry.len() >= planes * (steps + 1) * batch * h
+            && inputs.state.len() >= planes * (steps + 1) * batch * h
+            && inputs.gates.len() >= steps * batch * cell_saved(cell) * h
+            && inputs.dy.len() >= last_dy
+            && inputs.w_hh.len() >= gh * h
+            && inputs.lengths.len() >= batch,
+        "recurrent_step_backward: buffers too small"
+    );
+}
+
+/// The BPTT step `p` for batch rows `rows` (the calling task's own).
+///
+/// dg = [dG_x: T × B × G·H | dG_h: steps × B × G·H]: row t of the first and row `slot` of the
+/// second are written, row slot + 1 of the second read (by the recurrent GEMM). carry = [dh:
+/// (steps + 1) × B × H | dc: the same]: slot + 1 is read, slot written.
+fn back_rows<F: Float>(
+    cell: u32,
+    p: &Params,
+    inputs: Inputs<'_, F>,
+    rows: Range<usize>,
+    dg: RowsMut<'_, F>,
+    carry: RowsMut<'_, F>,
+) {
+    if cell == 4 && p.phase == 1 {
+        return cho_reset(p, inputs, rows, dg, carry);
+    }
     let Inputs {
         dy,
         w_hh,
@@ -30,113 +111,81 @@ pub(crate) fn recurrent_step_backward<F: Float>(
         state,
         lengths,
     } = inputs;
-    if cell == 4 && p.phase == 1 {
-        return cho_reset(p, w_hh, gates, state, dg, carry);
-    }
     let (batch, h, steps) = (p.batch as usize, p.hidden as usize, p.steps as usize);
     let (t, slot) = (p.t as usize, p.slot as usize);
-    let g_count = cell_gates(cell);
-    let gh = g_count * h;
-    let plane = steps * batch * gh; // the dG_h plane of dg
-    let rows = batch * h;
-    assert!(
-        dg.len() >= plane + (slot + 1 + usize::from(slot + 1 < steps)) * batch * gh
-            && w_hh.len() >= gh * h,
-        "recurrent_step_backward: buffers too small"
-    );
-    // dg = [dG_x: T × B × G·H | dG_h: steps × B × G·H]; row t of the first and row `slot` of
-    // the second are written, row slot + 1 of the second read (by the recurrent GEMM).
-    let (dgx, dgh_plane) = dg.split_at_mut(plane);
-    let dgx = &mut dgx[t * batch * gh..][..batch * gh];
-    let (dgh, dgh_next) = dgh_plane[slot * batch * gh..].split_at_mut(batch * gh);
+    let gh = cell_gates(cell) * h;
+    let sv = cell_saved(cell) * h;
+    let dgh_plane = steps * batch * gh;
+    let plane = batch * h;
+    let c_plane = c_plane_of(p);
+    let lstm = cell == 2;
+    let (b0, n) = (rows.start, rows.len());
+    // Reset-before GRU's n rows reach h through r ⊙ h: they come as a carry instead.
+    let depth = if cell == 4 { 2 * h } else { gh };
+    // SAFETY (every slice below): rows b0..b0 + n of each plane are this task's alone;
+    // dG_h[slot + 1] and carry[slot + 1] (read) are other planes than dG_h[slot], dG_x[t] and
+    // carry[slot] (written).
     let dgh_next: &[F] = if slot + 1 < steps {
-        &dgh_next[..batch * gh]
+        unsafe { dg.slice(dgh_plane + ((slot + 1) * batch + b0) * gh, n * gh) }
     } else {
         &[]
     };
-    // carry = [dh: (steps + 1) × B × H | dc: the same]: slot + 1 is read, slot written.
-    let (lo, hi) = carry.split_at_mut((slot + 1) * rows);
-    let dh_prev = &mut lo[slot * rows..][..rows];
-    let (dh_next, c_rest) = hi.split_at_mut(rows);
-    let (dc_prev, dc_next): (&mut [F], &[F]) = if cell == 2 {
-        let (_, c) = c_rest.split_at_mut(c_plane_of(p) + slot * rows - (slot + 2) * rows);
-        let (a, b) = c.split_at_mut(rows);
-        (a, &b[..rows])
-    } else {
-        (&mut [], &[])
-    };
-    let dh_next = &*dh_next;
-    let c_len = if cell == 2 { h } else { 0 };
-    // Reset-before GRU's n rows reach h through r ⊙ h: they come as a carry instead.
-    let depth = if cell == 4 { 2 * h } else { gh };
-    // Rows of the batch per pool task: each task takes its rows' recurrent term, dG_h[slot + 1]
-    // · W_hh, by one GEMM into its thread's scratch (no allocation per step; the same sums
-    // whatever the chunk) and runs their cells: one fork per step.
-    let chunk = super::rows_per_step_task(batch, batch * depth * h);
-    let task = |i: usize, dgx: &mut [F], dgh: &mut [F], dh_prev: &mut [F], dc_prev: &mut [F]| {
-        let (b0, n) = (i * chunk, dgx.len() / gh);
-        F::with_scratch(n * h, |rec| {
-            if dgh_next.is_empty() {
-                rec.fill(F::ZERO);
-            } else {
-                // SAFETY: rows b0..b0 + n of dG_h[slot + 1] are n×G·H inside `dgh_next`,
-                // W_hh is G·H×H (asserted above), rec is n×H.
-                unsafe {
-                    F::gemm(
-                        [n, depth, h],
-                        F::ONE,
-                        (dgh_next[b0 * gh..].as_ptr(), gh as isize, 1),
-                        (w_hh.as_ptr(), h as isize, 1),
-                        F::ZERO,
-                        (rec.as_mut_ptr(), h as isize, 1),
-                    );
-                }
+    F::with_scratch(n * h, |rec| {
+        if dgh_next.is_empty() {
+            rec.fill(F::ZERO);
+        } else {
+            // SAFETY: dgh_next is n×G·H, W_hh is G·H×H (checked by the launch), rec is n×H.
+            unsafe {
+                F::gemm(
+                    [n, depth, h],
+                    F::ONE,
+                    (dgh_next.as_ptr(), gh as isize, 1),
+                    (w_hh.as_ptr(), h as isize, 1),
+                    F::ZERO,
+                    (rec.as_mut_ptr(), h as isize, 1),
+                );
             }
-            for r in 0..n {
-                let b = b0 + r;
-                let row = BackRow {
+        }
+        for r in 0..n {
+            let b = b0 + r;
+            let at = slot * plane + b * h;
+            // SAFETY: as above.
+            let row = unsafe {
+                BackRow {
                     rec: &rec[r * h..][..h],
                     dy: &dy[(t * batch + b) * p.y_stride as usize + p.y_off as usize..][..h],
-                    dh_next: &dh_next[b * h..][..h],
-                    dc_next: &dc_next[b * c_len..][..c_len],
-                    saved: &gates[(slot * batch + b) * cell_saved(cell) * h..]
-                        [..cell_saved(cell) * h],
-                    h_prev: &state[(slot * batch + b) * h..][..h],
-                    c_prev: if cell == 2 {
-                        &state[c_plane_of(p) + (slot * batch + b) * h..][..h]
+                    dh_next: carry.slice(at + plane, h),
+                    dc_next: if lstm {
+                        carry.slice(c_plane + at + plane, h)
                     } else {
                         &[]
                     },
-                    c_next: if cell == 2 {
-                        &state[c_plane_of(p) + ((slot + 1) * batch + b) * h..][..h]
+                    saved: &gates[(slot * batch + b) * sv..][..sv],
+                    h_prev: &state[at..][..h],
+                    c_prev: if lstm {
+                        &state[c_plane + at..][..h]
                     } else {
                         &[]
                     },
-                    dgx: &mut dgx[r * gh..][..gh],
-                    dgh: &mut dgh[r * gh..][..gh],
-                    dh_prev: &mut dh_prev[r * h..][..h],
-                    dc_prev: &mut dc_prev[r * c_len..][..c_len],
+                    c_next: if lstm {
+                        &state[c_plane + at + plane..][..h]
+                    } else {
+                        &[]
+                    },
+                    dgx: dg.slice((t * batch + b) * gh, gh),
+                    dgh: dg.slice(dgh_plane + (slot * batch + b) * gh, gh),
+                    dh_prev: carry.slice(at, h),
+                    dc_prev: if lstm {
+                        carry.slice(c_plane + at, h)
+                    } else {
+                        &mut []
+                    },
                     valid: (t as f64) < lengths[b].to_f64(),
-                };
-                back_row(cell, h, row);
-            }
-        });
-    };
-    if chunk >= batch {
-        return task(0, dgx, dgh, dh_prev, dc_prev);
-    }
-    let chunks = dgx
-        .par_chunks_mut(chunk * gh)
-        .zip(dgh.par_chunks_mut(chunk * gh))
-        .zip(dh_prev.par_chunks_mut(chunk * h))
-        .enumerate();
-    if c_len > 0 {
-        chunks
-            .zip(dc_prev.par_chunks_mut(chunk * h))
-            .for_each(|((i, ((x, g), d)), c)| task(i, x, g, d, c));
-    } else {
-        chunks.for_each(|(i, ((x, g), d))| task(i, x, g, d, &mut []));
-    }
+                }
+            };
+            back_row(cell, h, row);
+        }
+    });
 }
 
 /// The c plane's offset inside `state` (and `carry`): after (steps + 1) × B × H of h.
@@ -312,16 +361,18 @@ fn back_row<F: Float>(cell: u32, h: usize, r: BackRow<'_, F>) {
     }
 }
 
-/// Phase 1 of the reset-before GRU's backward: d(r ⊙ h) = W_hnᵀ·dn, then dr and the carry
-/// d(r ⊙ h) ⊙ r into the previous state.
+/// Phase 1 of the reset-before GRU's backward for batch rows `rows`: d(r ⊙ h) = W_hnᵀ·dn, then
+/// dr and the carry d(r ⊙ h) ⊙ r into the previous state.
 fn cho_reset<F: Float>(
     p: &Params,
-    w_hh: &[F],
-    gates: &[F],
-    state: &[F],
-    dg: &mut [F],
-    carry: &mut [F],
+    inputs: Inputs<'_, F>,
+    rows: Range<usize>,
+    dg: RowsMut<'_, F>,
+    carry: RowsMut<'_, F>,
 ) {
+    let Inputs {
+        w_hh, gates, state, ..
+    } = inputs;
     let (batch, h, steps, t, slot) = (
         p.batch as usize,
         p.hidden as usize,
@@ -330,35 +381,39 @@ fn cho_reset<F: Float>(
         p.slot as usize,
     );
     let gh = 3 * h;
-    let plane = steps * batch * gh;
-    // drh = dn [B, H] (the n columns of dG_h[slot], row stride 3H) · W_hn [H, H] (rows 2H.. of W_hh).
-    let src = plane + slot * batch * gh + 2 * h;
-    assert!(
-        dg.len() >= src + (batch - 1) * gh + h && w_hh.len() >= gh * h,
-        "recurrent_step_backward: buffers too small"
-    );
+    let (b0, n) = (rows.start, rows.len());
+    // SAFETY (every slice below): these rows of dG_h[slot], dG_x[t] and carry[slot] are this
+    // task's alone.
+    let dgh = unsafe { dg.slice(steps * batch * gh + (slot * batch + b0) * gh, n * gh) };
     // Into this thread's scratch: no allocation per step.
-    F::with_scratch(batch * h, |drh| {
-        // SAFETY: the assert bounds both operands; drh is B×H.
+    F::with_scratch(n * h, |drh| {
+        // drh = dn [n, H] (the n columns of these rows of dG_h[slot], row stride 3H) · W_hn
+        // [H, H] (rows 2H.. of W_hh). SAFETY: dgh holds n rows of 3H, W_hh is 3H×H (checked by
+        // the launch); drh is n×H.
         unsafe {
             F::gemm(
-                [batch, h, h],
+                [n, h, h],
                 F::ONE,
-                (dg[src..].as_ptr(), gh as isize, 1),
+                (dgh[2 * h..].as_ptr(), gh as isize, 1),
                 (w_hh[2 * h * h..].as_ptr(), h as isize, 1),
                 F::ZERO,
                 (drh.as_mut_ptr(), h as isize, 1),
             );
         }
-        for b in 0..batch {
+        for r in 0..n {
+            let b = b0 + r;
             let prev = (slot * batch + b) * h;
+            // SAFETY: as above.
+            let (dgx, dh_prev) =
+                unsafe { (dg.slice((t * batch + b) * gh, h), carry.slice(prev, h)) };
+            let rg = &gates[(slot * batch + b) * 4 * h..][..h];
+            let h_prev = &state[prev..][..h];
             for j in 0..h {
-                let r = gates[(slot * batch + b) * 4 * h + j];
-                let d = drh[b * h + j];
-                let dr = d * state[prev + j] * r * (F::ONE - r);
-                dg[(t * batch + b) * gh + j] = dr;
-                dg[plane + (slot * batch + b) * gh + j] = dr;
-                carry[prev + j] += d * r;
+                let d = drh[r * h + j];
+                let dr = d * h_prev[j] * rg[j] * (F::ONE - rg[j]);
+                dgx[j] = dr;
+                dgh[r * gh + j] = dr;
+                dh_prev[j] += d * rg[j];
             }
         }
     });

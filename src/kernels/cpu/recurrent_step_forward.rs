@@ -1,9 +1,9 @@
 //! CPU twin of shaders/recurrent_step_forward.wgsl: the same buffers, layouts and cell math.
 
-use rayon::prelude::*;
+use std::ops::Range;
 
-use super::Float;
-use crate::kernels::recurrent_step_forward::Params;
+use super::{Float, RowsMut};
+use crate::kernels::recurrent_step_forward::{sequence_steps, Params};
 
 /// Gates per cell: RNN 1, LSTM 4, GRU 3.
 pub(crate) fn cell_gates(cell: u32) -> usize {
@@ -31,6 +31,7 @@ pub(crate) struct Inputs<'a, F> {
     pub lengths: &'a [F],
 }
 
+/// One step (one phase) of `cell` for every row of the batch.
 pub(crate) fn recurrent_step_forward<F: Float>(
     cell: u32,
     p: &Params,
@@ -39,22 +40,58 @@ pub(crate) fn recurrent_step_forward<F: Float>(
     gates: &mut [F],
     y: &mut [F],
 ) {
-    if cell == 4 && p.phase == 1 {
-        return cho_candidate(p, inputs, state, gates, y);
-    }
-    let Inputs { w_t, .. } = inputs;
-    let (batch, h) = (p.batch as usize, p.hidden as usize);
-    let gh = cell_gates(cell) * h;
-    let prev0 = p.slot as usize * batch * h;
-    assert!(
-        state.len() >= prev0 + batch * h && w_t.len() >= h * gh,
-        "recurrent_step_forward: buffers too small"
-    );
+    check(cell, p, inputs, state, gates, y);
+    let (state, gates, y) = (RowsMut::new(state), RowsMut::new(gates), RowsMut::new(y));
     // Rows of the batch per pool task: each task multiplies its rows of h_prev by W_hhᵀ and runs
     // the cell on them, one fork per step (not one for the GEMM and another for the cells). A
     // step too small to split runs on the caller, its GEMM free to split itself.
-    let chunk = super::rows_per_step_task(batch, batch * h * gh);
-    cells(cell, p, inputs, chunk, state, gates, y);
+    let (batch, h) = (p.batch as usize, p.hidden as usize);
+    let chunk = super::batch_rows_per_task(batch, batch * h * cell_gates(cell) * h);
+    super::each_row_run(batch, chunk, |b0, n| {
+        step_rows(cell, p, inputs, b0..b0 + n, state, gates, y)
+    });
+}
+
+/// Every step of the sequence `p` describes (`p.t`, `p.slot` and `p.phase` unused), as
+/// `sequence_steps` orders them: the batch rows split once over the pool, each task walking all
+/// the steps for its rows. A row's state depends on its own previous state only, so the tasks
+/// never wait for one another: one fork per sequence, not one per step.
+pub(crate) fn recurrent_sequence_forward<F: Float>(
+    cell: u32,
+    p: &Params,
+    inputs: Inputs<'_, F>,
+    state: &mut [F],
+    gates: &mut [F],
+    y: &mut [F],
+) {
+    check(cell, p, inputs, state, gates, y);
+    let (state, gates, y) = (RowsMut::new(state), RowsMut::new(gates), RowsMut::new(y));
+    let (batch, h, steps) = (p.batch as usize, p.hidden as usize, p.steps as usize);
+    let chunk = super::batch_rows_per_task(batch, steps * batch * h * cell_gates(cell) * h);
+    super::each_row_run(batch, chunk, |b0, n| {
+        for q in sequence_steps(cell, p, true, false) {
+            step_rows(cell, &q, inputs, b0..b0 + n, state, gates, y);
+        }
+    });
+}
+
+/// Panics unless every buffer holds what the steps of `p` address (the slices the tasks make
+/// are bounds-checked too; this says which launch was wrong, once).
+fn check<F>(cell: u32, p: &Params, inputs: Inputs<'_, F>, state: &[F], gates: &[F], y: &[F]) {
+    let (batch, h, steps) = (p.batch as usize, p.hidden as usize, p.steps as usize);
+    let gh = cell_gates(cell) * h;
+    let planes = if cell == 2 { 2 } else { 1 };
+    let last_y = (steps * batch).saturating_sub(1) * p.y_stride as usize + p.y_off as usize + h;
+    assert!(
+        state.len() >= planes * (steps + 1) * batch * h
+            && gates.len() >= steps * batch * cell_saved(cell) * h
+            && y.len() >= last_y
+            && inputs.xg.len() >= steps * batch * gh
+            && inputs.w_t.len() >= h * gh
+            && inputs.b_hh.len() >= gh
+            && inputs.lengths.len() >= batch,
+        "recurrent_step_forward: buffers too small"
+    );
 }
 
 /// One row of the batch: what [`cell_row`] reads and writes.
@@ -74,19 +111,25 @@ struct Row<'a, F> {
     valid: bool,
 }
 
-/// The step for every row of the batch, `chunk` rows per pool task (each chunk's outputs are
-/// its own slices): rec = h_prev · W_hhᵀ for the chunk's rows by one GEMM into the thread's
-/// scratch (no allocation per step; the shader's per-invocation dot products, summed in another
-/// order, and the same order whatever the chunk), then the cell row by row.
-fn cells<F: Float>(
+/// The step `p` for batch rows `rows` (the calling task's own): rec = h_prev · W_hhᵀ for those
+/// rows by one GEMM into the thread's scratch (no allocation per step; the shader's
+/// per-invocation dot products, summed in another order, and the same order whatever the rows),
+/// then the cell row by row.
+///
+/// `state` = [h planes (steps + 1) × B × H | c planes (steps + 1) × B × H]: h[slot] is read,
+/// h[slot + 1] written, and for the LSTM c[slot] read and c[slot + 1] written.
+fn step_rows<F: Float>(
     cell: u32,
     p: &Params,
     inputs: Inputs<'_, F>,
-    chunk: usize,
-    state: &mut [F],
-    gates: &mut [F],
-    y: &mut [F],
+    rows: Range<usize>,
+    state: RowsMut<'_, F>,
+    gates: RowsMut<'_, F>,
+    y: RowsMut<'_, F>,
 ) {
+    if cell == 4 && p.phase == 1 {
+        return cho_candidate(p, inputs, rows, state, gates, y);
+    }
     let Inputs {
         xg,
         w_t,
@@ -97,75 +140,53 @@ fn cells<F: Float>(
     let (t, slot) = (p.t as usize, p.slot as usize);
     let gh = cell_gates(cell) * h;
     let sv = cell_saved(cell) * h;
-    let rows = batch * h;
-    // state = [h planes (steps + 1) × B × H | c planes (steps + 1) × B × H]: h[slot] is read,
-    // h[slot + 1] written, and for the LSTM c[slot] read and c[slot + 1] written.
-    let (lo, hi) = state.split_at_mut((slot + 1) * rows);
-    let h_prev = &lo[slot * rows..][..rows];
-    let (h_next, rest) = hi.split_at_mut(rows);
-    let (c_prev, c_next): (&[F], &mut [F]) = if cell == 2 {
-        let c_plane = (p.steps as usize + 1) * rows;
-        // `rest` starts at (slot + 2)·rows; c[slot] and c[slot + 1] lie past it.
-        let (a, b) = rest.split_at_mut(c_plane + (slot + 1) * rows - (slot + 2) * rows);
-        (&a[a.len() - rows..], &mut b[..rows])
-    } else {
-        (&[], &mut [])
-    };
-    let c_len = if cell == 2 { h } else { 0 };
-    let (ys, y0) = (
-        p.y_stride as usize,
-        (t * batch) * p.y_stride as usize + p.y_off as usize,
-    );
-    let y = &mut y[y0..y0 + (batch - 1) * ys + h];
-    let saved = &mut gates[slot * batch * sv..][..batch * sv];
-    let xg = &xg[t * batch * gh..][..batch * gh];
-    let task = |i: usize, h_next: &mut [F], c_next: &mut [F], saved: &mut [F], y: &mut [F]| {
-        let (b0, n) = (i * chunk, h_next.len() / h);
-        F::with_scratch(n * gh, |rec| {
-            // SAFETY: rows b0..b0 + n of h_prev are n×H inside `h_prev`, W_hhᵀ is H×G·H
-            // (asserted by the caller), rec is n×G·H.
-            unsafe {
-                F::gemm(
-                    [n, h, gh],
-                    F::ONE,
-                    (h_prev[b0 * h..].as_ptr(), h as isize, 1),
-                    (w_t.as_ptr(), gh as isize, 1),
-                    F::ZERO,
-                    (rec.as_mut_ptr(), gh as isize, 1),
-                );
-            }
-            for r in 0..n {
-                let b = b0 + r;
-                let row = Row {
-                    xg: &xg[b * gh..][..gh],
+    let plane = batch * h;
+    let c_plane = (p.steps as usize + 1) * plane;
+    let (b0, n) = (rows.start, rows.len());
+    let lstm = cell == 2;
+    // SAFETY (every slice below): rows b0..b0 + n of each plane are this task's alone, and
+    // h/c[slot] (read) and h/c[slot + 1] (written) are different planes.
+    let h_prev = unsafe { &*state.slice(slot * plane + b0 * h, n * h) };
+    F::with_scratch(n * gh, |rec| {
+        // SAFETY: h_prev is n×H, W_hhᵀ is H×G·H (checked by the launch), rec is n×G·H.
+        unsafe {
+            F::gemm(
+                [n, h, gh],
+                F::ONE,
+                (h_prev.as_ptr(), h as isize, 1),
+                (w_t.as_ptr(), gh as isize, 1),
+                F::ZERO,
+                (rec.as_mut_ptr(), gh as isize, 1),
+            );
+        }
+        for r in 0..n {
+            let b = b0 + r;
+            let at = slot * plane + b * h;
+            // SAFETY: as above.
+            let row = unsafe {
+                Row {
+                    xg: &xg[(t * batch + b) * gh..][..gh],
                     rec: &rec[r * gh..][..gh],
-                    h_prev: &h_prev[b * h..][..h],
-                    c_prev: &c_prev[b * c_len..][..c_len],
-                    h_next: &mut h_next[r * h..][..h],
-                    c_next: &mut c_next[r * c_len..][..c_len],
-                    saved: &mut saved[r * sv..][..sv],
-                    y: &mut y[r * ys..][..h],
+                    h_prev: &h_prev[r * h..][..h],
+                    c_prev: if lstm {
+                        state.slice(c_plane + at, h)
+                    } else {
+                        &[]
+                    },
+                    h_next: state.slice(at + plane, h),
+                    c_next: if lstm {
+                        state.slice(c_plane + at + plane, h)
+                    } else {
+                        &mut []
+                    },
+                    saved: gates.slice((slot * batch + b) * sv, sv),
+                    y: y.slice((t * batch + b) * p.y_stride as usize + p.y_off as usize, h),
                     valid: (t as f64) < lengths[b].to_f64(),
-                };
-                cell_row(cell, h, b_hh, row);
-            }
-        });
-    };
-    if chunk >= batch {
-        return task(0, h_next, c_next, saved, y);
-    }
-    let chunks = h_next
-        .par_chunks_mut(chunk * h)
-        .zip(saved.par_chunks_mut(chunk * sv))
-        .zip(y.par_chunks_mut(chunk * ys))
-        .enumerate();
-    if c_len > 0 {
-        chunks
-            .zip(c_next.par_chunks_mut(chunk * h))
-            .for_each(|((i, ((h_next, saved), y)), c_next)| task(i, h_next, c_next, saved, y));
-    } else {
-        chunks.for_each(|(i, ((h_next, saved), y))| task(i, h_next, &mut [], saved, y));
-    }
+                }
+            };
+            cell_row(cell, h, b_hh, row);
+        }
+    });
 }
 
 /// `out[j] = x[j] + (b[j] + r[j])`: a gate's pre-activation, x·W_ih + b_ih plus b_hh + h·W_hh
@@ -276,13 +297,15 @@ fn cell_row<F: Float>(cell: u32, h: usize, b_hh: &[F], r: Row<'_, F>) {
     }
 }
 
-/// Phase 1 of the reset-before GRU: n = tanh(W_in x + b_in + W_hn·(r ⊙ h) + b_hn), h' = (1 − z)n + z·h.
+/// Phase 1 of the reset-before GRU for batch rows `rows`: n = tanh(W_in x + b_in + W_hn·(r ⊙ h)
+/// + b_hn), h' = (1 − z)n + z·h.
 fn cho_candidate<F: Float>(
     p: &Params,
     inputs: Inputs<'_, F>,
-    state: &mut [F],
-    gates: &mut [F],
-    y: &mut [F],
+    rows: Range<usize>,
+    state: RowsMut<'_, F>,
+    gates: RowsMut<'_, F>,
+    y: RowsMut<'_, F>,
 ) {
     let Inputs {
         xg,
@@ -297,43 +320,51 @@ fn cho_candidate<F: Float>(
         p.slot as usize,
     );
     let gh = 3 * h;
-    // rec = (r ⊙ h) [B, H] (row stride 4H inside `gates`) · W_hnᵀ (columns 2H.. of W_hhᵀ).
-    let rh0 = (slot * batch * 4 + 3) * h;
-    assert!(
-        gates.len() >= rh0 + (batch - 1) * 4 * h + h && w_t.len() >= h * gh,
-        "recurrent_step_forward: buffers too small"
-    );
+    let plane = batch * h;
+    let (b0, n) = (rows.start, rows.len());
+    // SAFETY (every slice below): these rows' saved floats and states are this task's alone;
+    // h[slot] and h[slot + 1] are different planes.
+    let saved = unsafe { gates.slice((slot * batch + b0) * 4 * h, n * 4 * h) };
     // Into this thread's scratch: no allocation per step.
-    F::with_scratch(batch * h, |rec| {
-        // SAFETY: the assert bounds both operands; rec is B×H.
+    F::with_scratch(n * h, |rec| {
+        // rec = (r ⊙ h) [n, H] (row stride 4H, at 3H in each row's saved floats) · W_hnᵀ
+        // (columns 2H.. of W_hhᵀ). SAFETY: `saved` holds n rows of 4H, W_hhᵀ is H×3H (checked
+        // by the launch); rec is n×H.
         unsafe {
             F::gemm(
-                [batch, h, h],
+                [n, h, h],
                 F::ONE,
-                (gates[rh0..].as_ptr(), (4 * h) as isize, 1),
+                (saved[3 * h..].as_ptr(), (4 * h) as isize, 1),
                 (w_t[2 * h..].as_ptr(), gh as isize, 1),
                 F::ZERO,
                 (rec.as_mut_ptr(), h as isize, 1),
             );
         }
-        let c_y = |b: usize| (t * batch + b) * p.y_stride as usize + p.y_off as usize;
-        for b in 0..batch {
-            let (prev, next) = ((slot * batch + b) * h, ((slot + 1) * batch + b) * h);
+        for r in 0..n {
+            let b = b0 + r;
             let valid = (t as f64) < lengths[b].to_f64();
+            let at = slot * plane + b * h;
+            // SAFETY: as above.
+            let (h_prev, h_next, y) = unsafe {
+                (
+                    &*state.slice(at, h),
+                    state.slice(at + plane, h),
+                    y.slice((t * batch + b) * p.y_stride as usize + p.y_off as usize, h),
+                )
+            };
+            let g = &mut saved[r * 4 * h..][..4 * h];
+            let x = &xg[(t * batch + b) * gh + 2 * h..][..h];
             for j in 0..h {
-                let saved = (slot * batch + b) * 4 * h + j;
-                let z = gates[saved + h];
-                let n = (xg[(t * batch + b) * gh + 2 * h + j] + rec[b * h + j] + b_hh[2 * h + j])
-                    .tanh();
-                gates[saved + 2 * h] = n;
-                let h_prev = state[prev + j];
+                let z = g[h + j];
+                let nv = (x[j] + rec[r * h + j] + b_hh[2 * h + j]).tanh();
+                g[2 * h + j] = nv;
                 let h_new = if valid {
-                    (F::ONE - z) * n + z * h_prev
+                    (F::ONE - z) * nv + z * h_prev[j]
                 } else {
-                    h_prev
+                    h_prev[j]
                 };
-                state[next + j] = h_new;
-                y[c_y(b) + j] = if valid { h_new } else { F::ZERO };
+                h_next[j] = h_new;
+                y[j] = if valid { h_new } else { F::ZERO };
             }
         }
     });
