@@ -5,56 +5,92 @@ use rayon::prelude::*;
 use super::Float;
 use crate::kernels::reduce::{Params, ReduceOp};
 
+/// Columns (`inner` positions) whose running values sit side by side on the stack while a task
+/// walks the rows, each row's run of them read contiguously.
+const COLS: usize = 256;
+
 pub(crate) fn reduce<F: Float>(p: &Params, x: &[F], y: &mut [F]) {
+    // The oracle accumulates in f64: a sequential f32 sum of 1e6 terms is off by hundreds of
+    // ulps, more than the chunked tree order of the kernel. The operation is chosen once, out
+    // here, so the loops below are specialised to it (and the sums vectorise across columns).
+    match p.op {
+        o if o == ReduceOp::SumSquares as u32 => reduce_with(p, x, y, 0.0, |a, v| a + v * v),
+        o if o == ReduceOp::Max as u32 => reduce_with(p, x, y, f64::NEG_INFINITY, f64::max),
+        o if o == ReduceOp::Min as u32 => reduce_with(p, x, y, f64::INFINITY, f64::min),
+        _ => reduce_with(p, x, y, 0.0, |a, v| a + v),
+    }
+}
+
+fn reduce_with<F: Float>(
+    p: &Params,
+    x: &[F],
+    y: &mut [F],
+    identity: f64,
+    combine: impl Fn(f64, f64) -> f64 + Sync,
+) {
     let (outer, len, inner) = (p.outer as usize, p.len as usize, p.inner as usize);
     let chunk = (p.chunk as usize).max(1);
     let chunks = len.div_ceil(chunk).max(1);
-    // The oracle accumulates in f64: a sequential f32 sum of 1e6 terms is off by hundreds of
-    // ulps, more than the chunked tree order of the kernel.
-    let identity = match p.op {
-        2 => f64::NEG_INFINITY,
-        3 => f64::INFINITY,
-        _ => 0.0,
-    };
     let scale = f64::from(p.scale);
-    let combine = |acc: f64, v: f64| match p.op {
-        o if o == ReduceOp::SumSquares as u32 => acc + v * v,
-        o if o == ReduceOp::Max as u32 => acc.max(v),
-        o if o == ReduceOp::Min as u32 => acc.min(v),
-        _ => acc + v,
-    };
     let x = &x[p.x_off as usize..];
     let y = &mut y[p.y_off as usize..][..outer * chunks * inner];
-    // One task per (o, chunk): each walks its rows in order (the sums keep their order over r,
-    // so results do not depend on the thread count) and reads each row contiguously, with the
-    // `inner` running sums side by side.
-    let run = |(oc, y_row): (usize, &mut [F])| {
+    if y.is_empty() {
+        return;
+    }
+    // Columns j0.. of y[o, c, :] (as many as `out` holds): every column's values over the rows
+    // of chunk c in order (the sums keep their order over r, so results depend neither on the
+    // thread count nor on how the columns are split), COLS columns at a time.
+    let run = |oc: usize, j0: usize, out: &mut [F]| {
         let (o, c) = (oc / chunks, oc % chunks);
         let rows = c * chunk..len.min((c + 1) * chunk);
         if inner == 1 {
             // A run of consecutive elements: one sum, no per-row slicing.
             let run = &x[o * len + rows.start..o * len + rows.end];
             let acc = run.iter().fold(identity, |a, &v| combine(a, v.to_f64()));
-            y_row[0] = F::from_f64(acc * scale);
+            out[0] = F::from_f64(acc * scale);
             return;
         }
-        let mut acc = vec![identity; inner];
-        for r in rows {
-            let row = &x[(o * len + r) * inner..][..inner]; // x[o, r, :]
-            for (a, &v) in acc.iter_mut().zip(row) {
-                *a = combine(*a, v.to_f64());
+        for (k, out) in out.chunks_mut(COLS).enumerate() {
+            let (j, w) = (j0 + k * COLS, out.len());
+            let mut acc = [identity; COLS];
+            let acc = &mut acc[..w];
+            for r in rows.clone() {
+                let row = &x[(o * len + r) * inner + j..][..w]; // x[o, r, j..j + w]
+                for (a, &v) in acc.iter_mut().zip(row) {
+                    *a = combine(*a, v.to_f64());
+                }
+            }
+            for (out, &a) in out.iter_mut().zip(acc.iter()) {
+                *out = F::from_f64(a * scale); // y[o, c, j..j + w]
             }
         }
-        for (out, a) in y_row.iter_mut().zip(acc) {
-            *out = F::from_f64(a * scale); // y[o, c, :]
-        }
     };
-    if super::worth_parallel(x.len().min(outer * len * inner)) && y.len() > inner {
-        y.par_chunks_mut(inner.max(1))
-            .with_min_len(super::GRAIN.div_ceil((chunk.min(len) * inner).max(1)))
+    if !super::worth_parallel(x.len().min(outer * len * inner)) {
+        return y
+            .chunks_mut(inner)
             .enumerate()
-            .for_each(run);
-    } else {
-        y.chunks_mut(inner.max(1)).enumerate().for_each(run);
+            .for_each(|(oc, out)| run(oc, 0, out));
     }
+    // One task per (o, chunk), and when those are fewer than the threads (a bias gradient's
+    // column sums: one row of outputs), per block of columns too.
+    let rows_of_y = outer * chunks;
+    let threads = rayon::current_num_threads();
+    let block = if rows_of_y >= 2 * threads {
+        inner
+    } else {
+        inner
+            .div_ceil(2 * threads)
+            .next_multiple_of(COLS.min(inner))
+    };
+    y.par_chunks_mut(inner)
+        .with_min_len(super::GRAIN.div_ceil(chunk.min(len) * inner))
+        .enumerate()
+        .for_each(|(oc, out)| {
+            if block >= inner {
+                return run(oc, 0, out);
+            }
+            out.par_chunks_mut(block)
+                .enumerate()
+                .for_each(|(b, out)| run(oc, b * block, out));
+        });
 }

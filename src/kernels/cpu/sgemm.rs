@@ -277,21 +277,36 @@ unsafe fn pack_a(
         }
         return;
     }
+    // A's rows are contiguous (the usual case): each panel is a transpose of mr rows. Packing
+    // is the whole cost of a product's A side, and with few columns in C (dX = dG·W_ih, N = I)
+    // each packed float feeds only a few microkernel calls: a scalar scatter (a store every mr
+    // floats) cost about as much as the product.
     for (panel, dst) in pa.chunks_exact_mut(mr * kc).enumerate() {
         let i0 = panel * mr;
         let rows = mr.min(mc - i0);
-        for i in 0..mr {
-            if i >= rows {
-                for p in 0..kc {
-                    dst[p * mr + i] = 0.0;
-                }
-                continue;
+        // SAFETY: rows i0..i0 + rows of A, depth 0..kc, lie inside A (the caller's contract).
+        let row = |i: usize| unsafe { a.offset((i0 + i) as isize * rsa) };
+        let mut p0 = 0;
+        #[cfg(target_arch = "x86_64")]
+        if mr == 8 && rows == 8 && csa == 1 {
+            // Eight columns at a time, transposed in registers. mr = 8 is the AVX-512 tile,
+            // so the processor has AVX.
+            let rows: [*const f32; 8] = std::array::from_fn(row);
+            while p0 + 8 <= kc {
+                // SAFETY: depths p0..p0 + 8 of the 8 rows are inside A; dst holds 8 × 8
+                // floats from p0·8 (kc·8 in all).
+                unsafe { x86::transpose8(rows, p0, dst[p0 * 8..p0 * 8 + 64].as_mut_ptr()) };
+                p0 += 8;
             }
-            // SAFETY: row i0 + i of A, depth 0..kc, lies inside A.
-            let row = unsafe { a.offset((i0 + i) as isize * rsa) };
-            for p in 0..kc {
+        }
+        for (p, out) in dst.chunks_exact_mut(mr).enumerate().skip(p0) {
+            for (i, o) in out.iter_mut().enumerate() {
                 // SAFETY: as above.
-                dst[p * mr + i] = unsafe { *row.offset(p as isize * csa) };
+                *o = if i < rows {
+                    unsafe { *row(i).offset(p as isize * csa) }
+                } else {
+                    0.0
+                };
             }
         }
     }
@@ -433,6 +448,48 @@ unsafe fn micro(
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use std::arch::x86_64::*;
+
+    /// dst[c·8 + r] = rows[r][p0 + c] for r, c < 8: an 8 × 8 block of A transposed into a
+    /// packed panel, eight loads, 24 shuffles and eight stores.
+    ///
+    /// # Safety
+    /// The processor has AVX; rows[r][p0..p0 + 8] are readable and dst[0..64] writable.
+    #[target_feature(enable = "avx")]
+    pub(super) unsafe fn transpose8(rows: [*const f32; 8], p0: usize, dst: *mut f32) {
+        // SAFETY: the caller's contract.
+        unsafe {
+            let r: [__m256; 8] = std::array::from_fn(|i| _mm256_loadu_ps(rows[i].add(p0)));
+            let t0 = _mm256_unpacklo_ps(r[0], r[1]);
+            let t1 = _mm256_unpackhi_ps(r[0], r[1]);
+            let t2 = _mm256_unpacklo_ps(r[2], r[3]);
+            let t3 = _mm256_unpackhi_ps(r[2], r[3]);
+            let t4 = _mm256_unpacklo_ps(r[4], r[5]);
+            let t5 = _mm256_unpackhi_ps(r[4], r[5]);
+            let t6 = _mm256_unpacklo_ps(r[6], r[7]);
+            let t7 = _mm256_unpackhi_ps(r[6], r[7]);
+            let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+            let u1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+            let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+            let u3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+            let u4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+            let u5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
+            let u6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+            let u7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
+            let out = [
+                _mm256_permute2f128_ps::<0x20>(u0, u4),
+                _mm256_permute2f128_ps::<0x20>(u1, u5),
+                _mm256_permute2f128_ps::<0x20>(u2, u6),
+                _mm256_permute2f128_ps::<0x20>(u3, u7),
+                _mm256_permute2f128_ps::<0x31>(u0, u4),
+                _mm256_permute2f128_ps::<0x31>(u1, u5),
+                _mm256_permute2f128_ps::<0x31>(u2, u6),
+                _mm256_permute2f128_ps::<0x31>(u3, u7),
+            ];
+            for (c, v) in out.into_iter().enumerate() {
+                _mm256_storeu_ps(dst.add(8 * c), v);
+            }
+        }
+    }
 
     /// Depths ahead that an in-place B row is fetched.
     const PREFETCH: usize = 8;
