@@ -147,11 +147,23 @@ impl Backward {
                 grads.add_term(base + 1, Matmul::new(&dgh.t()?, &hs))?;
             }
         }
-        if grads.wants(base + 2) {
-            grads.add(base + 2, dgx.sum(0)?)?;
-        }
+        // dG_x and dG_h hold the same values except in the reset-after GRU's n columns (where
+        // dG_h carries the factor r): elsewhere one column sum is both bias gradients.
+        let same = plan.cell != CellKind::Gru;
+        let db_x = if grads.wants(base + 2) || (same && grads.wants(base + 3)) {
+            Some(dgx.sum(0)?)
+        } else {
+            None
+        };
         if grads.wants(base + 3) {
-            grads.add(base + 3, dgh.sum(0)?)?;
+            let db_h = match (&db_x, same) {
+                (Some(db), true) => db.clone(),
+                _ => dgh.sum(0)?,
+            };
+            grads.add(base + 3, db_h)?;
+        }
+        if let (Some(db), true) = (db_x, grads.wants(base + 2)) {
+            grads.add(base + 2, db)?;
         }
         Ok(())
     }
