@@ -99,6 +99,26 @@ pub trait Float:
         beta: Self,
         c: (*mut Self, isize, isize),
     );
+
+    /// B [k, n] (contiguous rows `rsb` apart) packed once for many products of
+    /// [`Float::gemm_packed`] (f32 where a microkernel runs: a recurrent layer's weights, once
+    /// per sequence instead of once per timestep); `None` where products read B as given.
+    fn pack_b(b: &[Self], kn: [usize; 2], rsb: usize) -> Option<sgemm::PackedB>;
+
+    /// [`Float::gemm`] on this thread, B from `packed` when given and A has more than one row
+    /// (a row vector takes the GEMV path); `b` must be the operand `packed` was made from.
+    ///
+    /// # Safety
+    /// As [`Float::gemm`].
+    unsafe fn gemm_packed(
+        mkn: [usize; 3],
+        alpha: Self,
+        a: (*const Self, isize, isize),
+        b: (*const Self, isize, isize),
+        packed: Option<&sgemm::PackedB>,
+        beta: Self,
+        c: (*mut Self, isize, isize),
+    );
 }
 
 /// tanh in f32 with no call and no branch, so loops over it vectorise: a 13/6 rational approximation in x (the form Eigen
@@ -205,7 +225,7 @@ fn tanh_slice_scalar<F: Float>(v: &mut [F]) {
 }
 
 macro_rules! float_impl {
-    ($t:ty, $gemm:path, $tanh:path, $sigmoid_slice:path, $tanh_slice:path) => {
+    ($t:ty, $gemm:path, $tanh:path, $sigmoid_slice:path, $tanh_slice:path, $pack_b:path, $gemm_packed:path) => {
         impl Float for $t {
             const ZERO: Self = 0.0;
             const ONE: Self = 1.0;
@@ -287,8 +307,65 @@ macro_rules! float_impl {
                 // SAFETY: forwarded from the caller.
                 unsafe { parallel_gemm(mkn, a, b, c, one) }
             }
+            fn pack_b(b: &[Self], kn: [usize; 2], rsb: usize) -> Option<sgemm::PackedB> {
+                $pack_b(b, kn, rsb)
+            }
+            unsafe fn gemm_packed(
+                mkn: [usize; 3],
+                alpha: Self,
+                a: (*const Self, isize, isize),
+                b: (*const Self, isize, isize),
+                packed: Option<&sgemm::PackedB>,
+                beta: Self,
+                c: (*mut Self, isize, isize),
+            ) {
+                // SAFETY: forwarded from the caller.
+                unsafe { $gemm_packed(mkn, alpha, a, b, packed, beta, c) }
+            }
         }
     };
+}
+
+fn pack_b_f32(b: &[f32], kn: [usize; 2], rsb: usize) -> Option<sgemm::PackedB> {
+    sgemm::Isa::detect().map(|isa| sgemm::PackedB::new(isa, b, kn, rsb))
+}
+
+/// # Safety
+/// As [`Float::gemm_packed`].
+unsafe fn gemm_packed_f32(
+    [m, k, n]: [usize; 3],
+    alpha: f32,
+    a: (*const f32, isize, isize),
+    b: (*const f32, isize, isize),
+    packed: Option<&sgemm::PackedB>,
+    beta: f32,
+    c: (*mut f32, isize, isize),
+) {
+    match packed {
+        // SAFETY: forwarded from the caller.
+        Some(p) if m > 1 => unsafe { sgemm::sgemm_packed(m, alpha, a, p, beta, c) },
+        // SAFETY: forwarded from the caller.
+        _ => unsafe { <f32 as Float>::gemm([m, k, n], alpha, a, b, beta, c) },
+    }
+}
+
+fn pack_b_never<F>(_: &[F], _: [usize; 2], _: usize) -> Option<sgemm::PackedB> {
+    None
+}
+
+/// # Safety
+/// As [`Float::gemm_packed`].
+unsafe fn gemm_in_place<F: Float>(
+    mkn: [usize; 3],
+    alpha: F,
+    a: (*const F, isize, isize),
+    b: (*const F, isize, isize),
+    _: Option<&sgemm::PackedB>,
+    beta: F,
+    c: (*mut F, isize, isize),
+) {
+    // SAFETY: forwarded from the caller.
+    unsafe { F::gemm(mkn, alpha, a, b, beta, c) }
 }
 
 // f32, what tensors hold, takes the vectorisable tanh (libm's tanhf is ten times slower; its
@@ -299,14 +376,18 @@ float_impl!(
     sgemm::sgemm,
     tanh_f32,
     sigmoid_f32_slice,
-    tanh_f32_slice
+    tanh_f32_slice,
+    pack_b_f32,
+    gemm_packed_f32
 );
 float_impl!(
     f64,
     matrixmultiply::dgemm,
     f64::tanh,
     sigmoid_slice_scalar,
-    tanh_slice_scalar
+    tanh_slice_scalar,
+    pack_b_never,
+    gemm_in_place
 );
 
 /// The name [`crate::Device::cpu_gemm`] reports.

@@ -3,6 +3,7 @@
 use std::ops::Range;
 
 use super::recurrent_step_forward::{cell_gates, cell_saved};
+use super::sgemm::PackedB;
 use super::{Float, RowsMut};
 use crate::kernels::recurrent_step_forward::{sequence_steps, Params};
 
@@ -32,7 +33,7 @@ pub(crate) fn recurrent_step_backward<F: Float>(
     let batch = p.batch as usize;
     let chunk = super::batch_rows_per_task(batch, batch * step_macs(cell, p));
     super::each_row_run(batch, chunk, |b0, n| {
-        back_rows(cell, p, inputs, b0..b0 + n, dg, carry)
+        back_rows(cell, p, inputs, &Packed::default(), b0..b0 + n, dg, carry)
     });
 }
 
@@ -50,23 +51,53 @@ pub(crate) fn recurrent_sequence_backward<F: Float>(
     let (dg, carry) = (RowsMut::new(dg), RowsMut::new(carry));
     let (batch, steps) = (p.batch as usize, p.steps as usize);
     let chunk = super::batch_rows_per_task(batch, steps * batch * step_macs(cell, p));
+    let packed = Packed::new(cell, p, inputs.w_hh);
     super::each_row_run(batch, chunk, |b0, n| {
         for q in sequence_steps(cell, p, true, true) {
-            back_rows(cell, &q, inputs, b0..b0 + n, dg, carry);
+            back_rows(cell, &q, inputs, &packed, b0..b0 + n, dg, carry);
         }
     });
+}
+
+/// W_hh packed once for a sweep's recurrent GEMMs (rows 0..depth; and W_hn, for the
+/// reset-before GRU's second phase), as the forward packs W_hhᵀ.
+#[derive(Default)]
+struct Packed {
+    rec: Option<PackedB>,
+    candidate: Option<PackedB>,
+}
+
+impl Packed {
+    fn new<F: Float>(cell: u32, p: &Params, w_hh: &[F]) -> Packed {
+        let (batch, h, steps) = (p.batch as usize, p.hidden as usize, p.steps as usize);
+        if batch < 2 || steps < 2 {
+            return Packed::default();
+        }
+        Packed {
+            rec: F::pack_b(w_hh, [depth(cell, h), h], h),
+            candidate: if cell == 4 {
+                F::pack_b(&w_hh[2 * h * h..], [h, h], h)
+            } else {
+                None
+            },
+        }
+    }
+}
+
+/// Rows of W_hh the recurrent GEMM reads: all G·H, but for the reset-before GRU, whose n rows
+/// reach h through r ⊙ h (its second phase), not this product.
+fn depth(cell: u32, h: usize) -> usize {
+    if cell == 4 {
+        2 * h
+    } else {
+        cell_gates(cell) * h
+    }
 }
 
 /// Multiply-adds of one batch row's recurrent GEMM in a step.
 fn step_macs(cell: u32, p: &Params) -> usize {
     let h = p.hidden as usize;
-    // Reset-before GRU's n rows reach h through r ⊙ h (phase 1), not this product.
-    let depth = if cell == 4 {
-        2 * h
-    } else {
-        cell_gates(cell) * h
-    };
-    depth * h
+    depth(cell, h) * h
 }
 
 /// Panics unless every buffer holds what the steps of `p` address (the slices the tasks make
@@ -93,16 +124,18 @@ fn check<F>(cell: u32, p: &Params, inputs: Inputs<'_, F>, dg: &[F], carry: &[F])
 /// dg = [dG_x: T × B × G·H | dG_h: steps × B × G·H]: row t of the first and row `slot` of the
 /// second are written, row slot + 1 of the second read (by the recurrent GEMM). carry = [dh:
 /// (steps + 1) × B × H | dc: the same]: slot + 1 is read, slot written.
+#[allow(clippy::too_many_arguments)]
 fn back_rows<F: Float>(
     cell: u32,
     p: &Params,
     inputs: Inputs<'_, F>,
+    packed: &Packed,
     rows: Range<usize>,
     dg: RowsMut<'_, F>,
     carry: RowsMut<'_, F>,
 ) {
     if cell == 4 && p.phase == 1 {
-        return cho_reset(p, inputs, rows, dg, carry);
+        return cho_reset(p, inputs, packed, rows, dg, carry);
     }
     let Inputs {
         dy,
@@ -120,8 +153,7 @@ fn back_rows<F: Float>(
     let c_plane = c_plane_of(p);
     let lstm = cell == 2;
     let (b0, n) = (rows.start, rows.len());
-    // Reset-before GRU's n rows reach h through r ⊙ h: they come as a carry instead.
-    let depth = if cell == 4 { 2 * h } else { gh };
+    let depth = depth(cell, h);
     // SAFETY (every slice below): rows b0..b0 + n of each plane are this task's alone;
     // dG_h[slot + 1] and carry[slot + 1] (read) are other planes than dG_h[slot], dG_x[t] and
     // carry[slot] (written).
@@ -134,13 +166,15 @@ fn back_rows<F: Float>(
         if dgh_next.is_empty() {
             rec.fill(F::ZERO);
         } else {
-            // SAFETY: dgh_next is n×G·H, W_hh is G·H×H (checked by the launch), rec is n×H.
+            // SAFETY: dgh_next is n×G·H, W_hh is G·H×H (checked by the launch) and
+            // `packed.rec` made from it, rec is n×H.
             unsafe {
-                F::gemm(
+                F::gemm_packed(
                     [n, depth, h],
                     F::ONE,
                     (dgh_next.as_ptr(), gh as isize, 1),
                     (w_hh.as_ptr(), h as isize, 1),
+                    packed.rec.as_ref(),
                     F::ZERO,
                     (rec.as_mut_ptr(), h as isize, 1),
                 );
@@ -366,6 +400,7 @@ fn back_row<F: Float>(cell: u32, h: usize, r: BackRow<'_, F>) {
 fn cho_reset<F: Float>(
     p: &Params,
     inputs: Inputs<'_, F>,
+    packed: &Packed,
     rows: Range<usize>,
     dg: RowsMut<'_, F>,
     carry: RowsMut<'_, F>,
@@ -391,11 +426,12 @@ fn cho_reset<F: Float>(
         // [H, H] (rows 2H.. of W_hh). SAFETY: dgh holds n rows of 3H, W_hh is 3H×H (checked by
         // the launch); drh is n×H.
         unsafe {
-            F::gemm(
+            F::gemm_packed(
                 [n, h, h],
                 F::ONE,
                 (dgh[2 * h..].as_ptr(), gh as isize, 1),
                 (w_hh[2 * h * h..].as_ptr(), h as isize, 1),
+                packed.candidate.as_ref(),
                 F::ZERO,
                 (drh.as_mut_ptr(), h as isize, 1),
             );

@@ -2,6 +2,7 @@
 
 use std::ops::Range;
 
+use super::sgemm::PackedB;
 use super::{Float, RowsMut};
 use crate::kernels::recurrent_step_forward::{sequence_steps, Params};
 
@@ -48,7 +49,16 @@ pub(crate) fn recurrent_step_forward<F: Float>(
     let (batch, h) = (p.batch as usize, p.hidden as usize);
     let chunk = super::batch_rows_per_task(batch, batch * h * cell_gates(cell) * h);
     super::each_row_run(batch, chunk, |b0, n| {
-        step_rows(cell, p, inputs, b0..b0 + n, state, gates, y)
+        step_rows(
+            cell,
+            p,
+            inputs,
+            &Packed::default(),
+            b0..b0 + n,
+            state,
+            gates,
+            y,
+        )
     });
 }
 
@@ -68,9 +78,10 @@ pub(crate) fn recurrent_sequence_forward<F: Float>(
     let (state, gates, y) = (RowsMut::new(state), RowsMut::new(gates), RowsMut::new(y));
     let (batch, h, steps) = (p.batch as usize, p.hidden as usize, p.steps as usize);
     let chunk = super::batch_rows_per_task(batch, steps * batch * h * cell_gates(cell) * h);
+    let packed = Packed::new(cell, p, inputs.w_t);
     super::each_row_run(batch, chunk, |b0, n| {
         for q in sequence_steps(cell, p, true, false) {
-            step_rows(cell, &q, inputs, b0..b0 + n, state, gates, y);
+            step_rows(cell, &q, inputs, &packed, b0..b0 + n, state, gates, y);
         }
     });
 }
@@ -92,6 +103,33 @@ fn check<F>(cell: u32, p: &Params, inputs: Inputs<'_, F>, state: &[F], gates: &[
             && inputs.lengths.len() >= batch,
         "recurrent_step_forward: buffers too small"
     );
+}
+
+/// W_hhᵀ packed once for a sequence's recurrent GEMMs (and its candidate columns, for the
+/// reset-before GRU's second phase), where the GEMM packs (f32 with a microkernel) and the
+/// tasks have more than one row: every step's product then reads the same packed strips.
+#[derive(Default)]
+struct Packed {
+    rec: Option<PackedB>,
+    candidate: Option<PackedB>,
+}
+
+impl Packed {
+    fn new<F: Float>(cell: u32, p: &Params, w_t: &[F]) -> Packed {
+        let (batch, h, steps) = (p.batch as usize, p.hidden as usize, p.steps as usize);
+        if batch < 2 || steps < 2 {
+            return Packed::default();
+        }
+        let gh = cell_gates(cell) * h;
+        Packed {
+            rec: F::pack_b(w_t, [h, gh], gh),
+            candidate: if cell == 4 {
+                F::pack_b(&w_t[2 * h..], [h, h], gh)
+            } else {
+                None
+            },
+        }
+    }
 }
 
 /// One row of the batch: what [`cell_row`] reads and writes.
@@ -118,17 +156,19 @@ struct Row<'a, F> {
 ///
 /// `state` = [h planes (steps + 1) × B × H | c planes (steps + 1) × B × H]: h[slot] is read,
 /// h[slot + 1] written, and for the LSTM c[slot] read and c[slot + 1] written.
+#[allow(clippy::too_many_arguments)]
 fn step_rows<F: Float>(
     cell: u32,
     p: &Params,
     inputs: Inputs<'_, F>,
+    packed: &Packed,
     rows: Range<usize>,
     state: RowsMut<'_, F>,
     gates: RowsMut<'_, F>,
     y: RowsMut<'_, F>,
 ) {
     if cell == 4 && p.phase == 1 {
-        return cho_candidate(p, inputs, rows, state, gates, y);
+        return cho_candidate(p, inputs, packed, rows, state, gates, y);
     }
     let Inputs {
         xg,
@@ -148,13 +188,15 @@ fn step_rows<F: Float>(
     // h/c[slot] (read) and h/c[slot + 1] (written) are different planes.
     let h_prev = unsafe { &*state.slice(slot * plane + b0 * h, n * h) };
     F::with_scratch(n * gh, |rec| {
-        // SAFETY: h_prev is n×H, W_hhᵀ is H×G·H (checked by the launch), rec is n×G·H.
+        // SAFETY: h_prev is n×H, W_hhᵀ is H×G·H (checked by the launch) and `packed.rec` made
+        // from it, rec is n×G·H.
         unsafe {
-            F::gemm(
+            F::gemm_packed(
                 [n, h, gh],
                 F::ONE,
                 (h_prev.as_ptr(), h as isize, 1),
                 (w_t.as_ptr(), gh as isize, 1),
+                packed.rec.as_ref(),
                 F::ZERO,
                 (rec.as_mut_ptr(), gh as isize, 1),
             );
@@ -302,6 +344,7 @@ fn cell_row<F: Float>(cell: u32, h: usize, b_hh: &[F], r: Row<'_, F>) {
 fn cho_candidate<F: Float>(
     p: &Params,
     inputs: Inputs<'_, F>,
+    packed: &Packed,
     rows: Range<usize>,
     state: RowsMut<'_, F>,
     gates: RowsMut<'_, F>,
@@ -331,11 +374,12 @@ fn cho_candidate<F: Float>(
         // (columns 2H.. of W_hhᵀ). SAFETY: `saved` holds n rows of 4H, W_hhᵀ is H×3H (checked
         // by the launch); rec is n×H.
         unsafe {
-            F::gemm(
+            F::gemm_packed(
                 [n, h, h],
                 F::ONE,
                 (saved[3 * h..].as_ptr(), (4 * h) as isize, 1),
                 (w_t[2 * h..].as_ptr(), gh as isize, 1),
+                packed.candidate.as_ref(),
                 F::ZERO,
                 (rec.as_mut_ptr(), h as isize, 1),
             );

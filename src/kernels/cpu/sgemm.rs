@@ -114,15 +114,89 @@ pub(crate) struct Operands {
     pub(crate) c: (*mut f32, isize, isize),
 }
 
+/// A right operand B [k, n] packed once for many products that share it (a recurrent layer's
+/// weights, multiplied every timestep): each KC-deep block as the microkernel's strips, zero
+/// padded to whole strips, so a product neither packs B nor reads it in place across pages.
+pub(crate) struct PackedB {
+    isa: Isa,
+    k: usize,
+    n: usize,
+    /// k × n rounded up to whole strips: depth block pc (a multiple of KC) starts at pc·n_pad,
+    /// and its strip of columns j.. (a multiple of the tile's width) at pc·n_pad + j·kc.
+    data: Vec<f32>,
+}
+
+impl PackedB {
+    /// B [k, n] with contiguous rows `rsb` apart, for `isa`'s microkernel.
+    ///
+    /// # Panics
+    /// If `b` does not hold k rows of n.
+    pub(crate) fn new(isa: Isa, b: &[f32], [k, n]: [usize; 2], rsb: usize) -> PackedB {
+        assert!(
+            k == 0 || n == 0 || (k - 1) * rsb + n <= b.len(),
+            "PackedB: {k} rows of {n}, {rsb} apart, do not fit in {} floats",
+            b.len()
+        );
+        let nr = isa.tile().1;
+        let n_pad = n.next_multiple_of(nr);
+        let mut data = vec![0.0; k * n_pad];
+        for pc in (0..k).step_by(KC) {
+            let kc = KC.min(k - pc);
+            let at = (b.as_ptr(), rsb as isize, 1);
+            // SAFETY: B[pc..pc + kc, 0..n] lies inside `b` (asserted).
+            unsafe { pack_b(&mut data[pc * n_pad..], nr, kc, n, offset(at, pc, 0)) };
+        }
+        PackedB { isa, k, n, data }
+    }
+
+    /// The strip of columns j.. (a multiple of the tile's width) in depth block pc.
+    fn strip(&self, pc: usize, kc: usize, j: usize) -> *const f32 {
+        let n_pad = self.n.next_multiple_of(self.isa.tile().1);
+        self.data[pc * n_pad + j * kc..].as_ptr()
+    }
+}
+
+/// C = α·A·B + β·C for A [m, k] on this thread, B packed beforehand (its k and n).
+///
+/// # Safety
+/// As [`sgemm`] for A and C.
+pub(crate) unsafe fn sgemm_packed(
+    m: usize,
+    alpha: f32,
+    a: (*const f32, isize, isize),
+    b: &PackedB,
+    beta: f32,
+    c: (*mut f32, isize, isize),
+) {
+    let op = Operands {
+        a,
+        b: (std::ptr::null(), 0, 0),
+        c,
+    };
+    // SAFETY: forwarded from the caller; the ISA was the one B was packed for, detected here.
+    unsafe { blocked(b.isa, [m, b.k, b.n], alpha, op, Some(b), beta) }
+}
+
 /// [`sgemm`] through one ISA's microkernel (tests run every ISA the processor has).
 ///
 /// # Safety
 /// As [`sgemm`], and `isa` runs on this processor.
-pub(crate) unsafe fn sgemm_with(
+pub(crate) unsafe fn sgemm_with(isa: Isa, mkn: [usize; 3], alpha: f32, op: Operands, beta: f32) {
+    // SAFETY: forwarded from the caller.
+    unsafe { blocked(isa, mkn, alpha, op, None, beta) }
+}
+
+/// The blocked product: B from `packed` when given (`op.b` unused), else packed per block or
+/// read in place.
+///
+/// # Safety
+/// As [`sgemm_with`].
+unsafe fn blocked(
     isa: Isa,
     [m, k, n]: [usize; 3],
     alpha: f32,
     op: Operands,
+    packed: Option<&PackedB>,
     beta: f32,
 ) {
     let (cp, rsc, csc) = op.c;
@@ -143,7 +217,8 @@ pub(crate) unsafe fn sgemm_with(
         return;
     }
     let (mr, nr) = isa.tile();
-    let direct_b = op.b.2 == 1 && op.b.1 > 0 && m.div_ceil(mr) <= DIRECT_B_MAX_PANELS;
+    let direct_b =
+        packed.is_none() && op.b.2 == 1 && op.b.1 > 0 && m.div_ceil(mr) <= DIRECT_B_MAX_PANELS;
     PACK.with(|cell| {
         let mut fresh = Default::default();
         let mut held = cell.try_borrow_mut();
@@ -155,7 +230,7 @@ pub(crate) unsafe fn sgemm_with(
         grow(pa, MC.min(m).next_multiple_of(mr) * kc_max);
         grow(
             pb,
-            if direct_b {
+            if direct_b || packed.is_some() {
                 nr
             } else {
                 NC.min(n).next_multiple_of(nr)
@@ -168,7 +243,7 @@ pub(crate) unsafe fn sgemm_with(
                 let kc = KC.min(k - pc);
                 // The first depth block applies β; later ones add to what it wrote.
                 let beta = if pc == 0 { beta } else { 1.0 };
-                if !direct_b {
+                if !direct_b && packed.is_none() {
                     // SAFETY: B[pc.., jc..] of kc × nc is inside B.
                     unsafe { pack_b(pb, nr, kc, nc, offset(op.b, pc, jc)) };
                 }
@@ -182,7 +257,9 @@ pub(crate) unsafe fn sgemm_with(
                         // which also copies it into `pb` for the others (rows of B a multiple
                         // of 4 KiB apart share one set of L1 and would not stay there); or
                         // the edge, packed.
-                        let (strip, rsb, copy) = if !direct_b {
+                        let (strip, rsb, copy) = if let Some(p) = packed {
+                            (p.strip(pc, kc, jc + jr), nr, false)
+                        } else if !direct_b {
                             (pb[jr * kc..].as_ptr(), nr, false)
                         } else if cols == nr {
                             let (bp, rsb, _) = op.b;
@@ -675,6 +752,23 @@ mod tests {
                             };
                             // SAFETY: the strides address exactly the vectors above.
                             unsafe { sgemm_with(isa, [m, k, n], alpha, op, beta) };
+                            if !tb {
+                                // B packed beforehand: the same sums, bit for bit, gaps alike.
+                                let packed = PackedB::new(isa, &b, [k, n], n);
+                                let mut c2 = if beta == 0.0 {
+                                    vec![f32::NAN; len as usize]
+                                } else {
+                                    c0.clone()
+                                };
+                                let (ap, cp) =
+                                    ((a.as_ptr(), rsa, csa), (c2.as_mut_ptr(), rsc, csc));
+                                // SAFETY: as above.
+                                unsafe { sgemm_packed(m, alpha, ap, &packed, beta, cp) };
+                                assert!(
+                                    c2.iter().zip(&c).all(|(x, y)| x.to_bits() == y.to_bits()),
+                                    "{isa:?} [{m},{k},{n}] layout {layout}: packed B differs"
+                                );
+                            }
                             for i in 0..m {
                                 for j in 0..n {
                                     let mut s = 0f64;
