@@ -11,22 +11,32 @@ const COLS: usize = 256;
 
 pub(crate) fn reduce<F: Float>(p: &Params, x: &[F], y: &mut [F]) {
     // The oracle accumulates in f64: a sequential f32 sum of 1e6 terms is off by hundreds of
-    // ulps, more than the chunked tree order of the kernel. The operation is chosen once, out
+    // ulps, more than the chunked tree order of the kernel; the f64 sums' own order (by column,
+    // or eight lanes along a contiguous run) changes the result by far less than an f32 ulp. The operation is chosen once, out
     // here, so the loops below are specialised to it (and the sums vectorise across columns).
     match p.op {
-        o if o == ReduceOp::SumSquares as u32 => reduce_with(p, x, y, 0.0, |a, v| a + v * v),
-        o if o == ReduceOp::Max as u32 => reduce_with(p, x, y, f64::NEG_INFINITY, f64::max),
-        o if o == ReduceOp::Min as u32 => reduce_with(p, x, y, f64::INFINITY, f64::min),
-        _ => reduce_with(p, x, y, 0.0, |a, v| a + v),
+        o if o == ReduceOp::SumSquares as u32 => {
+            reduce_with(p, x, y, (0.0, |a, v| a + v * v, |a, b| a + b))
+        }
+        o if o == ReduceOp::Max as u32 => {
+            reduce_with(p, x, y, (f64::NEG_INFINITY, f64::max, f64::max))
+        }
+        o if o == ReduceOp::Min as u32 => reduce_with(p, x, y, (f64::INFINITY, f64::min, f64::min)),
+        _ => reduce_with(p, x, y, (0.0, |a, v| a + v, |a, b| a + b)),
     }
 }
 
+/// The reduction with `(identity, combine, merge)`: combine folds a value into a running
+/// result, merge joins two running results.
 fn reduce_with<F: Float>(
     p: &Params,
     x: &[F],
     y: &mut [F],
-    identity: f64,
-    combine: impl Fn(f64, f64) -> f64 + Sync,
+    (identity, combine, merge): (
+        f64,
+        impl Fn(f64, f64) -> f64 + Sync,
+        impl Fn(f64, f64) -> f64 + Sync,
+    ),
 ) {
     let (outer, len, inner) = (p.outer as usize, p.len as usize, p.inner as usize);
     let chunk = (p.chunk as usize).max(1);
@@ -44,10 +54,19 @@ fn reduce_with<F: Float>(
         let (o, c) = (oc / chunks, oc % chunks);
         let rows = c * chunk..len.min((c + 1) * chunk);
         if inner == 1 {
-            // A run of consecutive elements: one sum, no per-row slicing.
+            // A run of consecutive elements (a row's sum, a plane's): eight running values side
+            // by side (one vector; a single chain would wait on each add), then combined.
             let run = &x[o * len + rows.start..o * len + rows.end];
-            let acc = run.iter().fold(identity, |a, &v| combine(a, v.to_f64()));
-            out[0] = F::from_f64(acc * scale);
+            let mut lanes = [identity; 8];
+            let mut eights = run.chunks_exact(8);
+            for e in &mut eights {
+                for (a, &v) in lanes.iter_mut().zip(e) {
+                    *a = combine(*a, v.to_f64());
+                }
+            }
+            let tail = eights.remainder().iter();
+            let acc = tail.fold(identity, |a, &v| combine(a, v.to_f64()));
+            out[0] = F::from_f64(lanes.into_iter().fold(acc, &merge) * scale);
             return;
         }
         for (k, out) in out.chunks_mut(COLS).enumerate() {

@@ -372,7 +372,7 @@ unsafe fn pack_a(
             while p0 + 8 <= kc {
                 // SAFETY: depths p0..p0 + 8 of the 8 rows are inside A; dst holds 8 × 8
                 // floats from p0·8 (kc·8 in all).
-                unsafe { x86::transpose8(rows, p0, dst[p0 * 8..p0 * 8 + 64].as_mut_ptr()) };
+                unsafe { x86::transpose8(rows, p0, dst[p0 * 8..p0 * 8 + 64].as_mut_ptr(), 8) };
                 p0 += 8;
             }
         }
@@ -421,7 +421,28 @@ unsafe fn pack_b(
         let j0 = strip * nr;
         let cols = nr.min(nc - j0);
         if csb != 1 && rsb.unsigned_abs() < csb.unsigned_abs() {
-            // B's columns are contiguous (a transposed view): walk each column's depths in turn.
+            // B's columns are contiguous (a transposed view: the convolution's weight gradient
+            // dY·colsᵀ, an attention tile's Kᵀ): 8 × 8 blocks of columns and depths transposed
+            // in registers, the rest column by column, a column's depths in turn.
+            let full = if cfg!(target_arch = "x86_64") && rsb == 1 {
+                cols / 8 * 8
+            } else {
+                0
+            };
+            let kc8 = kc / 8 * 8;
+            #[cfg(target_arch = "x86_64")]
+            for jj in (0..full).step_by(8) {
+                // SAFETY: columns j0 + jj.. + 8 of B, depths 0..kc, lie inside B.
+                let rows: [*const f32; 8] =
+                    std::array::from_fn(|r| unsafe { b.offset((j0 + jj + r) as isize * csb) });
+                for p0 in (0..kc8).step_by(8) {
+                    let at = &mut dst[p0 * nr + jj..(p0 + 7) * nr + jj + 8];
+                    // SAFETY: depths p0..p0 + 8 of the 8 columns are inside B; `at` holds
+                    // rows p0..p0 + 8 of the strip from column jj on (8 each, nr apart). Every
+                    // microkernel this packs for needs AVX.
+                    unsafe { x86::transpose8(rows, p0, at.as_mut_ptr(), nr) };
+                }
+            }
             for j in 0..nr {
                 if j >= cols {
                     (0..kc).for_each(|p| dst[p * nr + j] = 0.0);
@@ -429,7 +450,8 @@ unsafe fn pack_b(
                 }
                 // SAFETY: B[0..kc, j0 + j] lies inside B.
                 let col = unsafe { b.offset((j0 + j) as isize * csb) };
-                for p in 0..kc {
+                let done = if j < full { kc8 } else { 0 };
+                for p in done..kc {
                     // SAFETY: as above.
                     dst[p * nr + j] = unsafe { *col.offset(p as isize * rsb) };
                 }
@@ -526,13 +548,19 @@ unsafe fn micro(
 mod x86 {
     use std::arch::x86_64::*;
 
-    /// dst[c·8 + r] = rows[r][p0 + c] for r, c < 8: an 8 × 8 block of A transposed into a
-    /// packed panel, eight loads, 24 shuffles and eight stores.
+    /// dst[c·stride + r] = rows[r][p0 + c] for r, c < 8: an 8 × 8 block transposed into a
+    /// packed panel or strip, eight loads, 24 shuffles and eight stores.
     ///
     /// # Safety
-    /// The processor has AVX; rows[r][p0..p0 + 8] are readable and dst[0..64] writable.
+    /// The processor has AVX; rows[r][p0..p0 + 8] are readable and dst[c·stride..][..8]
+    /// writable for c < 8.
     #[target_feature(enable = "avx")]
-    pub(super) unsafe fn transpose8(rows: [*const f32; 8], p0: usize, dst: *mut f32) {
+    pub(super) unsafe fn transpose8(
+        rows: [*const f32; 8],
+        p0: usize,
+        dst: *mut f32,
+        stride: usize,
+    ) {
         // SAFETY: the caller's contract.
         unsafe {
             let r: [__m256; 8] = std::array::from_fn(|i| _mm256_loadu_ps(rows[i].add(p0)));
@@ -563,7 +591,7 @@ mod x86 {
                 _mm256_permute2f128_ps::<0x31>(u3, u7),
             ];
             for (c, v) in out.into_iter().enumerate() {
-                _mm256_storeu_ps(dst.add(8 * c), v);
+                _mm256_storeu_ps(dst.add(stride * c), v);
             }
         }
     }
