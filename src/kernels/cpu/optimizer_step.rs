@@ -37,8 +37,107 @@ pub(crate) fn optimizer_step<F: Float>(
                 },
             )
         };
-        update(p, param, &grad[start..start + len], s1, s2, clip);
+        let grad = &grad[start..start + len];
+        if matches!(p.algo, 4 | 5) && s1.len() == len && s2.len() == len {
+            adam(p, param, grad, s1, s2, clip);
+        } else {
+            update(p, param, grad, s1, s2, clip);
+        }
     });
+}
+
+/// Adam and AdamW (algorithms 4 and 5; the most used) over one chunk: [`update`]'s arithmetic in
+/// the same order (so the same bits), with every choice made before the loop and the loop
+/// compiled for the processor's widest vectors, so the square roots and divisions run a vector
+/// at a time (the rule-by-rule loop did not vectorise: 19% of the B = 256 MLP step).
+fn adam<F: Float>(p: &Params, param: &mut [F], grad: &[F], s1: &mut [F], s2: &mut [F], clip: &[F]) {
+    let c = |v: f32| F::from_f64(f64::from(v));
+    let k = AdamRule {
+        lr: c(p.lr),
+        b1: c(p.beta1),
+        b2: c(p.beta2),
+        eps: c(p.eps),
+        scale: (p.flags & CLIP_SCALE != 0).then(|| clip[1]),
+        clip_value: (p.flags & CLIP_VALUE != 0).then(|| c(p.clip_value)),
+        decay: (p.algo != 5 && p.weight_decay != 0.0).then(|| c(p.weight_decay)),
+        decoupled: (p.algo == 5 && p.weight_decay != 0.0).then(|| c(p.weight_decay)),
+        l1: c(p.l1),
+        bc1: c(p.bias_correction1),
+        bc2: c(p.bias_correction2),
+    };
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx512f")]
+        fn wide<F: Float>(
+            k: &AdamRule<F>,
+            param: &mut [F],
+            grad: &[F],
+            s1: &mut [F],
+            s2: &mut [F],
+        ) {
+            adam_loop(k, param, grad, s1, s2);
+        }
+        #[target_feature(enable = "avx2,fma")]
+        fn mid<F: Float>(k: &AdamRule<F>, param: &mut [F], grad: &[F], s1: &mut [F], s2: &mut [F]) {
+            adam_loop(k, param, grad, s1, s2);
+        }
+        if is_x86_feature_detected!("avx512f") {
+            // SAFETY: the processor has AVX-512F.
+            return unsafe { wide(&k, param, grad, s1, s2) };
+        }
+        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+            // SAFETY: the processor has AVX2 and FMA.
+            return unsafe { mid(&k, param, grad, s1, s2) };
+        }
+    }
+    adam_loop(&k, param, grad, s1, s2);
+}
+
+/// Adam's constants for one call; the optional steps are `None` when off.
+struct AdamRule<F> {
+    lr: F,
+    b1: F,
+    b2: F,
+    eps: F,
+    scale: Option<F>,
+    clip_value: Option<F>,
+    decay: Option<F>,
+    decoupled: Option<F>,
+    l1: F,
+    bc1: F,
+    bc2: F,
+}
+
+#[inline(always)]
+fn adam_loop<F: Float>(k: &AdamRule<F>, param: &mut [F], grad: &[F], s1: &mut [F], s2: &mut [F]) {
+    let one = F::ONE;
+    let (s1, s2) = (&mut s1[..param.len()], &mut s2[..param.len()]);
+    for (((theta, &g), m), v) in param.iter_mut().zip(grad).zip(s1).zip(s2) {
+        let mut g = g;
+        if let Some(s) = k.scale {
+            g = g * s;
+        }
+        if let Some(cv) = k.clip_value {
+            if !g.to_f64().is_nan() {
+                g = g.max(-cv).min(cv); // a NaN stays NaN, as in torch
+            }
+        }
+        if let Some(wd) = k.decay {
+            g += wd * *theta;
+        }
+        g += k.l1 * theta.signum();
+        let mut t = *theta;
+        if let Some(wd) = k.decoupled {
+            t = t - k.lr * wd * t;
+        }
+        let m_new = k.b1 * *m + (one - k.b1) * g;
+        let v_new = k.b2 * *v + (one - k.b2) * g * g;
+        *m = m_new;
+        *v = v_new;
+        let m_hat = m_new / k.bc1;
+        let v_hat = v_new / k.bc2;
+        *theta = t - k.lr * m_hat / (v_hat.sqrt() + k.eps);
+    }
 }
 
 /// The update rules over one chunk (`s1`, `s2`: the same chunk of the state, or empty when the
@@ -123,5 +222,72 @@ fn update<F: Float>(
             }
         }
         param[i] = theta;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The vectorised Adam/AdamW loop gives `update`'s bits, for every optional step (clip by
+    /// scale and by value, coupled and decoupled weight decay, L1), over NaN, ±0, ±∞ and
+    /// ordinary values, at the first step and a later one.
+    #[test]
+    fn the_adam_loop_is_the_rule_by_rule_loop_bit_for_bit() {
+        let n = 203;
+        let value = |i: usize, salt: usize| -> f32 {
+            match (i * 7 + salt) % 23 {
+                0 => f32::NAN,
+                1 => 0.0,
+                2 => -0.0,
+                3 => f32::INFINITY,
+                4 => -1e30,
+                k => (k as f32 - 11.0) * 0.37 + (i as f32) * 1e-3,
+            }
+        };
+        let clip = [0.0, 0.625];
+        let mut cases = 0;
+        for algo in [4, 5] {
+            for flags in [0, CLIP_SCALE, CLIP_VALUE, CLIP_SCALE | CLIP_VALUE] {
+                for (weight_decay, l1, step) in [(0.0, 0.0, 1), (0.01, 0.0, 3), (0.1, 0.002, 7)] {
+                    let p = Params {
+                        numel: n as u32,
+                        algo,
+                        step,
+                        flags,
+                        lr: 1e-3,
+                        beta1: 0.9,
+                        beta2: 0.999,
+                        eps: 1e-8,
+                        weight_decay,
+                        l1,
+                        clip_value: 0.5,
+                        bias_correction1: 1.0 - 0.9f32.powi(step as i32),
+                        bias_correction2: 1.0 - 0.999f32.powi(step as i32),
+                        ..Params::default()
+                    };
+                    let start: [Vec<f32>; 4] =
+                        std::array::from_fn(|k| (0..n).map(|i| value(i, k * 5)).collect());
+                    let [mut pa, grad, mut s1a, v] = start;
+                    // The second moment is never negative.
+                    let mut s2a: Vec<f32> = v.iter().map(|v| v.abs()).collect();
+                    let (mut pb, mut s1b, mut s2b) = (pa.clone(), s1a.clone(), s2a.clone());
+                    adam(&p, &mut pa, &grad, &mut s1a, &mut s2a, &clip);
+                    update(&p, &mut pb, &grad, &mut s1b, &mut s2b, &clip);
+                    for (name, x, y) in [("param", &pa, &pb), ("m", &s1a, &s1b), ("v", &s2a, &s2b)]
+                    {
+                        for (i, (a, b)) in x.iter().zip(y.iter()).enumerate() {
+                            assert_eq!(
+                                a.to_bits(),
+                                b.to_bits(),
+                                "algo {algo} flags {flags} {p:?}: {name}[{i}] {a} vs {b}"
+                            );
+                        }
+                    }
+                    cases += 1;
+                }
+            }
+        }
+        assert_eq!(cases, 2 * 4 * 3);
     }
 }
