@@ -195,6 +195,26 @@ mod tests {
         assert_eq!(got.read_blocking().unwrap(), by_hand);
     }
 
+    /// The host's transposed copy (tiles of output rows, on the pool when large): exactly the
+    /// transpose, at a size that splits over tasks and whose rows do not fill the last tile.
+    #[test]
+    fn a_large_transposed_copy_on_the_host_is_the_transpose() {
+        let (r, c) = (517, 131);
+        let x: Vec<f32> = (0..r * c).map(|v| v as f32).collect();
+        let t = Tensor::from_slice(&Device::Cpu, &x, &[c, r]).unwrap();
+        let got = t
+            .t()
+            .unwrap()
+            .contiguous()
+            .unwrap()
+            .read_blocking()
+            .unwrap();
+        let want: Vec<f32> = (0..r)
+            .flat_map(|i| (0..c).map(move |j| (j * r + i) as f32))
+            .collect();
+        assert_eq!(got, want);
+    }
+
     #[test]
     fn fill_writes_every_element_of_a_large_tensor() {
         // 70,000 workgroups: past the 65,535 limit of one dimension, so the grid is folded.

@@ -15,6 +15,23 @@ fn map<F: Float>(p: &Params, x: &[F], y: &mut [F], f: impl Fn(F) -> F + Sync) {
     let y = &mut y[p.y_off as usize..][..p.numel as usize];
     let (shape, strides) = (&p.shape[..rank], &p.x_strides[..rank]);
     let contiguous = p.contiguous == 1;
+    if !contiguous && rank == 2 && strides[0] == 1 && shape[0] > 1 {
+        // A transposed matrix (a weight gradient dYᵀ·X made contiguous): walking each output
+        // row reads x a column at a time, a cache line per element. Instead TILE output rows
+        // at once, reading TILE consecutive floats of x per column (a cache line) and writing
+        // the TILE rows side by side.
+        const TILE: usize = 16;
+        let (cols, step) = (shape[1] as usize, strides[1] as usize);
+        return super::for_each_chunk(y, TILE * cols, |blk, out| {
+            let (r0, rows) = (blk * TILE, out.len() / cols);
+            for c in 0..cols {
+                let src = &x[c * step + r0..][..rows];
+                for (k, &v) in src.iter().enumerate() {
+                    out[k * cols + c] = alpha * f(v) + beta;
+                }
+            }
+        });
+    }
     super::for_chunks(y, |start, out| {
         if contiguous {
             for (o, &v) in out.iter_mut().zip(&x[start..]) {
