@@ -131,15 +131,13 @@ fn head_backward<F: Float>(
                     .min(cols);
                 let (p_r, dp_r) = (&mut pt[r * KEYS..][..cols], &mut dp[r * KEYS..][..cols]);
                 let (l, d) = (lse[i0 + r], dsum[i0 + r]);
-                for c in 0..cols {
-                    if c < valid {
-                        p_r[c] = (p_r[c] - l).exp();
-                        dp_r[c] = p_r[c] * (dp_r[c] - d);
-                    } else {
-                        p_r[c] = F::ZERO;
-                        dp_r[c] = F::ZERO;
-                    }
+                p_r[..valid].iter_mut().for_each(|x| *x = *x - l);
+                F::exp_slice(&mut p_r[..valid]);
+                for (dp, &p) in dp_r[..valid].iter_mut().zip(&p_r[..valid]) {
+                    *dp = p * (*dp - d);
                 }
+                p_r[valid..].fill(F::ZERO);
+                dp_r[valid..].fill(F::ZERO);
             }
             // SAFETY: as above.
             unsafe {

@@ -133,11 +133,10 @@ fn block_forward<F: Float>(
             let tile_max = s_r[..valid].iter().fold(m[r], |a, &x| a.max(x));
             let correction = (m[r] - tile_max).exp();
             m[r] = tile_max;
-            let mut sum = F::ZERO;
-            for x in &mut s_r[..valid] {
-                *x = (*x - tile_max).exp();
-                sum += *x;
-            }
+            let p_r = &mut s_r[..valid];
+            p_r.iter_mut().for_each(|x| *x = *x - tile_max);
+            F::exp_slice(p_r);
+            let sum = p_r.iter().fold(F::ZERO, |a, &x| a + x);
             s_r[valid..].iter_mut().for_each(|x| *x = F::ZERO);
             l[r] = l[r] * correction + sum;
             if correction != F::ONE {

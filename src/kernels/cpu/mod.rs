@@ -77,6 +77,10 @@ pub trait Float:
     fn sigmoid_slice(v: &mut [Self]);
     /// tanh over a slice, in place: as `sigmoid_slice`.
     fn tanh_slice(v: &mut [Self]);
+    /// eˣ over a slice, in place: f32's is [`exp_f32`] a vector at a time (attention's
+    /// probabilities: glibc's `expf`, one call per score, was a quarter of a training step),
+    /// f64's libm's exp.
+    fn exp_slice(v: &mut [Self]);
 
     /// Runs `f` on this thread's scratch buffer of `n` elements (contents unspecified): twins
     /// that run every timestep take their temporaries here instead of allocating each step. A
@@ -215,6 +219,7 @@ macro_rules! f32_slice_fn {
 }
 f32_slice_fn!(sigmoid_f32_slice, sigmoid_f32);
 f32_slice_fn!(tanh_f32_slice, tanh_f32);
+f32_slice_fn!(exp_f32_slice, exp_f32);
 
 fn sigmoid_slice_scalar<F: Float>(v: &mut [F]) {
     v.iter_mut().for_each(|x| *x = activations::sigmoid(*x));
@@ -224,8 +229,12 @@ fn tanh_slice_scalar<F: Float>(v: &mut [F]) {
     v.iter_mut().for_each(|x| *x = x.tanh());
 }
 
+fn exp_slice_scalar<F: Float>(v: &mut [F]) {
+    v.iter_mut().for_each(|x| *x = x.exp());
+}
+
 macro_rules! float_impl {
-    ($t:ty, $gemm:path, $tanh:path, $sigmoid_slice:path, $tanh_slice:path, $pack_b:path, $gemm_packed:path) => {
+    ($t:ty, $gemm:path, $tanh:path, $sigmoid_slice:path, $tanh_slice:path, $exp_slice:path, $pack_b:path, $gemm_packed:path) => {
         impl Float for $t {
             const ZERO: Self = 0.0;
             const ONE: Self = 1.0;
@@ -268,6 +277,9 @@ macro_rules! float_impl {
             }
             fn tanh_slice(v: &mut [Self]) {
                 $tanh_slice(v)
+            }
+            fn exp_slice(v: &mut [Self]) {
+                $exp_slice(v)
             }
             fn with_scratch<R>(n: usize, f: impl FnOnce(&mut [Self]) -> R) -> R {
                 thread_local! {
@@ -377,6 +389,7 @@ float_impl!(
     tanh_f32,
     sigmoid_f32_slice,
     tanh_f32_slice,
+    exp_f32_slice,
     pack_b_f32,
     gemm_packed_f32
 );
@@ -386,6 +399,7 @@ float_impl!(
     f64::tanh,
     sigmoid_slice_scalar,
     tanh_slice_scalar,
+    exp_slice_scalar,
     pack_b_never,
     gemm_in_place
 );
