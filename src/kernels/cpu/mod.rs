@@ -234,7 +234,7 @@ fn exp_slice_scalar<F: Float>(v: &mut [F]) {
 }
 
 macro_rules! float_impl {
-    ($t:ty, $gemm:path, $tanh:path, $sigmoid_slice:path, $tanh_slice:path, $exp_slice:path, $pack_b:path, $gemm_packed:path) => {
+    ($t:ty, $gemm:path, $shared_b:path, $tanh:path, $sigmoid_slice:path, $tanh_slice:path, $exp_slice:path, $pack_b:path, $gemm_packed:path) => {
         impl Float for $t {
             const ZERO: Self = 0.0;
             const ONE: Self = 1.0;
@@ -317,6 +317,10 @@ macro_rules! float_impl {
                     unsafe { $gemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc) }
                 };
                 // SAFETY: forwarded from the caller.
+                if unsafe { $shared_b(mkn, alpha, a, b, beta, c) } {
+                    return;
+                }
+                // SAFETY: forwarded from the caller.
                 unsafe { parallel_gemm(mkn, a, b, c, one) }
             }
             fn pack_b(b: &[Self], kn: [usize; 2], rsb: usize) -> Option<sgemm::PackedB> {
@@ -336,6 +340,71 @@ macro_rules! float_impl {
             }
         }
     };
+}
+
+/// The fewest rows of A a task of [`shared_b_f32`] takes: less, and packing its block of A
+/// and loading the strips of B would cost more than its share of the product.
+const SHARED_B_ROWS: usize = 64;
+
+/// A tall product (M ≥ N, four tasks per thread of at least [`SHARED_B_ROWS`] rows, the pool
+/// free to fork) with B packed once, on the pool, and shared by the tasks, blocks of A's rows
+/// that the pool's threads take as they come. `parallel_gemm` would cut M into one block per thread,
+/// each packing all of B again, and a thread the hypervisor slows holds up the whole product.
+/// Returns whether it ran the product.
+///
+/// # Safety
+/// As [`Float::gemm`].
+unsafe fn shared_b_f32(
+    [m, k, n]: [usize; 3],
+    alpha: f32,
+    a: (*const f32, isize, isize),
+    b: (*const f32, isize, isize),
+    beta: f32,
+    c: (*mut f32, isize, isize),
+) -> bool {
+    use rayon::prelude::*;
+    let Some(isa) = sgemm::Isa::detect() else {
+        return false;
+    };
+    let tasks = 4 * rayon::current_num_threads();
+    let rows = m.div_ceil(tasks).next_multiple_of(16);
+    if m < n || rows < SHARED_B_ROWS || m * n * k < 8 * PARALLEL_GEMM_MIN || !may_fork() {
+        return false;
+    }
+    // SAFETY: B's k × n elements are inside B (the caller's contract).
+    let packed = unsafe { sgemm::PackedB::from_raw(isa, [k, n], b) };
+    let (a, c) = (Shared(a), Shared(c));
+    (0..m.div_ceil(rows)).into_par_iter().for_each(|i| {
+        let (r0, rows) = (i * rows, rows.min(m - i * rows));
+        let ((ap, rsa, csa), (cp, rsc, csc)) = (a.get(), c.get());
+        let r = r0 as isize;
+        // SAFETY: rows r0..r0 + rows of A and C lie inside what the caller vouched for; the
+        // tasks' blocks of C are disjoint.
+        unsafe {
+            sgemm::sgemm_packed(
+                rows,
+                alpha,
+                (ap.offset(r * rsa), rsa, csa),
+                &packed,
+                beta,
+                (cp.offset(r * rsc), rsc, csc),
+            )
+        };
+    });
+    true
+}
+
+/// # Safety
+/// Never unsafe: the f64 path never shares a packed B.
+unsafe fn never_shared<F>(
+    _: [usize; 3],
+    _: F,
+    _: (*const F, isize, isize),
+    _: (*const F, isize, isize),
+    _: F,
+    _: (*mut F, isize, isize),
+) -> bool {
+    false
 }
 
 fn pack_b_f32(b: &[f32], kn: [usize; 2], rsb: usize) -> Option<sgemm::PackedB> {
@@ -386,6 +455,7 @@ unsafe fn gemm_in_place<F: Float>(
 float_impl!(
     f32,
     sgemm::sgemm,
+    shared_b_f32,
     tanh_f32,
     sigmoid_f32_slice,
     tanh_f32_slice,
@@ -396,6 +466,7 @@ float_impl!(
 float_impl!(
     f64,
     matrixmultiply::dgemm,
+    never_shared,
     f64::tanh,
     sigmoid_slice_scalar,
     tanh_slice_scalar,
@@ -764,7 +835,60 @@ pub(crate) fn strided_offset(i: usize, shape: &[u32], strides: &[u32]) -> usize 
 
 #[cfg(test)]
 mod tests {
-    use super::{exp_f32, sigmoid_f32, tanh_f32, Float};
+    use super::{exp_f32, may_fork, shared_b_f32, sigmoid_f32, tanh_f32, Float};
+
+    /// A tall product with B packed once and shared over the pool's tasks (the last task's
+    /// rows short of a full block), B row-major and transposed, α and β: the f64 sums.
+    #[test]
+    fn a_tall_product_over_a_shared_packed_b_is_the_product() {
+        let (m, k, n) = (1031, 300, 131);
+        let value =
+            |i: usize, s: usize| ((i * 2_654_435_761 + s * 40_503) % 1000) as f32 / 1000.0 - 0.5;
+        let a: Vec<f32> = (0..m * k).map(|i| value(i, 1)).collect();
+        let b: Vec<f32> = (0..k * n).map(|i| value(i, 2)).collect();
+        let c0: Vec<f32> = (0..m * n).map(|i| value(i, 3)).collect();
+        for (transposed, alpha, beta) in [(false, 1.0f32, 0.0f32), (true, -0.5, 1.5)] {
+            // B[p, j] at p·rsb + j·csb: row-major k × n, or the transpose of an n × k matrix.
+            let (rsb, csb) = if transposed {
+                (1, k as isize)
+            } else {
+                (n as isize, 1)
+            };
+            let mut c = c0.clone();
+            // SAFETY: the strides address exactly the vectors above.
+            let ran = unsafe {
+                shared_b_f32(
+                    [m, k, n],
+                    alpha,
+                    (a.as_ptr(), k as isize, 1),
+                    (b.as_ptr(), rsb, csb),
+                    beta,
+                    (c.as_mut_ptr(), n as isize, 1),
+                )
+            };
+            if !ran {
+                // A processor without a microkernel, or a one-thread pool: nothing to check.
+                assert!(!may_fork() || super::sgemm::Isa::detect().is_none());
+                continue;
+            }
+            for i in 0..m {
+                for j in 0..n {
+                    let sum: f64 = (0..k)
+                        .map(|p| {
+                            f64::from(a[i * k + p])
+                                * f64::from(b[(p as isize * rsb + j as isize * csb) as usize])
+                        })
+                        .sum();
+                    let want = f64::from(alpha) * sum + f64::from(beta) * f64::from(c0[i * n + j]);
+                    let got = f64::from(c[i * n + j]);
+                    assert!(
+                        (got - want).abs() <= 1e-4 * (1.0 + want.abs()),
+                        "transposed {transposed}: C[{i},{j}] = {got}, want {want}"
+                    );
+                }
+            }
+        }
+    }
 
     /// Relative error in units of f32 epsilon against f64's libm, over a dense sweep.
     fn worst(f: impl Fn(f32) -> f32, exact: impl Fn(f64) -> f64, lo: f32, hi: f32) -> f64 {

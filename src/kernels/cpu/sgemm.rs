@@ -137,14 +137,53 @@ impl PackedB {
             "PackedB: {k} rows of {n}, {rsb} apart, do not fit in {} floats",
             b.len()
         );
+        // SAFETY: B[0..k, 0..n] lies inside `b` (asserted).
+        unsafe { PackedB::from_raw(isa, [k, n], (b.as_ptr(), rsb as isize, 1)) }
+    }
+
+    /// B [k, n] at (pointer, row stride, column stride), either layout: its strips are packed
+    /// on the pool when B is large and this thread may fork (each strip is its own region).
+    ///
+    /// # Safety
+    /// B's k × n elements lie inside its allocation.
+    pub(crate) unsafe fn from_raw(
+        isa: Isa,
+        [k, n]: [usize; 2],
+        b: (*const f32, isize, isize),
+    ) -> PackedB {
+        use rayon::prelude::*;
         let nr = isa.tile().1;
         let n_pad = n.next_multiple_of(nr);
         let mut data = vec![0.0; k * n_pad];
+        // Depth blocks, each KC × n_pad (the last shallower), then their strips.
+        let mut blocks = Vec::with_capacity(k.div_ceil(KC));
+        let mut rest = &mut data[..];
         for pc in (0..k).step_by(KC) {
-            let kc = KC.min(k - pc);
-            let at = (b.as_ptr(), rsb as isize, 1);
-            // SAFETY: B[pc..pc + kc, 0..n] lies inside `b` (asserted).
-            unsafe { pack_b(&mut data[pc * n_pad..], nr, kc, n, offset(at, pc, 0)) };
+            let (block, tail) = rest.split_at_mut(KC.min(k - pc) * n_pad);
+            blocks.push((pc, block));
+            rest = tail;
+        }
+        let b = super::Shared(b);
+        let strip = |pc: usize, s: usize, dst: &mut [f32]| {
+            let (kc, j) = (KC.min(k - pc), s * nr);
+            // SAFETY: B[pc..pc + kc, j..j + nr (or n)] lies inside B (the caller's contract).
+            unsafe { pack_b(dst, nr, kc, nr.min(n - j), offset(b.get(), pc, j)) };
+        };
+        if k * n >= 1 << 18 && super::may_fork() {
+            blocks.into_par_iter().for_each(|(pc, block)| {
+                let kc = KC.min(k - pc);
+                block
+                    .par_chunks_mut(kc * nr)
+                    .enumerate()
+                    .for_each(|(s, dst)| strip(pc, s, dst));
+            });
+        } else {
+            for (pc, block) in blocks {
+                let kc = KC.min(k - pc);
+                for (s, dst) in block.chunks_mut(kc * nr).enumerate() {
+                    strip(pc, s, dst);
+                }
+            }
         }
         PackedB { isa, k, n, data }
     }
