@@ -26,6 +26,9 @@ pub mod plot;
 #[path = "common/cli.rs"]
 pub mod cli;
 
+#[path = "common/progress.rs"]
+pub mod progress;
+
 use std::collections::HashMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -624,7 +627,95 @@ fn fmt_secs(s: f64) -> String {
 /// Set by Ctrl-C: the loop saves a checkpoint after the current step and stops.
 pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
-/// The whole training run with progress, log, plot, samples and checkpoints.
+/// `log.csv`: one row per step, appended as training goes (flushed every few rows and at every
+/// validation, so a kill loses at most the rows since the last flush) and continued by a resumed
+/// run.
+struct Log {
+    file: std::io::BufWriter<std::fs::File>,
+    unflushed: usize,
+}
+
+impl Log {
+    const HEADER: &'static str = "step,train_loss,val_loss\n";
+
+    /// The rows of an earlier run at `path` up to step `upto` (a resumed run's checkpoint: rows
+    /// a kill left past it are replayed by the steps that follow). Nothing when there is no log.
+    fn earlier(path: &Path, upto: usize) -> Vec<(usize, f32, Option<f32>)> {
+        let Ok(text) = std::fs::read_to_string(path) else {
+            return Vec::new();
+        };
+        text.lines()
+            .skip(1)
+            .filter_map(|line| {
+                let mut f = line.split(',');
+                let step = f.next()?.parse().ok()?;
+                let loss = f.next()?.parse().ok()?;
+                let val = f.next().and_then(|v| v.parse().ok());
+                (step <= upto).then_some((step, loss, val))
+            })
+            .collect()
+    }
+
+    /// Starts the log at `path` with `rows` (written whole and atomically), then appends.
+    fn start(path: &Path, rows: &[(usize, f32, Option<f32>)]) -> Result<Log, Error> {
+        let io = |source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut text = String::from(Self::HEADER);
+        for &row in rows {
+            text.push_str(&Self::row(row));
+        }
+        write_atomic(path, text.as_bytes())?;
+        let file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(path)
+            .map_err(io)?;
+        Ok(Log {
+            file: std::io::BufWriter::new(file),
+            unflushed: 0,
+        })
+    }
+
+    fn row((step, loss, val): (usize, f32, Option<f32>)) -> String {
+        format!(
+            "{step},{loss},{}\n",
+            val.map_or(String::new(), |v| v.to_string())
+        )
+    }
+
+    /// Writes out what is buffered.
+    fn push_flush(&mut self, path: &Path) -> Result<(), Error> {
+        self.unflushed = 0;
+        self.file.flush().map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+
+    /// Appends a row; flushes every 10 rows, or now with `flush`.
+    fn push(
+        &mut self,
+        row: (usize, f32, Option<f32>),
+        flush: bool,
+        path: &Path,
+    ) -> Result<(), Error> {
+        let io = |source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        self.file.write_all(Self::row(row).as_bytes()).map_err(io)?;
+        self.unflushed += 1;
+        if flush || self.unflushed >= 10 {
+            self.file.flush().map_err(io)?;
+            self.unflushed = 0;
+        }
+        Ok(())
+    }
+}
+
+/// The whole training run with progress, log, plot, samples and checkpoints. A resumed run
+/// (`trainer.step` > 0) continues the log and the plot of the run in `out_dir`.
 pub fn train(
     trainer: &mut Trainer,
     out_dir: &Path,
@@ -635,40 +726,41 @@ pub fn train(
         source,
     })?;
     let log_path = out_dir.join("log.csv");
-    let mut log = String::from("step,train_loss,val_loss\n");
-    let mut history: Vec<(usize, f32, Option<f32>)> = Vec::new();
+    let mut history = if trainer.step > 0 {
+        Log::earlier(&log_path, trainer.step)
+    } else {
+        Vec::new()
+    };
+    let mut log = Log::start(&log_path, &history)?;
     let start = Instant::now();
     let first = trainer.step;
     let chars_per_step = (cfg.batch * cfg.seq_len) as f64;
+    let progress =
+        (!cfg.quiet).then(|| progress::Progress::new(first as u64, cfg.steps as u64, "steps"));
+    let say = |line: String| {
+        if let Some(p) = &progress {
+            p.println(line);
+        }
+    };
     while trainer.step < cfg.steps {
         let loss = trainer.train_step()?.read_blocking()?[0];
         let step = trainer.step;
         let done = (step - first) as f64;
         let rate = done * chars_per_step / start.elapsed().as_secs_f64();
-        let eta = (cfg.steps - step) as f64 * chars_per_step / rate.max(1e-9);
-        if !cfg.quiet {
-            print!(
-                "\rstep {step:>6}/{}  loss {loss:.4}  {rate:>7.0} chars/s  ETA {:<8}",
-                cfg.steps,
-                fmt_secs(eta)
-            );
-            let _ = std::io::stdout().flush();
+        if let Some(p) = &progress {
+            p.set(step as u64, format!("loss {loss:.4}  {rate:.0} chars/s"));
         }
         let mut val = None;
         if cfg.eval_every > 0 && (step.is_multiple_of(cfg.eval_every) || step == cfg.steps) {
             let v = trainer.val_loss(20)?;
             val = Some(v);
-            if !cfg.quiet {
-                println!("\rstep {step:>6}  train loss {loss:.4}  validation loss {v:.4}  ({rate:.0} chars/s)          ");
-            }
+            say(format!(
+                "step {step:>6}  train loss {loss:.4}  validation loss {v:.4}  ({rate:.0} chars/s)"
+            ));
         }
         history.push((step, loss, val));
-        log.push_str(&format!(
-            "{step},{loss},{}\n",
-            val.map_or(String::new(), |v| v.to_string())
-        ));
+        log.push((step, loss, val), val.is_some(), &log_path)?;
         if val.is_some() {
-            write_atomic(&log_path, log.as_bytes())?;
             let train_pts: Vec<(f64, f64)> = history
                 .iter()
                 .map(|&(s, l, _)| (s as f64, f64::from(l)))
@@ -705,7 +797,7 @@ pub fn train(
                 &mut rng,
             );
             trainer.model.rnn.set_training(true);
-            println!("----- sample at step {step} -----{}\n-----", text?);
+            say(format!("----- sample at step {step} -----{}\n-----", text?));
         }
         let interrupted = INTERRUPTED.load(Ordering::Relaxed);
         if interrupted
@@ -715,12 +807,17 @@ pub fn train(
             trainer.save(&out_dir.join("checkpoint.safetensors"))?;
         }
         if interrupted {
-            println!(
-                "\ninterrupted at step {step}: saved {}",
+            log.push_flush(&log_path)?;
+            say(format!(
+                "interrupted at step {step}: saved {}",
                 out_dir.join("checkpoint.safetensors").display()
-            );
+            ));
             break;
         }
+    }
+    log.push_flush(&log_path)?;
+    if let Some(p) = &progress {
+        p.finish();
     }
     Ok(history)
 }
@@ -816,9 +913,12 @@ struct Cli {
     /// Steps between checkpoints (0: only on Ctrl-C).
     #[arg(long, default_value_t = Config::default().checkpoint_every)]
     checkpoint_every: usize,
-    /// The run's folder under runs/.
+    /// The run's name: its folder is runs/NAME under the current directory.
     #[arg(long, default_value_t = Config::default().name)]
     name: String,
+    /// The run's folder, instead of runs/NAME.
+    #[arg(long)]
+    out: Option<PathBuf>,
     /// Only sample from `--checkpoint`; no training.
     #[arg(long, requires = "checkpoint")]
     sample_only: bool,
@@ -846,7 +946,11 @@ struct Cli {
 }
 
 #[allow(dead_code)]
-fn main() -> Result<(), Error> {
+fn main() {
+    cli::main(try_main)
+}
+
+fn try_main() -> Result<(), Error> {
     let args = cli::parse::<Cli>();
     let cfg = Config {
         cell: args.cell.into(),
@@ -878,6 +982,7 @@ fn main() -> Result<(), Error> {
         temperature,
         top_k,
         length,
+        out,
         ..
     } = args;
     let text = std::fs::read(&data).map_err(|source| Error::Io {
@@ -889,7 +994,6 @@ fn main() -> Result<(), Error> {
         message: format!("not UTF-8 text: {e}"),
     })?;
     let dev = args.device.open()?;
-    println!("device: {dev}");
     let mut trainer = Trainer::new(cfg.clone(), &text, &dev)?;
     if let Some(e) = epochs {
         trainer.cfg.steps = e * trainer.batcher.windows_per_epoch();
@@ -942,7 +1046,7 @@ fn main() -> Result<(), Error> {
         c.seq_len,
         c.steps
     );
-    let out_dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/runs")).join(&c.name);
+    let out_dir = out.unwrap_or_else(|| Path::new("runs").join(&c.name));
     if let Err(e) = ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::Relaxed)) {
         eprintln!("Ctrl-C will not save a checkpoint: {e}");
     }

@@ -248,7 +248,11 @@ struct Cli {
 }
 
 #[allow(dead_code)]
-fn main() -> Result<(), Error> {
+fn main() {
+    cli::main(try_main)
+}
+
+fn try_main() -> Result<(), Error> {
     let args = cli::parse::<Cli>();
     let cfg = TfConfig {
         embed: args.embed,
@@ -264,7 +268,6 @@ fn main() -> Result<(), Error> {
     };
     let compare = args.compare_lstm;
     let dev = args.device.open()?;
-    println!("device: {dev}");
     let text = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/data/tinyshakespeare.txt"

@@ -275,7 +275,11 @@ pub fn run(frames: usize, quiet: bool) -> Result<timeloom::Stats, timeloom::Erro
 struct Cli {}
 
 #[allow(dead_code)]
-fn main() -> Result<(), timeloom::Error> {
+fn main() {
+    cli::main(try_main)
+}
+
+fn try_main() -> Result<(), timeloom::Error> {
     cli::parse::<Cli>();
     run(120, false).map(|_| ())
 }

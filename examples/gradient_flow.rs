@@ -609,7 +609,11 @@ struct Cli {
 }
 
 #[allow(dead_code)]
-fn main() -> timeloom::Result<()> {
+fn main() {
+    cli::main(try_main)
+}
+
+fn try_main() -> timeloom::Result<()> {
     let args = cli::parse::<Cli>();
     let cfg = Config {
         device: args.device.open()?,

@@ -126,7 +126,11 @@ struct Cli {
 }
 
 #[allow(dead_code)]
-fn main() -> Result<(), timeloom::Error> {
+fn main() {
+    cli::main(try_main)
+}
+
+fn try_main() -> Result<(), timeloom::Error> {
     let args = cli::parse::<Cli>();
     let cfg = Config {
         device: args.device.open()?,
@@ -137,7 +141,6 @@ fn main() -> Result<(), timeloom::Error> {
         seed: args.seed,
         ..Config::default()
     };
-    println!("device: {}", cfg.device);
     let start = Instant::now();
     let history = run(&cfg)?;
     let (_, acc) = history.last().copied().unwrap_or_default();

@@ -222,7 +222,11 @@ struct Cli {
 }
 
 #[allow(dead_code)]
-fn main() -> timeloom::Result<()> {
+fn main() {
+    cli::main(try_main)
+}
+
+fn try_main() -> timeloom::Result<()> {
     let args = cli::parse::<Cli>();
     let cfg = Config {
         device: args.device.open()?,
@@ -233,7 +237,6 @@ fn main() -> timeloom::Result<()> {
         out: Some(args.out),
         ..Config::default()
     };
-    println!("device: {}", cfg.device);
     let start = Instant::now();
     let history = run(&cfg)?;
     let last = history.last().map_or(0.0, |e| e.accuracy);

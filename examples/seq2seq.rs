@@ -713,7 +713,11 @@ struct Cli {
 }
 
 #[allow(dead_code)]
-fn main() -> timeloom::Result<()> {
+fn main() {
+    cli::main(try_main)
+}
+
+fn try_main() -> timeloom::Result<()> {
     let args = cli::parse::<Cli>();
     let cfg = Config {
         device: args.device.open()?,
@@ -727,7 +731,6 @@ fn main() -> timeloom::Result<()> {
         out: Some(args.out),
         ..Config::default()
     };
-    println!("device: {}", cfg.device);
     let r = run(&cfg)?;
     println!(
         "exact match on {} held-out dates: greedy {:.1}%{}; training {:.0} s",

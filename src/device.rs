@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use crate::gpu::Gpu;
+use crate::gpu::{Gpu, GpuOptions};
 
 /// Where a tensor lives and its ops run.
 ///
@@ -28,10 +28,101 @@ pub enum Device {
     Cpu,
 }
 
+/// What [`Device::auto`] chose, and why: its `Display` is the one line a program prints.
+#[derive(Clone, Debug)]
+pub struct Chosen {
+    /// The device.
+    pub device: Device,
+    /// Why it was chosen, as a sentence.
+    pub why: String,
+}
+
+impl fmt::Display for Chosen {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "device: {} ({})", self.device, self.why)
+    }
+}
+
 impl Device {
-    /// Opens the best GPU (see [`Gpu::new`]), blocking.
+    /// Opens the best GPU (see [`Gpu::new`]), blocking: software adapters (lavapipe, llvmpipe,
+    /// SwiftShader, WARP) included, after every hardware one.
     pub fn gpu() -> crate::Result<Device> {
         Gpu::new_blocking().map(Device::Gpu)
+    }
+
+    /// The device a program should run on when its user has not said: a hardware GPU
+    /// (discrete, then integrated, then virtual) when wgpu finds one, and otherwise the CPU
+    /// path. A software adapter (wgpu's `DeviceType::Cpu`: llvmpipe, lavapipe, SwiftShader,
+    /// WARP) is a GPU emulated on the processor and slower than the CPU path, so it is taken
+    /// only when asked for: by [`Device::gpu`], or here when `TIMELOOM_BACKEND` or
+    /// `TIMELOOM_ADAPTER` is set (then whatever they select, as [`Gpu::new`] does). Never fails:
+    /// where the asked-for GPU cannot be opened, the reason says so and the CPU path runs.
+    ///
+    /// ```
+    /// let chosen = timeloom::Device::auto();
+    /// eprintln!("{chosen}"); // e.g. "device: cpu (no hardware GPU adapter: ...)"
+    /// let x = timeloom::Tensor::from_slice(&chosen.device, &[1.0, 2.0], &[2])?;
+    /// assert_eq!(x.sum_all()?.read_blocking()?, vec![3.0]);
+    /// # Ok::<(), timeloom::Error>(())
+    /// ```
+    pub fn auto() -> Chosen {
+        let asked: Vec<String> = ["TIMELOOM_BACKEND", "TIMELOOM_ADAPTER"]
+            .into_iter()
+            .filter_map(|k| {
+                std::env::var(k)
+                    .ok()
+                    .filter(|v| !v.is_empty())
+                    .map(|v| format!("{k}={v}"))
+            })
+            .collect();
+        if !asked.is_empty() {
+            let asked = asked.join(", ");
+            return match Gpu::new_blocking() {
+                Ok(g) => Chosen {
+                    why: format!("{}, asked for by {asked}", g.adapter()),
+                    device: Device::Gpu(g),
+                },
+                Err(e) => Chosen {
+                    device: Device::Cpu,
+                    why: format!(
+                        "{asked} asked for a GPU that could not be opened: {}",
+                        e.to_string()
+                            .split_whitespace()
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    ),
+                },
+            };
+        }
+        let options = GpuOptions {
+            software: Some(false),
+            ..GpuOptions::default()
+        };
+        // One line whatever the error's own layout.
+        let flat = |e: crate::Error| {
+            e.to_string()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        match pollster::block_on(Gpu::with_options(options)) {
+            Ok(g) => Chosen {
+                why: format!("{}: the best hardware adapter", g.adapter()),
+                device: Device::Gpu(g),
+            },
+            Err(crate::Error::NoAdapter { message }) => Chosen {
+                device: Device::Cpu,
+                why: format!(
+                    "no hardware GPU: {}; a software adapter is slower than the CPU path and \
+                     runs only when asked for (Device::gpu, TIMELOOM_BACKEND, TIMELOOM_ADAPTER)",
+                    message.split_whitespace().collect::<Vec<_>>().join(" ")
+                ),
+            },
+            Err(e) => Chosen {
+                device: Device::Cpu,
+                why: format!("the hardware GPU could not be opened: {}", flat(e)),
+            },
+        }
     }
 
     /// Whether `self` and `other` are the same device.
@@ -63,6 +154,30 @@ impl fmt::Display for Device {
         match self {
             Device::Gpu(g) => write!(f, "gpu ({})", g.adapter().name),
             Device::Cpu => write!(f, "cpu"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Device;
+
+    /// Without TIMELOOM_BACKEND or TIMELOOM_ADAPTER, `auto` takes a hardware GPU or the CPU
+    /// path, never a software adapter (CI's lavapipe), and says why in one line.
+    #[test]
+    fn auto_takes_a_hardware_gpu_or_the_cpu_path_and_says_why() {
+        let asked = ["TIMELOOM_BACKEND", "TIMELOOM_ADAPTER"]
+            .iter()
+            .any(|k| std::env::var(k).is_ok_and(|v| !v.is_empty()));
+        let chosen = Device::auto();
+        let line = chosen.to_string();
+        assert!(
+            line.starts_with("device: ") && !line.contains('\n'),
+            "{line}"
+        );
+        assert!(chosen.why.len() > 10, "{line}");
+        if let (Device::Gpu(g), false) = (&chosen.device, asked) {
+            assert_ne!(g.adapter().device_type, "Cpu", "{line}");
         }
     }
 }

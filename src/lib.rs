@@ -39,7 +39,7 @@ pub mod recurrent;
 mod rng;
 mod tensor;
 
-pub use device::Device;
+pub use device::{Chosen, Device};
 pub use error::{Error, Result};
 pub use gpu::{AdapterSummary, Gpu, GpuOptions, OptionalFeatures, Stats};
 pub use ops::attention::{attention, attention_reference, AttentionOptions};

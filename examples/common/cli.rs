@@ -1,6 +1,6 @@
 //! Command-line pieces the examples and the bench share, for each one's own clap parser:
 //! parsing that lists every flag on an unknown one, `--device` (flattened in), a parser for
-//! counts that must be at least 1, and output folders.
+//! counts that must be at least 1, output folders, and a `main` that prints errors as sentences.
 
 #![allow(dead_code)]
 
@@ -33,30 +33,53 @@ pub fn parse<T: clap::Parser>() -> T {
     })
 }
 
-/// `--device gpu|cpu`.
+/// `--device auto|gpu|cpu`.
 #[derive(clap::Args, Clone, Debug)]
 pub struct DeviceArgs {
-    /// Where to run: the best GPU adapter, or the CPU twins of the kernels.
-    #[arg(long, value_enum, default_value_t = DeviceChoice::Gpu)]
+    /// Where to run: a hardware GPU if there is one, else the CPU path (auto); the best GPU
+    /// adapter, software ones such as lavapipe included (gpu); or the CPU twins of the kernels
+    /// (cpu).
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
     pub device: DeviceChoice,
 }
 
 /// The values of `--device`.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DeviceChoice {
-    /// The best GPU adapter (`Device::gpu`).
+    /// A hardware GPU when wgpu finds one, else the CPU path (`Device::auto`).
+    Auto,
+    /// The best GPU adapter, a software one included (`Device::gpu`).
     Gpu,
     /// The CPU twins (`Device::Cpu`).
     Cpu,
 }
 
 impl DeviceArgs {
-    /// Opens the chosen device: an error that says what to install when there is no GPU.
+    /// Opens the chosen device and prints one line saying which and why (on stderr, so a
+    /// program's own output stays clean). An error says what to install when `gpu` finds none.
     pub fn open(&self) -> timeloom::Result<Device> {
-        match self.device {
-            DeviceChoice::Gpu => Device::gpu(),
-            DeviceChoice::Cpu => Ok(Device::Cpu),
-        }
+        let (device, why) = match self.device {
+            DeviceChoice::Auto => {
+                let chosen = Device::auto();
+                (chosen.device, chosen.why)
+            }
+            DeviceChoice::Gpu => {
+                let d = Device::gpu()?;
+                (d, "asked for with --device gpu".to_string())
+            }
+            DeviceChoice::Cpu => (Device::Cpu, "asked for with --device cpu".to_string()),
+        };
+        eprintln!("device: {device} ({why})");
+        Ok(device)
+    }
+}
+
+/// Runs `body` as a program's `main`: an error prints as its sentence (`Display`: what went
+/// wrong and what to do), not as a Debug struct, and the program exits with status 1.
+pub fn main<E: std::fmt::Display>(body: impl FnOnce() -> Result<(), E>) {
+    if let Err(e) = body() {
+        eprintln!("error: {e}");
+        std::process::exit(1);
     }
 }
 

@@ -47,6 +47,10 @@ pub struct GpuOptions {
     /// Time candidate matmul tile shapes at the first matmul of each shape class (one blocking
     /// wait per class). `None` means on: the device is ours, so waiting on it stalls nobody.
     pub autotune: Option<bool>,
+    /// Whether a software adapter (wgpu's `DeviceType::Cpu`: llvmpipe, lavapipe, SwiftShader,
+    /// WARP) may be chosen. `None` means yes, after every hardware adapter;
+    /// [`Device::auto`](crate::Device::auto) says no, since the CPU path outruns them.
+    pub software: Option<bool>,
 }
 
 /// What an adapter is: name, backend, driver and type.
@@ -214,6 +218,7 @@ impl Gpu {
             .iter()
             .map(|a| format!("{} ({:?})", a.get_info().name, a.get_info().backend))
             .collect();
+        let hardware_only = options.software == Some(false);
         let adapter = adapters
             .into_iter()
             .filter(|a| {
@@ -221,6 +226,7 @@ impl Gpu {
                     .as_ref()
                     .is_none_or(|w| a.get_info().name.to_lowercase().contains(w))
             })
+            .filter(|a| !hardware_only || a.get_info().device_type != wgpu::DeviceType::Cpu)
             .min_by_key(|a| type_rank(a.get_info().device_type));
         let Some(adapter) = adapter else {
             let message = match (&wanted, found.is_empty()) {
@@ -229,6 +235,9 @@ impl Gpu {
                     "no adapter name contains {w:?} (TIMELOOM_ADAPTER); found: {}",
                     found.join(", ")
                 ),
+                (None, false) if hardware_only => {
+                    format!("wgpu found only software adapters: {}", found.join(", "))
+                }
                 (None, false) => NO_ADAPTER_HELP.to_string(),
             };
             return Err(Error::NoAdapter { message });
