@@ -348,10 +348,8 @@ fn try_main() -> Result<(), Error> {
             )?
         );
     }
-    let dir = PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/runs/char_transformer"
-    ));
+    // Under the current directory, as every example writes.
+    let dir = PathBuf::from("runs/char_transformer");
     std::fs::create_dir_all(&dir).map_err(|source| Error::Io {
         path: dir.clone(),
         source,

@@ -249,7 +249,8 @@ pub fn run(frames: usize, quiet: bool) -> Result<timeloom::Stats, timeloom::Erro
             *px = [rgba[0], rgba[1], rgba[2]];
         }
     }
-    let dir = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/runs/embed_in_app"));
+    // Under the current directory, as every example writes.
+    let dir = std::path::Path::new("runs/embed_in_app");
     std::fs::create_dir_all(dir).map_err(|source| timeloom::Error::Io {
         path: dir.to_path_buf(),
         source,

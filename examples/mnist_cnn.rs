@@ -10,7 +10,6 @@
 //! cargo run --release --example mnist_cnn -- --epochs 4 --batch 64 --lr 0.002 --out runs/mnist
 //! ```
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -26,6 +25,9 @@ mod plot;
 
 #[path = "common/cli.rs"]
 mod cli;
+
+#[path = "common/progress.rs"]
+mod progress;
 
 /// What a run does; `Default` is the example's default run.
 #[derive(Clone, Debug)]
@@ -111,6 +113,8 @@ pub fn run(cfg: &Config) -> timeloom::Result<Vec<Epoch>> {
         shuffle(&mut order, &mut rng);
         let mut total = Tensor::zeros(dev, &[])?;
         let batches: Vec<&[usize]> = order.chunks(cfg.batch).collect();
+        let progress =
+            (!cfg.quiet).then(|| progress::Progress::new(0, batches.len() as u64, "batches"));
         for (b, idx) in batches.iter().enumerate() {
             let (x, y) = train.batch(idx);
             let x = Tensor::from_slice(dev, &x, &[idx.len(), 1, 28, 28])?;
@@ -120,18 +124,12 @@ pub fn run(cfg: &Config) -> timeloom::Result<Vec<Epoch>> {
             loss.backward()?;
             opt.step()?;
             total = no_grad(|| total.add(&loss))?; // summed on the device: no readback per step
-            if !cfg.quiet {
-                let done = (b + 1) * 30 / batches.len();
-                print!(
-                    "\repoch {epoch:>2}/{} [{}{}] {:>3}/{} batches",
-                    cfg.epochs,
-                    "#".repeat(done),
-                    ".".repeat(30 - done),
-                    b + 1,
-                    batches.len()
-                );
-                let _ = std::io::stdout().flush();
+            if let Some(p) = &progress {
+                p.set(b as u64 + 1, format!("epoch {epoch}/{}", cfg.epochs));
             }
+        }
+        if let Some(p) = &progress {
+            p.finish();
         }
         let loss = total.read_blocking()?[0] / batches.len() as f32;
         let seconds = start.elapsed().as_secs_f64();
@@ -145,7 +143,7 @@ pub fn run(cfg: &Config) -> timeloom::Result<Vec<Epoch>> {
         let accuracy = correct as f32 / test.len() as f32;
         if !cfg.quiet {
             println!(
-                "\repoch {epoch:>2}/{}  loss {loss:.4}  test accuracy {:.2}%  ({seconds:.2} s training)",
+                "epoch {epoch:>2}/{}  loss {loss:.4}  test accuracy {:.2}%  ({seconds:.2} s training)",
                 cfg.epochs,
                 accuracy * 100.0
             );
