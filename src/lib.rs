@@ -52,7 +52,7 @@ pub use ops::pool::MAX_POOL_KERNEL;
 pub use optim::{Algorithm, Optimizer, ParamState, Schedule};
 pub use rng::Rng;
 pub use tensor::autodiff::{is_grad_enabled, no_grad};
-pub use tensor::{Tensor, MAX_RANK};
+pub use tensor::{Id, Tensor, MAX_RANK};
 
 /// Re-export of the wgpu this crate is built against, for [`Gpu::from_wgpu`].
 pub use wgpu;

@@ -6,7 +6,8 @@ float32), the upstream gradients, and what PyTorch computed: outputs, final stat
 gradients of the input, the initial states and every parameter. Needs torch and safetensors:
 
     pip install torch safetensors
-    python3 tools/make_fixtures.py
+    python3 tools/make_fixtures.py                        # every fixture
+    python3 tools/make_fixtures.py state_dict_with_ids    # just that one
 
 The tests themselves need no Python: the fixtures are committed.
 """
@@ -186,8 +187,38 @@ def batch_norm(name, C, shape):
               metadata={"made_by": "tools/make_fixtures.py, torch " + torch.__version__})
 
 
+def state_dict_with_ids(name):
+    """A whole model's state_dict as PyTorch saves it: submodules under prefixes (`lstm.`,
+    `decoder.`), a batch norm's int64 `num_batches_tracked`, and int64 token ids and lengths
+    beside them, with one forward of the LSTM part to check a prefixed load against."""
+    class Model(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embed = torch.nn.Embedding(11, 3)
+            self.lstm = torch.nn.LSTM(3, 4)
+            self.norm = torch.nn.BatchNorm1d(4)
+            self.decoder = torch.nn.Linear(4, 11)
+
+    m = Model()
+    ids = torch.tensor([[3, 0, 10], [7, 7, 1]], dtype=torch.int64)  # [T = 2, B = 3]
+    lengths = torch.tensor([2, 1, 2], dtype=torch.int64)
+    x = m.embed(ids)
+    y, (h, c) = m.lstm(x)
+    out = {k: v.detach().contiguous() for k, v in m.state_dict().items()}
+    out.update({"data.ids": ids, "data.lengths": lengths,
+                "check.lstm_output": y.detach().contiguous()})
+    save_file(out, os.path.join(OUT, name + ".safetensors"),
+              metadata={"made_by": "tools/make_fixtures.py, torch " + torch.__version__})
+
+
 if __name__ == "__main__":
+    import sys
     os.makedirs(OUT, exist_ok=True)
+    if sys.argv[1:] == ["state_dict_with_ids"]:
+        # One fixture alone: regenerating every file with another torch version rewrites them.
+        state_dict_with_ids("state_dict_with_ids")
+        sys.exit(0)
+    state_dict_with_ids("state_dict_with_ids")
     recurrent("rnn_tanh", torch.nn.RNN, T=6, B=3, I=4, H=5, lengths=[6, 3, 5])
     recurrent("rnn_relu", torch.nn.RNN, T=5, B=2, I=3, H=4, nonlinearity="relu")
     recurrent("lstm_1layer", torch.nn.LSTM, T=7, B=3, I=5, H=6, lengths=[7, 2, 4])

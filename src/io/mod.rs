@@ -21,20 +21,68 @@ pub struct Weights {
     pub metadata: HashMap<String, String>,
     /// Where they came from, for messages.
     pub source: String,
-    /// name → dtype of the tensors timeloom cannot read as floats (PyTorch's integer
-    /// `num_batches_tracked`, half precision). Asking for one of them is an error that names
-    /// the dtype; holding them is not.
+    /// name → why timeloom did not read a tensor (its dtype: half precision, bool; or integers
+    /// past 2²⁴, which f32 does not hold exactly). Asking for one of them is an error that says
+    /// so; holding them is not.
     pub skipped: BTreeMap<String, String>,
 }
 
+/// The largest integer up to which every integer is exactly an f32.
+const EXACT_F32: f64 = 16_777_216.0;
+
 impl Weights {
+    /// The entries under `prefix`, with it taken off: the part of a larger model's
+    /// `state_dict` that one module holds (`"lstm."` makes `lstm.weight_ih_l0` into
+    /// `weight_ih_l0`). Entries elsewhere are left out.
+    ///
+    /// ```
+    /// use timeloom::io::{load_into_strict, parse, serialize};
+    /// use timeloom::nn::{Linear, Module};
+    /// use timeloom::{Device, Rng};
+    /// let dev = Device::Cpu;
+    /// let (enc, dec) = (Linear::new(&dev, 3, 4, &mut Rng::new(1))?, Linear::new(&dev, 4, 2, &mut Rng::new(2))?);
+    /// // A PyTorch model with `encoder` and `decoder` submodules saves both under one dict.
+    /// let mut named: Vec<_> = enc.named_parameters().into_iter().map(|(k, t)| (format!("encoder.{k}"), t)).collect();
+    /// named.extend(dec.named_parameters().into_iter().map(|(k, t)| (format!("decoder.{k}"), t)));
+    /// let file = parse("model.safetensors", &serialize(&named, None)?)?;
+    /// let fresh = Linear::new(&dev, 4, 2, &mut Rng::new(3))?;
+    /// load_into_strict(&fresh, &file.strip_prefix("decoder."))?;
+    /// assert_eq!(fresh.weight.read_blocking()?, dec.weight.read_blocking()?);
+    /// # Ok::<(), timeloom::Error>(())
+    /// ```
+    pub fn strip_prefix(&self, prefix: &str) -> Weights {
+        fn under<V: Clone>(m: &BTreeMap<String, V>, prefix: &str) -> BTreeMap<String, V> {
+            m.iter()
+                .filter_map(|(k, v)| Some((k.strip_prefix(prefix)?.to_string(), v.clone())))
+                .collect()
+        }
+        Weights {
+            tensors: under(&self.tensors, prefix),
+            metadata: self.metadata.clone(),
+            source: format!("{} (under `{prefix}`)", self.source),
+            skipped: under(&self.skipped, prefix),
+        }
+    }
+
+    /// Every key, read or skipped, in order.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        let mut keys: Vec<&str> = self
+            .tensors
+            .keys()
+            .chain(self.skipped.keys())
+            .map(String::as_str)
+            .collect();
+        keys.sort_unstable();
+        keys.into_iter()
+    }
+
     /// The values of `key`, checked against `shape`.
     pub fn get(&self, key: &str, shape: &[usize]) -> Result<&[f32]> {
         let (s, v) = self.tensors.get(key).ok_or_else(|| Error::Format {
             what: format!("{}: key `{key}`", self.source),
             message: match self.skipped.get(key) {
-                Some(dtype) => format!(
-                    "has dtype {dtype}; timeloom reads F32 and F64 (save with tensor.float() in PyTorch)"
+                Some(why) => format!(
+                    "was not read: {why}; timeloom reads F32, F64 and integers up to 2^24 (save with tensor.float() in PyTorch)"
                 ),
                 None => "missing; the file does not hold this parameter".into(),
             },
@@ -53,8 +101,10 @@ impl Weights {
     }
 }
 
-/// Parses safetensors bytes; `what` names them in errors. F32 tensors are read as they are and
-/// F64 ones rounded to f32; tensors of other dtypes are listed in `skipped` (an error only when
+/// Parses safetensors bytes; `what` names them in errors. F32 tensors are read as they are, F64
+/// ones rounded to f32, and integer ones (PyTorch saves token ids, targets and lengths as int64)
+/// as f32 when every value is within ±2²⁴, where f32 holds integers exactly; other tensors (half
+/// precision, bool, larger integers) are listed in `skipped` with the reason (an error only when
 /// a model asks for one: convert with `.float()` in PyTorch).
 pub fn parse(what: &str, bytes: &[u8]) -> Result<Weights> {
     let st = SafeTensors::deserialize(bytes).map_err(|e| Error::Format {
@@ -68,14 +118,50 @@ pub fn parse(what: &str, bytes: &[u8]) -> Result<Weights> {
     let mut tensors = BTreeMap::new();
     let mut skipped = BTreeMap::new();
     for (name, view) in st.tensors() {
-        let values: Vec<f32> = match view.dtype() {
-            Dtype::F32 => bytemuck::pod_collect_to_vec(view.data()),
-            Dtype::F64 => bytemuck::pod_collect_to_vec::<u8, f64>(view.data())
+        let data = view.data();
+        // Little-endian integers as f64 (i64 and u64 past 2^53 round, which only makes them fail
+        // the ±2^24 check below, as they should).
+        macro_rules! ints {
+            ($t:ty) => {
+                Some(
+                    bytemuck::pod_collect_to_vec::<u8, $t>(data)
+                        .into_iter()
+                        .map(|v| v as f64)
+                        .collect::<Vec<f64>>(),
+                )
+            };
+        }
+        let ints: Option<Vec<f64>> = match view.dtype() {
+            Dtype::I64 => ints!(i64),
+            Dtype::I32 => ints!(i32),
+            Dtype::I16 => ints!(i16),
+            Dtype::I8 => ints!(i8),
+            Dtype::U64 => ints!(u64),
+            Dtype::U32 => ints!(u32),
+            Dtype::U16 => ints!(u16),
+            Dtype::U8 => ints!(u8),
+            _ => None,
+        };
+        let values: Vec<f32> = match (view.dtype(), ints) {
+            (Dtype::F32, _) => bytemuck::pod_collect_to_vec(data),
+            (Dtype::F64, _) => bytemuck::pod_collect_to_vec::<u8, f64>(data)
                 .into_iter()
                 .map(|v| v as f32)
                 .collect(),
-            other => {
-                skipped.insert(name, format!("{other:?}"));
+            (dtype, Some(v)) => {
+                match v.iter().find(|x| x.abs() > EXACT_F32) {
+                    None => v.into_iter().map(|x| x as f32).collect(),
+                    Some(x) => {
+                        skipped.insert(
+                        name,
+                        format!("{dtype:?} with the value {x}, past the ±2^24 that f32 holds exactly"),
+                    );
+                        continue;
+                    }
+                }
+            }
+            (other, None) => {
+                skipped.insert(name, format!("dtype {other:?}"));
                 continue;
             }
         };
@@ -211,8 +297,50 @@ pub fn save_module(module: &dyn Module, path: impl AsRef<Path>) -> Result<()> {
     write_atomic(path, &serialize(&state(module), None)?)
 }
 
+/// [`load_into`], and also an error when `weights` holds entries the module does not have, as
+/// PyTorch's `load_state_dict(strict=True)`: the error lists every missing and every unexpected
+/// key. PyTorch's `num_batches_tracked` counters (timeloom's batch norm keeps none) are not
+/// counted as unexpected. Take a submodule's part of a larger model's file with
+/// [`Weights::strip_prefix`] first.
+pub fn load_into_strict(module: &dyn Module, weights: &Weights) -> Result<()> {
+    let params = state(module);
+    let names: std::collections::HashSet<&str> = params.iter().map(|(n, _)| n.as_str()).collect();
+    let missing: Vec<&str> = params
+        .iter()
+        .map(|(n, _)| n.as_str())
+        .filter(|n| !weights.tensors.contains_key(*n) && !weights.skipped.contains_key(*n))
+        .collect();
+    let unexpected: Vec<&str> = weights
+        .keys()
+        .filter(|k| !names.contains(k) && !k.ends_with("num_batches_tracked"))
+        .collect();
+    if !missing.is_empty() || !unexpected.is_empty() {
+        let list = |v: &[&str]| {
+            if v.is_empty() {
+                "none".to_string()
+            } else {
+                v.iter()
+                    .map(|k| format!("`{k}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        };
+        return Err(Error::Format {
+            what: weights.source.clone(),
+            message: format!(
+                "does not match the module: missing key(s) {}; unexpected key(s) {} (nothing was \
+                 loaded; a part of a larger model's file is taken with Weights::strip_prefix)",
+                list(&missing),
+                list(&unexpected)
+            ),
+        });
+    }
+    load_into(module, weights)
+}
+
 /// Loads every parameter and buffer of `module` from `weights` (names and shapes must match;
-/// extra keys in the file are allowed). Nothing is written unless every one is found and fits.
+/// extra keys in the file are allowed: [`load_into_strict`] refuses them). Nothing is written
+/// unless every one is found and fits.
 pub fn load_into(module: &dyn Module, weights: &Weights) -> Result<()> {
     let params = state(module);
     let mut values = Vec::with_capacity(params.len());
@@ -241,6 +369,47 @@ mod tests {
     use super::*;
     use crate::nn::Recurrent;
     use crate::{Device, Rng};
+
+    /// Integer entries of every width are read while they are within ±2²⁴; one past it, and a
+    /// half-precision entry, are skipped with the reason, which asking for them repeats.
+    #[test]
+    fn integer_entries_are_read_exactly_or_skipped_with_the_reason() {
+        let i64s: Vec<u8> = [0i64, -5, 16_777_216]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        let big: Vec<u8> = [16_777_217i64]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        let i32s: Vec<u8> = [7i32, -1].iter().flat_map(|v| v.to_le_bytes()).collect();
+        let u8s: Vec<u8> = vec![255, 0];
+        let f16s: Vec<u8> = vec![0, 60];
+        let entries = [
+            ("ids", Dtype::I64, vec![3], &i64s),
+            ("big", Dtype::I64, vec![1], &big),
+            ("pair", Dtype::I32, vec![2], &i32s),
+            ("bytes", Dtype::U8, vec![2], &u8s),
+            ("half", Dtype::F16, vec![1], &f16s),
+        ];
+        let views: Vec<(String, TensorView<'_>)> = entries
+            .iter()
+            .map(|(n, d, s, b)| (n.to_string(), TensorView::new(*d, s.clone(), b).unwrap()))
+            .collect();
+        let bytes = safetensors::tensor::serialize(views, None).unwrap();
+        let w = parse("mem", &bytes).unwrap();
+        assert_eq!(w.get("ids", &[3]).unwrap(), &[0.0, -5.0, 16_777_216.0]);
+        assert_eq!(w.get("pair", &[2]).unwrap(), &[7.0, -1.0]);
+        assert_eq!(w.get("bytes", &[2]).unwrap(), &[255.0, 0.0]);
+        for (key, says) in [("big", "16777217"), ("half", "F16")] {
+            let e = w.get(key, &[1]).unwrap_err().to_string();
+            assert!(e.contains(says) && e.contains(key), "{e}");
+        }
+        assert_eq!(
+            w.keys().collect::<Vec<_>>(),
+            ["big", "bytes", "half", "ids", "pair"]
+        );
+    }
 
     #[test]
     fn weights_round_trip_and_bad_files_are_format_errors() {

@@ -114,7 +114,60 @@ pub(crate) fn checked_numel(op: &'static str, shape: &[usize]) -> Result<usize> 
     Ok(numel)
 }
 
+/// A host integer that [`Tensor::from_ids`] takes as an id, a class target or a length: every
+/// primitive integer type.
+pub trait Id: Copy {
+    /// The value, widened (exact for every value `from_ids` accepts).
+    fn widen(self) -> f64;
+}
+
+macro_rules! id_impl {
+    ($($t:ty),*) => {$(
+        impl Id for $t {
+            fn widen(self) -> f64 {
+                self as f64
+            }
+        }
+    )*};
+}
+id_impl!(u8, u16, u32, u64, usize, i8, i16, i32, i64, isize);
+
 impl Tensor {
+    /// A tensor of integer ids, class targets or sequence lengths (what `Embedding`,
+    /// `CrossEntropy` and recurrent lengths take) from host integers of any width: `&[u32]`,
+    /// `&[usize]`, PyTorch's int64 as `&[i64]`. They are held as f32, which is exact up to 2²⁴.
+    ///
+    /// ```
+    /// use timeloom::{Device, Tensor};
+    /// let ids = Tensor::from_ids(&Device::Cpu, &[3usize, 0, 7], &[3])?;
+    /// assert_eq!(ids.read_blocking()?, vec![3.0, 0.0, 7.0]);
+    /// assert!(Tensor::from_ids(&Device::Cpu, &[-1i64], &[1]).is_err());
+    /// # Ok::<(), timeloom::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// `InvalidArgument` naming the first negative id, or the first past 2²⁴ (which f32 would
+    /// round to another id); otherwise as [`Tensor::from_slice`].
+    pub fn from_ids<T: Id>(device: &Device, ids: &[T], shape: &[usize]) -> Result<Tensor> {
+        const EXACT: f64 = 16_777_216.0;
+        if let Some((i, v)) = ids
+            .iter()
+            .map(|&v| v.widen())
+            .enumerate()
+            .find(|&(_, v)| !(0.0..=EXACT).contains(&v))
+        {
+            return Err(Error::InvalidArgument {
+                op: "Tensor::from_ids",
+                message: format!(
+                    "id {v} at position {i} is {}: ids, targets and lengths are counts from 0 to 2^24 (16,777,216), which f32 holds exactly",
+                    if v < 0.0 { "negative" } else { "past 2^24" }
+                ),
+            });
+        }
+        let values: Vec<f32> = ids.iter().map(|&v| v.widen() as f32).collect();
+        Tensor::from_slice(device, &values, shape)
+    }
+
     /// A tensor holding `data` in row-major order.
     ///
     /// # Errors
@@ -327,4 +380,49 @@ fn _assert_send_sync() {
     fn is<T: Send + Sync>() {}
     is::<Tensor>();
     is::<Gpu>();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Tensor;
+    use crate::{Device, Error};
+
+    /// Ids of every integer width up to 2²⁴ arrive exactly; a negative one and one past 2²⁴
+    /// are refused with their position, as is a shape that does not hold them.
+    #[test]
+    fn ids_from_host_integers_are_exact_and_checked() {
+        let dev = Device::Cpu;
+        let top = 16_777_216usize;
+        for t in [
+            Tensor::from_ids(&dev, &[0usize, 5, top], &[3]),
+            Tensor::from_ids(&dev, &[0u32, 5, top as u32], &[3]),
+            Tensor::from_ids(&dev, &[0i64, 5, top as i64], &[3]),
+        ] {
+            assert_eq!(
+                t.unwrap().read_blocking().unwrap(),
+                [0.0, 5.0, 16_777_216.0]
+            );
+        }
+        for (e, says) in [
+            (
+                Tensor::from_ids(&dev, &[1i64, -2], &[2]),
+                "id -2 at position 1 is negative",
+            ),
+            (
+                Tensor::from_ids(&dev, &[top as u64 + 1], &[1]),
+                "id 16777217 at position 0 is past 2^24",
+            ),
+        ] {
+            match e {
+                Err(Error::InvalidArgument { message, .. }) => {
+                    assert!(message.contains(says), "{message}")
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        assert!(matches!(
+            Tensor::from_ids(&dev, &[1u8, 2], &[3]),
+            Err(Error::ShapeMismatch { .. })
+        ));
+    }
 }
