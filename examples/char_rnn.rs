@@ -769,12 +769,36 @@ pub fn train(
                 .iter()
                 .filter_map(|&(s, _, v)| v.map(|v| (s as f64, f64::from(v))))
                 .collect();
-            let png = plot::line_plot(
-                &[(&train_pts, [70, 110, 200]), (&val_pts, [220, 80, 40])],
-                800,
-                400,
-            );
-            write_atomic(out_dir.join("loss.png"), &png)?;
+            let lines = [
+                plot::Line {
+                    label: "training (one batch)",
+                    points: &train_pts,
+                    color: [70, 110, 200],
+                },
+                plot::Line {
+                    label: "validation (20 batches)",
+                    points: &val_pts,
+                    color: [220, 80, 40],
+                },
+            ];
+            let chart = plot::Chart {
+                title: &format!(
+                    "char_rnn: {} ({} × {} units) on tiny Shakespeare",
+                    match cfg.cell {
+                        CellKind::Lstm => "LSTM",
+                        CellKind::Gru => "GRU",
+                        CellKind::GruResetBefore => "GRU (reset before)",
+                        CellKind::RnnTanh => "RNN (tanh)",
+                        CellKind::RnnRelu => "RNN (ReLU)",
+                    },
+                    cfg.layers,
+                    cfg.hidden
+                ),
+                x: "training step",
+                y: "cross-entropy (nats per character)",
+                log_y: false,
+            };
+            plot::save(out_dir, "loss.png", chart.png(&lines, 800, 420))?;
         }
         if cfg.sample_every > 0 && step.is_multiple_of(cfg.sample_every) && !cfg.quiet {
             let mut rng = Rng::new(cfg.seed ^ step as u64);

@@ -350,19 +350,23 @@ fn try_main() -> Result<(), Error> {
     }
     // Under the current directory, as every example writes.
     let dir = PathBuf::from("runs/char_transformer");
-    std::fs::create_dir_all(&dir).map_err(|source| Error::Io {
-        path: dir.clone(),
-        source,
-    })?;
-    let refs: Vec<char_rnn::plot::Series<'_>> =
-        series.iter().map(|(s, c)| (s.as_slice(), *c)).collect();
-    timeloom::io::write_atomic(
-        dir.join("compare.png"),
-        &char_rnn::plot::line_plot(&refs, 800, 400),
-    )?;
-    println!(
-        "wrote {} (validation loss: transformer red, LSTM blue)",
-        dir.join("compare.png").display()
-    );
+    let names = ["transformer", "LSTM"];
+    let lines: Vec<char_rnn::plot::Line<'_>> = series
+        .iter()
+        .zip(names)
+        .map(|((s, c), label)| char_rnn::plot::Line {
+            label,
+            points: s,
+            color: *c,
+        })
+        .collect();
+    let chart = char_rnn::plot::Chart {
+        title: "Character-level models on tiny Shakespeare: validation loss",
+        x: "training step",
+        y: "cross-entropy (nats per character)",
+        log_y: false,
+    };
+    char_rnn::plot::save(&dir, "compare.png", chart.png(&lines, 800, 420))?;
+    println!("wrote {}", dir.join("compare.png").display());
     Ok(())
 }

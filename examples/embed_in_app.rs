@@ -251,11 +251,15 @@ pub fn run(frames: usize, quiet: bool) -> Result<timeloom::Stats, timeloom::Erro
     }
     // Under the current directory, as every example writes.
     let dir = std::path::Path::new("runs/embed_in_app");
-    std::fs::create_dir_all(dir).map_err(|source| timeloom::Error::Io {
-        path: dir.to_path_buf(),
-        source,
-    })?;
-    timeloom::io::write_atomic(dir.join("frame.png"), &canvas.png())?;
+    plot::save(
+        dir,
+        "frame.png",
+        plot::titled(
+            &canvas,
+            "embed_in_app: LSTM hidden states, drawn by the app's shader",
+            "columns: timesteps; rows: hidden units; red: positive, blue: negative (white: 0)",
+        ),
+    )?;
     println!("wrote {}", dir.join("frame.png").display());
     let final_loss = {
         let out = lstm.forward(&x)?;

@@ -103,6 +103,15 @@ impl Model {
             Model::LstmBias0 => "lstm_bias0",
         }
     }
+    /// The model's name in a figure's legend.
+    fn label(self) -> &'static str {
+        match self {
+            Model::Rnn => "RNN (tanh)",
+            Model::Lstm => "LSTM",
+            Model::Gru => "GRU",
+            Model::LstmBias0 => "LSTM, PyTorch's default forget bias",
+        }
+    }
     fn colour(self, light: bool) -> [u8; 3] {
         let c = match self {
             Model::Rnn => [210, 40, 40],
@@ -418,20 +427,41 @@ fn write(dir: &Option<PathBuf>, name: &str, bytes: &[u8]) -> timeloom::Result<()
     Ok(())
 }
 
-/// A log10-norm-against-distance figure.
-fn gradient_figure(curves: &[(Model, Vec<f64>)]) -> Vec<u8> {
-    let series: Vec<plot::OwnedSeries> = curves
+/// Writes a figure (see `plot::save`) when there is an output folder.
+fn figure(dir: &Option<PathBuf>, name: &str, png: Result<Vec<u8>, String>) -> timeloom::Result<()> {
+    match dir {
+        Some(dir) => plot::save(dir, name, png),
+        None => Ok(()),
+    }
+}
+
+/// The gradient norm against distance, one curve per model, on a log axis.
+fn gradient_figure(title: &str, curves: &[(Model, Vec<f64>)]) -> Result<Vec<u8>, String> {
+    let points: Vec<Vec<(f64, f64)>> = curves
         .iter()
-        .map(|(m, n)| {
-            let pts = n
-                .iter()
+        .map(|(_, n)| {
+            n.iter()
                 .enumerate()
-                .map(|(d, v)| ((d + 1) as f64, v.max(1e-30).log10()))
-                .collect();
-            (pts, m.colour(false))
+                .map(|(d, &v)| ((d + 1) as f64, v))
+                .collect()
         })
         .collect();
-    plot::line_plot_owned(&series, 640, 400)
+    let lines: Vec<plot::Line<'_>> = curves
+        .iter()
+        .zip(&points)
+        .map(|((m, _), p)| plot::Line {
+            label: m.label(),
+            points: p,
+            color: m.colour(false),
+        })
+        .collect();
+    plot::Chart {
+        title,
+        x: "distance from the loss (timesteps)",
+        y: "gradient norm ‖∂L/∂h‖",
+        log_y: true,
+    }
+    .png(&lines, 720, 440)
 }
 
 /// Everything the example measures.
@@ -465,10 +495,13 @@ pub fn run(cfg: &Config) -> timeloom::Result<Report> {
             curves.push((m, n.clone()));
             gradients.push((Some(rho), m, n));
         }
-        write(
+        figure(
             &cfg.out,
             &format!("gradients_rho_{rho}.png"),
-            &gradient_figure(&curves),
+            gradient_figure(
+                &format!("Gradient norm against distance at initialisation, spectral radius {rho}"),
+                &curves,
+            ),
         )?;
     }
     let update = update_norms(cfg, 0.1, cfg.clip)?;
@@ -522,27 +555,50 @@ pub fn run(cfg: &Config) -> timeloom::Result<Report> {
             runs.push(best);
             runs.push(unclipped);
         }
-        write(
+        figure(
             &cfg.out,
             "gradients_trained.png",
-            &gradient_figure(&trained),
+            gradient_figure("Gradient norm against distance after training", &trained),
         )?;
-        let series: Vec<plot::OwnedSeries> = runs
+        let points: Vec<Vec<(f64, f64)>> = runs
             .iter()
             .map(|r| {
-                let pts = r
-                    .curve
+                r.curve
                     .iter()
-                    .map(|&(s, _, a)| (s as f64, f64::from(a)))
-                    .collect();
-                (pts, r.model.colour(r.clip.is_none()))
+                    .map(|&(s, _, a)| (s as f64, 100.0 * f64::from(a)))
+                    .collect()
             })
             .collect();
-        let refs: Vec<plot::Series<'_>> = series.iter().map(|(p, c)| (&p[..], *c)).collect();
-        write(
+        let labels: Vec<String> = runs
+            .iter()
+            .map(|r| match r.clip {
+                Some(c) => format!("{}, lr {}, clipped at {c}", r.model.label(), r.lr),
+                None => format!("{}, lr {}, unclipped", r.model.label(), r.lr),
+            })
+            .collect();
+        let lines: Vec<plot::Line<'_>> = runs
+            .iter()
+            .zip(&points)
+            .zip(&labels)
+            .map(|((r, p), l)| plot::Line {
+                label: l,
+                points: p,
+                color: r.model.colour(r.clip.is_none()),
+            })
+            .collect();
+        figure(
             &cfg.out,
             "adding_accuracy.png",
-            &plot::line_plot(&refs, 640, 400),
+            plot::Chart {
+                title: &format!(
+                    "The adding problem, T = {}: validation accuracy",
+                    cfg.seq_len
+                ),
+                x: "training step",
+                y: "validation accuracy (%, |error| < 0.1)",
+                log_y: false,
+            }
+            .png(&lines, 720, 440),
         )?;
         write(&cfg.out, "adding.csv", adding_csv.as_bytes())?;
     }

@@ -156,8 +156,15 @@ pub fn run(cfg: &Config) -> timeloom::Result<Vec<Epoch>> {
         if epoch == cfg.epochs {
             if let Some(dir) = &cfg.out {
                 let path = dir.join("misclassified.png");
-                cli::ensure_dir(dir)?;
-                timeloom::io::write_atomic(&path, &misclassified_grid(&test, &predicted))?;
+                plot::save(
+                    dir,
+                    "misclassified.png",
+                    plot::titled(
+                        &misclassified_grid(&test, &predicted),
+                        "mnist_cnn: the held-out digits it got wrong",
+                        "under each digit: the prediction (red) and the true label (green)",
+                    ),
+                )?;
                 if !cfg.quiet {
                     println!("wrote {}", path.display());
                 }
@@ -180,7 +187,7 @@ fn predict(net: &Sequential, set: &Labelled, dev: &Device) -> timeloom::Result<V
 }
 
 /// Up to 60 misclassified digits, 10 per row, each 56×56 with its labels underneath.
-fn misclassified_grid(test: &Labelled, predicted: &[u32]) -> Vec<u8> {
+fn misclassified_grid(test: &Labelled, predicted: &[u32]) -> plot::Canvas {
     let wrong: Vec<usize> = (0..test.len())
         .filter(|&i| predicted[i] != test.labels[i])
         .take(60)
@@ -194,7 +201,7 @@ fn misclassified_grid(test: &Labelled, predicted: &[u32]) -> Vec<u8> {
         c.digit(x + 14, y + 60, predicted[i], 2, [200, 30, 30]);
         c.digit(x + 34, y + 60, test.labels[i], 2, [30, 150, 30]);
     }
-    c.png()
+    c
 }
 
 /// A small CNN learns 5,000 real MNIST digits; writes the misclassified test digits as a PNG.

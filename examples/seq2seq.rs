@@ -622,9 +622,17 @@ pub fn run(cfg: &Config) -> timeloom::Result<Report> {
         }
     }
     if let Some(dir) = &cfg.out {
-        cli::ensure_dir(dir)?;
-        let png = attention_figure(&test[..4.min(test.len())], &greedy, &attention);
-        timeloom::io::write_atomic(dir.join("attention.png"), &png)?;
+        let canvas = attention_figure(&test[..4.min(test.len())], &greedy, &attention);
+        plot::save(
+            dir,
+            "attention.png",
+            plot::titled(
+                &canvas,
+                "seq2seq: where the decoder looks, four held-out dates",
+                "rows: output characters (ISO date, then end); columns: input characters; \
+                 darker blue: more attention weight",
+            ),
+        )?;
     }
     Ok(Report {
         losses,
@@ -641,7 +649,7 @@ fn attention_figure(
     examples: &[(String, String)],
     decoded: &[String],
     attention: &[AttentionMap],
-) -> Vec<u8> {
+) -> plot::Canvas {
     let cell = 12i64;
     let label = 14i64;
     let widths: Vec<i64> = examples
@@ -677,7 +685,7 @@ fn attention_figure(
         }
         x0 += widths[k];
     }
-    c.png()
+    c
 }
 
 /// Sequence to sequence with attention: dates as people write them into ISO form.

@@ -1,9 +1,11 @@
-//! A tiny PNG line plot for the examples: no plotting crate, just a raster, a few lines and a
-//! PNG written through flate2 (which timeloom already depends on). Good enough to see a curve.
+//! The examples' figures. Charts are drawn by `plotters` with a title, labelled axes and a
+//! legend naming each curve (a log axis says so); image grids (digits, attention weights, a
+//! frame) are a `Canvas` of pixels that `titled` puts under a title and a caption. Text uses
+//! DejaVu Sans from the system (Debian's fonts-dejavu-core; `TIMELOOM_FONT=path.ttf` picks
+//! another), read once; without it a figure is an error that says so, which the examples
+//! report and go on. PNGs are encoded by the `png` crate.
 
 #![allow(dead_code)]
-
-use std::io::Write;
 
 /// A white RGB canvas.
 pub struct Canvas {
@@ -87,48 +89,10 @@ impl Canvas {
         }
     }
 
-    /// The canvas as PNG bytes (8-bit RGB, no interlace).
+    /// The canvas as PNG bytes (8-bit RGB).
     pub fn png(&self) -> Vec<u8> {
-        fn crc32(data: &[u8]) -> u32 {
-            let mut c = 0xFFFF_FFFFu32;
-            for &b in data {
-                c ^= u32::from(b);
-                for _ in 0..8 {
-                    c = if c & 1 != 0 {
-                        0xEDB8_8320 ^ (c >> 1)
-                    } else {
-                        c >> 1
-                    };
-                }
-            }
-            !c
-        }
-        fn chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
-            out.extend((data.len() as u32).to_be_bytes());
-            let mut body = kind.to_vec();
-            body.extend_from_slice(data);
-            out.extend(&body);
-            out.extend(crc32(&body).to_be_bytes());
-        }
-        let mut raw = Vec::with_capacity(self.h * (1 + 3 * self.w));
-        for y in 0..self.h {
-            raw.push(0); // filter: none
-            for x in 0..self.w {
-                raw.extend(self.px[y * self.w + x]);
-            }
-        }
-        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
-        z.write_all(&raw).expect("writing to memory");
-        let idat = z.finish().expect("writing to memory");
-        let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
-        let mut ihdr = Vec::new();
-        ihdr.extend((self.w as u32).to_be_bytes());
-        ihdr.extend((self.h as u32).to_be_bytes());
-        ihdr.extend([8, 2, 0, 0, 0]);
-        chunk(&mut out, b"IHDR", &ihdr);
-        chunk(&mut out, b"IDAT", &idat);
-        chunk(&mut out, b"IEND", &[]);
-        out
+        let raw: Vec<u8> = self.px.iter().flatten().copied().collect();
+        encode_png(&raw, self.w as u32, self.h as u32)
     }
 }
 
@@ -189,93 +153,214 @@ fn glyph(ch: char) -> u16 {
     }
 }
 
-pub type Series<'a> = (&'a [(f64, f64)], [u8; 3]);
-
-/// A short axis label: plain for moderate magnitudes, exponent form otherwise.
-fn tick(v: f64) -> String {
-    let a = v.abs();
-    if a != 0.0 && !(0.01..10_000.0).contains(&a) {
-        format!("{v:.0e}")
-    } else if a >= 100.0 || v.fract() == 0.0 {
+/// An axis label: whole numbers over a span of 10 or more (steps, distances), else up to three
+/// significant decimals.
+fn tick(v: f64, span: f64) -> String {
+    if span >= 10.0 {
         format!("{v:.0}")
     } else {
-        let s = format!("{v:.2}");
+        let s = format!("{v:.3}");
         s.trim_end_matches('0').trim_end_matches('.').to_string()
     }
 }
 
-/// A series that owns its points.
-pub type OwnedSeries = (Vec<(f64, f64)>, [u8; 3]);
-
-/// `line_plot` over owned series.
-pub fn line_plot_owned(series: &[OwnedSeries], w: usize, h: usize) -> Vec<u8> {
-    let refs: Vec<Series<'_>> = series.iter().map(|(p, c)| (&p[..], *c)).collect();
-    line_plot(&refs, w, h)
+/// 8-bit RGB rows as PNG bytes.
+fn encode_png(rgb: &[u8], w: u32, h: u32) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut enc = png::Encoder::new(&mut out, w, h);
+    enc.set_color(png::ColorType::Rgb);
+    enc.set_depth(png::BitDepth::Eight);
+    let mut writer = enc.write_header().expect("writing to memory");
+    writer.write_image_data(rgb).expect("writing to memory");
+    writer.finish().expect("writing to memory");
+    out
 }
 
-/// Curves (x, y) in distinct colours on shared axes, with a light grid; y on a linear scale.
-pub fn line_plot(series: &[Series<'_>], w: usize, h: usize) -> Vec<u8> {
-    let mut c = Canvas::new(w, h);
-    let pts = series.iter().flat_map(|(s, _)| s.iter());
-    let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
-    for &(x, y) in pts {
-        if y.is_finite() {
-            x0 = x0.min(x);
-            x1 = x1.max(x);
-            y0 = y0.min(y);
-            y1 = y1.max(y);
+/// Registers the font plotters draws text with, once: `Err` says what to install.
+fn font() -> Result<(), String> {
+    use std::sync::OnceLock;
+    static FONT: OnceLock<Result<(), String>> = OnceLock::new();
+    FONT.get_or_init(|| {
+        let path = std::env::var("TIMELOOM_FONT")
+            .unwrap_or_else(|_| "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf".into());
+        let bytes = std::fs::read(&path).map_err(|e| {
+            format!(
+                "no font for the figure's text at {path} ({e}): install fonts-dejavu-core \
+                 (Debian/Ubuntu) or set TIMELOOM_FONT to a .ttf file"
+            )
+        })?;
+        // plotters keeps a &'static reference: the one font lives as long as the program.
+        let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+        plotters::style::register_font("sans-serif", plotters::style::FontStyle::Normal, bytes)
+            .map_err(|_| format!("{path} is not a font plotters can read"))
+    })
+    .clone()
+}
+
+/// A line chart's words: what a reader needs without the README.
+pub struct Chart<'a> {
+    pub title: &'a str,
+    /// The x axis's label, with its unit.
+    pub x: &'a str,
+    /// The y axis's label, with its unit.
+    pub y: &'a str,
+    /// A log₁₀ y axis (the label says so): for data that spans decades. Points ≤ 0 are dropped.
+    pub log_y: bool,
+}
+
+/// One labelled curve.
+pub struct Line<'a> {
+    pub label: &'a str,
+    pub points: &'a [(f64, f64)],
+    pub color: [u8; 3],
+}
+
+impl Chart<'_> {
+    /// The chart as PNG bytes, `w` × `h` pixels.
+    pub fn png(&self, lines: &[Line<'_>], w: u32, h: u32) -> Result<Vec<u8>, String> {
+        use plotters::prelude::*;
+        font()?;
+        let keep =
+            |&(x, y): &(f64, f64)| x.is_finite() && y.is_finite() && (!self.log_y || y > 0.0);
+        let pts = || {
+            lines
+                .iter()
+                .flat_map(|l| l.points.iter().filter(|p| keep(p)))
+        };
+        let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
+        for &(x, y) in pts() {
+            (x0, x1, y0, y1) = (x0.min(x), x1.max(x), y0.min(y), y1.max(y));
         }
-    }
-    if x0 >= x1 {
-        x1 = x0 + 1.0;
-    }
-    if y0 >= y1 {
-        y1 = y0 + 1.0;
-    }
-    let (m, mb) = (40i64, 30i64);
-    let px = |x: f64| m + ((x - x0) / (x1 - x0) * (w as f64 - 2.0 * m as f64)) as i64;
-    let py =
-        |y: f64| (h as i64 - mb) - ((y - y0) / (y1 - y0) * (h as f64 - mb as f64 - 20.0)) as i64;
-    for k in 0..=4 {
-        let y = y0 + (y1 - y0) * f64::from(k) / 4.0;
-        c.line((m, py(y)), (w as i64 - m, py(y)), [225, 225, 225]);
-        let label = tick(y);
-        c.text(
-            m - 3 - 4 * label.len() as i64,
-            py(y) - 2,
-            &label,
-            1,
-            [90, 90, 90],
-        );
-    }
-    for k in 0..=4 {
-        let x = x0 + (x1 - x0) * f64::from(k) / 4.0;
-        let label = tick(x);
-        c.line(
-            (px(x), h as i64 - mb),
-            (px(x), h as i64 - mb + 3),
-            [0, 0, 0],
-        );
-        c.text(
-            px(x) - 2 * label.len() as i64,
-            h as i64 - mb + 6,
-            &label,
-            1,
-            [90, 90, 90],
-        );
-    }
-    c.line((m, h as i64 - mb), (w as i64 - m, h as i64 - mb), [0, 0, 0]);
-    c.line((m, h as i64 - mb), (m, 10), [0, 0, 0]);
-    for (s, col) in series {
-        for win in s.windows(2) {
-            if win[0].1.is_finite() && win[1].1.is_finite() {
-                c.line(
-                    (px(win[0].0), py(win[0].1)),
-                    (px(win[1].0), py(win[1].1)),
-                    *col,
+        if x0 > x1 {
+            (x0, x1, y0, y1) = (0.0, 1.0, 1.0, 2.0);
+        }
+        if x0 == x1 {
+            x1 = x0 + 1.0;
+        }
+        if y0 == y1 {
+            y1 = y0 + y0.abs().max(1.0) * 0.1;
+        }
+        let mut rgb = vec![255u8; (w * h * 3) as usize];
+        {
+            let root = BitMapBackend::with_buffer(&mut rgb, (w, h)).into_drawing_area();
+            let err = |e: DrawingAreaErrorKind<_>| format!("drawing the figure: {e:?}");
+            root.fill(&WHITE).map_err(err)?;
+            let mut builder = ChartBuilder::on(&root);
+            let chart = builder
+                .caption(self.title, ("sans-serif", 20))
+                .margin(12)
+                .x_label_area_size(40)
+                .y_label_area_size(70);
+            let color = |c: [u8; 3]| RGBColor(c[0], c[1], c[2]);
+            macro_rules! draw {
+                ($chart:expr, $y_desc:expr) => {{
+                    let mut chart = $chart;
+                    chart
+                        .configure_mesh()
+                        .x_label_formatter(&|x| tick(*x, x1 - x0))
+                        .x_desc(self.x)
+                        .y_desc($y_desc)
+                        .light_line_style(RGBColor(235, 235, 235))
+                        .draw()
+                        .map_err(err)?;
+                    for l in lines {
+                        let c = color(l.color);
+                        chart
+                            .draw_series(LineSeries::new(
+                                l.points.iter().copied().filter(|p| keep(p)),
+                                c.stroke_width(2),
+                            ))
+                            .map_err(err)?
+                            .label(l.label)
+                            .legend(move |(x, y)| {
+                                PathElement::new([(x, y), (x + 20, y)], c.stroke_width(2))
+                            });
+                    }
+                    chart
+                        .configure_series_labels()
+                        .background_style(WHITE.mix(0.85))
+                        .border_style(RGBColor(180, 180, 180))
+                        .position(SeriesLabelPosition::UpperRight)
+                        .draw()
+                        .map_err(err)?;
+                }};
+            }
+            if self.log_y {
+                let desc = format!("{} (log scale)", self.y);
+                draw!(
+                    chart
+                        .build_cartesian_2d(x0..x1, (y0..y1).log_scale())
+                        .map_err(err)?,
+                    desc.as_str()
+                );
+            } else {
+                let pad = (y1 - y0) * 0.05;
+                draw!(
+                    chart
+                        .build_cartesian_2d(x0..x1, (y0 - pad)..(y1 + pad))
+                        .map_err(err)?,
+                    self.y
                 );
             }
+            root.present().map_err(err)?;
+        }
+        Ok(encode_png(&rgb, w, h))
+    }
+}
+
+/// `canvas` under a title, with a caption below it saying how to read it (axes, colours), as
+/// PNG bytes.
+pub fn titled(canvas: &Canvas, title: &str, caption: &str) -> Result<Vec<u8>, String> {
+    use plotters::prelude::*;
+    font()?;
+    let band = 56u32;
+    // Wide enough for the words (about 9 px a character of the title, 7 of the caption).
+    let chars = |t: &str| t.chars().count() as u32;
+    let w = (canvas.w as u32)
+        .max(9 * chars(title) + 16)
+        .max(7 * chars(caption) + 16);
+    let h = canvas.h as u32 + band;
+    let mut rgb = vec![255u8; (w * h * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut rgb, (w, h)).into_drawing_area();
+        let err = |e: DrawingAreaErrorKind<_>| format!("drawing the figure: {e:?}");
+        root.draw_text(title, &("sans-serif", 18).into_font().color(&BLACK), (8, 6))
+            .map_err(err)?;
+        root.draw_text(
+            caption,
+            &("sans-serif", 13).into_font().color(&RGBColor(70, 70, 70)),
+            (8, 32),
+        )
+        .map_err(err)?;
+        root.present().map_err(err)?;
+    }
+    for y in 0..canvas.h {
+        for x in 0..canvas.w {
+            let at = (((y as u32 + band) * w + x as u32) * 3) as usize;
+            rgb[at..at + 3].copy_from_slice(&canvas.px[y * canvas.w + x]);
         }
     }
-    c.png()
+    Ok(encode_png(&rgb, w, h))
+}
+
+/// Writes a figure atomically under `dir` (created if need be); one that could not be drawn (no
+/// font) is reported on stderr and skipped: a run's numbers matter more than its pictures.
+pub fn save(
+    dir: &std::path::Path,
+    name: &str,
+    png: Result<Vec<u8>, String>,
+) -> timeloom::Result<()> {
+    match png {
+        Ok(bytes) => {
+            std::fs::create_dir_all(dir).map_err(|source| timeloom::Error::Io {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+            timeloom::io::write_atomic(dir.join(name), &bytes)
+        }
+        Err(why) => {
+            eprintln!("skipped {}: {why}", dir.join(name).display());
+            Ok(())
+        }
+    }
 }
