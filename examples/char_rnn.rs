@@ -797,6 +797,7 @@ pub fn train(
                 x: "training step",
                 y: "cross-entropy (nats per character)",
                 log_y: false,
+                legend: plotters::chart::SeriesLabelPosition::UpperRight,
             };
             plot::save(out_dir, "loss.png", chart.png(&lines, 800, 420))?;
         }

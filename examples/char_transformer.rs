@@ -365,6 +365,7 @@ fn try_main() -> Result<(), Error> {
         x: "training step",
         y: "cross-entropy (nats per character)",
         log_y: false,
+        legend: plotters::chart::SeriesLabelPosition::UpperRight,
     };
     char_rnn::plot::save(&dir, "compare.png", chart.png(&lines, 800, 420))?;
     println!("wrote {}", dir.join("compare.png").display());

@@ -460,6 +460,7 @@ fn gradient_figure(title: &str, curves: &[(Model, Vec<f64>)]) -> Result<Vec<u8>,
         x: "distance from the loss (timesteps)",
         y: "gradient norm ‖∂L/∂h‖",
         log_y: true,
+        legend: plotters::chart::SeriesLabelPosition::LowerLeft,
     }
     .png(&lines, 720, 440)
 }
@@ -597,6 +598,7 @@ pub fn run(cfg: &Config) -> timeloom::Result<Report> {
                 x: "training step",
                 y: "validation accuracy (%, |error| < 0.1)",
                 log_y: false,
+                legend: plotters::chart::SeriesLabelPosition::LowerRight,
             }
             .png(&lines, 720, 440),
         )?;

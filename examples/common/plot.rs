@@ -204,8 +204,11 @@ pub struct Chart<'a> {
     pub x: &'a str,
     /// The y axis's label, with its unit.
     pub y: &'a str,
-    /// A log₁₀ y axis (the label says so): for data that spans decades. Points ≤ 0 are dropped.
+    /// A log y axis (the label says so, ticks read 1e-6 ...): for data that spans decades.
+    /// Points ≤ 0 are dropped.
     pub log_y: bool,
+    /// Where the legend goes: a corner the curves leave empty.
+    pub legend: plotters::chart::SeriesLabelPosition,
 }
 
 /// One labelled curve.
@@ -220,19 +223,23 @@ impl Chart<'_> {
     pub fn png(&self, lines: &[Line<'_>], w: u32, h: u32) -> Result<Vec<u8>, String> {
         use plotters::prelude::*;
         font()?;
-        let keep =
-            |&(x, y): &(f64, f64)| x.is_finite() && y.is_finite() && (!self.log_y || y > 0.0);
-        let pts = || {
-            lines
-                .iter()
-                .flat_map(|l| l.points.iter().filter(|p| keep(p)))
+        // A log axis is drawn as log₁₀ of the values on a linear axis whose labels read as
+        // powers of ten: plotters' own log scale labels only a few decades.
+        let log = self.log_y;
+        let map = |&(x, y): &(f64, f64)| {
+            let y = if log { y.log10() } else { y };
+            (x.is_finite() && y.is_finite()).then_some((x, y))
         };
+        let curves: Vec<Vec<(f64, f64)>> = lines
+            .iter()
+            .map(|l| l.points.iter().filter_map(map).collect())
+            .collect();
         let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
-        for &(x, y) in pts() {
+        for &(x, y) in curves.iter().flatten() {
             (x0, x1, y0, y1) = (x0.min(x), x1.max(x), y0.min(y), y1.max(y));
         }
         if x0 > x1 {
-            (x0, x1, y0, y1) = (0.0, 1.0, 1.0, 2.0);
+            (x0, x1, y0, y1) = (0.0, 1.0, 0.0, 1.0);
         }
         if x0 == x1 {
             x1 = x0 + 1.0;
@@ -240,68 +247,60 @@ impl Chart<'_> {
         if y0 == y1 {
             y1 = y0 + y0.abs().max(1.0) * 0.1;
         }
+        let pad = (y1 - y0) * 0.05;
+        let y_label = |y: &f64| {
+            if !log {
+                tick(*y, y1 - y0)
+            } else if (y - y.round()).abs() < 1e-6 {
+                format!("1e{}", y.round())
+            } else {
+                format!("{:.1e}", 10f64.powf(*y))
+            }
+        };
+        let y_desc = if log {
+            format!("{} (log scale)", self.y)
+        } else {
+            self.y.to_string()
+        };
         let mut rgb = vec![255u8; (w * h * 3) as usize];
         {
             let root = BitMapBackend::with_buffer(&mut rgb, (w, h)).into_drawing_area();
             let err = |e: DrawingAreaErrorKind<_>| format!("drawing the figure: {e:?}");
             root.fill(&WHITE).map_err(err)?;
-            let mut builder = ChartBuilder::on(&root);
-            let chart = builder
+            let mut chart = ChartBuilder::on(&root)
                 .caption(self.title, ("sans-serif", 20))
                 .margin(12)
                 .x_label_area_size(40)
-                .y_label_area_size(70);
-            let color = |c: [u8; 3]| RGBColor(c[0], c[1], c[2]);
-            macro_rules! draw {
-                ($chart:expr, $y_desc:expr) => {{
-                    let mut chart = $chart;
-                    chart
-                        .configure_mesh()
-                        .x_label_formatter(&|x| tick(*x, x1 - x0))
-                        .x_desc(self.x)
-                        .y_desc($y_desc)
-                        .light_line_style(RGBColor(235, 235, 235))
-                        .draw()
-                        .map_err(err)?;
-                    for l in lines {
-                        let c = color(l.color);
-                        chart
-                            .draw_series(LineSeries::new(
-                                l.points.iter().copied().filter(|p| keep(p)),
-                                c.stroke_width(2),
-                            ))
-                            .map_err(err)?
-                            .label(l.label)
-                            .legend(move |(x, y)| {
-                                PathElement::new([(x, y), (x + 20, y)], c.stroke_width(2))
-                            });
-                    }
-                    chart
-                        .configure_series_labels()
-                        .background_style(WHITE.mix(0.85))
-                        .border_style(RGBColor(180, 180, 180))
-                        .position(SeriesLabelPosition::UpperRight)
-                        .draw()
-                        .map_err(err)?;
-                }};
+                .y_label_area_size(70)
+                .build_cartesian_2d(x0..x1, (y0 - pad)..(y1 + pad))
+                .map_err(err)?;
+            chart
+                .configure_mesh()
+                .x_label_formatter(&|x| tick(*x, x1 - x0))
+                .y_label_formatter(&y_label)
+                .y_labels(8)
+                .x_desc(self.x)
+                .y_desc(y_desc)
+                .light_line_style(RGBColor(235, 235, 235))
+                .draw()
+                .map_err(err)?;
+            for (l, points) in lines.iter().zip(curves) {
+                let c = RGBColor(l.color[0], l.color[1], l.color[2]);
+                chart
+                    .draw_series(LineSeries::new(points, c.stroke_width(2)))
+                    .map_err(err)?
+                    .label(l.label)
+                    .legend(move |(x, y)| {
+                        PathElement::new([(x, y), (x + 20, y)], c.stroke_width(2))
+                    });
             }
-            if self.log_y {
-                let desc = format!("{} (log scale)", self.y);
-                draw!(
-                    chart
-                        .build_cartesian_2d(x0..x1, (y0..y1).log_scale())
-                        .map_err(err)?,
-                    desc.as_str()
-                );
-            } else {
-                let pad = (y1 - y0) * 0.05;
-                draw!(
-                    chart
-                        .build_cartesian_2d(x0..x1, (y0 - pad)..(y1 + pad))
-                        .map_err(err)?,
-                    self.y
-                );
-            }
+            chart
+                .configure_series_labels()
+                .background_style(WHITE.mix(0.85))
+                .border_style(RGBColor(180, 180, 180))
+                .position(self.legend.clone())
+                .draw()
+                .map_err(err)?;
             root.present().map_err(err)?;
         }
         Ok(encode_png(&rgb, w, h))
