@@ -829,14 +829,21 @@ pub fn train(
             || (cfg.checkpoint_every > 0
                 && (step.is_multiple_of(cfg.checkpoint_every) || step == cfg.steps))
         {
+            // The log first: a kill after the checkpoint must not lose rows up to it, which a
+            // resumed run would not replay.
+            log.push_flush(&log_path)?;
             trainer.save(&out_dir.join("checkpoint.safetensors"))?;
         }
         if interrupted {
-            log.push_flush(&log_path)?;
-            say(format!(
+            let line = format!(
                 "interrupted at step {step}: saved {}",
                 out_dir.join("checkpoint.safetensors").display()
-            ));
+            );
+            // Said even when quiet: the user pressed Ctrl-C and should know where the run is.
+            match &progress {
+                Some(p) => p.println(line),
+                None => println!("{line}"),
+            }
             break;
         }
     }
@@ -1076,23 +1083,24 @@ fn try_main() -> Result<(), Error> {
         eprintln!("Ctrl-C will not save a checkpoint: {e}");
     }
     let start = Instant::now();
+    let first = trainer.step;
     let history = train(&mut trainer, &out_dir)?;
+    // A resumed run's history starts with the earlier run's rows: count this run's steps.
+    let steps_run = history.iter().filter(|h| h.0 > first).count();
     let secs = start.elapsed().as_secs_f64();
     let last_val = history.iter().rev().find_map(|h| h.2);
     println!(
         "\ntrained {} steps in {} ({:.0} chars/s); final validation loss {:?}",
-        history.len(),
+        steps_run,
         fmt_secs(secs),
-        history.len() as f64 * (c.batch * c.seq_len) as f64 / secs,
+        steps_run as f64 * (c.batch * c.seq_len) as f64 / secs,
         last_val
     );
     if let Device::Gpu(g) = &dev {
         let s = g.stats();
         println!(
             "GPU: {} dispatches, {} submissions over {} steps",
-            s.dispatches,
-            s.submissions,
-            history.len()
+            s.dispatches, s.submissions, steps_run
         );
     }
     trainer.model.rnn.set_training(false);

@@ -98,29 +98,34 @@ impl Device {
             software: Some(false),
             ..GpuOptions::default()
         };
-        // One line whatever the error's own layout.
-        let flat = |e: crate::Error| {
-            e.to_string()
-                .split_whitespace()
-                .collect::<Vec<_>>()
-                .join(" ")
-        };
+        // One line whatever the message's own layout.
+        let flat = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
         match pollster::block_on(Gpu::with_options(options)) {
             Ok(g) => Chosen {
                 why: format!("{}: the best hardware adapter", g.adapter()),
                 device: Device::Gpu(g),
             },
+            // A hardware adapter was there but its device did not open.
+            Err(crate::Error::NoAdapter { message }) if message.contains("could not open") => {
+                Chosen {
+                    device: Device::Cpu,
+                    why: format!("a hardware GPU could not be opened: {}", flat(&message)),
+                }
+            }
             Err(crate::Error::NoAdapter { message }) => Chosen {
                 device: Device::Cpu,
                 why: format!(
                     "no hardware GPU: {}; a software adapter is slower than the CPU path and \
                      runs only when asked for (Device::gpu, TIMELOOM_BACKEND, TIMELOOM_ADAPTER)",
-                    message.split_whitespace().collect::<Vec<_>>().join(" ")
+                    flat(&message)
                 ),
             },
             Err(e) => Chosen {
                 device: Device::Cpu,
-                why: format!("the hardware GPU could not be opened: {}", flat(e)),
+                why: format!(
+                    "the hardware GPU could not be opened: {}",
+                    flat(&e.to_string())
+                ),
             },
         }
     }
@@ -178,6 +183,32 @@ mod tests {
         assert!(chosen.why.len() > 10, "{line}");
         if let (Device::Gpu(g), false) = (&chosen.device, asked) {
             assert_ne!(g.adapter().device_type, "Cpu", "{line}");
+        }
+    }
+
+    /// `software: Some(false)` never opens a software adapter; when software ones are all
+    /// there is (CI's lavapipe) it says so, and the default options still take one.
+    #[test]
+    fn hardware_only_options_skip_software_adapters() {
+        use crate::gpu::{Gpu, GpuOptions};
+        use crate::Error;
+        if ["TIMELOOM_BACKEND", "TIMELOOM_ADAPTER"]
+            .iter()
+            .any(|k| std::env::var(k).is_ok_and(|v| !v.is_empty()))
+        {
+            return; // the environment narrows the search; this test is about the default
+        }
+        let options = GpuOptions {
+            software: Some(false),
+            ..GpuOptions::default()
+        };
+        match pollster::block_on(Gpu::with_options(options)) {
+            Ok(g) => assert_ne!(g.adapter().device_type, "Cpu"),
+            Err(Error::NoAdapter { message }) if message.contains("only software") => {
+                let any = Gpu::new_blocking().expect("the software adapter it found");
+                assert_eq!(any.adapter().device_type, "Cpu");
+            }
+            Err(e) => assert!(e.to_string().contains("no adapter"), "{e}"),
         }
     }
 }

@@ -10,7 +10,7 @@ use char_transformer::char_rnn;
 
 use std::sync::OnceLock;
 
-use char_rnn::{pick, sample, Batcher, Config, Corpus, Trainer};
+use char_rnn::{pick, sample, train, Batcher, Config, Corpus, Trainer};
 use timeloom::{Device, Gpu, Rng};
 
 fn gpu() -> Device {
@@ -237,4 +237,49 @@ fn a_checkpoint_without_the_optimizer_state_format_still_resumes() {
     let mut resumed = Trainer::new(small(3), &text, &dev).unwrap();
     resumed.restore(&old).unwrap();
     assert_eq!((resumed.step, resumed.opt.steps()), (3, 3));
+}
+
+/// `log.csv` grows row by row as `train` goes, and a run resumed from a checkpoint keeps the
+/// rows up to the checkpoint's step (a killed run's rows past it are replayed), then appends:
+/// steps 1..=N once each, in order. On the CPU path (fast, and the log is the same there).
+#[test]
+fn the_log_is_appended_and_a_resumed_run_continues_it() {
+    let text = shakespeare();
+    let dev = Device::Cpu;
+    let dir = std::env::temp_dir().join(format!("timeloom-log-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let cfg = Config {
+        checkpoint_every: 3,
+        eval_every: 4,
+        ..small(7)
+    };
+    // Seven steps: checkpoints at 3, 6 and 7.
+    let mut first = Trainer::new(cfg.clone(), &text, &dev).unwrap();
+    let history = train(&mut first, &dir).unwrap();
+    assert_eq!(history.len(), 7);
+    let steps = |dir: &std::path::Path| -> Vec<usize> {
+        let log = std::fs::read_to_string(dir.join("log.csv")).unwrap();
+        assert!(log.starts_with("step,train_loss,val_loss\n"), "{log}");
+        log.lines()
+            .skip(1)
+            .map(|l| l.split(',').next().unwrap().parse().unwrap())
+            .collect()
+    };
+    assert_eq!(steps(&dir), (1..=7).collect::<Vec<_>>());
+    // As if killed after step 7 with the checkpoint of step 3: resume from it to step 9.
+    let mut early = Trainer::new(cfg.clone(), &text, &dev).unwrap();
+    for _ in 0..3 {
+        early.train_step().unwrap();
+    }
+    early.save(&dir.join("step3.safetensors")).unwrap();
+    let mut resumed = Trainer::new(Config { steps: 9, ..cfg }, &text, &dev).unwrap();
+    resumed
+        .restore(&timeloom::io::load(dir.join("step3.safetensors")).unwrap())
+        .unwrap();
+    let history = train(&mut resumed, &dir).unwrap();
+    assert_eq!(steps(&dir), (1..=9).collect::<Vec<_>>());
+    // The history (and so the plot) holds the earlier rows too; this run took six steps.
+    assert_eq!(history.len(), 9);
+    assert_eq!(history.iter().filter(|h| h.0 > 3).count(), 6);
+    let _ = std::fs::remove_dir_all(&dir);
 }

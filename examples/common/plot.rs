@@ -96,7 +96,6 @@ impl Canvas {
     }
 }
 
-/// One curve: its points and its colour.
 /// The 3×5 glyph of `ch`: 15 bits, rows top to bottom, each row's left pixel first.
 fn glyph(ch: char) -> u16 {
     const DIGITS: [u16; 10] = [

@@ -68,13 +68,9 @@ impl Progress {
         self.bar.set_message(msg);
     }
 
-    /// Prints a line above the bar (or just a line without one).
+    /// Prints a line of the program's output on stdout (the bar, on stderr, steps aside for it).
     pub fn println(&self, line: impl AsRef<str>) {
-        if self.every.is_some() {
-            println!("{}", line.as_ref());
-        } else {
-            self.bar.println(line);
-        }
+        self.bar.suspend(|| println!("{}", line.as_ref()));
     }
 
     /// Removes the bar; what was printed with `println` stays.

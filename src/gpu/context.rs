@@ -230,6 +230,9 @@ impl Gpu {
             .min_by_key(|a| type_rank(a.get_info().device_type));
         let Some(adapter) = adapter else {
             let message = match (&wanted, found.is_empty()) {
+                (_, true) if hardware_only => {
+                    "wgpu found no adapter at all (no Vulkan, Metal, DX12 or GL driver)".into()
+                }
                 (_, true) => NO_ADAPTER_HELP.to_string(),
                 (Some(w), false) => format!(
                     "no adapter name contains {w:?} (TIMELOOM_ADAPTER); found: {}",

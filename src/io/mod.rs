@@ -25,6 +25,10 @@ pub struct Weights {
     /// past 2²⁴, which f32 does not hold exactly). Asking for one of them is an error that says
     /// so; holding them is not.
     pub skipped: BTreeMap<String, String>,
+    /// name → dtype of the entries read from integers (ids, lengths, counters): `get` returns
+    /// them as f32, but loading one into a float parameter is an error (an int8-quantised
+    /// weight read as plain numbers would be silently wrong).
+    pub integers: BTreeMap<String, String>,
 }
 
 /// The largest integer up to which every integer is exactly an f32.
@@ -33,7 +37,8 @@ const EXACT_F32: f64 = 16_777_216.0;
 impl Weights {
     /// The entries under `prefix`, with it taken off: the part of a larger model's
     /// `state_dict` that one module holds (`"lstm."` makes `lstm.weight_ih_l0` into
-    /// `weight_ih_l0`). Entries elsewhere are left out.
+    /// `weight_ih_l0`). Entries elsewhere are left out. The prefix is taken as written: include
+    /// the `.` that ends a submodule's name (`"enc"` would also match `encoder.`).
     ///
     /// ```
     /// use timeloom::io::{load_into_strict, parse, serialize};
@@ -61,6 +66,7 @@ impl Weights {
             metadata: self.metadata.clone(),
             source: format!("{} (under `{prefix}`)", self.source),
             skipped: under(&self.skipped, prefix),
+            integers: under(&self.integers, prefix),
         }
     }
 
@@ -117,6 +123,7 @@ pub fn parse(what: &str, bytes: &[u8]) -> Result<Weights> {
     })?;
     let mut tensors = BTreeMap::new();
     let mut skipped = BTreeMap::new();
+    let mut integers = BTreeMap::new();
     for (name, view) in st.tensors() {
         let data = view.data();
         // Little-endian integers as f64 (i64 and u64 past 2^53 round, which only makes them fail
@@ -150,7 +157,10 @@ pub fn parse(what: &str, bytes: &[u8]) -> Result<Weights> {
                 .collect(),
             (dtype, Some(v)) => {
                 match v.iter().find(|x| x.abs() > EXACT_F32) {
-                    None => v.into_iter().map(|x| x as f32).collect(),
+                    None => {
+                        integers.insert(name.clone(), format!("{dtype:?}"));
+                        v.into_iter().map(|x| x as f32).collect()
+                    }
                     Some(x) => {
                         skipped.insert(
                         name,
@@ -172,6 +182,7 @@ pub fn parse(what: &str, bytes: &[u8]) -> Result<Weights> {
         metadata: meta.metadata().clone().unwrap_or_default(),
         source: what.to_string(),
         skipped,
+        integers,
     })
 }
 
@@ -312,7 +323,11 @@ pub fn load_into_strict(module: &dyn Module, weights: &Weights) -> Result<()> {
         .collect();
     let unexpected: Vec<&str> = weights
         .keys()
-        .filter(|k| !names.contains(k) && !k.ends_with("num_batches_tracked"))
+        .filter(|k| {
+            !names.contains(k)
+                && *k != "num_batches_tracked"
+                && !k.ends_with(".num_batches_tracked")
+        })
         .collect();
     if !missing.is_empty() || !unexpected.is_empty() {
         let list = |v: &[&str]| {
@@ -346,6 +361,16 @@ pub fn load_into(module: &dyn Module, weights: &Weights) -> Result<()> {
     let mut values = Vec::with_capacity(params.len());
     for (name, p) in &params {
         let v = weights.get(name, p.shape())?;
+        if let Some(dtype) = weights.integers.get(name) {
+            return Err(Error::Format {
+                what: format!("{}: key `{name}`", weights.source),
+                message: format!(
+                    "holds integers ({dtype}) for a float parameter: a quantised weight must be \
+                     converted to float first (tensor.float() with its scale, in PyTorch); \
+                     nothing was loaded"
+                ),
+            });
+        }
         if v.len() != p.numel() || !p.is_contiguous() {
             return Err(Error::Format {
                 what: format!("weight {name}"),
@@ -409,6 +434,31 @@ mod tests {
             w.keys().collect::<Vec<_>>(),
             ["big", "bytes", "half", "ids", "pair"]
         );
+        // An integer entry is no float parameter (an int8-quantised weight): refused by name,
+        // and nothing is loaded.
+        let dev = Device::Cpu;
+        let lin = crate::nn::Linear::new(&dev, 2, 1, &mut Rng::new(3)).unwrap();
+        let before = lin.weight.read_blocking().unwrap();
+        let q: Vec<u8> = vec![3, 253];
+        let b: Vec<u8> = 0.5f32.to_le_bytes().to_vec();
+        let views = vec![
+            (
+                "weight".to_string(),
+                TensorView::new(Dtype::I8, vec![1, 2], &q).unwrap(),
+            ),
+            (
+                "bias".to_string(),
+                TensorView::new(Dtype::F32, vec![1], &b).unwrap(),
+            ),
+        ];
+        let w = parse(
+            "quantised",
+            &safetensors::tensor::serialize(views, None).unwrap(),
+        )
+        .unwrap();
+        let e = load_into(&lin, &w).unwrap_err().to_string();
+        assert!(e.contains("`weight`") && e.contains("I8"), "{e}");
+        assert_eq!(lin.weight.read_blocking().unwrap(), before);
     }
 
     #[test]

@@ -301,7 +301,7 @@ impl Optimizer {
                     bad(
                         k,
                         format!(
-                            "has dtype {}; optimizer state is F32",
+                            "was not read ({}); optimizer state is F32",
                             w.skipped.get(k.as_str()).map_or("?", String::as_str)
                         ),
                     )

@@ -114,15 +114,21 @@ pub(crate) fn checked_numel(op: &'static str, shape: &[usize]) -> Result<usize> 
     Ok(numel)
 }
 
+mod sealed {
+    /// Only the primitive integers are ids.
+    pub trait Sealed {}
+}
+
 /// A host integer that [`Tensor::from_ids`] takes as an id, a class target or a length: every
-/// primitive integer type.
-pub trait Id: Copy {
+/// primitive integer type (sealed: floats are not ids).
+pub trait Id: Copy + sealed::Sealed {
     /// The value, widened (exact for every value `from_ids` accepts).
     fn widen(self) -> f64;
 }
 
 macro_rules! id_impl {
     ($($t:ty),*) => {$(
+        impl sealed::Sealed for $t {}
         impl Id for $t {
             fn widen(self) -> f64 {
                 self as f64

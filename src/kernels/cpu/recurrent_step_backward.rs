@@ -108,7 +108,8 @@ fn check<F>(cell: u32, p: &Params, inputs: Inputs<'_, F>, dg: &[F], carry: &[F])
     let planes = if cell == 2 { 2 } else { 1 };
     let last_dy = (steps * batch).saturating_sub(1) * p.y_stride as usize + p.y_off as usize + h;
     assert!(
-        dg.len() >= 2 * steps * batch * gh
+        p.y_stride >= p.hidden
+            && dg.len() >= 2 * steps * batch * gh
             && carry.len() >= planes * (steps + 1) * batch * h
             && inputs.state.len() >= planes * (steps + 1) * batch * h
             && inputs.gates.len() >= steps * batch * cell_saved(cell) * h

@@ -94,7 +94,8 @@ fn check<F>(cell: u32, p: &Params, inputs: Inputs<'_, F>, state: &[F], gates: &[
     let planes = if cell == 2 { 2 } else { 1 };
     let last_y = (steps * batch).saturating_sub(1) * p.y_stride as usize + p.y_off as usize + h;
     assert!(
-        state.len() >= planes * (steps + 1) * batch * h
+        p.y_stride >= p.hidden
+            && state.len() >= planes * (steps + 1) * batch * h
             && gates.len() >= steps * batch * cell_saved(cell) * h
             && y.len() >= last_y
             && inputs.xg.len() >= steps * batch * gh
