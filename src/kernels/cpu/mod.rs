@@ -871,6 +871,32 @@ mod tests {
                 assert!(!may_fork() || super::sgemm::Isa::detect().is_none());
                 continue;
             }
+            // The same bits as one single-threaded call: sharing B and splitting rows changes
+            // no sum's order, so results do not depend on the thread count.
+            let mut one = c0.clone();
+            // SAFETY: as above.
+            unsafe {
+                super::sgemm::sgemm(
+                    m,
+                    k,
+                    n,
+                    alpha,
+                    a.as_ptr(),
+                    k as isize,
+                    1,
+                    b.as_ptr(),
+                    rsb,
+                    csb,
+                    beta,
+                    one.as_mut_ptr(),
+                    n as isize,
+                    1,
+                )
+            };
+            assert!(
+                one.iter().zip(&c).all(|(x, y)| x.to_bits() == y.to_bits()),
+                "transposed {transposed}: the shared-B product differs from one call's bits"
+            );
             for i in 0..m {
                 for j in 0..n {
                     let sum: f64 = (0..k)
