@@ -34,6 +34,22 @@ use clap::Parser;
 use timeloom::{diagnostics, Device, Error, Gpu, Stats};
 
 // The examples' parsing: an unknown flag is an error that lists the valid ones.
+/// The bench's progress over its (case, shape) rows: a bar with an ETA on a terminal, hidden
+/// elsewhere (the rows themselves are the progress in a log). Every line goes through `out!`,
+/// which steps the bar aside.
+static BAR: std::sync::OnceLock<indicatif::ProgressBar> = std::sync::OnceLock::new();
+
+fn bar() -> &'static indicatif::ProgressBar {
+    BAR.get_or_init(indicatif::ProgressBar::hidden)
+}
+
+/// `println!` with the progress bar stepped aside.
+macro_rules! out {
+    ($($t:tt)*) => {
+        crate::bar().suspend(|| println!($($t)*))
+    };
+}
+
 #[path = "../examples/common/cli.rs"]
 mod cli;
 #[path = "gpu_vs_cpu/gpu_only.rs"]
@@ -530,7 +546,7 @@ fn measure(
         let mut call = match first {
             Ok(call) => call,
             Err(e) => {
-                println!(
+                out!(
                     "{:<24} {:<34} {path:<13} skipped: {e}",
                     case.op,
                     shape_str(&shape)
@@ -561,12 +577,12 @@ fn measure(
     }
     let time = |p: &str| times.iter().find(|(q, _)| *q == p).map(|&(_, ms)| ms);
     if let (Some(g), Some(c)) = (time("gpu"), time("cpu")) {
-        println!("{:>72} gpu/cpu time ratio {:.2}", "", g / c);
+        out!("{:>72} gpu/cpu time ratio {:.2}", "", g / c);
     }
     for t in torch.iter().filter(|t| t.matches(case.op, &shape)) {
         t.print(&shape);
         if let Some(c) = time("cpu") {
-            println!("{:>72} cpu/torch time ratio {:.2}", "", c / t.median_ms);
+            out!("{:>72} cpu/torch time ratio {:.2}", "", c / t.median_ms);
         }
     }
 }
@@ -594,20 +610,20 @@ fn kernels_without_a_row() -> Vec<String> {
 
 fn list(args: &Args) {
     for case in CASES {
-        println!("{}: kernels {}", case.op, case.kernels.join(", "));
+        out!("{}: kernels {}", case.op, case.kernels.join(", "));
         for s in args.shapes(case) {
-            println!("    {} on {}", shape_str(&s), case.paths.join(", "));
+            out!("    {} on {}", shape_str(&s), case.paths.join(", "));
         }
         if !case.large.is_empty() && !args.large {
-            println!("    and {} large shapes (--large)", case.large.len());
+            out!("    and {} large shapes (--large)", case.large.len());
         }
     }
     for (op, kernels) in GPU_ONLY {
-        println!("{op}: kernels {} (GPU only)", kernels.join(", "));
+        out!("{op}: kernels {} (GPU only)", kernels.join(", "));
     }
     match kernels_without_a_row() {
-        m if m.is_empty() => println!("every kernel in shaders/ has a row"),
-        m => println!("kernels without a row: {}", m.join(", ")),
+        m if m.is_empty() => out!("every kernel in shaders/ has a row"),
+        m => out!("kernels without a row: {}", m.join(", ")),
     }
 }
 
@@ -643,28 +659,43 @@ fn main() {
     } else {
         Gpu::new_blocking().expect("no GPU adapter; install mesa-vulkan-drivers")
     };
-    println!("adapter: {}", gpu.adapter());
+    out!("adapter: {}", gpu.adapter());
     if gpu_rows && args.wants("lstm_cold_start") {
         lstm_cold_start(&mut rows);
     }
     if gpu_rows && args.wants("fma_peak") {
         fma_peak(&gpu, &mut rows);
     }
+    let total: usize = CASES
+        .iter()
+        .filter(|c| args.wants(c.op))
+        .map(|c| args.shapes(c).len())
+        .sum();
+    if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        let b = indicatif::ProgressBar::new(total as u64).with_style(
+            indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} rows  ETA {eta}  {msg}")
+                .expect("a valid template"),
+        );
+        let _ = BAR.set(b);
+    }
     for case in CASES.iter().filter(|c| args.wants(c.op)) {
         for shape in args.shapes(case) {
+            bar().set_message(case.op);
             measure(&args, &gpu, case, shape, &torch, &mut rows);
+            bar().inc(1);
         }
         if gpu_rows && case.op == "matmul" {
             for (class, tile) in diagnostics::matmul_tiles(&gpu) {
-                println!("matmul tile for {class}: {tile}");
+                out!("matmul tile for {class}: {tile}");
             }
         }
     }
     if gpu_rows && args.ops.iter().any(|o| o == "matmul_tiles") {
         matmul_tiles(&gpu, &args);
     }
+    bar().finish_and_clear();
     match write_json(&rows) {
-        Ok(p) => println!(
+        Ok(p) => out!(
             "wrote {} ({} rows in {:.0} s)",
             p.display(),
             rows.len(),

@@ -101,7 +101,7 @@ pub fn matmul_tiles(gpu: &Gpu, args: &Args) {
     for n in args.sizes.clone().unwrap_or(vec![256, 1024]) {
         let n32 = u32::try_from(n).expect("a matmul side fits u32");
         for (tile, gflops) in diagnostics::matmul_tile_sweep(gpu, n32, n32, n32).expect("sweep") {
-            println!(
+            out!(
                 "matmul_tiles N={n:<5} {:<18} {gflops:>7.2} GFLOP/s",
                 format!("{tile}")
             );

@@ -102,7 +102,7 @@ fn rate(gflops: Option<f64>, gbytes_per_s: Option<f64>) -> String {
 
 pub fn print_row(r: &Row, note: &str) {
     let rate = rate(r.gflops, r.gbytes_per_s);
-    println!(
+    out!(
         "{:<24} {:<34} {:<13} {:>10.3} ms {:>15} {:>5} disp {:>3} subm  {} [{}]{}",
         r.op,
         shape_str(&r.shape),
@@ -162,7 +162,7 @@ impl Reference {
     /// Printed as our rows are, with `shape` (the one it matched) in the table's order.
     pub fn print(&self, shape: &[(&str, usize)]) {
         let rate = rate(self.gflops, self.gbytes_per_s);
-        println!(
+        out!(
             "{:<24} {:<34} {:<13} {:>10.3} ms {:>15} {:>20}  {}",
             self.op,
             shape_str(shape),
