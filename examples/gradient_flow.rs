@@ -44,6 +44,9 @@ mod plot;
 #[path = "common/cli.rs"]
 mod cli;
 
+#[path = "common/progress.rs"]
+mod progress;
+
 /// What a run does; `Default` is the example's default run.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -342,6 +345,7 @@ pub fn train(
     let evaluate = |net: &Net| evaluate_on(net, &val_x, &vy);
     let (m0, a0) = evaluate(&net)?;
     curve.push((0, m0, a0));
+    let bar = (!cfg.quiet).then(|| progress::Progress::new(0, cfg.steps as u64, "steps"));
     for step in 1..=cfg.steps {
         let (x, y) = adding_batch(t, cfg.batch, &mut data);
         let x = Tensor::from_slice(dev, &x, &[t, cfg.batch, 2])?;
@@ -352,7 +356,20 @@ pub fn train(
         if step % eval_every == 0 || step == cfg.steps {
             let (m, a) = evaluate(&net)?;
             curve.push((step, m, a));
+            if let Some(b) = &bar {
+                b.set(
+                    step as u64,
+                    format!(
+                        "{} lr {lr}: validation accuracy {:.1}%",
+                        model.name(),
+                        a * 100.0
+                    ),
+                );
+            }
         }
+    }
+    if let Some(b) = &bar {
+        b.finish();
     }
     let test = evaluate_on(&net, &test_x, &ty)?;
     Ok((

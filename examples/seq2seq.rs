@@ -31,6 +31,9 @@ mod plot;
 #[path = "common/cli.rs"]
 mod cli;
 
+#[path = "common/progress.rs"]
+mod progress;
+
 /// What a run does; `Default` is the example's default run.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -564,6 +567,7 @@ pub fn run(cfg: &Config) -> timeloom::Result<Report> {
     let start = Instant::now();
     let every = (cfg.steps / 20).max(1);
     let mut total = Tensor::zeros(dev, &[])?;
+    let bar = (!cfg.quiet).then(|| progress::Progress::new(0, cfg.steps as u64, "steps"));
     for step in 1..=cfg.steps {
         let pairs: Vec<(String, String)> = (0..cfg.batch)
             .map(|_| train[rng.int(0, train.len() - 1)].clone())
@@ -579,14 +583,13 @@ pub fn run(cfg: &Config) -> timeloom::Result<Report> {
             let mean = total.read_blocking()?[0] / every as f32;
             total = Tensor::zeros(dev, &[])?;
             losses.push((step, mean));
-            if !cfg.quiet {
-                println!(
-                    "step {step:>5}/{}  loss {mean:.4}  ({:.0} s)",
-                    cfg.steps,
-                    start.elapsed().as_secs_f64()
-                );
+            if let Some(b) = &bar {
+                b.set(step as u64, format!("loss {mean:.4}"));
             }
         }
+    }
+    if let Some(b) = &bar {
+        b.finish();
     }
     let seconds = start.elapsed().as_secs_f64();
     let exact = |got: &[String]| {
