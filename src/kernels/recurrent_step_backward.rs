@@ -90,12 +90,14 @@ pub(crate) fn launch(cell: u32, p: &Params, whole_sequence: bool, b: &Bindings<'
                 state: &state,
                 lengths: &lengths[b.lengths.offset..],
             };
-            let run = if whole_sequence {
-                cpu::recurrent_step_backward::recurrent_sequence_backward
-            } else {
-                cpu::recurrent_step_backward::recurrent_step_backward
-            };
-            run(cell, p, inputs, &mut dg, &mut carry);
+            cpu::recurrent_step_backward::recurrent_step_backward(
+                cell,
+                p,
+                whole_sequence,
+                inputs,
+                &mut dg,
+                &mut carry,
+            );
             Ok(())
         }
     }

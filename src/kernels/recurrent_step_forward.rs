@@ -237,12 +237,15 @@ pub(crate) fn launch(cell: u32, p: &Params, whole_sequence: bool, b: &Bindings<'
                 b_hh: &b_hh[b.b_hh.offset..],
                 lengths: &lengths[b.lengths.offset..],
             };
-            let run = if whole_sequence {
-                cpu::recurrent_step_forward::recurrent_sequence_forward
-            } else {
-                cpu::recurrent_step_forward::recurrent_step_forward
-            };
-            run(cell, p, inputs, &mut state, &mut gates, &mut y);
+            cpu::recurrent_step_forward::recurrent_step_forward(
+                cell,
+                p,
+                whole_sequence,
+                inputs,
+                &mut state,
+                &mut gates,
+                &mut y,
+            );
             Ok(())
         }
     }

@@ -17,43 +17,32 @@ pub(crate) struct Inputs<'a, F> {
     pub lengths: &'a [F],
 }
 
-/// One BPTT step (one phase) of `cell` for every row of the batch.
+/// One BPTT step (one phase) of `cell` for every row of the batch, or with `whole_sequence`
+/// the whole sweep `p` describes (every step, last first, as `sequence_steps` orders them). As
+/// the forward: the batch rows split over the pool once per launch, each task taking its rows'
+/// recurrent term dG_h[slot + 1] · W_hh by one GEMM into its thread's scratch (no allocation
+/// per step; the same sums whatever the rows) and running their cells, step after step (a row's
+/// gradients reach only its own earlier state).
 pub(crate) fn recurrent_step_backward<F: Float>(
     cell: u32,
     p: &Params,
+    whole_sequence: bool,
     inputs: Inputs<'_, F>,
     dg: &mut [F],
     carry: &mut [F],
 ) {
     check(cell, p, inputs, dg, carry);
     let (dg, carry) = (RowsMut::new(dg), RowsMut::new(carry));
-    // Rows of the batch per pool task: each task takes its rows' recurrent term, dG_h[slot + 1]
-    // · W_hh, by one GEMM into its thread's scratch (no allocation per step; the same sums
-    // whatever the rows) and runs their cells: one fork per step.
     let batch = p.batch as usize;
-    let chunk = super::batch_rows_per_task(batch, batch * step_macs(cell, p));
-    super::each_row_run(batch, chunk, |b0, n| {
-        back_rows(cell, p, inputs, &Packed::default(), b0..b0 + n, dg, carry)
-    });
-}
-
-/// The whole sweep `p` describes (every step, last first, as `sequence_steps` orders them): the
-/// batch rows split once over the pool, each task walking all the steps for its rows (a row's
-/// gradients reach only its own earlier state): one fork per sequence.
-pub(crate) fn recurrent_sequence_backward<F: Float>(
-    cell: u32,
-    p: &Params,
-    inputs: Inputs<'_, F>,
-    dg: &mut [F],
-    carry: &mut [F],
-) {
-    check(cell, p, inputs, dg, carry);
-    let (dg, carry) = (RowsMut::new(dg), RowsMut::new(carry));
-    let (batch, steps) = (p.batch as usize, p.steps as usize);
+    let steps = if whole_sequence { p.steps as usize } else { 1 };
     let chunk = super::batch_rows_per_task(batch, steps * batch * step_macs(cell, p));
-    let packed = Packed::new(cell, p, inputs.w_hh);
+    let packed = if whole_sequence {
+        Packed::new(cell, p, inputs.w_hh)
+    } else {
+        Packed::default()
+    };
     super::each_row_run(batch, chunk, |b0, n| {
-        for q in sequence_steps(cell, p, true, true) {
+        for q in sequence_steps(cell, p, whole_sequence, true) {
             back_rows(cell, &q, inputs, &packed, b0..b0 + n, dg, carry);
         }
     });

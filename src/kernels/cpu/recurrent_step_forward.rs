@@ -32,10 +32,17 @@ pub(crate) struct Inputs<'a, F> {
     pub lengths: &'a [F],
 }
 
-/// One step (one phase) of `cell` for every row of the batch.
+/// One step (one phase) of `cell` for every row of the batch, or with `whole_sequence` every
+/// step of the sequence `p` describes (`p.t`, `p.slot` and `p.phase` unused), as
+/// `sequence_steps` orders them. The batch rows are split over the pool once per launch: each
+/// task multiplies its rows of h_prev by W_hhᵀ and runs their cells, step after step. A row's
+/// state depends on its own previous state only, so the tasks of a whole sequence never wait
+/// for one another (one fork per sequence, not one per step; W_hhᵀ packed once for it). A
+/// launch too small to split runs on the caller, its GEMM free to split itself.
 pub(crate) fn recurrent_step_forward<F: Float>(
     cell: u32,
     p: &Params,
+    whole_sequence: bool,
     inputs: Inputs<'_, F>,
     state: &mut [F],
     gates: &mut [F],
@@ -43,44 +50,16 @@ pub(crate) fn recurrent_step_forward<F: Float>(
 ) {
     check(cell, p, inputs, state, gates, y);
     let (state, gates, y) = (RowsMut::new(state), RowsMut::new(gates), RowsMut::new(y));
-    // Rows of the batch per pool task: each task multiplies its rows of h_prev by W_hhᵀ and runs
-    // the cell on them, one fork per step (not one for the GEMM and another for the cells). A
-    // step too small to split runs on the caller, its GEMM free to split itself.
     let (batch, h) = (p.batch as usize, p.hidden as usize);
-    let chunk = super::batch_rows_per_task(batch, batch * h * cell_gates(cell) * h);
-    super::each_row_run(batch, chunk, |b0, n| {
-        step_rows(
-            cell,
-            p,
-            inputs,
-            &Packed::default(),
-            b0..b0 + n,
-            state,
-            gates,
-            y,
-        )
-    });
-}
-
-/// Every step of the sequence `p` describes (`p.t`, `p.slot` and `p.phase` unused), as
-/// `sequence_steps` orders them: the batch rows split once over the pool, each task walking all
-/// the steps for its rows. A row's state depends on its own previous state only, so the tasks
-/// never wait for one another: one fork per sequence, not one per step.
-pub(crate) fn recurrent_sequence_forward<F: Float>(
-    cell: u32,
-    p: &Params,
-    inputs: Inputs<'_, F>,
-    state: &mut [F],
-    gates: &mut [F],
-    y: &mut [F],
-) {
-    check(cell, p, inputs, state, gates, y);
-    let (state, gates, y) = (RowsMut::new(state), RowsMut::new(gates), RowsMut::new(y));
-    let (batch, h, steps) = (p.batch as usize, p.hidden as usize, p.steps as usize);
+    let steps = if whole_sequence { p.steps as usize } else { 1 };
     let chunk = super::batch_rows_per_task(batch, steps * batch * h * cell_gates(cell) * h);
-    let packed = Packed::new(cell, p, inputs.w_t);
+    let packed = if whole_sequence {
+        Packed::new(cell, p, inputs.w_t)
+    } else {
+        Packed::default()
+    };
     super::each_row_run(batch, chunk, |b0, n| {
-        for q in sequence_steps(cell, p, true, false) {
+        for q in sequence_steps(cell, p, whole_sequence, false) {
             step_rows(cell, &q, inputs, &packed, b0..b0 + n, state, gates, y);
         }
     });
