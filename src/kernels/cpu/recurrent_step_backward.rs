@@ -2,8 +2,7 @@
 
 use std::ops::Range;
 
-use super::recurrent_step_forward::{cell_gates, cell_saved};
-use super::sgemm::PackedB;
+use super::recurrent_step_forward::{cell_gates, cell_saved, Packed};
 use super::{Float, RowsMut};
 use crate::kernels::recurrent_step_forward::{sequence_steps, Params};
 
@@ -37,7 +36,9 @@ pub(crate) fn recurrent_step_backward<F: Float>(
     let steps = if whole_sequence { p.steps as usize } else { 1 };
     let chunk = super::batch_rows_per_task(batch, steps * batch * step_macs(cell, p));
     let packed = if whole_sequence {
-        Packed::new(cell, p, inputs.w_hh)
+        // W_hh [G·H, H], its first `depth` rows; the candidate is rows 2H.. (W_hn).
+        let h = p.hidden as usize;
+        Packed::new(cell, p, inputs.w_hh, [depth(cell, h), h], 2 * h * h, h)
     } else {
         Packed::default()
     };
@@ -46,31 +47,6 @@ pub(crate) fn recurrent_step_backward<F: Float>(
             back_rows(cell, &q, inputs, &packed, b0..b0 + n, dg, carry);
         }
     });
-}
-
-/// W_hh packed once for a sweep's recurrent GEMMs (rows 0..depth; and W_hn, for the
-/// reset-before GRU's second phase), as the forward packs W_hhᵀ.
-#[derive(Default)]
-struct Packed {
-    rec: Option<PackedB>,
-    candidate: Option<PackedB>,
-}
-
-impl Packed {
-    fn new<F: Float>(cell: u32, p: &Params, w_hh: &[F]) -> Packed {
-        let (batch, h, steps) = (p.batch as usize, p.hidden as usize, p.steps as usize);
-        if batch < 2 || steps < 2 {
-            return Packed::default();
-        }
-        Packed {
-            rec: F::pack_b(w_hh, [depth(cell, h), h], h),
-            candidate: if cell == 4 {
-                F::pack_b(&w_hh[2 * h * h..], [h, h], h)
-            } else {
-                None
-            },
-        }
-    }
 }
 
 /// Rows of W_hh the recurrent GEMM reads: all G·H, but for the reset-before GRU, whose n rows

@@ -54,7 +54,9 @@ pub(crate) fn recurrent_step_forward<F: Float>(
     let steps = if whole_sequence { p.steps as usize } else { 1 };
     let chunk = super::batch_rows_per_task(batch, steps * batch * h * cell_gates(cell) * h);
     let packed = if whole_sequence {
-        Packed::new(cell, p, inputs.w_t)
+        // W_hhᵀ [H, G·H]; the candidate is its columns 2H.. (W_hnᵀ).
+        let gh = cell_gates(cell) * h;
+        Packed::new(cell, p, inputs.w_t, [h, gh], 2 * h, gh)
     } else {
         Packed::default()
     };
@@ -85,26 +87,36 @@ fn check<F>(cell: u32, p: &Params, inputs: Inputs<'_, F>, state: &[F], gates: &[
     );
 }
 
-/// W_hhᵀ packed once for a sequence's recurrent GEMMs (and its candidate columns, for the
-/// reset-before GRU's second phase), where the GEMM packs (f32 with a microkernel) and the
-/// tasks have more than one row: every step's product then reads the same packed strips.
+/// The recurrent weights packed once for a whole sequence's GEMMs (W_hhᵀ for the forward, W_hh
+/// for the backward), where the GEMM packs (f32 with a microkernel) and the tasks have more than
+/// one row: every step's product then reads the same packed strips. `candidate` is the
+/// reset-before GRU's second-phase block (W_hnᵀ or W_hn).
 #[derive(Default)]
-struct Packed {
-    rec: Option<PackedB>,
-    candidate: Option<PackedB>,
+pub(crate) struct Packed {
+    pub(crate) rec: Option<PackedB>,
+    pub(crate) candidate: Option<PackedB>,
 }
 
 impl Packed {
-    fn new<F: Float>(cell: u32, p: &Params, w_t: &[F]) -> Packed {
+    /// For the launch `p` (nothing for a single step or row): `rec` is the [k, n] block of `w`
+    /// the steps multiply, and for the reset-before GRU `candidate` the H × H block at
+    /// `candidate_at`; rows of both are `rsb` apart.
+    pub(crate) fn new<F: Float>(
+        cell: u32,
+        p: &Params,
+        w: &[F],
+        rec: [usize; 2],
+        candidate_at: usize,
+        rsb: usize,
+    ) -> Packed {
         let (batch, h, steps) = (p.batch as usize, p.hidden as usize, p.steps as usize);
         if batch < 2 || steps < 2 {
             return Packed::default();
         }
-        let gh = cell_gates(cell) * h;
         Packed {
-            rec: F::pack_b(w_t, [h, gh], gh),
+            rec: F::pack_b(w, rec, rsb),
             candidate: if cell == 4 {
-                F::pack_b(&w_t[2 * h..], [h, h], gh)
+                F::pack_b(&w[candidate_at..], [h, h], rsb)
             } else {
                 None
             },
