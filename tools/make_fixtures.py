@@ -8,6 +8,7 @@ gradients of the input, the initial states and every parameter. Needs torch and 
     pip install torch safetensors
     python3 tools/make_fixtures.py                        # every fixture
     python3 tools/make_fixtures.py state_dict_with_ids    # just that one
+    python3 tools/make_fixtures.py optimizer_runs         # the torch.optim runs
 
 The tests themselves need no Python: the fixtures are committed.
 """
@@ -211,14 +212,47 @@ def state_dict_with_ids(name):
               metadata={"made_by": "tools/make_fixtures.py, torch " + torch.__version__})
 
 
+def optimizer_run(name, make_opt, steps=25):
+    """A Linear(5 -> 3) fitted by MSE to fixed data with one torch.optim optimizer for `steps`
+    steps: the initial weights, the data, the loss before each step and the final weights."""
+    torch.manual_seed(3)
+    lin = torch.nn.Linear(5, 3)
+    x = torch.randn(16, 5)
+    y = torch.randn(16, 3)
+    out = {"weight0": lin.weight.detach().clone(), "bias0": lin.bias.detach().clone(),
+           "x": x, "y": y}
+    opt = make_opt(lin.parameters())
+    losses = []
+    for _ in range(steps):
+        opt.zero_grad()
+        loss = torch.nn.functional.mse_loss(lin(x), y)
+        losses.append(loss.item())
+        loss.backward()
+        opt.step()
+    out.update({"losses": torch.tensor(losses), "weight": lin.weight.detach().clone(),
+                "bias": lin.bias.detach().clone()})
+    save_file({k: v.float().contiguous() for k, v in out.items()},
+              os.path.join(OUT, name + ".safetensors"),
+              metadata={"made_by": "tools/make_fixtures.py, torch " + torch.__version__})
+
+
+def optimizer_runs():
+    optimizer_run("optim_adam", lambda p: torch.optim.Adam(p, lr=1e-2))
+    optimizer_run("optim_adamw", lambda p: torch.optim.AdamW(p, lr=1e-2, weight_decay=0.1))
+
+
 if __name__ == "__main__":
     import sys
     os.makedirs(OUT, exist_ok=True)
+    # One group alone: regenerating every file with another torch version rewrites them.
     if sys.argv[1:] == ["state_dict_with_ids"]:
-        # One fixture alone: regenerating every file with another torch version rewrites them.
         state_dict_with_ids("state_dict_with_ids")
         sys.exit(0)
+    if sys.argv[1:] == ["optimizer_runs"]:
+        optimizer_runs()
+        sys.exit(0)
     state_dict_with_ids("state_dict_with_ids")
+    optimizer_runs()
     recurrent("rnn_tanh", torch.nn.RNN, T=6, B=3, I=4, H=5, lengths=[6, 3, 5])
     recurrent("rnn_relu", torch.nn.RNN, T=5, B=2, I=3, H=4, nonlinearity="relu")
     recurrent("lstm_1layer", torch.nn.LSTM, T=7, B=3, I=5, H=6, lengths=[7, 2, 4])
