@@ -8,7 +8,7 @@ gradients of the input, the initial states and every parameter. Needs torch and 
     pip install torch safetensors
     python3 tools/make_fixtures.py                        # every fixture
     python3 tools/make_fixtures.py state_dict_with_ids    # just that one
-    python3 tools/make_fixtures.py optimizer_runs         # the torch.optim runs
+    python3 tools/make_fixtures.py optimizer_runs         # the torch.optim runs and schedules
 
 The tests themselves need no Python: the fixtures are committed.
 """
@@ -236,6 +236,35 @@ def optimizer_run(name, make_opt, steps=25):
               metadata={"made_by": "tools/make_fixtures.py, torch " + torch.__version__})
 
 
+def schedules(name="schedules", steps=40):
+    """The learning rate torch.optim.lr_scheduler gives each of `steps` steps (base rate 1, so
+    the rate is the schedule's factor), one entry per scheduler."""
+    def run(make):
+        p = torch.nn.Parameter(torch.zeros(1))
+        opt = torch.optim.SGD([p], lr=1.0)
+        sched = make(opt)
+        lrs = []
+        for _ in range(steps):
+            lrs.append(opt.param_groups[0]["lr"])
+            opt.step()
+            sched.step()
+        return torch.tensor(lrs, dtype=torch.float64)
+    S = torch.optim.lr_scheduler
+    out = {
+        "multistep": run(lambda o: S.MultiStepLR(o, milestones=[5, 12, 12, 30], gamma=0.5)),
+        "linear": run(lambda o: S.LinearLR(o, start_factor=0.25, end_factor=0.75, total_iters=8)),
+        "onecycle": run(lambda o: S.OneCycleLR(o, max_lr=1.0, total_steps=steps, pct_start=0.3,
+                                               cycle_momentum=False)),
+        "cosine_restarts": run(lambda o: S.CosineAnnealingWarmRestarts(o, T_0=6, T_mult=2,
+                                                                       eta_min=0.1)),
+        "sequential": run(lambda o: S.SequentialLR(
+            o, [S.LinearLR(o, start_factor=0.1, total_iters=5), S.ExponentialLR(o, gamma=0.9)],
+            milestones=[5])),
+    }
+    save_file({k: v.float() for k, v in out.items()}, os.path.join(OUT, name + ".safetensors"),
+              metadata={"made_by": "tools/make_fixtures.py, torch " + torch.__version__})
+
+
 def optimizer_runs():
     optimizer_run("optim_adam", lambda p: torch.optim.Adam(p, lr=1e-2))
     optimizer_run("optim_adamw", lambda p: torch.optim.AdamW(p, lr=1e-2, weight_decay=0.1))
@@ -250,9 +279,11 @@ if __name__ == "__main__":
         sys.exit(0)
     if sys.argv[1:] == ["optimizer_runs"]:
         optimizer_runs()
+        schedules()
         sys.exit(0)
     state_dict_with_ids("state_dict_with_ids")
     optimizer_runs()
+    schedules()
     recurrent("rnn_tanh", torch.nn.RNN, T=6, B=3, I=4, H=5, lengths=[6, 3, 5])
     recurrent("rnn_relu", torch.nn.RNN, T=5, B=2, I=3, H=4, nonlinearity="relu")
     recurrent("lstm_1layer", torch.nn.LSTM, T=7, B=3, I=5, H=6, lengths=[7, 2, 4])
