@@ -14,7 +14,7 @@ struct Params {
     weight_decay: f32, l1: f32, dampening: f32, clip_value: f32,
     bias_correction1: f32, bias_correction2: f32, lr_decay: f32, _pad: u32,
 }
-// flags bits: 1 Nesterov, 2 clip scale bound, 4 clip by value.
+// flags bits: 1 Nesterov, 2 clip scale bound, 4 clip by value, 8 maximize.
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read_write> param: array<f32>;  // [numel] θ
@@ -33,6 +33,9 @@ fn optimizer_step(
     for (var i = grid_first(wid, nwg, lindex); i < p.numel; i += stride) {
         var theta = param[i];
         var g = grad[i];
+        if (p.flags & 8u) != 0u {
+            g = -g;  // maximize: ascend (clipping is symmetric, so it may come after)
+        }
         if (p.flags & 2u) != 0u {
             g *= clip[1];
         }

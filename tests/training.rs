@@ -657,13 +657,33 @@ fn in_place_state_that_aliases_what_the_step_touches_is_refused() {
         .unwrap();
 }
 
-/// torch.optim's Adam and AdamW runs (tools/make_fixtures.py `optimizer_runs`: a Linear 5 → 3
-/// fitted by MSE for 25 steps): the loss before every step and the final weights agree with
-/// PyTorch's to 1e-5 relative on both devices (measured worst: Adam 6e-7, AdamW 7e-6; with
-/// the bias corrections in f32, as before, 6e-5 and 7e-5, which this test refuses).
+/// torch.optim runs (tools/make_fixtures.py `optimizer_runs`: a Linear 5 → 3 fitted by MSE
+/// for 25 steps; the `maximize` ones ascend −MSE): the loss before every step and the final
+/// weights agree with PyTorch's to 1e-5 relative on both devices (measured worst: Adam 6e-7,
+/// AdamW 7e-6; with Adam's bias corrections in f32, as before, 6e-5 and 7e-5, which this test
+/// refuses).
 #[test]
-fn adam_and_adamw_follow_torch_optim_step_by_step() {
-    for (name, decay) in [("optim_adam", None), ("optim_adamw", Some(0.1))] {
+fn optimizers_follow_torch_optim_step_by_step() {
+    type Make = fn(Vec<Tensor>) -> Optimizer;
+    let runs: [(&str, Make, bool); 4] = [
+        ("optim_adam", |p| Optimizer::adam(p, 1e-2), false),
+        (
+            "optim_adamw",
+            |p| Optimizer::adamw(p, 1e-2).weight_decay(0.1),
+            false,
+        ),
+        (
+            "optim_adam_maximize",
+            |p| Optimizer::adam(p, 1e-2).maximize(true),
+            true,
+        ),
+        (
+            "optim_sgd_momentum_maximize",
+            |p| Optimizer::momentum(p, 5e-2, 0.9).maximize(true),
+            true,
+        ),
+    ];
+    for (name, make, maximize) in runs {
         let w = timeloom::io::load(format!(
             "{}/tests/fixtures/{name}.safetensors",
             env!("CARGO_MANIFEST_DIR")
@@ -682,14 +702,15 @@ fn adam_and_adamw_follow_torch_optim_step_by_step() {
             lin.bias.as_ref().unwrap().write(&get("bias0")).unwrap();
             let x = Tensor::from_slice(&dev, &get("x"), &[16, 5]).unwrap();
             let y = Tensor::from_slice(&dev, &get("y"), &[16, 3]).unwrap();
-            let mut opt = match decay {
-                None => Optimizer::adam(lin.parameters(), 1e-2),
-                Some(d) => Optimizer::adamw(lin.parameters(), 1e-2).weight_decay(d),
-            };
+            let mut opt = make(lin.parameters());
             for (step, &want) in get("losses").iter().enumerate() {
                 opt.zero_grad();
                 let loss = mse_loss(&lin.forward(&x).unwrap(), &y).unwrap();
-                loss.backward().unwrap();
+                if maximize {
+                    loss.neg().unwrap().backward().unwrap();
+                } else {
+                    loss.backward().unwrap();
+                }
                 close(
                     &format!("loss at step {step}"),
                     loss.read_blocking().unwrap()[0],

@@ -212,9 +212,10 @@ def state_dict_with_ids(name):
               metadata={"made_by": "tools/make_fixtures.py, torch " + torch.__version__})
 
 
-def optimizer_run(name, make_opt, steps=25):
+def optimizer_run(name, make_opt, steps=25, maximize=False):
     """A Linear(5 -> 3) fitted by MSE to fixed data with one torch.optim optimizer for `steps`
-    steps: the initial weights, the data, the loss before each step and the final weights."""
+    steps: the initial weights, the data, the loss before each step and the final weights. With
+    `maximize`, the optimizer ascends −MSE (so the fit is the same kind of run)."""
     torch.manual_seed(3)
     lin = torch.nn.Linear(5, 3)
     x = torch.randn(16, 5)
@@ -227,7 +228,7 @@ def optimizer_run(name, make_opt, steps=25):
         opt.zero_grad()
         loss = torch.nn.functional.mse_loss(lin(x), y)
         losses.append(loss.item())
-        loss.backward()
+        (-loss if maximize else loss).backward()
         opt.step()
     out.update({"losses": torch.tensor(losses), "weight": lin.weight.detach().clone(),
                 "bias": lin.bias.detach().clone()})
@@ -268,6 +269,11 @@ def schedules(name="schedules", steps=40):
 def optimizer_runs():
     optimizer_run("optim_adam", lambda p: torch.optim.Adam(p, lr=1e-2))
     optimizer_run("optim_adamw", lambda p: torch.optim.AdamW(p, lr=1e-2, weight_decay=0.1))
+    optimizer_run("optim_adam_maximize", lambda p: torch.optim.Adam(p, lr=1e-2, maximize=True),
+                  maximize=True)
+    optimizer_run("optim_sgd_momentum_maximize",
+                  lambda p: torch.optim.SGD(p, lr=5e-2, momentum=0.9, maximize=True),
+                  maximize=True)
 
 
 if __name__ == "__main__":

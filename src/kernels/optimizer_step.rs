@@ -27,6 +27,8 @@ pub(crate) const KERNEL: KernelDesc = KernelDesc {
 pub(crate) const NESTEROV: u32 = 1;
 pub(crate) const CLIP_SCALE: u32 = 2;
 pub(crate) const CLIP_VALUE: u32 = 4;
+/// Ascend instead of descend (torch.optim's `maximize=True`): the gradient is negated first.
+pub(crate) const MAXIMIZE: u32 = 8;
 
 params! {
     /// Mirrors `struct Params` in shaders/optimizer_step.wgsl.

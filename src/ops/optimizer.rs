@@ -7,7 +7,7 @@ use crate::ops::{same_device, u32_of};
 use crate::tensor::Tensor;
 
 pub(crate) use crate::kernels::optimizer_step::{
-    Params as StepParams, CLIP_SCALE, CLIP_VALUE, NESTEROV,
+    Params as StepParams, CLIP_SCALE, CLIP_VALUE, MAXIMIZE, NESTEROV,
 };
 
 /// Updates `param` and its state `s1`, `s2` in place from `grad`; `clip` is the [norm, scale]

@@ -10,7 +10,7 @@ pub use state::StateDict;
 
 use crate::device::Device;
 use crate::error::{shape_str, Error, Result};
-use crate::ops::optimizer::{self, StepParams, CLIP_SCALE, CLIP_VALUE, NESTEROV};
+use crate::ops::optimizer::{self, StepParams, CLIP_SCALE, CLIP_VALUE, MAXIMIZE, NESTEROV};
 use crate::ops::u32_of;
 use crate::tensor::Tensor;
 
@@ -114,6 +114,7 @@ pub struct Optimizer {
     eps: f32,
     weight_decay: f32,
     l1: f32,
+    maximize: bool,
     schedule: Schedule,
     clip_norm: Option<f32>,
     clip_value: Option<f32>,
@@ -138,6 +139,7 @@ impl Optimizer {
             eps: algorithm.default_eps(),
             weight_decay,
             l1: 0.0,
+            maximize: false,
             schedule: Schedule::Constant,
             clip_norm: None,
             clip_value: None,
@@ -235,6 +237,12 @@ impl Optimizer {
     /// L2 weight decay λ (added to the gradient; for AdamW, decoupled).
     pub fn weight_decay(mut self, lambda: f32) -> Self {
         self.weight_decay = lambda;
+        self
+    }
+    /// Ascend the objective instead of descending it (torch.optim's `maximize=True`, for every
+    /// rule): the gradient is negated before anything else the rule does.
+    pub fn maximize(mut self, yes: bool) -> Self {
+        self.maximize = yes;
         self
     }
     /// L1 penalty: l1·sign(θ) is added to the gradient.
@@ -421,6 +429,9 @@ impl Optimizer {
         }
         if self.clip_value.is_some() {
             flags |= CLIP_VALUE;
+        }
+        if self.maximize {
+            flags |= MAXIMIZE;
         }
         for (i, g) in grads.iter().enumerate() {
             let Some(g) = g else { continue };

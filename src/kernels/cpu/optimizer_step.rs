@@ -1,7 +1,7 @@
 //! CPU twin of shaders/optimizer_step.wgsl: the same update rules, element by element.
 
 use super::Float;
-use crate::kernels::optimizer_step::{Params, CLIP_SCALE, CLIP_VALUE, NESTEROV};
+use crate::kernels::optimizer_step::{Params, CLIP_SCALE, CLIP_VALUE, MAXIMIZE, NESTEROV};
 
 pub(crate) fn optimizer_step<F: Float>(
     p: &Params,
@@ -57,6 +57,7 @@ fn adam<F: Float>(p: &Params, param: &mut [F], grad: &[F], s1: &mut [F], s2: &mu
         b1: c(p.beta1),
         b2: c(p.beta2),
         eps: c(p.eps),
+        maximize: p.flags & MAXIMIZE != 0,
         scale: (p.flags & CLIP_SCALE != 0).then(|| clip[1]),
         clip_value: (p.flags & CLIP_VALUE != 0).then(|| c(p.clip_value)),
         decay: (p.algo != 5 && p.weight_decay != 0.0).then(|| c(p.weight_decay)),
@@ -99,6 +100,7 @@ struct AdamRule<F> {
     b1: F,
     b2: F,
     eps: F,
+    maximize: bool,
     scale: Option<F>,
     clip_value: Option<F>,
     decay: Option<F>,
@@ -114,6 +116,9 @@ fn adam_loop<F: Float>(k: &AdamRule<F>, param: &mut [F], grad: &[F], s1: &mut [F
     let (s1, s2) = (&mut s1[..param.len()], &mut s2[..param.len()]);
     for (((theta, &g), m), v) in param.iter_mut().zip(grad).zip(s1).zip(s2) {
         let mut g = g;
+        if k.maximize {
+            g = -g;
+        }
         if let Some(s) = k.scale {
             g = g * s;
         }
@@ -156,6 +161,9 @@ fn update<F: Float>(
     for i in 0..param.len() {
         let mut theta = param[i];
         let mut g = grad[i];
+        if p.flags & MAXIMIZE != 0 {
+            g = -g;
+        }
         if p.flags & CLIP_SCALE != 0 {
             g = g * clip[1];
         }
@@ -248,7 +256,12 @@ mod tests {
         let clip = [0.0, 0.625];
         let mut cases = 0;
         for algo in [4, 5] {
-            for flags in [0, CLIP_SCALE, CLIP_VALUE, CLIP_SCALE | CLIP_VALUE] {
+            for flags in [
+                0,
+                CLIP_SCALE,
+                CLIP_VALUE,
+                CLIP_SCALE | CLIP_VALUE | MAXIMIZE,
+            ] {
                 for (weight_decay, l1, step) in [(0.0, 0.0, 1), (0.01, 0.0, 3), (0.1, 0.002, 7)] {
                     let p = Params {
                         numel: n as u32,
