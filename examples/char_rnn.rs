@@ -324,10 +324,11 @@ fn make_optimizer(cfg: &Config, params: Vec<Tensor>, per_epoch: usize) -> Result
         "adadelta" => Algorithm::AdaDelta { rho: 0.9 },
         "adam" => Algorithm::Adam { beta1: 0.9, beta2: 0.999 },
         "adamw" => Algorithm::AdamW { beta1: 0.9, beta2: 0.999 },
+        "adamax" => Algorithm::Adamax { beta1: 0.9, beta2: 0.999 },
         other => {
             return Err(Error::InvalidArgument {
                 op: "char_rnn",
-                message: format!("--optimizer {other}: use sgd, momentum, nesterov, adagrad, rmsprop, adadelta, adam or adamw"),
+                message: format!("--optimizer {other}: use sgd, momentum, nesterov, adagrad, rmsprop, adadelta, adam, adamw or adamax"),
             })
         }
     };
@@ -930,7 +931,7 @@ struct Cli {
     clip: f32,
     /// The update rule.
     #[arg(long, default_value_t = Config::default().optimizer, value_parser = [
-        "sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adadelta", "adam", "adamw",
+        "sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adadelta", "adam", "adamw", "adamax",
     ])]
     optimizer: String,
     /// Seed of the initialisation, dropout and sampling.

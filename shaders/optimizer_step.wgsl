@@ -88,6 +88,14 @@ fn optimizer_step(
                 s2[i] = p.beta2 * s2[i] + (1.0 - p.beta2) * delta * delta;
                 theta -= p.lr * delta;
             }
+            case 6u: {
+                // Adamax: s1 = m, s2 = u, the infinity norm; 1 − β1^t comes from the host.
+                let m = p.beta1 * s1[i] + (1.0 - p.beta1) * g;
+                let u = max(p.beta2 * s2[i], abs(g) + p.eps);
+                s1[i] = m;
+                s2[i] = u;
+                theta -= p.lr / p.bias_correction1 * m / u;
+            }
             default: {
                 // Adam / AdamW: s1 = m, s2 = v; bias corrections 1 − β^t come from the host.
                 if p.algo == 5u && p.weight_decay != 0.0 {

@@ -659,14 +659,20 @@ fn in_place_state_that_aliases_what_the_step_touches_is_refused() {
 
 /// torch.optim runs (tools/make_fixtures.py `optimizer_runs`: a Linear 5 → 3 fitted by MSE
 /// for 25 steps; the `maximize` ones ascend −MSE): the loss before every step and the final
-/// weights agree with PyTorch's to 1e-5 relative on both devices (measured worst: Adam 6e-7,
+/// weights agree with PyTorch's to 1e-5 relative on both devices, Adamax with L2 decay among
+/// them (measured worst: Adam 6e-7,
 /// AdamW 7e-6; with Adam's bias corrections in f32, as before, 6e-5 and 7e-5, which this test
 /// refuses).
 #[test]
 fn optimizers_follow_torch_optim_step_by_step() {
     type Make = fn(Vec<Tensor>) -> Optimizer;
-    let runs: [(&str, Make, bool); 4] = [
+    let runs: [(&str, Make, bool); 5] = [
         ("optim_adam", |p| Optimizer::adam(p, 1e-2), false),
+        (
+            "optim_adamax",
+            |p| Optimizer::adamax(p, 2e-2).weight_decay(0.01),
+            false,
+        ),
         (
             "optim_adamw",
             |p| Optimizer::adamw(p, 1e-2).weight_decay(0.1),

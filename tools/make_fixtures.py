@@ -269,6 +269,7 @@ def schedules(name="schedules", steps=40):
 def optimizer_runs():
     optimizer_run("optim_adam", lambda p: torch.optim.Adam(p, lr=1e-2))
     optimizer_run("optim_adamw", lambda p: torch.optim.AdamW(p, lr=1e-2, weight_decay=0.1))
+    optimizer_run("optim_adamax", lambda p: torch.optim.Adamax(p, lr=2e-2, weight_decay=0.01))
     optimizer_run("optim_adam_maximize", lambda p: torch.optim.Adam(p, lr=1e-2, maximize=True),
                   maximize=True)
     optimizer_run("optim_sgd_momentum_maximize",

@@ -166,6 +166,12 @@ mod tests {
                             let v_hat = s2 / (1.0 - b2.powi(t as i32));
                             th -= LR * m_hat / (v_hat.sqrt() + 1e-8);
                         }
+                        Algorithm::Adamax { beta1, beta2 } => {
+                            let (b1, b2) = (f64::from(beta1), f64::from(beta2));
+                            s1 = b1 * s1 + (1.0 - b1) * g;
+                            s2 = (b2 * s2).max(g.abs() + 1e-8);
+                            th -= LR / (1.0 - b1.powi(t as i32)) * s1 / s2;
+                        }
                     }
                 }
                 th
@@ -205,6 +211,10 @@ mod tests {
                 beta2: 0.999,
             },
             Algorithm::AdamW {
+                beta1: 0.9,
+                beta2: 0.999,
+            },
+            Algorithm::Adamax {
                 beta1: 0.9,
                 beta2: 0.999,
             },

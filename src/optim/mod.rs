@@ -59,6 +59,13 @@ pub enum Algorithm {
         /// β2.
         beta2: f32,
     },
+    /// Adamax: Adam with the infinity norm (PyTorch's `Adamax`).
+    Adamax {
+        /// β1.
+        beta1: f32,
+        /// β2.
+        beta2: f32,
+    },
 }
 
 impl Algorithm {
@@ -70,6 +77,7 @@ impl Algorithm {
             Algorithm::AdaDelta { .. } => 3,
             Algorithm::Adam { .. } => 4,
             Algorithm::AdamW { .. } => 5,
+            Algorithm::Adamax { .. } => 6,
         }
     }
 
@@ -227,6 +235,20 @@ impl Optimizer {
         Optimizer::new(
             params,
             Algorithm::AdamW {
+                beta1: 0.9,
+                beta2: 0.999,
+            },
+            lr,
+        )
+    }
+
+    /// Adamax (PyTorch's `torch.optim.Adamax`, same defaults: β = (0.9, 0.999), ε = 1e-8; its
+    /// default rate is 2e-3): Adam with the infinity norm, u = max(β2·u, |g| + ε) and
+    /// θ −= lr/(1 − β1^t) · m/u.
+    pub fn adamax(params: Vec<Tensor>, lr: f32) -> Optimizer {
+        Optimizer::new(
+            params,
+            Algorithm::Adamax {
                 beta1: 0.9,
                 beta2: 0.999,
             },
@@ -416,9 +438,9 @@ impl Optimizer {
             Algorithm::AdaGrad { lr_decay, .. } => (0.0, 0.0, 0.0, lr_decay, false),
             Algorithm::RmsProp { alpha, momentum } => (momentum, alpha, 0.0, 0.0, false),
             Algorithm::AdaDelta { rho } => (0.0, rho, 0.0, 0.0, false),
-            Algorithm::Adam { beta1, beta2 } | Algorithm::AdamW { beta1, beta2 } => {
-                (beta1, beta2, 0.0, 0.0, false)
-            }
+            Algorithm::Adam { beta1, beta2 }
+            | Algorithm::AdamW { beta1, beta2 }
+            | Algorithm::Adamax { beta1, beta2 } => (beta1, beta2, 0.0, 0.0, false),
         };
         let mut flags = 0;
         if nesterov {
@@ -554,7 +576,9 @@ impl Optimizer {
                     return bad(format!("AdaDelta rho {rho} must lie in [0, 1]"));
                 }
             }
-            Algorithm::Adam { beta1, beta2 } | Algorithm::AdamW { beta1, beta2 } => {
+            Algorithm::Adam { beta1, beta2 }
+            | Algorithm::AdamW { beta1, beta2 }
+            | Algorithm::Adamax { beta1, beta2 } => {
                 if !unit(beta1) || !unit(beta2) {
                     return bad(format!("Adam betas ({beta1}, {beta2}) must lie in [0, 1)"));
                 }

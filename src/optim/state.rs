@@ -65,6 +65,7 @@ fn algorithm_name(a: Algorithm) -> &'static str {
         Algorithm::AdaDelta { .. } => "adadelta",
         Algorithm::Adam { .. } => "adam",
         Algorithm::AdamW { .. } => "adamw",
+        Algorithm::Adamax { .. } => "adamax",
     }
 }
 

@@ -216,6 +216,14 @@ fn update<F: Float>(
                 s2[i] = b2 * s2[i] + (F::ONE - b2) * delta * delta;
                 theta = theta - lr * delta;
             }
+            6 => {
+                // Adamax: s1 = m, s2 = u, the infinity norm.
+                let m = b1 * s1[i] + (F::ONE - b1) * g;
+                let u = (b2 * s2[i]).max(g.abs() + eps);
+                s1[i] = m;
+                s2[i] = u;
+                theta = theta - lr / c(p.bias_correction1) * m / u;
+            }
             _ => {
                 if p.algo == 5 && p.weight_decay != 0.0 {
                     theta = theta - lr * c(p.weight_decay) * theta;
