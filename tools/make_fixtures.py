@@ -266,6 +266,34 @@ def schedules(name="schedules", steps=40):
               metadata={"made_by": "tools/make_fixtures.py, torch " + torch.__version__})
 
 
+def plateau(name="plateau"):
+    """ReduceLROnPlateau driven by a fixed metric sequence: the rate after each report, in two
+    settings (min mode with a relative threshold and a cooldown; max mode with an absolute
+    threshold and a floor)."""
+    metrics = [1.0, 0.9, 0.85, 0.849, 0.848, 0.847, 0.846, 0.8, 0.7, 0.7, 0.7, 0.7, 0.7, 0.69,
+               0.69, 0.69, 0.69, 0.69, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5]
+    out = {"metrics": torch.tensor(metrics, dtype=torch.float64)}
+    S = torch.optim.lr_scheduler
+    settings = {
+        "min_rel": dict(mode="min", factor=0.5, patience=2, threshold=1e-2, threshold_mode="rel",
+                        cooldown=1, min_lr=0.0),
+        "max_abs": dict(mode="max", factor=0.3, patience=1, threshold=0.05, threshold_mode="abs",
+                        cooldown=0, min_lr=0.02),
+    }
+    for key, kw in settings.items():
+        p = torch.nn.Parameter(torch.zeros(1))
+        opt = torch.optim.SGD([p], lr=1.0)
+        sched = S.ReduceLROnPlateau(opt, **kw)
+        lrs = []
+        for m in metrics:
+            # "max" mode sees the metrics negated: a falling loss is a falling score.
+            sched.step(m if kw["mode"] == "min" else -m)
+            lrs.append(opt.param_groups[0]["lr"])
+        out[key] = torch.tensor(lrs, dtype=torch.float64)
+    save_file({k: v.float() for k, v in out.items()}, os.path.join(OUT, name + ".safetensors"),
+              metadata={"made_by": "tools/make_fixtures.py, torch " + torch.__version__})
+
+
 def optimizer_runs():
     optimizer_run("optim_adam", lambda p: torch.optim.Adam(p, lr=1e-2))
     optimizer_run("optim_adamw", lambda p: torch.optim.AdamW(p, lr=1e-2, weight_decay=0.1))
@@ -287,10 +315,12 @@ if __name__ == "__main__":
     if sys.argv[1:] == ["optimizer_runs"]:
         optimizer_runs()
         schedules()
+        plateau()
         sys.exit(0)
     state_dict_with_ids("state_dict_with_ids")
     optimizer_runs()
     schedules()
+    plateau()
     recurrent("rnn_tanh", torch.nn.RNN, T=6, B=3, I=4, H=5, lengths=[6, 3, 5])
     recurrent("rnn_relu", torch.nn.RNN, T=5, B=2, I=3, H=4, nonlinearity="relu")
     recurrent("lstm_1layer", torch.nn.LSTM, T=7, B=3, I=5, H=6, lengths=[7, 2, 4])

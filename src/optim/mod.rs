@@ -5,7 +5,7 @@
 mod schedule;
 mod state;
 
-pub use schedule::Schedule;
+pub use schedule::{ReduceOnPlateau, Schedule};
 pub use state::StateDict;
 
 use crate::device::Device;
@@ -301,6 +301,15 @@ impl Optimizer {
     /// Steps taken.
     pub fn steps(&self) -> u32 {
         self.step
+    }
+    /// The base rate (what the schedule's factor multiplies).
+    pub fn lr(&self) -> f32 {
+        self.lr
+    }
+    /// Sets the base rate (as [`ReduceOnPlateau`] does; the optimizer's state dict
+    /// ([`Optimizer::state_dict`]) does not hold it, so save it beside one if it changes).
+    pub fn set_lr(&mut self, lr: f32) {
+        self.lr = lr;
     }
     /// The rate the next step will use.
     pub fn current_lr(&self) -> f32 {

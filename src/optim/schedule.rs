@@ -187,6 +187,118 @@ fn one_cycle(k: u32, total: u32, pct_start: f32, div: f32, final_div: f32) -> f3
     f as f32
 }
 
+/// PyTorch's `ReduceLROnPlateau`: lowers an optimizer's base rate when a metric the caller
+/// reports (a validation loss, read whenever the caller reads it: nothing here reads the
+/// device) has stopped improving. Same defaults and rules as PyTorch: after more than
+/// `patience` reports without an improvement beyond the threshold (relative by default: better
+/// than best·(1 − 1e-4)), outside a cooldown, the rate is multiplied by `factor`, not below
+/// `min_lr`, and changes only by more than `eps`. With a [`Schedule`] too, the schedule's factor
+/// multiplies the lowered rate.
+///
+/// ```
+/// use timeloom::{Device, Optimizer, ReduceOnPlateau, Tensor};
+/// let w = Tensor::zeros(&Device::Cpu, &[1])?.requires_grad();
+/// let mut opt = Optimizer::sgd(vec![w], 1.0);
+/// let mut plateau = ReduceOnPlateau::new(0.5, 1);
+/// for loss in [1.0, 0.9, 0.9, 0.9] {
+///     plateau.report(&mut opt, loss);
+/// }
+/// assert_eq!(opt.lr(), 0.5); // two reports without improvement: more than `patience`
+/// # Ok::<(), timeloom::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct ReduceOnPlateau {
+    factor: f32,
+    patience: u32,
+    maximize: bool,
+    threshold: f64,
+    relative: bool,
+    cooldown: u32,
+    min_lr: f32,
+    eps: f32,
+    best: f64,
+    bad: u32,
+    cooling: u32,
+}
+
+impl ReduceOnPlateau {
+    /// Multiply the rate by `factor` after more than `patience` reports without improvement;
+    /// a smaller metric is better (PyTorch's `mode="min"`), threshold 1e-4 relative, no
+    /// cooldown, no floor.
+    pub fn new(factor: f32, patience: u32) -> ReduceOnPlateau {
+        ReduceOnPlateau {
+            factor,
+            patience,
+            maximize: false,
+            threshold: 1e-4,
+            relative: true,
+            cooldown: 0,
+            min_lr: 0.0,
+            eps: 1e-8,
+            best: f64::INFINITY,
+            bad: 0,
+            cooling: 0,
+        }
+    }
+    /// A larger metric is better (PyTorch's `mode="max"`: an accuracy).
+    pub fn maximize(mut self) -> Self {
+        self.maximize = true;
+        self.best = f64::NEG_INFINITY;
+        self
+    }
+    /// What counts as an improvement: by more than `threshold` times the best so far
+    /// (`relative`, PyTorch's `threshold_mode="rel"`) or by more than `threshold` itself.
+    pub fn threshold(mut self, threshold: f32, relative: bool) -> Self {
+        self.threshold = f64::from(threshold);
+        self.relative = relative;
+        self
+    }
+    /// Reports to ignore after each reduction.
+    pub fn cooldown(mut self, reports: u32) -> Self {
+        self.cooldown = reports;
+        self
+    }
+    /// The floor of the rate.
+    pub fn min_lr(mut self, lr: f32) -> Self {
+        self.min_lr = lr;
+        self
+    }
+
+    /// Reports `metric`; lowers `opt`'s base rate when the plateau rule says so, and returns
+    /// whether it did.
+    pub fn report(&mut self, opt: &mut super::Optimizer, metric: f32) -> bool {
+        let m = f64::from(metric);
+        let better = match (self.maximize, self.relative) {
+            (false, true) => m < self.best * (1.0 - self.threshold),
+            (false, false) => m < self.best - self.threshold,
+            (true, true) => m > self.best * (1.0 + self.threshold),
+            (true, false) => m > self.best + self.threshold,
+        };
+        if better {
+            self.best = m;
+            self.bad = 0;
+        } else {
+            self.bad += 1;
+        }
+        if self.cooling > 0 {
+            self.cooling -= 1;
+            self.bad = 0;
+        }
+        if self.bad <= self.patience {
+            return false;
+        }
+        self.cooling = self.cooldown;
+        self.bad = 0;
+        let old = opt.lr();
+        let new = (old * self.factor).max(self.min_lr);
+        if old - new > self.eps {
+            opt.set_lr(new);
+            return true;
+        }
+        false
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::Schedule;
@@ -303,6 +415,50 @@ mod tests {
                 final_div: 1e4,
             };
             assert!((0..4).all(|k| s.factor(k).is_finite()), "total {total}");
+        }
+    }
+
+    /// ReduceLROnPlateau's rates for a fixed metric sequence (tools/make_fixtures.py `plateau`):
+    /// min mode with a relative threshold and a cooldown, max mode with an absolute threshold
+    /// and a floor.
+    #[test]
+    fn reduce_on_plateau_gives_torchs_rates() {
+        use super::ReduceOnPlateau;
+        use crate::{Device, Optimizer, Tensor};
+        let w = crate::io::load(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/plateau.safetensors"
+        ))
+        .unwrap();
+        let metrics = &w.tensors["metrics"].1;
+        let cases = [
+            (
+                "min_rel",
+                ReduceOnPlateau::new(0.5, 2)
+                    .threshold(1e-2, true)
+                    .cooldown(1),
+                1.0,
+            ),
+            (
+                "max_abs",
+                ReduceOnPlateau::new(0.3, 1)
+                    .maximize()
+                    .threshold(0.05, false)
+                    .min_lr(0.02),
+                -1.0,
+            ),
+        ];
+        for (name, mut plateau, sign) in cases {
+            let p = Tensor::zeros(&Device::Cpu, &[1]).unwrap().requires_grad();
+            let mut opt = Optimizer::sgd(vec![p], 1.0);
+            for (k, (&m, &want)) in metrics.iter().zip(&w.tensors[name].1).enumerate() {
+                plateau.report(&mut opt, sign * m);
+                assert!(
+                    (opt.lr() - want).abs() <= 1e-6 * want,
+                    "{name} after report {k}: {} vs torch's {want}",
+                    opt.lr()
+                );
+            }
         }
     }
 }
