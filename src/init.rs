@@ -40,7 +40,7 @@ pub enum Init {
     /// U(±√(6/fan_in)).
     HeUniform,
     /// A (semi-)orthogonal matrix times `gain`, from the QR of a Gaussian matrix; for recurrent
-    /// weights. Higher ranks are flattened to [shape[0], rest].
+    /// weights. Higher ranks are flattened to `[shape[0], rest]`.
     Orthogonal(f32),
 }
 

@@ -25,7 +25,7 @@ use crate::tensor::Tensor;
 pub struct MultiHeadAttention {
     /// [3E, E]: the Q, K and V projections stacked.
     pub in_proj_weight: Tensor,
-    /// [3E].
+    /// \[3E\].
     pub in_proj_bias: Tensor,
     /// The output projection.
     pub out_proj: Linear,
@@ -70,7 +70,7 @@ impl MultiHeadAttention {
     }
 
     /// Attention of `query` over `key`/`value`: [L, B, E] (or batch-first), with an optional
-    /// causal mask and per-batch-entry key lengths [B] (f32; keys past them are ignored, like
+    /// causal mask and per-batch-entry key lengths \[B\] (f32; keys past them are ignored, like
     /// PyTorch's `key_padding_mask` with trailing padding). Key and value must have the
     /// query's shape (S = L). A batch entry of length 0 attends to nothing: its attention
     /// output is zeros, so the layer returns `out_proj.bias` there (PyTorch returns NaN).

@@ -148,7 +148,7 @@ impl ConvBuilder<Conv1d> {
 pub struct Conv2d {
     /// [C_out, C_in/groups, kH, kW].
     pub weight: Tensor,
-    /// [C_out], if the layer has one.
+    /// \[C_out\], if the layer has one.
     pub bias: Option<Tensor>,
     /// Stride, padding, dilation, groups.
     pub options: ConvOptions,
@@ -156,7 +156,7 @@ pub struct Conv2d {
 
 impl Conv2d {
     /// A layer from given tensors (made parameters here): `weight` [C_out, C_in/groups, kH, kW]
-    /// and `bias` [C_out], e.g. read from a PyTorch checkpoint. Shapes are checked against
+    /// and `bias` \[C_out\], e.g. read from a PyTorch checkpoint. Shapes are checked against
     /// `options.groups`; the input's channel count is checked when the layer runs.
     pub fn from_tensors(
         weight: Tensor,
@@ -197,7 +197,7 @@ impl Module for Conv2d {
 pub struct Conv1d {
     /// [C_out, C_in/groups, k].
     pub weight: Tensor,
-    /// [C_out], if the layer has one.
+    /// \[C_out\], if the layer has one.
     pub bias: Option<Tensor>,
     /// Stride, padding, dilation (the width entries) and groups.
     pub options: ConvOptions,
@@ -205,7 +205,7 @@ pub struct Conv1d {
 
 impl Conv1d {
     /// A layer from given tensors (made parameters here): `weight` [C_out, C_in/groups, k] and
-    /// `bias` [C_out].
+    /// `bias` \[C_out\].
     pub fn from_tensors(
         weight: Tensor,
         bias: Option<Tensor>,

@@ -25,7 +25,7 @@ use crate::tensor::Tensor;
 pub struct Linear {
     /// [out, in].
     pub weight: Tensor,
-    /// [out], if the layer has one.
+    /// \[out\], if the layer has one.
     pub bias: Option<Tensor>,
 }
 

@@ -11,9 +11,9 @@ use crate::tensor::Tensor;
 
 /// `nn.LayerNorm(dim)`: normalises the last axis, then scales by `weight` and shifts by `bias`.
 pub struct LayerNorm {
-    /// γ [D].
+    /// γ \[D\].
     pub weight: Tensor,
-    /// β [D].
+    /// β \[D\].
     pub bias: Tensor,
     /// ε, 1e-5 by default.
     pub eps: f32,
@@ -58,13 +58,13 @@ impl Module for LayerNorm {
 /// # Ok::<(), timeloom::Error>(())
 /// ```
 pub struct BatchNorm2d {
-    /// γ [C], if affine.
+    /// γ \[C\], if affine.
     pub weight: Option<Tensor>,
-    /// β [C], if affine.
+    /// β \[C\], if affine.
     pub bias: Option<Tensor>,
-    /// [C], starts at 0.
+    /// \[C\], starts at 0.
     pub running_mean: Tensor,
-    /// [C], starts at 1.
+    /// \[C\], starts at 1.
     pub running_var: Tensor,
     /// Weight of the newest batch in the running statistics, 0.1 by default.
     pub momentum: f32,

@@ -237,7 +237,7 @@ impl Recurrent {
     }
 
     /// Runs the stack over `x` ([T, B, I], or [B, T, I] batch-first) from `state` = (h0, c0)
-    /// [layers·dirs, B, H] (zeros when `None`), with per-sequence `lengths` [B] (f32; `None`: all
+    /// [layers·dirs, B, H] (zeros when `None`), with per-sequence `lengths` \[B\] (f32; `None`: all
     /// T). A step past a sequence's length leaves its state alone and outputs zeros, so each
     /// sequence's result equals running it alone. `c0` is for LSTMs only (an error otherwise).
     ///

@@ -14,7 +14,7 @@ use crate::tensor::Tensor;
 pub struct AttentionOptions<'a> {
     /// Each query sees only keys at or before its own position.
     pub causal: bool,
-    /// Per batch entry, the number of valid keys ([B], f32, whole numbers in [0, L]); keys past
+    /// Per batch entry, the number of valid keys (\[B\], f32, whole numbers in [0, L]); keys past
     /// it are masked. Being device data, the values are not checked: a fraction is truncated,
     /// a value past L counts as L, and a negative or NaN one is a caller's mistake with
     /// undefined masking.

@@ -204,7 +204,7 @@ impl Tensor {
     /// ```
     ///
     /// # Shapes
-    /// self [N, C_in, H, W]; `weight` [C_out, C_in/groups, kH, kW]; `bias` [C_out]; result
+    /// self [N, C_in, H, W]; `weight` [C_out, C_in/groups, kH, kW]; `bias` \[C_out\]; result
     /// [N, C_out, OH, OW] with OH = (H + 2·pad − dil·(kH − 1) − 1)/stride + 1 (and OW alike).
     pub fn conv2d(
         &self,
@@ -272,7 +272,7 @@ impl Tensor {
     /// `options` uses the width entries (`[_, stride]`, ...); the builder methods set both.
     ///
     /// # Shapes
-    /// self [N, C_in, L]; `weight` [C_out, C_in/groups, k]; `bias` [C_out]; result
+    /// self [N, C_in, L]; `weight` [C_out, C_in/groups, k]; `bias` \[C_out\]; result
     /// [N, C_out, (L + 2·pad − dil·(k − 1) − 1)/stride + 1].
     pub fn conv1d(
         &self,

@@ -31,7 +31,7 @@ pub enum Reduction {
 /// ```
 ///
 /// # Shapes
-/// `logits` [N, C], `targets` [N] (class ids in [0, C), or the ignore index); the loss is a
+/// `logits` [N, C], `targets` \[N\] (class ids in [0, C), or the ignore index); the loss is a
 /// rank-0 tensor. An out-of-range target gives a NaN loss.
 #[derive(Clone, Copy, Debug)]
 pub struct CrossEntropy {
@@ -66,7 +66,7 @@ impl CrossEntropy {
         self
     }
 
-    /// The loss of `logits` [N, C] against `targets` [N].
+    /// The loss of `logits` [N, C] against `targets` \[N\].
     pub fn compute(&self, logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
         same_device("cross_entropy", "targets", logits, targets)?;
         let [rows, cols] = *logits.shape() else {

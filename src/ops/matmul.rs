@@ -40,7 +40,7 @@ pub enum Activation {
 /// ```
 ///
 /// # Shapes
-/// `a` [M, K] or [batch, M, K]; `b` [K, N] or [batch, K, N]; `bias` [N] (or [M] with
+/// `a` [M, K] or [batch, M, K]; `b` [K, N] or [batch, K, N]; `bias` \[N\] (or \[M\] with
 /// [`Matmul::row_bias`]); result [M, N] or [batch, M, N].
 #[derive(Clone, Debug)]
 pub struct Matmul<'a> {
@@ -85,13 +85,13 @@ impl<'a> Matmul<'a> {
         self
     }
 
-    /// Adds `bias` [N] to every row of the result (a Linear layer's bias).
+    /// Adds `bias` \[N\] to every row of the result (a Linear layer's bias).
     pub fn bias(mut self, bias: &'a Tensor) -> Self {
         self.bias = Some((bias, 1));
         self
     }
 
-    /// Adds `bias` [M] to every column of the result (a convolution's per-channel bias).
+    /// Adds `bias` \[M\] to every column of the result (a convolution's per-channel bias).
     pub fn row_bias(mut self, bias: &'a Tensor) -> Self {
         self.bias = Some((bias, 2));
         self

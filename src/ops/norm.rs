@@ -14,7 +14,7 @@ impl Tensor {
     /// `normalized_shape` = the last dimension: (x − μ)/√(σ² + ε)·γ + β, or without γ, β.
     ///
     /// # Shapes
-    /// self [..., D]; `gamma`, `beta` [D]; result [..., D].
+    /// self [..., D]; `gamma`, `beta` \[D\]; result [..., D].
     pub fn layer_norm(&self, affine: Option<(&Tensor, &Tensor)>, eps: f32) -> Result<Tensor> {
         let op = "layer_norm";
         let cols = *self.shape().last().ok_or_else(|| Error::InvalidArgument {
@@ -219,7 +219,7 @@ impl Tensor {
     /// ```
     ///
     /// # Shapes
-    /// self [N, C] or [N, C, *]; running statistics, γ and β [C].
+    /// self [N, C] or [N, C, *]; running statistics, γ and β \[C\].
     ///
     /// # Errors
     /// `InvalidArgument` in evaluation without running statistics, in training with one value
