@@ -67,28 +67,6 @@ impl Canvas {
         }
     }
 
-    /// A line from (x0, y0) to (x1, y1), Bresenham.
-    pub fn line(&mut self, (mut x0, mut y0): (i64, i64), (x1, y1): (i64, i64), c: [u8; 3]) {
-        let (dx, dy) = ((x1 - x0).abs(), -(y1 - y0).abs());
-        let (sx, sy) = (if x0 < x1 { 1 } else { -1 }, if y0 < y1 { 1 } else { -1 });
-        let mut err = dx + dy;
-        loop {
-            self.set(x0, y0, c);
-            if x0 == x1 && y0 == y1 {
-                break;
-            }
-            let e2 = 2 * err;
-            if e2 >= dy {
-                err += dy;
-                x0 += sx;
-            }
-            if e2 <= dx {
-                err += dx;
-                y0 += sy;
-            }
-        }
-    }
-
     /// The canvas as PNG bytes (8-bit RGB).
     pub fn png(&self) -> Vec<u8> {
         let raw: Vec<u8> = self.px.iter().flatten().copied().collect();
