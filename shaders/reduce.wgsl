@@ -1,11 +1,12 @@
 // reduce: y[o, c, i] = scale · ⊕_{r in chunk c} f(x[o, r, i]) over a contiguous x viewed as
 // [outer, len, inner], the reduced axis cut into `chunks` chunks of `chunk` (one chunk for a
 // single pass; the Rust side runs a second pass over the chunk partials when len is long and the
-// outputs are few). ⊕ and f by `op`: 0 sum, 1 sum of squares, 2 max, 3 min. Deterministic: a
+// outputs are few). ⊕ and f by `op`: 0 sum, 1 sum of squares, 2 max, 3 min, 4 sum of absolute
+// values, 5 largest absolute value (4 and 5: the L1 and L∞ gradient norms). Deterministic: a
 // fixed order, no atomics.
 // mode 0: one invocation per output, 256 per workgroup (coalesced over `inner`).
 // mode 1: one workgroup per output (inner = 1): 256 invocations stride the chunk, then a tree.
-// Grid: folded into x and y. Needs: common/grid.wgsl.
+// Grid: folded into x and y. Needs: common/grid.wgsl, common/float.wgsl.
 
 struct Params {
     outer: u32, len: u32, inner: u32, chunk: u32,
@@ -18,6 +19,12 @@ struct Params {
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;  // [outer, chunks, inner]
 
 var<workgroup> partial: array<f32, 256>;
+
+// max that keeps a NaN (WGSL's max need not): the L∞ norm of a gradient with a NaN is NaN, as
+// torch's is, so clipping by it poisons the update rather than hiding the NaN.
+fn max_nan(a: f32, b: f32) -> f32 {
+    return select(max(a, b), a + b, is_nan(a) || is_nan(b));
+}
 
 fn reduce_identity(op: u32) -> f32 {
     switch op {
@@ -32,14 +39,17 @@ fn reduce_combine(acc: f32, v: f32, op: u32) -> f32 {
         case 1u: { return acc + v * v; }
         case 2u: { return max(acc, v); }
         case 3u: { return min(acc, v); }
+        case 4u: { return acc + abs(v); }
+        case 5u: { return max_nan(acc, abs(v)); }
         default: { return acc + v; }
     }
 }
 
-// Combines two partial results (squares are already taken).
+// Combines two partial results (squares and absolute values are already taken).
 fn reduce_merge(u: f32, v: f32, op: u32) -> f32 {
     switch op {
         case 2u: { return max(u, v); }
+        case 5u: { return max_nan(u, v); }
         case 3u: { return min(u, v); }
         default: { return u + v; }
     }

@@ -49,7 +49,9 @@ pub use ops::loss::{bce_with_logits, mse_loss, CrossEntropy, Reduction};
 pub use ops::matmul::{Activation, Matmul};
 pub use ops::norm::{embedding, sinusoidal_positions};
 pub use ops::pool::MAX_POOL_KERNEL;
-pub use optim::{Algorithm, Optimizer, ParamState, ReduceOnPlateau, Schedule};
+pub use optim::{
+    Algorithm, LrLambda, NormType, Optimizer, ParamGroup, ParamState, ReduceOnPlateau, Schedule,
+};
 pub use rng::Rng;
 pub use tensor::autodiff::{is_grad_enabled, no_grad};
 pub use tensor::{Id, Tensor, MAX_RANK};

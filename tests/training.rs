@@ -604,6 +604,7 @@ fn a_parameter_first_updated_late_gets_an_unbiased_first_adam_step() {
         step: 1,
         s1: Tensor::zeros(&Device::Cpu, &[1]).unwrap(),
         s2: Tensor::zeros(&Device::Cpu, &[1]).unwrap(),
+        s3: None,
     };
     let e = opt.load_state(9, vec![Some(cpu_state), None]).unwrap_err();
     assert!(matches!(e, timeloom::Error::DeviceMismatch { .. }), "{e}");
@@ -632,6 +633,7 @@ fn in_place_state_that_aliases_what_the_step_touches_is_refused() {
         step: 1,
         s1: s.clone(),
         s2: s,
+        s3: None,
     };
     let e = opt.load_state(1, vec![Some(shared)]).unwrap_err();
     assert!(matches!(e, timeloom::Error::InvalidArgument { .. }), "{e}");
@@ -639,6 +641,7 @@ fn in_place_state_that_aliases_what_the_step_touches_is_refused() {
         step: 1,
         s1: w.detach(),
         s2: Tensor::zeros(&dev, &[2]).unwrap(),
+        s3: None,
     };
     let e = opt.load_state(1, vec![Some(on_param)]).unwrap_err();
     assert!(matches!(e, timeloom::Error::InvalidArgument { .. }), "{e}");

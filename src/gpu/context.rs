@@ -114,6 +114,9 @@ pub(crate) struct GpuInner {
     pub external: Mutex<HashMap<wgpu::Buffer, (u64, usize)>>,
     /// A tiny buffer bound where a kernel's optional input is absent.
     pub dummy: RawBuffer,
+    /// Its twin for an optional read-write binding: one buffer may not be bound read-only and
+    /// read-write in one dispatch, so the two placeholders are distinct.
+    pub dummy_out: RawBuffer,
     fault: Arc<Mutex<Option<Fault>>>,
 }
 
@@ -306,7 +309,7 @@ impl Gpu {
         owned: bool,
         autotune: bool,
     ) -> Gpu {
-        let dummy = RawBuffer {
+        let placeholder = || RawBuffer {
             buffer: device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("timeloom unused binding"),
                 size: 16,
@@ -317,6 +320,7 @@ impl Gpu {
             class: 16,
             kind: BufferKind::Storage,
         };
+        let (dummy, dummy_out) = (placeholder(), placeholder());
         let pending = Mutex::new(Pending::new(&device));
         Gpu {
             inner: Arc::new(GpuInner {
@@ -335,6 +339,7 @@ impl Gpu {
                 tuning: Mutex::new(HashMap::new()),
                 external: Mutex::new(HashMap::new()),
                 dummy,
+                dummy_out,
                 fault: Arc::new(Mutex::new(None)),
             }),
         }

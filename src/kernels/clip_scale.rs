@@ -23,8 +23,9 @@ params! {
     #[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
     pub struct Params {
         pub count: u32,
+        /// 0: L2 (partials Σ g²), 1: L1 (Σ |g|), 2: L∞ (max |g|).
+        pub norm: u32,
         pub _pad0: u32,
-        pub _pad1: u32,
         pub max_norm: f32,
     }
 }
@@ -32,7 +33,7 @@ const _: () = assert!(std::mem::size_of::<Params>().is_multiple_of(16));
 
 /// The tensors of one `clip_scale` launch.
 pub(crate) struct Bindings<'a> {
-    /// [P] per-parameter Σ‖g‖².
+    /// [P] per-parameter partials of the norm.
     pub partial: &'a Tensor,
     /// [2]: the global norm and the clip factor.
     pub out: &'a Tensor,

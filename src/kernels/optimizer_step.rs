@@ -19,6 +19,7 @@ pub(crate) const KERNEL: KernelDesc = KernelDesc {
         Access::Read,
         Access::ReadWrite,
         Access::ReadWrite,
+        Access::ReadWrite,
         Access::Read,
     ],
 };
@@ -29,6 +30,12 @@ pub(crate) const CLIP_SCALE: u32 = 2;
 pub(crate) const CLIP_VALUE: u32 = 4;
 /// Ascend instead of descend (torch.optim's `maximize=True`): the gradient is negated first.
 pub(crate) const MAXIMIZE: u32 = 8;
+/// Adam/AdamW with AMSGrad: the denominator uses the running maximum of v (kept in s3).
+pub(crate) const AMSGRAD: u32 = 16;
+/// Centred RMSProp: the gradient's running mean (kept in s3) is taken out of the denominator.
+pub(crate) const CENTERED: u32 = 32;
+/// NAdam/RAdam with decoupled weight decay (torch's `decoupled_weight_decay=True`).
+pub(crate) const DECOUPLED: u32 = 64;
 
 params! {
     /// Mirrors `struct Params` in shaders/optimizer_step.wgsl.
@@ -36,7 +43,8 @@ params! {
     #[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
     pub struct Params {
         pub numel: u32,
-        /// 0 SGD, 1 AdaGrad, 2 RMSProp, 3 AdaDelta, 4 Adam, 5 AdamW.
+        /// 0 SGD, 1 AdaGrad, 2 RMSProp, 3 AdaDelta, 4 Adam, 5 AdamW, 6 Adamax, 7 NAdam,
+        /// 8 RAdam.
         pub algo: u32,
         /// 1-based step count t.
         pub step: u32,
@@ -56,18 +64,28 @@ params! {
         /// 1 − β2^t.
         pub bias_correction2: f32,
         pub lr_decay: f32,
-        pub _pad: u32,
+        /// NAdam: lr·(1 − μ_t)/(1 − Πμ); RAdam: r_t·√(1 − β2^t), or 0 before the variance is
+        /// tractable.
+        pub coef_a: f32,
+        /// NAdam: lr·μ_{t+1}/(1 − Πμ·μ_{t+1}).
+        pub coef_b: f32,
+        /// 1 − lr·λ, the factor of decoupled weight decay.
+        pub decay_keep: f32,
+        pub _pad0: u32,
+        pub _pad1: u32,
     }
 }
 const _: () = assert!(std::mem::size_of::<Params>().is_multiple_of(16));
 
-/// The tensors of one update, in binding order; `clip` is the [norm, scale] pair when
-/// `CLIP_SCALE` is set (the device binds a placeholder without it).
+/// The tensors of one update, in binding order; `s3` is the third state of AMSGrad and centred
+/// RMSProp, and `clip` the [norm, scale] pair when `CLIP_SCALE` is set (the device binds
+/// placeholders without them).
 pub(crate) struct Bindings<'a> {
     pub param: &'a Tensor,
     pub grad: &'a Tensor,
     pub s1: &'a Tensor,
     pub s2: &'a Tensor,
+    pub s3: Option<&'a Tensor>,
     pub clip: Option<&'a Tensor>,
 }
 
@@ -83,18 +101,25 @@ pub(crate) fn launch(p: &Params, b: &Bindings<'_>) -> Result<()> {
                 b.grad.gpu_raw(),
                 b.s1.gpu_raw(),
                 b.s2.gpu_raw(),
+                b.s3.map_or(&gpu.dummy_out, Tensor::gpu_raw),
                 b.clip.map_or(&gpu.dummy, Tensor::gpu_raw),
             ],
             u64::from(p.numel),
         ),
         On::Cpu => {
             let clip: Vec<f32> = b.clip.map_or(vec![0.0, 1.0], |c| host_read(c).clone());
+            let mut s3_guard = b.s3.map(host_write);
+            let s3: &mut [f32] = match s3_guard.as_deref_mut() {
+                Some(v) => v,
+                None => &mut [],
+            };
             cpu::optimizer_step::optimizer_step(
                 p,
                 &mut host_write(b.param),
                 &host_read(b.grad)[b.grad.offset..],
                 &mut host_write(b.s1),
                 &mut host_write(b.s2),
+                s3,
                 &clip,
             );
             Ok(())
@@ -107,23 +132,37 @@ mod tests {
     use crate::testing::{assert_close, gpu, Tol};
     use crate::{Algorithm, Device, Optimizer, Tensor};
 
-    const STEPS: usize = 4;
+    // Eight steps: RAdam's rectified branch starts at step 6 (β2 = 0.999).
+    const STEPS: usize = 8;
     const LR: f64 = 0.1;
     const WD: f64 = 0.05;
 
+    /// The builder flags of a case: AMSGrad, centred, decoupled weight decay.
+    #[derive(Clone, Copy, Debug, Default)]
+    struct Flags {
+        amsgrad: bool,
+        centered: bool,
+        decoupled: bool,
+    }
+
     /// θ after `STEPS` steps on L = ½ Σ c_i θ_i², written out from PyTorch's documented update
-    /// rules, one element at a time in f64.
-    fn reference(alg: Algorithm, theta0: &[f64], c: &[f64]) -> Vec<f64> {
+    /// rules (its single-tensor code where the documentation is loose), one element at a time
+    /// in f64.
+    fn reference(alg: Algorithm, f: Flags, theta0: &[f64], c: &[f64]) -> Vec<f64> {
         theta0
             .iter()
             .zip(c)
             .map(|(&t0, &ci)| {
-                let (mut th, mut s1, mut s2) = (t0, 0.0f64, 0.0f64);
+                let (mut th, mut s1, mut s2, mut s3) = (t0, 0.0f64, 0.0f64, 0.0f64);
+                let mut mu_product = 1.0f64;
                 for t in 1..=STEPS {
                     let mut g = ci * th;
-                    if !matches!(alg, Algorithm::AdamW { .. }) {
+                    if matches!(alg, Algorithm::AdamW { .. }) || f.decoupled {
+                        th *= 1.0 - LR * WD;
+                    } else {
                         g += WD * th;
                     }
+                    let ti = t as i32;
                     match alg {
                         Algorithm::Sgd {
                             momentum,
@@ -144,7 +183,12 @@ mod tests {
                         Algorithm::RmsProp { alpha, momentum } => {
                             let (a, mu) = (f64::from(alpha), f64::from(momentum));
                             s1 = a * s1 + (1.0 - a) * g * g;
-                            let step = g / (s1.sqrt() + 1e-8);
+                            let mut avg = s1;
+                            if f.centered {
+                                s3 = a * s3 + (1.0 - a) * g;
+                                avg = s1 - s3 * s3;
+                            }
+                            let step = g / (avg.sqrt() + 1e-8);
                             s2 = mu * s2 + step;
                             th -= LR * if mu != 0.0 { s2 } else { step };
                         }
@@ -157,20 +201,51 @@ mod tests {
                         }
                         Algorithm::Adam { beta1, beta2 } | Algorithm::AdamW { beta1, beta2 } => {
                             let (b1, b2) = (f64::from(beta1), f64::from(beta2));
-                            if matches!(alg, Algorithm::AdamW { .. }) {
-                                th -= LR * WD * th;
-                            }
                             s1 = b1 * s1 + (1.0 - b1) * g;
                             s2 = b2 * s2 + (1.0 - b2) * g * g;
-                            let m_hat = s1 / (1.0 - b1.powi(t as i32));
-                            let v_hat = s2 / (1.0 - b2.powi(t as i32));
+                            s3 = s3.max(s2);
+                            let v = if f.amsgrad { s3 } else { s2 };
+                            let m_hat = s1 / (1.0 - b1.powi(ti));
+                            let v_hat = v / (1.0 - b2.powi(ti));
                             th -= LR * m_hat / (v_hat.sqrt() + 1e-8);
                         }
                         Algorithm::Adamax { beta1, beta2 } => {
                             let (b1, b2) = (f64::from(beta1), f64::from(beta2));
                             s1 = b1 * s1 + (1.0 - b1) * g;
                             s2 = (b2 * s2).max(g.abs() + 1e-8);
-                            th -= LR / (1.0 - b1.powi(t as i32)) * s1 / s2;
+                            th -= LR / (1.0 - b1.powi(ti)) * s1 / s2;
+                        }
+                        Algorithm::NAdam {
+                            beta1,
+                            beta2,
+                            momentum_decay,
+                        } => {
+                            let (b1, b2) = (f64::from(beta1), f64::from(beta2));
+                            let psi = f64::from(momentum_decay);
+                            let mu = b1 * (1.0 - 0.5 * 0.96f64.powf(t as f64 * psi));
+                            let mu_next = b1 * (1.0 - 0.5 * 0.96f64.powf((t + 1) as f64 * psi));
+                            mu_product *= mu;
+                            s1 = b1 * s1 + (1.0 - b1) * g;
+                            s2 = b2 * s2 + (1.0 - b2) * g * g;
+                            let denom = (s2 / (1.0 - b2.powi(ti))).sqrt() + 1e-8;
+                            th -= LR * (1.0 - mu) / (1.0 - mu_product) * g / denom;
+                            th -= LR * mu_next / (1.0 - mu_product * mu_next) * s1 / denom;
+                        }
+                        Algorithm::RAdam { beta1, beta2 } => {
+                            let (b1, b2) = (f64::from(beta1), f64::from(beta2));
+                            s1 = b1 * s1 + (1.0 - b1) * g;
+                            s2 = b2 * s2 + (1.0 - b2) * g * g;
+                            let (bc1, bc2) = (1.0 - b1.powi(ti), 1.0 - b2.powi(ti));
+                            let rho_inf = 2.0 / (1.0 - b2) - 1.0;
+                            let rho_t = rho_inf - 2.0 * t as f64 * b2.powi(ti) / bc2;
+                            th -= if rho_t > 5.0 {
+                                let rect = ((rho_t - 4.0) * (rho_t - 2.0) * rho_inf
+                                    / ((rho_inf - 4.0) * (rho_inf - 2.0) * rho_t))
+                                    .sqrt();
+                                s1 / bc1 * LR * rect * bc2.sqrt() / (s2.sqrt() + 1e-8)
+                            } else {
+                                s1 / bc1 * LR
+                            };
                         }
                     }
                 }
@@ -181,6 +256,75 @@ mod tests {
 
     #[test]
     fn every_optimizer_follows_its_documented_update_on_both_devices() {
+        let plain = Flags::default();
+        let adam = Algorithm::Adam {
+            beta1: 0.9,
+            beta2: 0.999,
+        };
+        let nadam = Algorithm::NAdam {
+            beta1: 0.9,
+            beta2: 0.999,
+            momentum_decay: 4e-3,
+        };
+        let radam = Algorithm::RAdam {
+            beta1: 0.9,
+            beta2: 0.999,
+        };
+        let flagged = [
+            (
+                adam,
+                Flags {
+                    amsgrad: true,
+                    ..plain
+                },
+            ),
+            (
+                Algorithm::AdamW {
+                    beta1: 0.9,
+                    beta2: 0.999,
+                },
+                Flags {
+                    amsgrad: true,
+                    ..plain
+                },
+            ),
+            (
+                Algorithm::RmsProp {
+                    alpha: 0.9,
+                    momentum: 0.5,
+                },
+                Flags {
+                    centered: true,
+                    ..plain
+                },
+            ),
+            (
+                Algorithm::RmsProp {
+                    alpha: 0.99,
+                    momentum: 0.0,
+                },
+                Flags {
+                    centered: true,
+                    ..plain
+                },
+            ),
+            (nadam, plain),
+            (
+                nadam,
+                Flags {
+                    decoupled: true,
+                    ..plain
+                },
+            ),
+            (radam, plain),
+            (
+                radam,
+                Flags {
+                    decoupled: true,
+                    ..plain
+                },
+            ),
+        ];
         let algorithms = [
             Algorithm::Sgd {
                 momentum: 0.0,
@@ -221,8 +365,9 @@ mod tests {
         ];
         let theta0 = [1.0, -2.0, 0.5, 3.0, -0.25];
         let c = [1.0, 0.5, 2.0, 0.1, 4.0];
-        for alg in algorithms {
-            let want: Vec<f32> = reference(alg, &theta0, &c)
+        let cases = algorithms.into_iter().map(|a| (a, plain)).chain(flagged);
+        for (alg, flags) in cases {
+            let want: Vec<f32> = reference(alg, flags, &theta0, &c)
                 .iter()
                 .map(|&v| v as f32)
                 .collect();
@@ -231,8 +376,11 @@ mod tests {
                 let cf: Vec<f32> = c.iter().map(|&v| v as f32).collect();
                 let theta = Tensor::from_slice(&dev, &th, &[5]).unwrap().requires_grad();
                 let ct = Tensor::from_slice(&dev, &cf, &[5]).unwrap();
-                let mut opt =
-                    Optimizer::new(vec![theta.clone()], alg, LR as f32).weight_decay(WD as f32);
+                let mut opt = Optimizer::new(vec![theta.clone()], alg, LR as f32)
+                    .weight_decay(WD as f32)
+                    .amsgrad(flags.amsgrad)
+                    .centered(flags.centered)
+                    .decoupled_weight_decay(flags.decoupled);
                 for _ in 0..STEPS {
                     opt.zero_grad();
                     backprop(&theta, &ct);
@@ -240,7 +388,7 @@ mod tests {
                 }
                 let got = theta.read_blocking().unwrap();
                 assert_close(
-                    &format!("{alg:?} on {dev}"),
+                    &format!("{alg:?} {flags:?} on {dev}"),
                     &got,
                     &want,
                     Tol {

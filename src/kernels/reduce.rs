@@ -14,7 +14,7 @@ use crate::gpu::pool::RawBuffer;
 use crate::gpu::GpuInner;
 use crate::tensor::{host_read, host_write, Tensor};
 
-pub(crate) const SOURCE: &str = wgsl!("reduce", "grid");
+pub(crate) const SOURCE: &str = wgsl!("reduce", "grid", "float");
 
 /// `reduce` as the device layer sees it.
 pub(crate) const KERNEL: KernelDesc = KernelDesc {
@@ -31,21 +31,29 @@ pub enum ReduceOp {
     SumSquares = 1,
     Max = 2,
     Min = 3,
+    /// Σ|x| (the L1 gradient norm's partials; no autodiff op uses it).
+    SumAbs = 4,
+    /// max |x| (the L∞ gradient norm's partials; no autodiff op uses it).
+    MaxAbs = 5,
 }
 
 impl ReduceOp {
     #[cfg(test)]
-    pub const ALL: [ReduceOp; 4] = [
+    pub const ALL: [ReduceOp; 6] = [
         ReduceOp::Sum,
         ReduceOp::SumSquares,
         ReduceOp::Max,
         ReduceOp::Min,
+        ReduceOp::SumAbs,
+        ReduceOp::MaxAbs,
     ];
 
     /// The code of the op that combines partial results of the op with code `code`.
     fn merge_code(code: u32) -> u32 {
-        if code == ReduceOp::SumSquares as u32 {
+        if code == ReduceOp::SumSquares as u32 || code == ReduceOp::SumAbs as u32 {
             ReduceOp::Sum as u32
+        } else if code == ReduceOp::MaxAbs as u32 {
+            ReduceOp::Max as u32
         } else {
             code
         }

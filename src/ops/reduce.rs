@@ -110,19 +110,20 @@ impl Tensor {
 }
 
 impl Tensor {
-    /// Writes Σ self² into element `slot` of the contiguous `dst`.
-    pub(crate) fn sum_squares_into(&self, dst: &Tensor, slot: usize) -> Result<()> {
+    /// Writes the whole-tensor reduction `op` of self (Σ x², Σ |x| or max |x|: a gradient
+    /// norm's partial) into element `slot` of the contiguous `dst`.
+    pub(crate) fn reduce_all_into(&self, dst: &Tensor, slot: usize, op: ReduceOp) -> Result<()> {
         if self.numel() == 0 {
             // The reduction kernel splits its length into chunks; there is none to split.
             return dst.narrow(0, slot, 1)?.fill_view(0.0);
         }
-        same_device("sum_squares_into", "dst", self, dst)?;
+        same_device("reduce_all_into", "dst", self, dst)?;
         let x = self.contiguous()?;
         let p = reduce::Params {
             outer: 1,
             len: u32_of(x.numel()),
             inner: 1,
-            op: ReduceOp::SumSquares as u32,
+            op: op as u32,
             x_off: u32_of(x.offset),
             y_off: u32_of(dst.offset + slot),
             scale: 1.0,

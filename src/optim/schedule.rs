@@ -3,6 +3,11 @@
 //! the PyTorch ones are checked against torch's own rates (tests/fixtures/schedules.safetensors,
 //! written by tools/make_fixtures.py).
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+
 /// How the learning rate changes with the step count.
 ///
 /// ```
@@ -96,6 +101,15 @@ pub enum Schedule {
         /// The factor at the bottom of each period.
         min_factor: f32,
     },
+    /// Any function of the step (PyTorch's `LambdaLR`; its lambda receives the same 0-based
+    /// step count).
+    ///
+    /// ```
+    /// use timeloom::{LrLambda, Schedule};
+    /// let s = Schedule::Lambda(LrLambda::new(|k| 0.95f32.powi(k as i32)));
+    /// assert_eq!(s.factor(0), 1.0);
+    /// ```
+    Lambda(LrLambda),
     /// `first` for steps 0..`until`, then `then` counted from `until` (PyTorch's `SequentialLR`
     /// with one milestone; nest for more).
     Sequential {
@@ -164,7 +178,32 @@ impl Schedule {
                     then.factor(k - until)
                 }
             }
+            Schedule::Lambda(f) => (f.0)(k),
         }
+    }
+}
+
+/// The function of a [`Schedule::Lambda`]: step → factor. Shared, so a schedule stays cheap to
+/// clone; two are equal when they are the same function object.
+#[derive(Clone)]
+pub struct LrLambda(Arc<dyn Fn(u32) -> f32 + Send + Sync>);
+
+impl LrLambda {
+    /// Wraps `f`.
+    pub fn new(f: impl Fn(u32) -> f32 + Send + Sync + 'static) -> LrLambda {
+        LrLambda(Arc::new(f))
+    }
+}
+
+impl std::fmt::Debug for LrLambda {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LrLambda(..)")
+    }
+}
+
+impl PartialEq for LrLambda {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
     }
 }
 
@@ -264,8 +303,8 @@ impl ReduceOnPlateau {
         self
     }
 
-    /// Reports `metric`; lowers `opt`'s base rate when the plateau rule says so, and returns
-    /// whether it did.
+    /// Reports `metric`; lowers `opt`'s base rates when the plateau rule says so (the
+    /// optimizer's and each group's own, each by the rule), and returns whether it did.
     pub fn report(&mut self, opt: &mut super::Optimizer, metric: f32) -> bool {
         let m = f64::from(metric);
         let better = match (self.maximize, self.relative) {
@@ -289,13 +328,61 @@ impl ReduceOnPlateau {
         }
         self.cooling = self.cooldown;
         self.bad = 0;
-        let old = opt.lr();
-        let new = (old * self.factor).max(self.min_lr);
-        if old - new > self.eps {
-            opt.set_lr(new);
-            return true;
-        }
-        false
+        opt.reduce_rates(self.factor, self.min_lr, self.eps)
+    }
+
+    /// What a resumed run needs (torch's scheduler `state_dict`): the best metric, the reports
+    /// without improvement and the cooldown left, as metadata strings to save beside the
+    /// optimizer's state dict (keys start with `plateau_`). The rate itself is in the
+    /// optimizer's state dict.
+    ///
+    /// ```
+    /// use timeloom::ReduceOnPlateau;
+    /// let mut a = ReduceOnPlateau::new(0.5, 1);
+    /// let w = timeloom::Tensor::zeros(&timeloom::Device::Cpu, &[1])?;
+    /// let mut opt = timeloom::Optimizer::sgd(vec![w], 1.0);
+    /// a.report(&mut opt, 0.7);
+    /// let mut b = ReduceOnPlateau::new(0.5, 1);
+    /// b.load_state_dict(&a.state_dict())?;
+    /// assert_eq!(b.state_dict(), a.state_dict());
+    /// # Ok::<(), timeloom::Error>(())
+    /// ```
+    pub fn state_dict(&self) -> HashMap<String, String> {
+        [
+            // Debug of an f64 reads back to the same bits, infinities included.
+            ("plateau_best", format!("{:?}", self.best)),
+            ("plateau_bad", self.bad.to_string()),
+            ("plateau_cooling", self.cooling.to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
+
+    /// Restores what [`ReduceOnPlateau::state_dict`] wrote (other keys are ignored, so the
+    /// metadata of a whole checkpoint may be passed).
+    ///
+    /// # Errors
+    /// `Format` when a key is missing or does not parse; nothing changes then.
+    pub fn load_state_dict(&mut self, metadata: &HashMap<String, String>) -> Result<()> {
+        let get = |k: &str| {
+            metadata.get(k).ok_or_else(|| Error::Format {
+                what: format!("ReduceOnPlateau state `{k}`"),
+                message: "missing: save it with ReduceOnPlateau::state_dict".into(),
+            })
+        };
+        let bad = |k: &str, v: &str| Error::Format {
+            what: format!("ReduceOnPlateau state `{k}`"),
+            message: format!("`{v}` does not parse"),
+        };
+        let best_s = get("plateau_best")?;
+        let best: f64 = best_s.parse().map_err(|_| bad("plateau_best", best_s))?;
+        let bad_s = get("plateau_bad")?;
+        let reports: u32 = bad_s.parse().map_err(|_| bad("plateau_bad", bad_s))?;
+        let cool_s = get("plateau_cooling")?;
+        let cooling: u32 = cool_s.parse().map_err(|_| bad("plateau_cooling", cool_s))?;
+        (self.best, self.bad, self.cooling) = (best, reports, cooling);
+        Ok(())
     }
 }
 

@@ -5,10 +5,16 @@
 //! the code that builds the optimizer. Only the algorithm's name is, so a state never loads into
 //! an optimizer that would read its tensors as something else (Adam's moments as a momentum).
 //!
+//! The base rates are saved too, as torch saves its `param_groups`: a rate lowered by
+//! `ReduceOnPlateau` must resume lowered.
+//!
 //! Layout (the char_rnn example's checkpoint format since its first version, so its old files
-//! still load): tensors `optim.{key}.s1` and `optim.{key}.s2` for each parameter that has been
-//! updated, metadata `optimizer_step`, `optimizer_param_steps` (one count per parameter, comma
-//! separated, 0 for one never updated), `optimizer_algorithm` and `optimizer_state_format`. A
+//! still load): tensors `optim.{key}.s1` and `optim.{key}.s2` (and `optim.{key}.s3` for AMSGrad
+//! and centred RMSProp) for each parameter that has been updated, metadata `optimizer_step`,
+//! `optimizer_param_steps` (one count per parameter, comma separated, 0 for one never updated),
+//! `optimizer_algorithm`, `optimizer_state_format`, and since groups came,
+//! `optimizer_groups` (each group's size), `optimizer_lr` (the optimizer's base rate) and
+//! `optimizer_group_lrs` (each group's own rate, empty where it follows the optimizer's). A
 //! parameter's key is its index, or the name the caller gives it (`Module::named_parameters`).
 
 use std::collections::{HashMap, HashSet};
@@ -24,6 +30,9 @@ const PARAM_STEPS: &str = "optimizer_param_steps";
 const ALGORITHM: &str = "optimizer_algorithm";
 const FORMAT: &str = "optimizer_state_format";
 const FORMAT_VERSION: &str = "1";
+const GROUPS: &str = "optimizer_groups";
+const LR: &str = "optimizer_lr";
+const GROUP_LRS: &str = "optimizer_group_lrs";
 const PREFIX: &str = "optim.";
 
 /// An optimizer's state as a checkpoint holds it: named tensors and metadata strings. Write it
@@ -48,29 +57,22 @@ const PREFIX: &str = "optim.";
 /// ```
 #[derive(Clone, Debug)]
 pub struct StateDict {
-    /// `optim.{key}.s1` and `optim.{key}.s2` for each parameter that has been updated.
+    /// `optim.{key}.s1`, `optim.{key}.s2` (and `.s3` where the rule keeps a third) for each
+    /// parameter that has been updated.
     pub tensors: Vec<(String, Tensor)>,
-    /// `optimizer_step`, `optimizer_param_steps`, `optimizer_algorithm` and
-    /// `optimizer_state_format`.
+    /// `optimizer_step`, `optimizer_param_steps`, `optimizer_algorithm`,
+    /// `optimizer_state_format`, `optimizer_groups`, `optimizer_lr` and `optimizer_group_lrs`.
     pub metadata: HashMap<String, String>,
 }
 
 /// The name saved for the rule: the variant, not its hyper-parameters (a β changed on resume
 /// is the user's choice; a state read by another rule is a bug).
 fn algorithm_name(a: Algorithm) -> &'static str {
-    match a {
-        Algorithm::Sgd { .. } => "sgd",
-        Algorithm::AdaGrad { .. } => "adagrad",
-        Algorithm::RmsProp { .. } => "rmsprop",
-        Algorithm::AdaDelta { .. } => "adadelta",
-        Algorithm::Adam { .. } => "adam",
-        Algorithm::AdamW { .. } => "adamw",
-        Algorithm::Adamax { .. } => "adamax",
-    }
+    a.name()
 }
 
-fn keys(key: &str) -> (String, String) {
-    (format!("{PREFIX}{key}.s1"), format!("{PREFIX}{key}.s2"))
+fn keys(key: &str) -> [String; 3] {
+    ["s1", "s2", "s3"].map(|s| format!("{PREFIX}{key}.{s}"))
 }
 
 impl Optimizer {
@@ -120,16 +122,29 @@ impl Optimizer {
         for (name, state) in names.iter().zip(&self.states) {
             steps.push(state.as_ref().map_or(0, |s| s.step).to_string());
             if let Some(s) = state {
-                let (k1, k2) = keys(name);
+                let [k1, k2, k3] = keys(name);
                 tensors.push((k1, s.s1.clone()));
                 tensors.push((k2, s.s2.clone()));
+                if let Some(s3) = &s.s3 {
+                    tensors.push((k3, s3.clone()));
+                }
             }
         }
+        let list = |f: &dyn Fn(&(usize, super::GroupSettings)) -> String| {
+            self.groups.iter().map(f).collect::<Vec<_>>().join(",")
+        };
         let metadata = [
             (STEP, self.step.to_string()),
             (PARAM_STEPS, steps.join(",")),
             (ALGORITHM, algorithm_name(self.algorithm).to_string()),
             (FORMAT, FORMAT_VERSION.to_string()),
+            (GROUPS, list(&|(n, _)| n.to_string())),
+            // Display of an f32 is the shortest string that reads back to the same bits.
+            (LR, self.lr.to_string()),
+            (
+                GROUP_LRS,
+                list(&|(_, g)| g.lr.map_or(String::new(), |v| v.to_string())),
+            ),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
@@ -264,12 +279,17 @@ impl Optimizer {
                 ),
             ));
         }
+        let rates = self.saved_rates(w)?;
+        let needs_s3 = self.needs_s3();
         let mut expected = HashSet::new();
         let mut values = Vec::with_capacity(self.params.len());
         for ((name, param), &count) in names.iter().zip(&self.params).zip(&steps) {
-            let (k1, k2) = keys(name);
+            let [k1, k2, k3] = keys(name);
             let found = |k: &str| w.tensors.contains_key(k) || w.skipped.contains_key(k);
             let (has1, has2) = (found(&k1), found(&k2));
+            if has1 && found(&k3) != needs_s3 {
+                return Err(bad(&k3, self.s3_mismatch(found(&k3))));
+            }
             if has1 != has2 {
                 let (have, missing) = if has1 { (&k1, &k2) } else { (&k2, &k1) };
                 return Err(bad(
@@ -296,8 +316,8 @@ impl Optimizer {
                 values.push(None);
                 continue;
             }
-            let mut pair = Vec::with_capacity(2);
-            for k in [&k1, &k2] {
+            let mut pair = Vec::with_capacity(3);
+            for k in [&k1, &k2].into_iter().chain(needs_s3.then_some(&k3)) {
                 let (shape, v) = w.tensors.get(k.as_str()).ok_or_else(|| {
                     bad(
                         k,
@@ -321,6 +341,9 @@ impl Optimizer {
             }
             expected.insert(k1);
             expected.insert(k2);
+            if needs_s3 {
+                expected.insert(k3);
+            }
             values.push(Some((count, pair)));
         }
         let extra = w
@@ -344,11 +367,70 @@ impl Optimizer {
                         step: count,
                         s1: Tensor::from_slice(&dev, pair[0], param.shape())?,
                         s2: Tensor::from_slice(&dev, pair[1], param.shape())?,
+                        s3: match pair.get(2) {
+                            Some(v) => Some(Tensor::from_slice(&dev, v, param.shape())?),
+                            None => None,
+                        },
                     })
                 }
             });
         }
-        self.load_state(step, states)
+        self.load_state(step, states)?;
+        if let Some((lr, group_lrs)) = rates {
+            self.lr = lr;
+            for ((_, g), own) in self.groups.iter_mut().zip(group_lrs) {
+                g.lr = own;
+            }
+        }
+        Ok(())
+    }
+
+    /// The base rates a state saved (`None` for a file written before groups came), checked
+    /// against this optimizer's groups.
+    #[allow(clippy::type_complexity)]
+    fn saved_rates(&self, w: &Weights) -> Result<Option<(f32, Vec<Option<f32>>)>> {
+        let bad = |k: &str, message: String| Error::Format {
+            what: format!("{}: `{k}`", w.source),
+            message,
+        };
+        let (Some(sizes), Some(lr), Some(lrs)) = (
+            w.metadata.get(GROUPS),
+            w.metadata.get(LR),
+            w.metadata.get(GROUP_LRS),
+        ) else {
+            return Ok(None);
+        };
+        let ours: Vec<String> = self.groups.iter().map(|(n, _)| n.to_string()).collect();
+        if *sizes != ours.join(",") {
+            return Err(bad(
+                GROUPS,
+                format!("is `{sizes}` (the size of each parameter group); this optimizer's groups are `{}`: build the optimizer with the same groups, in the same order", ours.join(",")),
+            ));
+        }
+        let rate = |k: &str, v: &str| -> Result<f32> {
+            match v.trim().parse::<f32>() {
+                Ok(r) if r.is_finite() && r >= 0.0 => Ok(r),
+                _ => Err(bad(k, format!("`{v}` is not a learning rate"))),
+            }
+        };
+        let lr = rate(LR, lr)?;
+        let own = lrs
+            .split(',')
+            .map(|v| {
+                if v.is_empty() {
+                    Ok(None)
+                } else {
+                    rate(GROUP_LRS, v).map(Some)
+                }
+            })
+            .collect::<Result<Vec<_>>>()?;
+        if own.len() != self.groups.len() {
+            return Err(bad(
+                GROUP_LRS,
+                format!("lists {} rates for {} groups", own.len(), self.groups.len()),
+            ));
+        }
+        Ok(Some((lr, own)))
     }
 
     /// Writes [`Optimizer::state_dict`] to a safetensors file, atomically (a crash leaves the

@@ -1,7 +1,9 @@
 //! CPU twin of shaders/optimizer_step.wgsl: the same update rules, element by element.
 
 use super::Float;
-use crate::kernels::optimizer_step::{Params, CLIP_SCALE, CLIP_VALUE, MAXIMIZE, NESTEROV};
+use crate::kernels::optimizer_step::{
+    Params, AMSGRAD, CENTERED, CLIP_SCALE, CLIP_VALUE, DECOUPLED, MAXIMIZE, NESTEROV,
+};
 
 pub(crate) fn optimizer_step<F: Float>(
     p: &Params,
@@ -9,41 +11,44 @@ pub(crate) fn optimizer_step<F: Float>(
     grad: &[F],
     s1: &mut [F],
     s2: &mut [F],
+    s3: &mut [F],
     clip: &[F],
 ) {
     let n = p.numel as usize;
     // The state buffers an algorithm does not use may be shorter than the parameter (they are
     // then never read): only full ones are split with it.
-    let (s1_full, s2_full) = (s1.len() >= n, s2.len() >= n);
-    let (s1p, s2p) = (
+    let full = [s1.len() >= n, s2.len() >= n, s3.len() >= n];
+    let ptrs = [
         super::Shared(s1.as_mut_ptr()),
         super::Shared(s2.as_mut_ptr()),
-    );
+        super::Shared(s3.as_mut_ptr()),
+    ];
     super::for_chunks(&mut param[..n], |start, param| {
         let len = param.len();
         // SAFETY: chunk [start, start + len) of a full state buffer belongs to this chunk of
         // the parameter alone; an unused one is an empty slice.
-        let (s1, s2) = unsafe {
-            (
-                if s1_full {
-                    std::slice::from_raw_parts_mut(s1p.get().add(start), len)
-                } else {
-                    &mut []
-                },
-                if s2_full {
-                    std::slice::from_raw_parts_mut(s2p.get().add(start), len)
-                } else {
-                    &mut []
-                },
-            )
-        };
+        let [s1, s2, s3] = std::array::from_fn(|k| -> &mut [F] {
+            if full[k] {
+                unsafe { std::slice::from_raw_parts_mut(ptrs[k].get().add(start), len) }
+            } else {
+                &mut []
+            }
+        });
         let grad = &grad[start..start + len];
-        if matches!(p.algo, 4 | 5) && s1.len() == len && s2.len() == len {
-            adam(p, param, grad, s1, s2, clip);
+        let state = State { s1, s2, s3 };
+        if matches!(p.algo, 4 | 5) && p.flags & AMSGRAD == 0 && full[0] && full[1] {
+            adam(p, param, grad, state.s1, state.s2, clip);
         } else {
-            update(p, param, grad, s1, s2, clip);
+            update(p, param, grad, state, clip);
         }
     });
+}
+
+/// One chunk of the three state buffers (empty where the rule does not use one).
+struct State<'a, F> {
+    s1: &'a mut [F],
+    s2: &'a mut [F],
+    s3: &'a mut [F],
 }
 
 /// Adam and AdamW (algorithms 4 and 5; the most used) over one chunk: [`update`]'s arithmetic in
@@ -61,7 +66,7 @@ fn adam<F: Float>(p: &Params, param: &mut [F], grad: &[F], s1: &mut [F], s2: &mu
         scale: (p.flags & CLIP_SCALE != 0).then(|| clip[1]),
         clip_value: (p.flags & CLIP_VALUE != 0).then(|| c(p.clip_value)),
         decay: (p.algo != 5 && p.weight_decay != 0.0).then(|| c(p.weight_decay)),
-        decoupled: (p.algo == 5 && p.weight_decay != 0.0).then(|| c(p.weight_decay)),
+        decoupled: (p.algo == 5 && p.weight_decay != 0.0).then(|| c(p.decay_keep)),
         l1: c(p.l1),
         bc1: c(p.bias_correction1),
         bc2: c(p.bias_correction2),
@@ -104,6 +109,7 @@ struct AdamRule<F> {
     scale: Option<F>,
     clip_value: Option<F>,
     decay: Option<F>,
+    /// 1 − lr·λ (AdamW).
     decoupled: Option<F>,
     l1: F,
     bc1: F,
@@ -127,14 +133,14 @@ fn adam_loop<F: Float>(k: &AdamRule<F>, param: &mut [F], grad: &[F], s1: &mut [F
                 g = g.max(-cv).min(cv); // a NaN stays NaN, as in torch
             }
         }
-        if let Some(wd) = k.decay {
-            g += wd * *theta;
-        }
-        g += k.l1 * theta.signum();
         let mut t = *theta;
-        if let Some(wd) = k.decoupled {
-            t = t - k.lr * wd * t;
+        if let Some(keep) = k.decoupled {
+            t = t * keep;
         }
+        if let Some(wd) = k.decay {
+            g += wd * t;
+        }
+        g += k.l1 * t.signum();
         let m_new = k.b1 * *m + (one - k.b1) * g;
         let v_new = k.b2 * *v + (one - k.b2) * g * g;
         *m = m_new;
@@ -145,19 +151,14 @@ fn adam_loop<F: Float>(k: &AdamRule<F>, param: &mut [F], grad: &[F], s1: &mut [F
     }
 }
 
-/// The update rules over one chunk (`s1`, `s2`: the same chunk of the state, or empty when the
-/// algorithm does not use them).
-fn update<F: Float>(
-    p: &Params,
-    param: &mut [F],
-    grad: &[F],
-    s1: &mut [F],
-    s2: &mut [F],
-    clip: &[F],
-) {
+/// The update rules over one chunk (`st`: the same chunk of each state buffer, or empty where
+/// the algorithm does not use it).
+fn update<F: Float>(p: &Params, param: &mut [F], grad: &[F], st: State<'_, F>, clip: &[F]) {
+    let State { s1, s2, s3 } = st;
     let c = |v: f32| F::from_f64(f64::from(v));
     let (lr, b1, b2, eps) = (c(p.lr), c(p.beta1), c(p.beta2), c(p.eps));
     let first = p.step == 1;
+    let decoupled = p.algo == 5 || p.flags & DECOUPLED != 0;
     for i in 0..param.len() {
         let mut theta = param[i];
         let mut g = grad[i];
@@ -170,7 +171,9 @@ fn update<F: Float>(
         if p.flags & CLIP_VALUE != 0 && !g.to_f64().is_nan() {
             g = g.max(-c(p.clip_value)).min(c(p.clip_value)); // a NaN stays NaN, as in torch
         }
-        if p.algo != 5 && p.weight_decay != 0.0 {
+        if decoupled && p.weight_decay != 0.0 {
+            theta = theta * c(p.decay_keep);
+        } else if p.weight_decay != 0.0 {
             g += c(p.weight_decay) * theta; // guarded: 0 · inf would make an inf weight NaN
         }
         g += c(p.l1) * theta.signum();
@@ -200,7 +203,13 @@ fn update<F: Float>(
             2 => {
                 let v = b2 * s1[i] + (F::ONE - b2) * g * g;
                 s1[i] = v;
-                let step = g / (v.sqrt() + eps);
+                let mut avg = v;
+                if p.flags & CENTERED != 0 {
+                    let ga = s3[i] + (F::ONE - b2) * (g - s3[i]);
+                    s3[i] = ga;
+                    avg = v - ga * ga;
+                }
+                let step = g / (avg.sqrt() + eps);
                 if p.beta1 != 0.0 {
                     let b = b1 * if first { F::ZERO } else { s2[i] } + step;
                     s2[i] = b;
@@ -224,16 +233,41 @@ fn update<F: Float>(
                 s2[i] = u;
                 theta = theta - lr / c(p.bias_correction1) * m / u;
             }
-            _ => {
-                if p.algo == 5 && p.weight_decay != 0.0 {
-                    theta = theta - lr * c(p.weight_decay) * theta;
-                }
+            7 => {
+                // NAdam: coef_a, coef_b from the host (the momentum products).
+                let m = b1 * s1[i] + (F::ONE - b1) * g;
+                let v = b2 * s2[i] + (F::ONE - b2) * g * g;
+                s1[i] = m;
+                s2[i] = v;
+                let denom = (v / c(p.bias_correction2)).sqrt() + eps;
+                theta = theta - c(p.coef_a) * g / denom;
+                theta = theta - c(p.coef_b) * m / denom;
+            }
+            8 => {
+                // RAdam: coef_a = r_t·√(1 − β2^t) when rectified, else 0.
                 let m = b1 * s1[i] + (F::ONE - b1) * g;
                 let v = b2 * s2[i] + (F::ONE - b2) * g * g;
                 s1[i] = m;
                 s2[i] = v;
                 let m_hat = m / c(p.bias_correction1);
-                let v_hat = v / c(p.bias_correction2);
+                theta = if p.coef_a > 0.0 {
+                    theta - m_hat * lr * (c(p.coef_a) / (v.sqrt() + eps))
+                } else {
+                    theta - m_hat * lr
+                };
+            }
+            _ => {
+                let m = b1 * s1[i] + (F::ONE - b1) * g;
+                let v = b2 * s2[i] + (F::ONE - b2) * g * g;
+                s1[i] = m;
+                s2[i] = v;
+                let mut v_used = v;
+                if p.flags & AMSGRAD != 0 {
+                    v_used = s3[i].max(v);
+                    s3[i] = v_used;
+                }
+                let m_hat = m / c(p.bias_correction1);
+                let v_hat = v_used / c(p.bias_correction2);
                 theta = theta - lr * m_hat / (v_hat.sqrt() + eps);
             }
         }
@@ -285,6 +319,7 @@ mod tests {
                         clip_value: 0.5,
                         bias_correction1: 1.0 - 0.9f32.powi(step as i32),
                         bias_correction2: 1.0 - 0.999f32.powi(step as i32),
+                        decay_keep: 1.0 - 1e-3 * weight_decay,
                         ..Params::default()
                     };
                     let start: [Vec<f32>; 4] =
@@ -294,7 +329,12 @@ mod tests {
                     let mut s2a: Vec<f32> = v.iter().map(|v| v.abs()).collect();
                     let (mut pb, mut s1b, mut s2b) = (pa.clone(), s1a.clone(), s2a.clone());
                     adam(&p, &mut pa, &grad, &mut s1a, &mut s2a, &clip);
-                    update(&p, &mut pb, &grad, &mut s1b, &mut s2b, &clip);
+                    let st = State {
+                        s1: &mut s1b,
+                        s2: &mut s2b,
+                        s3: &mut [],
+                    };
+                    update(&p, &mut pb, &grad, st, &clip);
                     for (name, x, y) in [("param", &pa, &pb), ("m", &s1a, &s1b), ("v", &s2a, &s2b)]
                     {
                         for (i, (a, b)) in x.iter().zip(y.iter()).enumerate() {

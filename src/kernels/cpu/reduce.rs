@@ -22,6 +22,20 @@ pub(crate) fn reduce<F: Float>(p: &Params, x: &[F], y: &mut [F]) {
             reduce_with(p, x, y, (f64::NEG_INFINITY, f64::max, f64::max))
         }
         o if o == ReduceOp::Min as u32 => reduce_with(p, x, y, (f64::INFINITY, f64::min, f64::min)),
+        o if o == ReduceOp::SumAbs as u32 => {
+            reduce_with(p, x, y, (0.0, |a, v| a + v.abs(), |a, b| a + b))
+        }
+        // A NaN is kept (f64::max would drop it), as the shader's max_nan keeps it.
+        o if o == ReduceOp::MaxAbs as u32 => {
+            let max_nan = |a: f64, b: f64| {
+                if a.is_nan() || b.is_nan() {
+                    a + b
+                } else {
+                    a.max(b)
+                }
+            };
+            reduce_with(p, x, y, (0.0, move |a, v| max_nan(a, v.abs()), max_nan))
+        }
         _ => reduce_with(p, x, y, (0.0, |a, v| a + v, |a, b| a + b)),
     }
 }
