@@ -212,26 +212,39 @@ def state_dict_with_ids(name):
               metadata={"made_by": "tools/make_fixtures.py, torch " + torch.__version__})
 
 
-def optimizer_run(name, make_opt, steps=25, maximize=False):
+def optimizer_run(name, make_opt, steps=25, maximize=False, sched=None, plateau=None, clip=None):
     """A Linear(5 -> 3) fitted by MSE to fixed data with one torch.optim optimizer for `steps`
-    steps: the initial weights, the data, the loss before each step and the final weights. With
-    `maximize`, the optimizer ascends −MSE (so the fit is the same kind of run)."""
+    steps: the initial weights, the data, the loss before each step, group 0's rate at each
+    step and the final weights. `make_opt` gets the model (for parameter groups). With
+    `maximize`, the optimizer ascends −MSE (so the fit is the same kind of run); `sched` makes a
+    scheduler stepped after each step; `plateau` makes a ReduceLROnPlateau stepped with each
+    step's loss; `clip` = (max_norm, norm_type) clips the gradients before each step."""
     torch.manual_seed(3)
     lin = torch.nn.Linear(5, 3)
     x = torch.randn(16, 5)
     y = torch.randn(16, 3)
     out = {"weight0": lin.weight.detach().clone(), "bias0": lin.bias.detach().clone(),
            "x": x, "y": y}
-    opt = make_opt(lin.parameters())
-    losses = []
+    opt = make_opt(lin)
+    scheduler = sched(opt) if sched else None
+    reducer = plateau(opt) if plateau else None
+    losses, lrs = [], []
     for _ in range(steps):
         opt.zero_grad()
+        lrs.append(opt.param_groups[0]["lr"])
         loss = torch.nn.functional.mse_loss(lin(x), y)
         losses.append(loss.item())
         (-loss if maximize else loss).backward()
+        if clip:
+            torch.nn.utils.clip_grad_norm_(lin.parameters(), clip[0], norm_type=clip[1])
         opt.step()
-    out.update({"losses": torch.tensor(losses), "weight": lin.weight.detach().clone(),
-                "bias": lin.bias.detach().clone()})
+        if scheduler:
+            scheduler.step()
+        if reducer:
+            reducer.step(loss.item())
+    out.update({"losses": torch.tensor(losses, dtype=torch.float64),
+                "lrs": torch.tensor(lrs, dtype=torch.float64),
+                "weight": lin.weight.detach().clone(), "bias": lin.bias.detach().clone()})
     save_file({k: v.float().contiguous() for k, v in out.items()},
               os.path.join(OUT, name + ".safetensors"),
               metadata={"made_by": "tools/make_fixtures.py, torch " + torch.__version__})
@@ -295,14 +308,50 @@ def plateau(name="plateau"):
 
 
 def optimizer_runs():
-    optimizer_run("optim_adam", lambda p: torch.optim.Adam(p, lr=1e-2))
-    optimizer_run("optim_adamw", lambda p: torch.optim.AdamW(p, lr=1e-2, weight_decay=0.1))
-    optimizer_run("optim_adamax", lambda p: torch.optim.Adamax(p, lr=2e-2, weight_decay=0.01))
-    optimizer_run("optim_adam_maximize", lambda p: torch.optim.Adam(p, lr=1e-2, maximize=True),
-                  maximize=True)
+    O, S = torch.optim, torch.optim.lr_scheduler
+    optimizer_run("optim_adam", lambda m: O.Adam(m.parameters(), lr=1e-2))
+    optimizer_run("optim_adamw", lambda m: O.AdamW(m.parameters(), lr=1e-2, weight_decay=0.1))
+    optimizer_run("optim_adamax",
+                  lambda m: O.Adamax(m.parameters(), lr=2e-2, weight_decay=0.01))
+    optimizer_run("optim_adam_maximize",
+                  lambda m: O.Adam(m.parameters(), lr=1e-2, maximize=True), maximize=True)
     optimizer_run("optim_sgd_momentum_maximize",
-                  lambda p: torch.optim.SGD(p, lr=5e-2, momentum=0.9, maximize=True),
+                  lambda m: O.SGD(m.parameters(), lr=5e-2, momentum=0.9, maximize=True),
                   maximize=True)
+    optimizer_run("optim_adam_amsgrad",
+                  lambda m: O.Adam(m.parameters(), lr=3e-2, weight_decay=0.01, amsgrad=True))
+    optimizer_run("optim_adamw_amsgrad",
+                  lambda m: O.AdamW(m.parameters(), lr=3e-2, weight_decay=0.1, amsgrad=True))
+    optimizer_run("optim_rmsprop_centered",
+                  lambda m: O.RMSprop(m.parameters(), lr=1e-2, alpha=0.9, momentum=0.5,
+                                      centered=True))
+    optimizer_run("optim_nadam", lambda m: O.NAdam(m.parameters(), lr=2e-2, weight_decay=0.01))
+    optimizer_run("optim_nadamw",
+                  lambda m: O.NAdam(m.parameters(), lr=2e-2, weight_decay=0.1,
+                                    decoupled_weight_decay=True))
+    optimizer_run("optim_radam", lambda m: O.RAdam(m.parameters(), lr=1e-2, weight_decay=0.01))
+    optimizer_run("optim_radamw",
+                  lambda m: O.RAdam(m.parameters(), lr=1e-2, weight_decay=0.1,
+                                    decoupled_weight_decay=True))
+    # Two groups: the weight decayed at the optimizer's rate, the bias undecayed at its own
+    # rate, each with its own LambdaLR function.
+    optimizer_run("optim_groups",
+                  lambda m: O.AdamW([{"params": [m.weight], "weight_decay": 0.1},
+                                     {"params": [m.bias], "lr": 3e-2, "weight_decay": 0.0}],
+                                    lr=1e-2),
+                  sched=lambda o: S.LambdaLR(o, [lambda k: 0.95 ** k, lambda k: 1 / (1 + 0.1 * k)]))
+    optimizer_run("optim_plateau", lambda m: O.SGD(m.parameters(), lr=0.1, momentum=0.9),
+                  plateau=lambda o: S.ReduceLROnPlateau(o, factor=0.5, patience=1,
+                                                        threshold=1e-2))
+    optimizer_run("optim_onecycle", lambda m: O.Adam(m.parameters(), lr=5e-2),
+                  sched=lambda o: S.OneCycleLR(o, max_lr=5e-2, total_steps=25,
+                                               cycle_momentum=False))
+    optimizer_run("optim_clip_l1", lambda m: O.SGD(m.parameters(), lr=5e-2, momentum=0.9),
+                  clip=(0.5, 1.0))
+    optimizer_run("optim_clip_l2", lambda m: O.SGD(m.parameters(), lr=5e-2, momentum=0.9),
+                  clip=(0.5, 2.0))
+    optimizer_run("optim_clip_inf", lambda m: O.SGD(m.parameters(), lr=5e-2, momentum=0.9),
+                  clip=(0.1, float("inf")))
 
 
 if __name__ == "__main__":
