@@ -29,6 +29,9 @@ pub mod cli;
 #[path = "common/progress.rs"]
 pub mod progress;
 
+#[path = "common/optim_flags.rs"]
+pub mod optim_flags;
+
 use std::collections::HashMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -36,9 +39,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use clap::Parser;
+use optim_flags::{OptimizerChoice, ScheduleChoice};
 use timeloom::io::{serialize, write_atomic, Weights};
 use timeloom::nn::{CellKind, Linear, Module, Recurrent};
-use timeloom::{no_grad, Algorithm, CrossEntropy, Device, Error, Optimizer, Rng, Schedule, Tensor};
+use timeloom::{no_grad, CrossEntropy, Device, Error, Optimizer, ReduceOnPlateau, Rng, Tensor};
 
 /// The text as ids over a sorted vocabulary, split 90/10 by character index.
 #[derive(Clone, Debug)]
@@ -176,7 +180,10 @@ pub struct Config {
     pub lr: f32,
     pub lr_decay: f32,
     pub clip: f32,
+    /// An `--optimizer` value.
     pub optimizer: String,
+    /// A `--schedule` value.
+    pub schedule: String,
     pub seed: u64,
     pub eval_every: usize,
     pub sample_every: usize,
@@ -199,6 +206,7 @@ impl Default for Config {
             lr_decay: 0.97,
             clip: 5.0,
             optimizer: "adam".into(),
+            schedule: "step".into(),
             seed: 0,
             eval_every: 100,
             sample_every: 250,
@@ -308,6 +316,8 @@ pub struct Trainer {
     pub corpus: Corpus,
     pub model: CharModel,
     pub opt: Optimizer,
+    /// With `--schedule plateau`: the rule the validation losses are reported to.
+    pub plateau: Option<ReduceOnPlateau>,
     pub batcher: Batcher,
     pub rng: Rng,
     pub state: State,
@@ -315,27 +325,10 @@ pub struct Trainer {
 }
 
 fn make_optimizer(cfg: &Config, params: Vec<Tensor>, per_epoch: usize) -> Result<Optimizer, Error> {
-    let alg = match cfg.optimizer.as_str() {
-        "sgd" => Algorithm::Sgd { momentum: 0.0, dampening: 0.0, nesterov: false },
-        "momentum" => Algorithm::Sgd { momentum: 0.9, dampening: 0.0, nesterov: false },
-        "nesterov" => Algorithm::Sgd { momentum: 0.9, dampening: 0.0, nesterov: true },
-        "adagrad" => Algorithm::AdaGrad { lr_decay: 0.0, initial_accumulator_value: 0.0 },
-        "rmsprop" => Algorithm::RmsProp { alpha: 0.99, momentum: 0.0 },
-        "adadelta" => Algorithm::AdaDelta { rho: 0.9 },
-        "adam" => Algorithm::Adam { beta1: 0.9, beta2: 0.999 },
-        "adamw" => Algorithm::AdamW { beta1: 0.9, beta2: 0.999 },
-        "adamax" => Algorithm::Adamax { beta1: 0.9, beta2: 0.999 },
-        other => {
-            return Err(Error::InvalidArgument {
-                op: "char_rnn",
-                message: format!("--optimizer {other}: use sgd, momentum, nesterov, adagrad, rmsprop, adadelta, adam, adamw or adamax"),
-            })
-        }
-    };
-    let mut opt = Optimizer::new(params, alg, cfg.lr).schedule(Schedule::Step {
-        every: per_epoch as u32,
-        gamma: cfg.lr_decay,
-    });
+    let schedule = ScheduleChoice::parse(&cfg.schedule)?;
+    let mut opt = OptimizerChoice::parse(&cfg.optimizer)?
+        .build(params, cfg.lr)
+        .schedule(schedule.schedule(cfg.steps, per_epoch, cfg.lr_decay));
     if cfg.clip > 0.0 {
         opt = opt.clip_grad_norm(cfg.clip);
     }
@@ -358,6 +351,7 @@ impl Trainer {
             batcher.windows_per_epoch(),
         )?;
         Ok(Trainer {
+            plateau: ScheduleChoice::parse(&cfg.schedule)?.plateau(),
             cfg,
             corpus,
             model,
@@ -386,6 +380,13 @@ impl Trainer {
         self.state = detach(&state);
         self.step += 1;
         Ok(loss)
+    }
+
+    /// Reports a validation loss to the plateau rule (`--schedule plateau`); returns the new
+    /// base rate when it lowered it.
+    pub fn report_validation(&mut self, val: f32) -> Option<f32> {
+        let plateau = self.plateau.as_mut()?;
+        plateau.report(&mut self.opt, val).then(|| self.opt.lr())
     }
 
     /// Mean cross-entropy over (up to `max_windows`) validation windows, state carried, with the
@@ -448,6 +449,7 @@ impl Trainer {
                     .decode(&(0..self.corpus.vocab.len() as u32).collect::<Vec<_>>()),
             ),
             ("optimizer", c.optimizer.clone()),
+            ("schedule", c.schedule.clone()),
             ("lr", c.lr.to_string()),
             ("seed", c.seed.to_string()),
         ]
@@ -455,6 +457,9 @@ impl Trainer {
         .map(|(k, v)| (k.to_string(), v))
         .collect();
         meta.extend(opt.metadata);
+        if let Some(p) = &self.plateau {
+            meta.extend(p.state_dict());
+        }
         write_atomic(path, &serialize(&tensors, Some(meta))?)
     }
 
@@ -510,7 +515,22 @@ impl Trainer {
                 ),
             });
         }
+        // Absent from checkpoints written before `--schedule` existed: those used `step`.
+        let schedule = w.metadata.get("schedule").map_or("step", String::as_str);
+        if schedule != c.schedule {
+            return Err(Error::Format {
+                what: format!("{}: `schedule`", w.source),
+                message: format!(
+                    "the checkpoint was trained with --schedule {schedule}; this run uses {}: resume with --schedule {schedule}",
+                    c.schedule
+                ),
+            });
+        }
         // Check and parse everything before touching anything: a bad file must not half-load.
+        let mut plateau = self.plateau.clone();
+        if let Some(p) = &mut plateau {
+            p.load_state_dict(&w.metadata)?;
+        }
         let (step, pos, rng) = (num("step")?, num("batcher_pos")?, num("rng")?);
         // Absent from checkpoints written before it was saved: keep this run's seed then.
         let dropout_seed = w
@@ -548,6 +568,7 @@ impl Trainer {
             p.write(w.get(name, p.shape())?)?;
         }
         self.state = h.map(|h| (h, cs));
+        self.plateau = plateau;
         self.step = step as usize;
         self.batcher.pos = pos as usize;
         self.rng = Rng::new(rng);
@@ -758,6 +779,11 @@ pub fn train(
             say(format!(
                 "step {step:>6}  train loss {loss:.4}  validation loss {v:.4}  ({rate:.0} chars/s)"
             ));
+            if let Some(lr) = trainer.report_validation(v) {
+                say(format!(
+                    "step {step:>6}  validation loss on a plateau: rate now {lr:.2e}"
+                ));
+            }
         }
         history.push((step, loss, val));
         log.push((step, loss, val), val.is_some(), &log_path)?;
@@ -923,17 +949,18 @@ struct Cli {
     /// Learning rate.
     #[arg(long, default_value_t = Config::default().lr)]
     lr: f32,
-    /// Learning-rate factor per epoch.
+    /// Learning-rate factor per epoch (`--schedule step`).
     #[arg(long, default_value_t = Config::default().lr_decay)]
     lr_decay: f32,
     /// Global gradient-norm clip (0: none).
     #[arg(long, default_value_t = Config::default().clip)]
     clip: f32,
-    /// The update rule.
-    #[arg(long, default_value_t = Config::default().optimizer, value_parser = [
-        "sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adadelta", "adam", "adamw", "adamax",
-    ])]
-    optimizer: String,
+    /// The update rule (PyTorch's defaults for everything else).
+    #[arg(long, value_enum, default_value_t = OptimizerChoice::Adam)]
+    optimizer: OptimizerChoice,
+    /// How the rate changes over the run.
+    #[arg(long, value_enum, default_value_t = ScheduleChoice::Step)]
+    schedule: ScheduleChoice,
     /// Seed of the initialisation, dropout and sampling.
     #[arg(long, default_value_t = Config::default().seed)]
     seed: u64,
@@ -996,7 +1023,8 @@ fn try_main() -> Result<(), Error> {
         lr: args.lr,
         lr_decay: args.lr_decay,
         clip: args.clip,
-        optimizer: args.optimizer.clone(),
+        optimizer: args.optimizer.name(),
+        schedule: args.schedule.name(),
         seed: args.seed,
         eval_every: args.eval_every,
         sample_every: args.sample_every,

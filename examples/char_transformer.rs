@@ -6,9 +6,12 @@
 //! cargo run --release --example char_transformer                      # transformer only
 //! cargo run --release --example char_transformer -- --compare-lstm    # and the LSTM beside it
 //! cargo run --release --example char_transformer -- --device cpu --steps 2000 --embed 128 --layers 4
+//! cargo run --release --example char_transformer -- --optimizer radam --schedule warmup-cosine
 //! ```
 //! Model: embedding + sinusoidal positions → N pre-norm blocks (causal multi-head attention,
 //! GELU MLP) → LayerNorm → Linear → cross-entropy over every position of each window.
+//! Optimizer: AdamW with weight decay 0.1 on the matrices and none on the biases and norm
+//! gains (two parameter groups, as PyTorch recipes build it), global-norm clip 1.
 
 #[path = "char_rnn.rs"]
 #[allow(dead_code)]
@@ -17,6 +20,7 @@ pub mod char_rnn;
 use std::path::PathBuf;
 use std::time::Instant;
 
+use char_rnn::optim_flags::{OptimizerChoice, ScheduleChoice};
 use char_rnn::{cli, pick, Batcher, Config, Corpus, Trainer};
 use clap::Parser;
 use timeloom::nn::{Embedding, LayerNorm, Linear, Module, TransformerBlock};
@@ -34,6 +38,11 @@ pub struct TfConfig {
     pub seq_len: usize,
     pub steps: usize,
     pub lr: f32,
+    pub optimizer: OptimizerChoice,
+    pub schedule: ScheduleChoice,
+    /// Weight decay on the matrices (none on biases and norm gains); `None`: 0.1 for AdamW,
+    /// 0 for the others (whose decay is L2).
+    pub weight_decay: Option<f32>,
     pub seed: u64,
     pub eval_every: usize,
     pub quiet: bool,
@@ -49,6 +58,9 @@ impl Default for TfConfig {
             seq_len: 64,
             steps: 400,
             lr: 3e-3,
+            optimizer: OptimizerChoice::Adamw,
+            schedule: ScheduleChoice::Constant,
+            weight_decay: None,
             seed: 0,
             eval_every: 100,
             quiet: false,
@@ -151,14 +163,33 @@ pub fn val_loss(
     Ok(total / n.max(1) as f32)
 }
 
+/// The optimizer PyTorch recipes build for a transformer: weight decay on the matrices (the
+/// embedding included), none on biases and LayerNorm gains and shifts (parameter group 1),
+/// and a global-norm clip of 1.
+pub fn make_optimizer(model: &CharTransformer, cfg: &TfConfig, per_epoch: usize) -> Optimizer {
+    let decoupled = matches!(
+        cfg.optimizer,
+        OptimizerChoice::Adamw | OptimizerChoice::AdamwAmsgrad
+    );
+    let decay = cfg
+        .weight_decay
+        .unwrap_or(if decoupled { 0.1 } else { 0.0 });
+    let (matrices, vectors) = timeloom::optim::split_decay(model.parameters());
+    cfg.optimizer
+        .build_with_no_decay_group(matrices, vectors, cfg.lr, decay)
+        .schedule(cfg.schedule.schedule(cfg.steps, per_epoch, 1.0))
+        .clip_grad_norm(1.0)
+}
+
 /// Trains the transformer; returns (step, train loss, validation loss) at each evaluation.
 pub fn train(
     model: &CharTransformer,
     corpus: &Corpus,
     cfg: &TfConfig,
 ) -> Result<Vec<(usize, f32, f32)>, Error> {
-    let mut opt = Optimizer::adam(model.parameters(), cfg.lr).clip_grad_norm(1.0);
     let mut batcher = Batcher::new(corpus.train(), cfg.batch, cfg.seq_len)?;
+    let mut opt = make_optimizer(model, cfg, batcher.windows_per_epoch());
+    let mut plateau = cfg.schedule.plateau();
     let mut curve = Vec::new();
     let start = Instant::now();
     for step in 1..=cfg.steps {
@@ -180,6 +211,11 @@ pub fn train(
             if !cfg.quiet {
                 let rate = (step * cfg.batch * cfg.seq_len) as f64 / start.elapsed().as_secs_f64();
                 println!("transformer step {step:>5}  train {train:.4}  validation {val:.4}  ({rate:.0} chars/s)");
+            }
+            if let Some(p) = &mut plateau {
+                if p.report(&mut opt, val) && !cfg.quiet {
+                    println!("validation loss on a plateau: rate now {:.2e}", opt.lr());
+                }
             }
             curve.push((step, train, val));
         }
@@ -236,9 +272,19 @@ struct Cli {
     /// Training steps.
     #[arg(long, default_value_t = TfConfig::default().steps)]
     steps: usize,
-    /// Adam's learning rate.
+    /// The base learning rate.
     #[arg(long, default_value_t = TfConfig::default().lr)]
     lr: f32,
+    /// The update rule (PyTorch's defaults for everything else).
+    #[arg(long, value_enum, default_value_t = TfConfig::default().optimizer)]
+    optimizer: OptimizerChoice,
+    /// How the rate changes over the run (`step` decays by nothing here: the same as constant).
+    #[arg(long, value_enum, default_value_t = TfConfig::default().schedule)]
+    schedule: ScheduleChoice,
+    /// Weight decay on the matrices; biases and norm gains get none [default: 0.1 for adamw,
+    /// 0 for the others, whose decay is L2].
+    #[arg(long)]
+    weight_decay: Option<f32>,
     /// Seed of the initialisation.
     #[arg(long, default_value_t = TfConfig::default().seed)]
     seed: u64,
@@ -262,6 +308,9 @@ fn try_main() -> Result<(), Error> {
         seq_len: args.seq_len,
         steps: args.steps,
         lr: args.lr,
+        optimizer: args.optimizer,
+        schedule: args.schedule,
+        weight_decay: args.weight_decay,
         seed: args.seed,
         eval_every: args.eval_every,
         ..TfConfig::default()

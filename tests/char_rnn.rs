@@ -283,3 +283,86 @@ fn the_log_is_appended_and_a_resumed_run_continues_it() {
     assert_eq!(history.iter().filter(|h| h.0 > 3).count(), 6);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `--schedule plateau` with a new rule (NAdam): a run that reports validation losses, saved
+/// and resumed, continues with the same lowered rate and plateau counters, bit for bit the
+/// same weights as the run that did not stop; a checkpoint resumed with another schedule is
+/// refused.
+#[test]
+fn a_plateau_run_resumes_exactly_and_a_changed_schedule_is_refused() {
+    let text = shakespeare();
+    let dev = Device::Cpu;
+    let cfg = Config {
+        optimizer: "nadam".into(),
+        schedule: "plateau".into(),
+        ..small(8)
+    };
+    // Losses that never improve after the first: the rate halves at reports 3 and 6 (more
+    // than `patience` 2 without improvement).
+    let reports = [3.0, 3.0, 3.0, 3.0, 3.0, 3.0, 3.0, 3.0];
+    let run = |stop_at: Option<usize>| {
+        let mut t = Trainer::new(cfg.clone(), &text, &dev).unwrap();
+        for (k, &v) in reports.iter().enumerate() {
+            if stop_at == Some(k) {
+                let dir = std::env::temp_dir()
+                    .join(format!("timeloom-plateau-{}-{k}", std::process::id()));
+                std::fs::create_dir_all(&dir).unwrap();
+                let path = dir.join("ck.safetensors");
+                t.save(&path).unwrap();
+                let saved = timeloom::io::load(&path).unwrap();
+                std::fs::remove_dir_all(&dir).ok();
+                let wrong = Config {
+                    schedule: "cosine".into(),
+                    ..cfg.clone()
+                };
+                let e = Trainer::new(wrong, &text, &dev)
+                    .unwrap()
+                    .restore(&saved)
+                    .unwrap_err();
+                assert!(e.to_string().contains("--schedule plateau"), "{e}");
+                t = Trainer::new(cfg.clone(), &text, &dev).unwrap();
+                t.restore(&saved).unwrap();
+            }
+            t.train_step().unwrap();
+            t.report_validation(v);
+        }
+        let w = t.model.named_parameters()[0].1.read_blocking().unwrap();
+        (t.opt.lr(), w)
+    };
+    let (lr, w) = run(None);
+    assert_eq!(lr, 1e-2 * 0.25, "two reductions in eight reports");
+    // Stopped before report 6, which lowers the rate only with the two bad reports before it
+    // restored (a fresh rule would count it as an improvement).
+    let (lr_resumed, w_resumed) = run(Some(6));
+    assert_eq!(lr_resumed, lr);
+    assert_eq!(w_resumed, w);
+}
+
+/// The transformer's default optimizer is AdamW with two groups: weight decay 0.1 on the
+/// matrices, none on every bias and LayerNorm parameter (all of rank 1).
+#[test]
+fn the_transformer_decays_matrices_only() {
+    use char_transformer::{make_optimizer, CharTransformer, TfConfig};
+    let cfg = TfConfig {
+        embed: 16,
+        heads: 2,
+        layers: 2,
+        seq_len: 8,
+        ..TfConfig::default()
+    };
+    let model = CharTransformer::new(&cfg, 11, &Device::Cpu, &mut Rng::new(0)).unwrap();
+    let opt = make_optimizer(&model, &cfg, 100);
+    assert_eq!(opt.group_count(), 2);
+    let params = model.parameters();
+    let vectors = params.iter().filter(|p| p.rank() < 2).count();
+    assert!(vectors >= 2 * 2 * 2 + 2, "biases and norms: {vectors}");
+    // Group 1 holds exactly the rank-1 tensors, at the end of the optimizer's list.
+    let listed = opt.params();
+    assert_eq!(listed.len(), params.len());
+    assert!(listed[..params.len() - vectors]
+        .iter()
+        .all(|p| p.rank() >= 2));
+    assert!(listed[params.len() - vectors..]
+        .iter()
+        .all(|p| p.rank() < 2));
+}
