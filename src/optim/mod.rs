@@ -95,7 +95,9 @@ pub struct Optimizer {
 }
 
 impl Optimizer {
-    /// An optimizer with `algorithm` at base rate `lr` and PyTorch's default ε.
+    /// An optimizer with `algorithm` at base rate `lr` and PyTorch's default ε (and AdamW's
+    /// default weight decay 1e-2). Its parameters are group 0; add groups with
+    /// [`Optimizer::group`].
     pub fn new(params: Vec<Tensor>, algorithm: Algorithm, lr: f32) -> Optimizer {
         let weight_decay = if matches!(algorithm, Algorithm::AdamW { .. }) {
             1e-2
@@ -126,7 +128,7 @@ impl Optimizer {
             clip_buffers: None,
         }
     }
-    /// Plain SGD.
+    /// Plain SGD (`torch.optim.SGD(params, lr)`).
     pub fn sgd(params: Vec<Tensor>, lr: f32) -> Optimizer {
         Optimizer::new(
             params,
@@ -138,7 +140,8 @@ impl Optimizer {
             lr,
         )
     }
-    /// SGD with momentum.
+    /// SGD with momentum μ (`torch.optim.SGD(params, lr, momentum)`: the first step's buffer is
+    /// the gradient itself, as there).
     pub fn momentum(params: Vec<Tensor>, lr: f32, momentum: f32) -> Optimizer {
         Optimizer::new(
             params,
@@ -150,7 +153,7 @@ impl Optimizer {
             lr,
         )
     }
-    /// SGD with Nesterov momentum.
+    /// SGD with Nesterov momentum (`torch.optim.SGD(params, lr, momentum, nesterov=True)`).
     pub fn nesterov(params: Vec<Tensor>, lr: f32, momentum: f32) -> Optimizer {
         Optimizer::new(
             params,
@@ -162,7 +165,7 @@ impl Optimizer {
             lr,
         )
     }
-    /// AdaGrad (PyTorch's default rate is 0.01).
+    /// AdaGrad (`torch.optim.Adagrad`, same defaults; its default rate is 0.01).
     pub fn adagrad(params: Vec<Tensor>, lr: f32) -> Optimizer {
         Optimizer::new(
             params,
@@ -173,7 +176,8 @@ impl Optimizer {
             lr,
         )
     }
-    /// RMSProp with α = 0.99 (PyTorch's default rate is 0.01).
+    /// RMSProp with α = 0.99 (`torch.optim.RMSprop`, same defaults; its default rate is 0.01);
+    /// centred with [`Optimizer::centered`].
     pub fn rmsprop(params: Vec<Tensor>, lr: f32) -> Optimizer {
         Optimizer::new(
             params,
@@ -184,11 +188,13 @@ impl Optimizer {
             lr,
         )
     }
-    /// AdaDelta with ρ = 0.9 (PyTorch's default rate is 1.0).
+    /// AdaDelta with ρ = 0.9 (`torch.optim.Adadelta`, same defaults; its default rate is 1.0).
     pub fn adadelta(params: Vec<Tensor>, lr: f32) -> Optimizer {
         Optimizer::new(params, Algorithm::AdaDelta { rho: 0.9 }, lr)
     }
-    /// Adam with β = (0.9, 0.999) (PyTorch's default rate is 1e-3).
+    /// Adam with β = (0.9, 0.999) (`torch.optim.Adam`, same defaults; its default rate is
+    /// 1e-3); AMSGrad with [`Optimizer::amsgrad`], AdamW's decay with
+    /// [`Optimizer::decoupled_weight_decay`].
     pub fn adam(params: Vec<Tensor>, lr: f32) -> Optimizer {
         Optimizer::new(
             params,
@@ -199,7 +205,8 @@ impl Optimizer {
             lr,
         )
     }
-    /// AdamW with β = (0.9, 0.999) and weight decay 1e-2.
+    /// AdamW with β = (0.9, 0.999) and weight decay 1e-2 (`torch.optim.AdamW`, same defaults;
+    /// its default rate is 1e-3); AMSGrad with [`Optimizer::amsgrad`].
     pub fn adamw(params: Vec<Tensor>, lr: f32) -> Optimizer {
         Optimizer::new(
             params,
