@@ -405,3 +405,68 @@ fn mismatched_flags_and_groups_are_errors() {
         assert_eq!(opt.steps(), 0);
     }
 }
+
+/// Groups are `Params` values, not kernels: a step over three groups with different rates,
+/// decays and schedules (and AMSGrad's third state, and clipping by the L∞ norm) compiles no
+/// pipeline past the first step, records one update dispatch per parameter plus the P + 1 of
+/// the clip, reads nothing back and submits nothing until flushed.
+#[test]
+fn groups_add_no_pipeline_and_a_step_is_one_dispatch_per_parameter() {
+    let g = Gpu::new_blocking().unwrap();
+    let dev = Device::Gpu(g.clone());
+    let params: Vec<Tensor> = (0..6)
+        .map(|i| {
+            Tensor::from_slice(&dev, &vec![0.5 + i as f32; 7 + i], &[7 + i])
+                .unwrap()
+                .requires_grad()
+        })
+        .collect();
+    let mut opt = Optimizer::adamw(params[..2].to_vec(), 1e-2)
+        .amsgrad(true)
+        .clip_grad_norm(1.0)
+        .norm_type(NormType::Inf)
+        .group(
+            ParamGroup::new(params[2..4].to_vec())
+                .lr(3e-3)
+                .weight_decay(0.0),
+        )
+        .group(
+            ParamGroup::new(params[4..].to_vec())
+                .weight_decay(0.3)
+                .schedule(Schedule::Exponential { gamma: 0.5 }),
+        );
+    let step = |opt: &mut Optimizer| {
+        opt.zero_grad();
+        for p in &params {
+            p.square().unwrap().sum_all().unwrap().backward().unwrap();
+        }
+        opt.step().unwrap();
+    };
+    step(&mut opt);
+    g.flush().unwrap();
+    let gradients = {
+        // The backward passes alone, for the difference below.
+        let before = g.stats();
+        for p in &params {
+            p.zero_grad();
+            p.square().unwrap().sum_all().unwrap().backward().unwrap();
+        }
+        g.flush().unwrap();
+        g.stats().since(&before).dispatches
+    };
+    let before = g.stats();
+    step(&mut opt);
+    let during = g.stats().since(&before);
+    assert_eq!(during.pipeline_compiles, 0, "a group compiled a pipeline");
+    assert_eq!(
+        during.submissions, 0,
+        "a step submits nothing before a flush"
+    );
+    assert_eq!(during.blocking_waits, 0, "a step reads nothing back");
+    let n = params.len() as u64;
+    assert_eq!(
+        during.dispatches - gradients,
+        n + (n + 1),
+        "updates (one per parameter) and the clip's partials and factor"
+    );
+}

@@ -1,8 +1,11 @@
 //! The optimizer state dict's tests: bit-identical resumes for Adam and SGD with momentum on
-//! both devices, and typed errors for mismatched or corrupt states.
+//! both devices, and for every rule that keeps a third state tensor or host-side products
+//! (AMSGrad, centred RMSProp, NAdam, RAdam) and for parameter groups; typed errors for
+//! mismatched or corrupt states.
 
 use super::*;
 use crate::nn::{Linear, Module};
+use crate::optim::{ParamGroup, Schedule};
 use crate::{Device, Rng};
 
 /// A two-layer model's parameters, a fixed batch, and a loss that depends on every weight.
@@ -113,6 +116,76 @@ fn adam(p: Vec<Tensor>) -> Optimizer {
 
 fn momentum(p: Vec<Tensor>) -> Optimizer {
     Optimizer::momentum(p, 1e-2, 0.9)
+}
+
+/// The rules added with the optimizer toolbox, in parameter groups of their own settings: a
+/// third state tensor (AMSGrad, centred RMSProp), NAdam's momentum product (recomputed from the
+/// loaded update counts) and RAdam's rectification crossing ρ_t = 5 after the resume.
+fn toolbox(which: usize) -> fn(Vec<Tensor>) -> Optimizer {
+    fn grouped(p: Vec<Tensor>, algorithm: Algorithm) -> Optimizer {
+        let (head, tail) = p.split_at(2);
+        Optimizer::new(head.to_vec(), algorithm, 1e-2).group(
+            ParamGroup::new(tail.to_vec())
+                .lr(3e-2)
+                .weight_decay(0.01)
+                .schedule(Schedule::Exponential { gamma: 0.9 }),
+        )
+    }
+    [
+        |p| {
+            grouped(
+                p,
+                Algorithm::Adam {
+                    beta1: 0.9,
+                    beta2: 0.999,
+                },
+            )
+            .amsgrad(true)
+        },
+        |p| {
+            grouped(
+                p,
+                Algorithm::RmsProp {
+                    alpha: 0.9,
+                    momentum: 0.5,
+                },
+            )
+            .centered(true)
+        },
+        |p| {
+            grouped(
+                p,
+                Algorithm::NAdam {
+                    beta1: 0.9,
+                    beta2: 0.999,
+                    momentum_decay: 4e-3,
+                },
+            )
+        },
+        |p| {
+            grouped(
+                p,
+                Algorithm::RAdam {
+                    beta1: 0.9,
+                    beta2: 0.999,
+                },
+            )
+            .decoupled_weight_decay(true)
+        },
+    ][which]
+}
+
+#[test]
+fn the_toolbox_rules_and_groups_resume_bit_identically_on_both_devices() {
+    let gpu = Device::Gpu(crate::testing::gpu());
+    for (which, tag) in ["amsgrad", "centered", "nadam", "radamw"]
+        .iter()
+        .enumerate()
+    {
+        for (dev, name) in [(&Device::Cpu, "cpu"), (&gpu, "gpu")] {
+            resumes_bit_identically(dev, toolbox(which), &format!("{tag}-{name}"));
+        }
+    }
 }
 
 #[test]
