@@ -54,7 +54,7 @@ pub use optim::{
 };
 pub use rng::Rng;
 pub use tensor::autodiff::{is_grad_enabled, no_grad};
-pub use tensor::{Id, Tensor, MAX_RANK};
+pub use tensor::{DType, Id, Tensor, MAX_RANK};
 
 /// Re-export of the wgpu this crate is built against, for [`Gpu::from_wgpu`].
 pub use wgpu;

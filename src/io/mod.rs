@@ -10,7 +10,7 @@ use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
 use crate::error::{shape_str, Error, Result};
 use crate::nn::Module;
-use crate::tensor::Tensor;
+use crate::tensor::{DType, Tensor};
 
 /// Tensors read from a safetensors file, by name, as host f32 values.
 #[derive(Clone, Debug, Default)]
@@ -88,7 +88,7 @@ impl Weights {
             what: format!("{}: key `{key}`", self.source),
             message: match self.skipped.get(key) {
                 Some(why) => format!(
-                    "was not read: {why}; timeloom reads F32, F64 and integers up to 2^24 (save with tensor.float() in PyTorch)"
+                    "was not read: {why}; timeloom reads F32, F16, BF16, F64 and integers up to 2^24 (save with tensor.float() in PyTorch)"
                 ),
                 None => "missing; the file does not hold this parameter".into(),
             },
@@ -107,11 +107,13 @@ impl Weights {
     }
 }
 
-/// Parses safetensors bytes; `what` names them in errors. F32 tensors are read as they are, F64
-/// ones rounded to f32, and integer ones (PyTorch saves token ids, targets and lengths as int64)
-/// as f32 when every value is within ±2²⁴, where f32 holds integers exactly; other tensors (half
-/// precision, bool, larger integers) are listed in `skipped` with the reason (an error only when
-/// a model asks for one: convert with `.float()` in PyTorch).
+/// Parses safetensors bytes; `what` names them in errors. F32 tensors are read as they are, F16
+/// and BF16 ones (PyTorch's `model.half()` and `.bfloat16()` files) widened exactly, F64 ones
+/// rounded to f32, and integer ones (PyTorch saves token ids, targets and lengths as int64) as
+/// f32 when every value is within ±2²⁴, where f32 holds integers exactly; other tensors (bool,
+/// 8-bit floats, larger integers) are listed in `skipped` with the reason (an error only when a
+/// model asks for one). An f16 model takes the values back exactly (`Tensor::write` narrows
+/// each to itself).
 pub fn parse(what: &str, bytes: &[u8]) -> Result<Weights> {
     let st = SafeTensors::deserialize(bytes).map_err(|e| Error::Format {
         what: what.to_string(),
@@ -155,6 +157,15 @@ pub fn parse(what: &str, bytes: &[u8]) -> Result<Weights> {
                 .into_iter()
                 .map(|v| v as f32)
                 .collect(),
+            // Every binary16 and bfloat16 value is exactly an f32.
+            (Dtype::F16, _) => bytemuck::pod_collect_to_vec::<u8, u16>(data)
+                .into_iter()
+                .map(crate::tensor::dtype::f16_to_f32)
+                .collect(),
+            (Dtype::BF16, _) => bytemuck::pod_collect_to_vec::<u8, u16>(data)
+                .into_iter()
+                .map(|b| f32::from_bits(u32::from(b) << 16))
+                .collect(),
             (dtype, Some(v)) => {
                 match v.iter().find(|x| x.abs() > EXACT_F32) {
                     None => {
@@ -196,7 +207,8 @@ pub fn load(path: impl AsRef<Path>) -> Result<Weights> {
     parse(&path.display().to_string(), &bytes)
 }
 
-/// Serialises named tensors (read back from their devices) with `metadata`.
+/// Serialises named tensors (read back from their devices) with `metadata`: f32 tensors as F32
+/// entries, f16 ones as F16 (half the bytes; PyTorch reads them as float16).
 ///
 /// Blocking: the tensors are read back with one submission and one wait per device
 /// ([`Tensor::read_all_blocking`]), a host application's device included. Call it (and
@@ -207,20 +219,24 @@ pub fn serialize(
 ) -> Result<Vec<u8>> {
     let tensors: Vec<&Tensor> = named.iter().map(|(_, t)| t).collect();
     let values = Tensor::read_all_blocking(&tensors)?;
-    let host: Vec<(String, Vec<usize>, Vec<u8>)> = named
+    let host: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = named
         .iter()
         .zip(values)
         .map(|((name, t), v)| {
-            (
-                name.clone(),
-                t.shape().to_vec(),
-                bytemuck::cast_slice(&v).to_vec(),
-            )
+            let (dtype, bytes) = match t.dtype() {
+                DType::F32 => (Dtype::F32, bytemuck::cast_slice(&v).to_vec()),
+                // The values came from f16, so each narrows back to its own bits.
+                DType::F16 => (
+                    Dtype::F16,
+                    bytemuck::cast_slice(&crate::tensor::dtype::narrow_bits(&v)).to_vec(),
+                ),
+            };
+            (name.clone(), dtype, t.shape().to_vec(), bytes)
         })
         .collect();
     let views: Vec<(String, TensorView<'_>)> = host
         .iter()
-        .map(|(n, s, b)| TensorView::new(Dtype::F32, s.clone(), b).map(|v| (n.clone(), v)))
+        .map(|(n, d, s, b)| TensorView::new(*d, s.clone(), b).map(|v| (n.clone(), v)))
         .collect::<std::result::Result<_, _>>()
         .map_err(|e| Error::Format {
             what: "serialize".into(),
@@ -396,7 +412,8 @@ mod tests {
     use crate::{Device, Rng};
 
     /// Integer entries of every width are read while they are within ±2²⁴; one past it, and a
-    /// half-precision entry, are skipped with the reason, which asking for them repeats.
+    /// bool entry, are skipped with the reason, which asking for them repeats; a half-precision
+    /// entry is read (widened).
     #[test]
     fn integer_entries_are_read_exactly_or_skipped_with_the_reason() {
         let i64s: Vec<u8> = [0i64, -5, 16_777_216]
@@ -409,13 +426,15 @@ mod tests {
             .collect();
         let i32s: Vec<u8> = [7i32, -1].iter().flat_map(|v| v.to_le_bytes()).collect();
         let u8s: Vec<u8> = vec![255, 0];
-        let f16s: Vec<u8> = vec![0, 60];
+        let f16s: Vec<u8> = vec![0, 60]; // 0x3c00: 1.0
+        let bools: Vec<u8> = vec![1];
         let entries = [
             ("ids", Dtype::I64, vec![3], &i64s),
             ("big", Dtype::I64, vec![1], &big),
             ("pair", Dtype::I32, vec![2], &i32s),
             ("bytes", Dtype::U8, vec![2], &u8s),
             ("half", Dtype::F16, vec![1], &f16s),
+            ("flag", Dtype::BOOL, vec![1], &bools),
         ];
         let views: Vec<(String, TensorView<'_>)> = entries
             .iter()
@@ -426,13 +445,14 @@ mod tests {
         assert_eq!(w.get("ids", &[3]).unwrap(), &[0.0, -5.0, 16_777_216.0]);
         assert_eq!(w.get("pair", &[2]).unwrap(), &[7.0, -1.0]);
         assert_eq!(w.get("bytes", &[2]).unwrap(), &[255.0, 0.0]);
-        for (key, says) in [("big", "16777217"), ("half", "F16")] {
+        assert_eq!(w.get("half", &[1]).unwrap(), &[1.0]);
+        for (key, says) in [("big", "16777217"), ("flag", "BOOL")] {
             let e = w.get(key, &[1]).unwrap_err().to_string();
             assert!(e.contains(says) && e.contains(key), "{e}");
         }
         assert_eq!(
             w.keys().collect::<Vec<_>>(),
-            ["big", "bytes", "half", "ids", "pair"]
+            ["big", "bytes", "flag", "half", "ids", "pair"]
         );
         // An integer entry is no float parameter (an int8-quantised weight): refused by name,
         // and nothing is loaded.

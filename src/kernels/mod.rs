@@ -16,6 +16,7 @@ pub(crate) mod clip_scale;
 pub(crate) mod conv2d_backward_data;
 pub(crate) mod conv2d_backward_weight;
 pub(crate) mod conv2d_forward;
+pub(crate) mod convert;
 pub(crate) mod cpu;
 pub(crate) mod cross_entropy_backward;
 pub(crate) mod cross_entropy_forward;
@@ -152,6 +153,7 @@ kernel_table! {
     BatchNormForward => (batch_norm_forward::KERNEL, batch_norm_forward::Params),
     BatchNormBackward => (batch_norm_backward::KERNEL, batch_norm_backward::Params),
     FmaPeak => (fma_peak::KERNEL, fma_peak::Params),
+    Convert => (convert::KERNEL, convert::Params),
 }
 
 impl Kernel {

@@ -170,6 +170,7 @@ impl Tensor {
             shape: shape.to_vec(),
             strides: self.broadcast_strides(shape),
             offset: self.offset,
+            dtype: self.dtype,
             autograd: None,
         };
         let y = view.unary_op(UnaryOp::Identity, 1.0, 0.0)?;
@@ -223,6 +224,7 @@ impl Tensor {
     /// Sets every element of a contiguous tensor to `value`, in place.
     pub(crate) fn fill(&self, value: f32) -> Result<()> {
         debug_assert!(self.is_contiguous());
+        self.expect_f32("fill")?;
         let p = unary::Params {
             numel: u32_of(self.numel()),
             rank: u32_of(self.rank()),

@@ -4,6 +4,7 @@
 pub(crate) mod attention;
 pub(crate) mod conv;
 pub(crate) mod dropout;
+pub(crate) mod dtype;
 pub(crate) mod elementwise;
 pub(crate) mod loss;
 pub(crate) mod matmul;

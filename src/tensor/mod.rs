@@ -8,9 +8,11 @@ use crate::device::Device;
 use crate::error::{shape_str, Error, Result};
 use crate::gpu::pool::RawBuffer;
 use crate::gpu::Gpu;
+pub use dtype::DType;
 use host::HostStorage;
 
 pub(crate) mod autodiff;
+pub(crate) mod dtype;
 mod host;
 mod transfer;
 mod view;
@@ -71,6 +73,8 @@ pub struct Tensor {
     pub(crate) shape: Vec<usize>,
     pub(crate) strides: Vec<usize>,
     pub(crate) offset: usize,
+    /// The element type; `offset` and `strides` count elements of it.
+    pub(crate) dtype: DType,
     /// How this tensor takes part in autodiff: a parameter, an op's output, or neither.
     pub(crate) autograd: Option<crate::tensor::autodiff::Autograd>,
 }
@@ -223,11 +227,17 @@ impl Tensor {
     }
 
     pub(crate) fn on_host(data: Vec<f32>, shape: &[usize]) -> Tensor {
+        Tensor::on_host_of(data, shape, DType::F32)
+    }
+
+    /// A contiguous host tensor of `dtype` over `words` (f16: two elements a word, by bits).
+    pub(crate) fn on_host_of(words: Vec<f32>, shape: &[usize], dtype: DType) -> Tensor {
         Tensor {
-            storage: Storage::Cpu(Arc::new(HostStorage::new(data))),
+            storage: Storage::Cpu(Arc::new(HostStorage::new(words))),
             shape: shape.to_vec(),
             strides: contiguous_strides(shape),
             offset: 0,
+            dtype,
             autograd: None,
         }
     }
@@ -241,8 +251,20 @@ impl Tensor {
         op: &'static str,
         by_kernel: bool,
     ) -> Result<Tensor> {
+        Tensor::uninit_of(gpu, shape, DType::F32, op, by_kernel)
+    }
+
+    /// [`Tensor::uninit`] of element type `dtype`.
+    pub(crate) fn uninit_of(
+        gpu: &Gpu,
+        shape: &[usize],
+        dtype: DType,
+        op: &'static str,
+        by_kernel: bool,
+    ) -> Result<Tensor> {
         let numel = checked_numel(op, shape)?;
-        let (bytes, what) = (numel as u64 * 4, format!("tensor {}", shape_str(shape)));
+        let bytes = dtype.words(numel) as u64 * 4;
+        let what = format!("{dtype} tensor {}", shape_str(shape));
         let raw = if by_kernel {
             gpu.inner.acquire_output(bytes, op, &what)?
         } else {
@@ -257,6 +279,7 @@ impl Tensor {
             shape: shape.to_vec(),
             strides: contiguous_strides(shape),
             offset: 0,
+            dtype,
             autograd: None,
         })
     }
@@ -265,12 +288,50 @@ impl Tensor {
     /// unspecified on both (the GPU's buffer pool, the host's: `host::for_output`): every
     /// caller's kernel or twin writes all of it.
     pub(crate) fn output_like(&self, shape: &[usize], op: &'static str) -> Result<Tensor> {
+        self.expect_f32(op)?;
         match &self.storage {
             Storage::Gpu(s) => Tensor::uninit(&s.gpu, shape, op, true),
             Storage::Cpu(_) => Ok(Tensor::on_host(
                 host::for_output(checked_numel(op, shape)?),
                 shape,
             )),
+        }
+    }
+
+    /// The element type.
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    /// `Err(Unsupported)` naming `op` unless this tensor holds f32: the kernels f16 tensors
+    /// reach so far are conversion and transfer.
+    pub(crate) fn expect_f32(&self, op: &'static str) -> Result<()> {
+        if self.dtype == DType::F32 {
+            return Ok(());
+        }
+        Err(Error::Unsupported {
+            op,
+            message: format!(
+                "takes f32 tensors; this one is {}: convert it with .to_dtype(DType::F32) first (f16 storage is read, written, converted and saved; kernels computing on it are to come)",
+                self.dtype
+            ),
+        })
+    }
+
+    /// A fresh contiguous output of `shape` and `dtype` on this tensor's device, contents
+    /// unspecified (its writer fills all of it); for the ops that change the element type.
+    pub(crate) fn output_of(
+        &self,
+        shape: &[usize],
+        dtype: DType,
+        op: &'static str,
+    ) -> Result<Tensor> {
+        match &self.storage {
+            Storage::Gpu(s) => Tensor::uninit_of(&s.gpu, shape, dtype, op, true),
+            Storage::Cpu(_) => {
+                let words = dtype.words(checked_numel(op, shape)?);
+                Ok(Tensor::on_host_of(host::for_output(words), shape, dtype))
+            }
         }
     }
 
@@ -341,7 +402,15 @@ impl Tensor {
 
 impl std::fmt::Debug for Tensor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Tensor({} on {})", shape_str(&self.shape), self.device())
+        match self.dtype {
+            DType::F32 => write!(f, "Tensor({} on {})", shape_str(&self.shape), self.device()),
+            d => write!(
+                f,
+                "Tensor({} {d} on {})",
+                shape_str(&self.shape),
+                self.device()
+            ),
+        }
     }
 }
 
@@ -352,6 +421,8 @@ pub(crate) fn same_device(
     first: &Tensor,
     other: &Tensor,
 ) -> Result<()> {
+    first.expect_f32(op)?;
+    other.expect_f32(op)?;
     let (a, b) = (first.device(), other.device());
     if a.same(&b) {
         Ok(())

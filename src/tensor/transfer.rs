@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::{checked_numel, contiguous_strides, GpuStorage, Storage, Tensor};
+use super::{checked_numel, contiguous_strides, DType, GpuStorage, Storage, Tensor};
 use crate::device::Device;
 use crate::error::{shape_str, Error, Result};
 use crate::gpu::pool::RawBuffer;
@@ -109,6 +109,7 @@ impl Tensor {
             shape: shape.to_vec(),
             strides: contiguous_strides(shape),
             offset: (offset / 4) as usize,
+            dtype: crate::tensor::DType::F32,
             autograd: None,
         })
     }
@@ -145,20 +146,49 @@ impl Tensor {
     }
 
     async fn read_inner(&self, block: bool) -> Result<Vec<f32>> {
-        let t = self.contiguous()?;
+        let t = self.readable()?;
+        let (first, words) = t.word_range();
         match &t.storage {
-            Storage::Cpu(data) => {
-                let data = data.read();
-                Ok(data[t.offset..t.offset + t.numel()].to_vec())
-            }
+            Storage::Cpu(data) => Ok(t.decode(&data.read()[first..first + words])),
             Storage::Gpu(s) => {
                 let bytes = s
                     .gpu
                     .inner
-                    .read_bytes(s.raw(), t.offset as u64 * 4, t.numel() as u64 * 4, block)
+                    .read_bytes(s.raw(), first as u64 * 4, words as u64 * 4, block)
                     .await?;
-                Ok(bytemuck::pod_collect_to_vec(&bytes))
+                Ok(t.decode(&bytemuck::pod_collect_to_vec(&bytes)))
             }
+        }
+    }
+
+    /// A contiguous view of this tensor to read: f32 views are copied contiguous; a strided
+    /// view of an f16 tensor is refused (convert first).
+    fn readable(&self) -> Result<Tensor> {
+        if self.dtype == DType::F16 && !self.is_contiguous() {
+            return Err(Error::Unsupported {
+                op: "Tensor::read",
+                message: "a strided view of an f16 tensor: read the whole tensor, or convert it with .to_dtype(DType::F32) and take the view of that".into(),
+            });
+        }
+        self.contiguous()
+    }
+
+    /// The storage words a contiguous view's elements occupy: (first word, count).
+    pub(crate) fn word_range(&self) -> (usize, usize) {
+        match self.dtype {
+            DType::F32 => (self.offset, self.numel()),
+            DType::F16 => {
+                let first = self.offset / 2;
+                (first, (self.offset + self.numel()).div_ceil(2) - first)
+            }
+        }
+    }
+
+    /// This contiguous view's elements as f32, from the words of [`Tensor::word_range`].
+    fn decode(&self, words: &[f32]) -> Vec<f32> {
+        match self.dtype {
+            DType::F32 => words.to_vec(),
+            DType::F16 => super::dtype::unpack(words, self.offset % 2, self.numel()),
         }
     }
 
@@ -189,7 +219,7 @@ impl Tensor {
         // Views are made contiguous first (recorded into the same batch as the copies).
         let views: Vec<Tensor> = tensors
             .iter()
-            .map(|t| t.contiguous())
+            .map(|t| t.readable())
             .collect::<Result<_>>()?;
         let mut out: Vec<Option<Vec<f32>>> = vec![None; views.len()];
         for i in 0..views.len() {
@@ -213,12 +243,13 @@ impl Tensor {
                 .map(|&j| {
                     let t = &views[j];
                     let raw = t.raw().expect("a GPU tensor");
-                    (raw, t.offset as u64 * 4, t.numel() as u64 * 4)
+                    let (word, words) = t.word_range();
+                    (raw, word as u64 * 4, words as u64 * 4)
                 })
                 .collect();
             let bytes = first.gpu.inner.read_many_bytes(&ranges, block).await?;
             for (&j, b) in group.iter().zip(bytes) {
-                out[j] = Some(bytemuck::pod_collect_to_vec(&b));
+                out[j] = Some(views[j].decode(&bytemuck::pod_collect_to_vec(&b)));
             }
         }
         Ok(out
@@ -245,6 +276,9 @@ impl Tensor {
                 message: "the tensor is a non-contiguous view; write into a contiguous tensor"
                     .into(),
             });
+        }
+        if self.dtype == DType::F16 {
+            return self.write_f16(data);
         }
         match &self.storage {
             Storage::Cpu(v) => {
@@ -274,13 +308,66 @@ impl Tensor {
         }
     }
 
-    /// A copy on `device` (a clone when it is already there). Moving off a GPU reads it back,
-    /// which waits for the device.
+    /// [`Tensor::write`] into an f16 tensor: the values narrowed (to nearest even) and packed
+    /// into the words the view covers. A view that starts or ends in the middle of a word keeps
+    /// the other half of that word as it was (read back first from a GPU: one wait).
+    fn write_f16(&self, data: &[f32]) -> Result<()> {
+        let (first, count) = self.word_range();
+        if count == 0 {
+            return Ok(());
+        }
+        let lead = self.offset % 2;
+        let mut bits = vec![0u16; count * 2];
+        let (head, tail) = (lead == 1, (self.offset + data.len()) % 2 == 1);
+        if head || tail {
+            // The halves outside the view, as they are now.
+            let edges: Vec<f32> = match &self.storage {
+                Storage::Cpu(v) => v.read()[first..first + count].to_vec(),
+                Storage::Gpu(s) => {
+                    let bytes = pollster::block_on(s.gpu.inner.read_bytes(
+                        s.raw(),
+                        first as u64 * 4,
+                        count as u64 * 4,
+                        true,
+                    ))?;
+                    bytemuck::pod_collect_to_vec(&bytes)
+                }
+            };
+            for (k, w) in edges.iter().enumerate() {
+                let w = w.to_bits();
+                bits[2 * k] = w as u16;
+                bits[2 * k + 1] = (w >> 16) as u16;
+            }
+        }
+        bits[lead..lead + data.len()].copy_from_slice(&super::dtype::narrow_bits(data));
+        let words = super::dtype::pack(&bits);
+        match &self.storage {
+            Storage::Cpu(v) => {
+                v.write()[first..first + count].copy_from_slice(&words);
+                Ok(())
+            }
+            Storage::Gpu(s) => s.gpu.inner.upload(
+                s.raw(),
+                first as u64 * 4,
+                bytemuck::cast_slice(&words),
+                true,
+            ),
+        }
+    }
+
+    /// A copy on `device` (a clone when it is already there), of the same element type. Moving
+    /// off a GPU reads it back, which waits for the device.
     pub fn to_device(&self, device: &Device) -> Result<Tensor> {
         if self.device().same(device) {
             return Ok(self.clone());
         }
         let data = self.read_blocking()?;
-        Tensor::from_slice(device, &data, &self.shape)
+        match self.dtype {
+            DType::F32 => Tensor::from_slice(device, &data, &self.shape),
+            // Every f16 value is an f32 and narrows back to itself.
+            DType::F16 => {
+                Tensor::from_f16_bits(device, &super::dtype::narrow_bits(&data), &self.shape)
+            }
+        }
     }
 }

@@ -12,6 +12,7 @@ impl Tensor {
             shape,
             strides,
             offset,
+            dtype: self.dtype,
             autograd: None,
         }
     }

@@ -19,6 +19,7 @@ pub(crate) mod clip_scale;
 pub(crate) mod conv2d_backward_data;
 pub(crate) mod conv2d_backward_weight;
 pub(crate) mod conv2d_forward;
+pub(crate) mod convert;
 pub(crate) mod cross_entropy_backward;
 pub(crate) mod cross_entropy_forward;
 pub(crate) mod dropout;
