@@ -4,8 +4,11 @@
 // A workgroup computes a BM×BN tile of C (BM = WG_M·TM, BN = WG_N·TN); each invocation owns a
 // TM×TN block of it, strided by WG_M rows and WG_N columns so that neighbours write neighbours.
 // K is walked in steps of BK through workgroup memory.
+// A, B and the bias may each hold f16 (A_HALF, B_HALF, BIAS_HALF = 1: binary16 packed two to a
+// word, widened on load by common/half.wgsl); the products and sums are f32 and C is f32. The
+// f32 pipelines leave the flags at 0, so their loads are the plain ones.
 // Grid: linear workgroup = (tile_n, tile_m, batch), n fastest, folded into x and y.
-// Needs: common/activations.wgsl, common/grid.wgsl.
+// Needs: common/activations.wgsl, common/grid.wgsl, common/half.wgsl.
 
 override WG_M: u32 = 16u;
 override WG_N: u32 = 16u;
@@ -13,6 +16,9 @@ override BK: u32 = 16u;
 // 0: the workgroup-memory kernel above. R > 0: the direct kernel below, R rows per workgroup.
 override DIRECT_ROWS: u32 = 0u;
 const DIRECT_MAX_ROWS: u32 = 16u;
+override A_HALF: u32 = 0u;
+override B_HALF: u32 = 0u;
+override BIAS_HALF: u32 = 0u;
 const TM: u32 = 4u;
 const TN: u32 = 4u;
 // Each tile holds at most 1,024 floats (8 KiB for both): within WebGPU's 16 KiB guarantee.
@@ -28,10 +34,32 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> a: array<f32>;        // op(A): [batch, M, K] via strides
-@group(0) @binding(2) var<storage, read> b: array<f32>;        // op(B): [batch, K, N] via strides
-@group(0) @binding(3) var<storage, read> bias: array<f32>;     // [N] (mode 1) or [M] (mode 2)
+@group(0) @binding(1) var<storage, read> a: array<u32>;        // op(A): [batch, M, K] via strides
+@group(0) @binding(2) var<storage, read> b: array<u32>;        // op(B): [batch, K, N] via strides
+@group(0) @binding(3) var<storage, read> bias: array<u32>;     // [N] (mode 1) or [M] (mode 2)
 @group(0) @binding(4) var<storage, read_write> c: array<f32>;  // [batch, M, N] via strides
+
+// Element i of A, B or the bias (f32 bits, or binary16 pairs).
+fn a_at(i: u32) -> f32 {
+    if A_HALF == 1u {
+        return half_at(a[i >> 1u], i);
+    }
+    return bitcast<f32>(a[i]);
+}
+
+fn b_at(i: u32) -> f32 {
+    if B_HALF == 1u {
+        return half_at(b[i >> 1u], i);
+    }
+    return bitcast<f32>(b[i]);
+}
+
+fn bias_at(i: u32) -> f32 {
+    if BIAS_HALF == 1u {
+        return half_at(bias[i >> 1u], i);
+    }
+    return bitcast<f32>(bias[i]);
+}
 
 var<workgroup> a_tile: array<f32, TILE_CAPACITY>;  // [BK][BM]
 var<workgroup> b_tile: array<f32, TILE_CAPACITY>;  // [BK][BN]
@@ -79,7 +107,7 @@ fn matmul(
             let gk = k0 + kk;
             var v = 0.0;
             if gr < p.m && gk < p.k {
-                v = a[a_base + gr * p.a_rs + gk * p.a_cs];
+                v = a_at(a_base + gr * p.a_rs + gk * p.a_cs);
             }
             a_tile[kk * bm + r] = v;
         }
@@ -94,7 +122,7 @@ fn matmul(
             let gk = k0 + kk;
             var v = 0.0;
             if gc < p.n && gk < p.k {
-                v = b[b_base + gk * p.b_rs + gc * p.b_cs];
+                v = b_at(b_base + gk * p.b_rs + gc * p.b_cs);
             }
             b_tile[kk * bn + cc] = v;
         }
@@ -160,10 +188,10 @@ fn matmul_direct(tile: u32, lx: u32) {
     var acc: array<vec4<f32>, DIRECT_MAX_ROWS>;
     for (var k = 0u; k < p.k; k += 1u) {
         let bk = k * p.b_rs;
-        let bv = vec4<f32>(b[b_col[0] + bk], b[b_col[1] + bk], b[b_col[2] + bk], b[b_col[3] + bk]);
+        let bv = vec4<f32>(b_at(b_col[0] + bk), b_at(b_col[1] + bk), b_at(b_col[2] + bk), b_at(b_col[3] + bk));
         let ak = k * p.a_cs;
         for (var i = 0u; i < DIRECT_ROWS; i += 1u) {
-            acc[i] = fma(vec4<f32>(a[a_row[i] + ak]), bv, acc[i]);
+            acc[i] = fma(vec4<f32>(a_at(a_row[i] + ak)), bv, acc[i]);
         }
     }
     for (var i = 0u; i < DIRECT_ROWS; i += 1u) {
@@ -189,9 +217,9 @@ fn store_c(bi: u32, row: u32, col: u32, sum: f32) {
         v += p.beta * c[ci];
     }
     if p.bias_mode == 1u {
-        v += bias[p.bias_off + col];
+        v += bias_at(p.bias_off + col);
     } else if p.bias_mode == 2u {
-        v += bias[p.bias_off + row];
+        v += bias_at(p.bias_off + row);
     }
     c[ci] = activate(v, p.activation);
 }

@@ -14,9 +14,10 @@ use crate::gpu::lock;
 use crate::gpu::pipelines::{Access, KernelDesc};
 use crate::gpu::pool::RawBuffer;
 use crate::gpu::GpuInner;
-use crate::tensor::{host_write, Tensor};
+use crate::tensor::dtype::unpack;
+use crate::tensor::{host_write, DType, Tensor};
 
-pub(crate) const SOURCE: &str = wgsl!("matmul", "activations", "grid");
+pub(crate) const SOURCE: &str = wgsl!("matmul", "activations", "grid", "half");
 
 /// `matmul` as the device layer sees it.
 pub(crate) const KERNEL: KernelDesc = KernelDesc {
@@ -327,11 +328,13 @@ pub(crate) fn launch(p: &mut Params, b: &Bindings<'_>) -> Result<()> {
     match on(b.c) {
         On::Gpu(gpu) => {
             let tile = choose_tile(gpu, p.m, p.n, p.k)?;
+            let half = |t: &Tensor| t.dtype() == DType::F16;
             let buffers = RawBindings {
                 a: b.a.gpu_raw(),
                 b: b.b.gpu_raw(),
                 bias: b.bias.map(Tensor::gpu_raw),
                 c: b.c.gpu_raw(),
+                halves: [half(b.a), half(b.b), b.bias.is_some_and(half)],
             };
             record(gpu, p, &buffers, tile)
         }
@@ -340,20 +343,32 @@ pub(crate) fn launch(p: &mut Params, b: &Bindings<'_>) -> Result<()> {
             let mut inputs = vec![b.a, b.b];
             inputs.extend(b.bias);
             with_host_reads(&inputs, |x| {
-                let bias = x.get(2).copied().unwrap_or(&[]);
-                cpu::matmul::matmul(p, x[0], x[1], bias, &mut host_write(b.c));
+                // f16 operands widened whole (exact), so the offsets and strides still hold:
+                // the twin of the shader's widening loads.
+                let widened: Vec<std::borrow::Cow<'_, [f32]>> = inputs
+                    .iter()
+                    .zip(x)
+                    .map(|(t, words)| match t.dtype() {
+                        DType::F32 => std::borrow::Cow::Borrowed(*words),
+                        DType::F16 => unpack(words, 0, words.len() * 2).into(),
+                    })
+                    .collect();
+                let bias = widened.get(2).map_or(&[][..], |v| &v[..]);
+                cpu::matmul::matmul(p, &widened[0], &widened[1], bias, &mut host_write(b.c));
             });
             Ok(())
         }
     }
 }
 
-/// The buffers of one matmul on a GPU, in binding order.
+/// The buffers of one matmul on a GPU, in binding order, and which of A, B and the bias hold
+/// f16.
 struct RawBindings<'a> {
     a: &'a RawBuffer,
     b: &'a RawBuffer,
     bias: Option<&'a RawBuffer>,
     c: &'a RawBuffer,
+    halves: [bool; 3],
 }
 
 /// Records one batched matmul with `tile`; fills in the tile counts of `p`.
@@ -366,9 +381,19 @@ fn record(gpu: &GpuInner, p: &mut Params, bufs: &RawBindings<'_>, tile: TileConf
         groups,
         gpu.limits.max_compute_workgroups_per_dimension,
     )?;
+    let mut overrides = tile.overrides().to_vec();
+    // Only an f16 operand adds a constant: the f32 pipelines keep their cache keys.
+    for (name, half) in ["A_HALF", "B_HALF", "BIAS_HALF"]
+        .into_iter()
+        .zip(bufs.halves)
+    {
+        if half {
+            overrides.push((name, 1.0));
+        }
+    }
     gpu.record(&Dispatch {
         kernel: Kernel::Matmul.desc(),
-        overrides: &tile.overrides(),
+        overrides: &overrides,
         params: bytemuck::bytes_of(p),
         buffers: &[bufs.a, bufs.b, bufs.bias.unwrap_or(&gpu.dummy), bufs.c],
         workgroups,
@@ -462,6 +487,7 @@ pub(crate) fn time_tile(
             b: &b,
             bias: None,
             c: &c,
+            halves: [false; 3],
         };
         record(gpu, &mut p, &bufs, tile)?; // compiles, and warms up
         gpu.synchronize()?;

@@ -1,8 +1,9 @@
 //! The matmul owner's tests: parity with the CPU twin on awkward, batched, transposed and
 //! random shapes, every tile shape, and the tuning cache.
 
+use crate::tensor::dtype::{f16_to_f32, f32_to_f16};
 use crate::testing::{assert_close, gpu, randn, Tol, AWKWARD};
-use crate::{Activation, Device, Matmul, Rng, Tensor};
+use crate::{Activation, DType, Device, Matmul, Rng, Tensor};
 
 /// One product: sizes, an optional batch, which operands are transposed views, α, β, a bias,
 /// the activation and the seed of the data.
@@ -280,6 +281,7 @@ fn every_tile_shape_computes_the_same_product() {
             b: bt.raw().unwrap(),
             bias: None,
             c: c.raw().unwrap(),
+            halves: [false; 3],
         };
         super::record(&g.inner, &mut p, &bufs, tile).unwrap();
         assert_close(
@@ -291,5 +293,147 @@ fn every_tile_shape_computes_the_same_product() {
                 rel: 1e-4,
             },
         );
+        // The same tile with f16 A and B: the product of the widened values.
+        let (ah, bh) = (
+            at.to_dtype(DType::F16).unwrap(),
+            bt.to_dtype(DType::F16).unwrap(),
+        );
+        let want_half = ah
+            .to_dtype(DType::F32)
+            .unwrap()
+            .to_device(&Device::Cpu)
+            .unwrap()
+            .matmul(
+                &bh.to_dtype(DType::F32)
+                    .unwrap()
+                    .to_device(&Device::Cpu)
+                    .unwrap(),
+            )
+            .unwrap()
+            .read_blocking()
+            .unwrap();
+        let bufs = super::RawBindings {
+            a: ah.raw().unwrap(),
+            b: bh.raw().unwrap(),
+            bias: None,
+            c: c.raw().unwrap(),
+            halves: [true, true, false],
+        };
+        super::record(&g.inner, &mut p, &bufs, tile).unwrap();
+        assert_close(
+            &format!("tile {tile}, f16 operands"),
+            &c.read_blocking().unwrap(),
+            &want_half,
+            Tol {
+                abs: 1e-4,
+                rel: 1e-4,
+            },
+        );
+    }
+}
+
+/// f16 A, B and bias (each alone and all together), as views at odd element offsets and as
+/// transposed views, on both devices: the f32 product of the widened values, on shapes of every
+/// class (one row, square, few columns, primes).
+#[test]
+fn f16_operands_give_the_product_of_their_widened_values() {
+    let shapes = [
+        (1, 1, 1),
+        (1, 67, 129),
+        (37, 53, 31),
+        (131, 5, 17),
+        (64, 64, 64),
+    ];
+    let mut seed = 500;
+    for &(m, n, k) in &shapes {
+        for halves in [
+            [true, false, false],
+            [false, true, true],
+            [true, true, true],
+        ] {
+            for (ta, tb) in [(false, true), (true, false)] {
+                seed += 3;
+                let a = randn(seed, m * k);
+                let b = randn(seed + 1, k * n);
+                let bias = randn(seed + 2, n);
+                let mut out = Vec::new();
+                for dev in [Device::Gpu(gpu()), Device::Cpu] {
+                    // A matrix (maybe f16, at an odd offset into a longer tensor), as the
+                    // [r, c] operand or the transposed view of a [c, r] one.
+                    let operand = |data: &[f32], r: usize, c: usize, trans: bool, half: bool| {
+                        let mut padded = vec![9.0];
+                        padded.extend_from_slice(data);
+                        let mut t = Tensor::from_slice(&dev, &padded, &[padded.len()]).unwrap();
+                        if half {
+                            t = t.to_dtype(DType::F16).unwrap();
+                        }
+                        let t = t.narrow(0, 1, data.len()).unwrap();
+                        if trans {
+                            t.reshape(&[c, r]).unwrap().t().unwrap()
+                        } else {
+                            t.reshape(&[r, c]).unwrap()
+                        }
+                    };
+                    let at = operand(&a, m, k, ta, halves[0]);
+                    let bt = operand(&b, k, n, tb, halves[1]);
+                    let biast = operand(&bias, 1, n, false, halves[2])
+                        .reshape(&[n])
+                        .unwrap();
+                    // The same operands in f32, holding the values f16 rounded them to.
+                    let rounded = |v: &[f32], half: bool| -> Vec<f32> {
+                        v.iter()
+                            .map(|&x| if half { f16_to_f32(f32_to_f16(x)) } else { x })
+                            .collect()
+                    };
+                    let wa = operand(&rounded(&a, halves[0]), m, k, ta, false);
+                    let wb = operand(&rounded(&b, halves[1]), k, n, tb, false);
+                    let wbias = operand(&rounded(&bias, halves[2]), 1, n, false, false)
+                        .reshape(&[n])
+                        .unwrap();
+                    let got = Matmul::new(&at, &bt).bias(&biast).compute().unwrap();
+                    let want = Matmul::new(&wa, &wb).bias(&wbias).compute().unwrap();
+                    out.push((got.read_blocking().unwrap(), want.read_blocking().unwrap()));
+                }
+                for (got, want) in &out {
+                    let what = format!("f16 {halves:?} m={m} n={n} k={k} ta={ta} tb={tb}");
+                    let tol = Tol {
+                        abs: 2e-5 * (k as f64).sqrt(),
+                        rel: 1e-4,
+                    };
+                    assert_close(&what, got, want, tol);
+                }
+            }
+        }
+    }
+}
+
+/// Gradients flow to an f32 input through an f16 weight (dX = dY·W reads W as f16), equal to
+/// those through the widened weight; an f16 operand that tracks gradients is refused.
+#[test]
+fn gradients_reach_an_f32_input_through_an_f16_weight() {
+    for dev in [Device::Gpu(gpu()), Device::Cpu] {
+        let (m, k, n) = (3, 7, 5);
+        let xv = randn(71, m * k);
+        let wv = randn(72, n * k);
+        let w32 = Tensor::from_slice(&dev, &wv, &[n, k]).unwrap();
+        let w16 = w32.to_dtype(DType::F16).unwrap();
+        let widened = w16.to_dtype(DType::F32).unwrap();
+        let mut grads = Vec::new();
+        for w in [&w16, &widened] {
+            let x = Tensor::from_slice(&dev, &xv, &[m, k])
+                .unwrap()
+                .requires_grad();
+            let y = x.matmul(&w.t().unwrap()).unwrap();
+            y.square().unwrap().sum_all().unwrap().backward().unwrap();
+            grads.push(x.grad().unwrap().read_blocking().unwrap());
+        }
+        let tol = Tol {
+            abs: 1e-5,
+            rel: 1e-5,
+        };
+        assert_close(&format!("{dev}: dX"), &grads[0], &grads[1], tol);
+        let x = Tensor::from_slice(&dev, &xv, &[m, k]).unwrap();
+        let e = x.matmul(&w16.requires_grad().t().unwrap()).unwrap_err();
+        assert!(matches!(e, crate::Error::Unsupported { .. }), "{dev}: {e}");
     }
 }

@@ -3,8 +3,8 @@
 
 use crate::error::{shape_str, Error, Result};
 use crate::kernels::matmul::{self, Bindings, Params};
-use crate::ops::{same_device, u32_of};
-use crate::tensor::Tensor;
+use crate::ops::{same_device_any_dtype, u32_of};
+use crate::tensor::{DType, Tensor};
 
 /// The activation a [`Matmul`] applies to its result, in the same kernel.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -42,6 +42,11 @@ pub enum Activation {
 /// # Shapes
 /// `a` [M, K] or [batch, M, K]; `b` [K, N] or [batch, K, N]; `bias` \[N\] (or \[M\] with
 /// [`Matmul::row_bias`]); result [M, N] or [batch, M, N].
+///
+/// # Element types
+/// `a`, `b` and the bias may each be f16 ([`DType::F16`]: f16 weights at half the memory and
+/// half the bytes read); they are widened as they are loaded, products and sums are f32, and
+/// the result is f32. An f16 operand may not track gradients (inference, or a frozen copy).
 #[derive(Clone, Debug)]
 pub struct Matmul<'a> {
     a: &'a Tensor,
@@ -132,7 +137,7 @@ impl<'a> Matmul<'a> {
         } else {
             vec![batch, m, n]
         };
-        let c = self.a.output_like(&shape, "matmul")?;
+        let c = self.a.output_of(&shape, DType::F32, "matmul")?;
         self.clone().run(&c, 0.0)?;
         if !tracked {
             return Ok(c);
@@ -197,7 +202,8 @@ impl<'a> Matmul<'a> {
     /// `c` may be a strided view but must not share storage with A, B or the bias.
     pub fn accumulate_into(self, c: &Tensor, beta: f32) -> Result<()> {
         let (batch, m, n) = self.check()?;
-        same_device("matmul", "c", self.a, c)?;
+        c.expect_f32("matmul")?;
+        same_device_any_dtype("matmul", "c", self.a, c)?;
         let ok = match *c.shape() {
             [r, cc] => batch == 1 && r == m && cc == n,
             [b, r, cc] => b == batch && r == m && cc == n,
@@ -224,9 +230,18 @@ impl<'a> Matmul<'a> {
         self.run(c, beta)
     }
 
-    /// Checks devices and shapes; returns (batch, M, N).
+    /// Checks devices, element types and shapes; returns (batch, M, N).
     fn check(&self) -> Result<(usize, usize, usize)> {
-        same_device("matmul", "b", self.a, self.b)?;
+        same_device_any_dtype("matmul", "b", self.a, self.b)?;
+        let operands = [Some(self.a), Some(self.b), self.bias.map(|(t, _)| t)];
+        for t in operands.into_iter().flatten() {
+            if t.dtype() == DType::F16 && t.tracks_grad() {
+                return Err(Error::Unsupported {
+                    op: "matmul",
+                    message: "an f16 operand that tracks gradients: f16 tensors are read, not trained, so far; keep trained weights in f32 (or detach the f16 copy)".into(),
+                });
+            }
+        }
         let (ba, m, k, ..) = matrix_view("a", self.a)?;
         let (bb, kb, n, ..) = matrix_view("b", self.b)?;
         if kb != k {
@@ -261,7 +276,7 @@ impl<'a> Matmul<'a> {
             }
         }
         if let Some((bias, mode)) = self.bias {
-            same_device("matmul", "bias", self.a, bias)?;
+            same_device_any_dtype("matmul", "bias", self.a, bias)?;
             let want = if mode == 1 { n } else { m };
             if bias.shape() != [want] {
                 return Err(Error::ShapeMismatch {

@@ -15,7 +15,7 @@ pub(crate) mod recurrent;
 pub(crate) mod reduce;
 pub(crate) mod softmax;
 
-pub(crate) use crate::tensor::same_device;
+pub(crate) use crate::tensor::{same_device, same_device_any_dtype};
 
 /// Casts a size the tensor checks already bounded by 2³² − 1.
 pub(crate) fn u32_of(v: usize) -> u32 {

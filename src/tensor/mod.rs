@@ -414,7 +414,8 @@ impl std::fmt::Debug for Tensor {
     }
 }
 
-/// `Err(DeviceMismatch)` unless `other` lives on `first`'s device.
+/// `Err(DeviceMismatch)` unless `other` lives on `first`'s device; `Err(Unsupported)` unless
+/// both hold f32 (ops that take f16 operands check with [`same_device_any_dtype`]).
 pub(crate) fn same_device(
     op: &'static str,
     arg: &'static str,
@@ -423,6 +424,16 @@ pub(crate) fn same_device(
 ) -> Result<()> {
     first.expect_f32(op)?;
     other.expect_f32(op)?;
+    same_device_any_dtype(op, arg, first, other)
+}
+
+/// `Err(DeviceMismatch)` unless `other` lives on `first`'s device, whatever their dtypes.
+pub(crate) fn same_device_any_dtype(
+    op: &'static str,
+    arg: &'static str,
+    first: &Tensor,
+    other: &Tensor,
+) -> Result<()> {
     let (a, b) = (first.device(), other.device());
     if a.same(&b) {
         Ok(())
