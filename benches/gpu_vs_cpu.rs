@@ -196,6 +196,16 @@ const CASES: &[Case] = &[
             ],
         )
     },
+    // The same products with B (the weight) in f16: half the bytes of B read; f32 sums.
+    case(
+        "matmul_f16",
+        &["matmul"],
+        &[
+            &[("M", 1), ("N", 1024), ("K", 1024)],
+            &[("M", 64), ("N", 1024), ("K", 1024)],
+            &[("M", 1024), ("N", 1024), ("K", 1024)],
+        ],
+    ),
     case("unary", &["unary"], ELEMENTS),
     case(
         "unary_fwd_bwd",

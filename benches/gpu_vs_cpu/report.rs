@@ -26,6 +26,8 @@ pub struct Row {
     pub peak_bytes: Option<u64>,
     pub gbytes_per_s: Option<f64>,
     pub kernels: &'static [&'static str],
+    /// The element type of the op's stored operands: "f16" for the `_f16` cases, else "f32".
+    pub dtype: &'static str,
 }
 
 /// The shape as a JSON object whose keys keep the table's order (`{"M":128,"N":128,"K":128}`).
@@ -61,6 +63,7 @@ impl Row {
             peak_bytes: None,
             gbytes_per_s: None,
             kernels,
+            dtype: if op.ends_with("_f16") { "f16" } else { "f32" },
         }
     }
 

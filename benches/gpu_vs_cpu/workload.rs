@@ -4,7 +4,7 @@
 use timeloom::nn::{Activation, Linear, Module, Recurrent, Sequential};
 use timeloom::{
     attention, attention_reference, embedding, no_grad, AttentionOptions, ConvOptions,
-    CrossEntropy, Device, Error, Optimizer, Tensor,
+    CrossEntropy, DType, Device, Error, Optimizer, Tensor,
 };
 
 /// What one call does, from the formula written beside its case.
@@ -77,6 +77,14 @@ pub fn workload(op: &'static str, size: &dyn Fn(&str) -> usize) -> Workload {
             // 2·M·N·K: one multiply and one add per term.
             plain(flop(2 * m * n * k), move |_, dev| {
                 let (a, b) = (input(dev, &[m, k])?, input(dev, &[k, n])?);
+                boxed(move || a.matmul(&b))
+            })
+        }
+        "matmul_f16" => {
+            let (m, n, k) = (size("M"), size("N"), size("K"));
+            plain(flop(2 * m * n * k), move |_, dev| {
+                let a = input(dev, &[m, k])?;
+                let b = input(dev, &[k, n])?.to_dtype(DType::F16)?;
                 boxed(move || a.matmul(&b))
             })
         }
