@@ -18,7 +18,7 @@ impl Tensor {
     /// use timeloom::{DType, Device, Tensor};
     /// let x = Tensor::from_slice(&Device::Cpu, &[0.5, -2.0, 3.0e-8], &[3])?;
     /// let back = x.to_dtype(DType::F16)?.to_dtype(DType::F32)?;
-    /// assert_eq!(back.read_blocking()?, vec![0.5, -2.0, 2.9802322e-8]); // the nearest f16
+    /// assert_eq!(back.read_blocking()?, vec![0.5, -2.0, 5.9604645e-8]); // 2^-24, the nearest f16
     /// # Ok::<(), timeloom::Error>(())
     /// ```
     ///
