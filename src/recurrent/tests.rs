@@ -148,9 +148,18 @@ mod cells {
                 let [per_step, walked] = [false, true]
                     .map(|on| run(cell, &Device::Cpu, shape, 2, true, Some(&lengths), on));
                 for ((name, a), (_, b)) in per_step.iter().zip(&walked) {
-                    assert_eq!(
-                        a, b,
-                        "{cell:?} {shape:?} {name}: the whole-sequence walk differs"
+                    let differ: Vec<usize> = (0..a.len().max(b.len()))
+                        .filter(|&k| a.get(k).map(|v| v.to_bits()) != b.get(k).map(|v| v.to_bits()))
+                        .collect();
+                    assert!(
+                        differ.is_empty(),
+                        "{cell:?} {shape:?} {name}: the whole-sequence walk differs at {} of {} \
+                         elements, first at {} (per step {:?}, walked {:?})",
+                        differ.len(),
+                        a.len(),
+                        differ[0],
+                        a.get(differ[0]),
+                        b.get(differ[0]),
                     );
                 }
             }

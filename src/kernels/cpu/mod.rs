@@ -71,6 +71,19 @@ pub trait Float:
     fn signum(self) -> Self;
     fn max(self, other: Self) -> Self;
     fn min(self, other: Self) -> Self;
+    /// self·a + b with one rounding.
+    fn mul_add(self, a: Self, b: Self) -> Self;
+
+    /// acc[j] += av·row[j], rounded as the GEMM's microkernel rounds its sums (f32 where one
+    /// runs: a fused multiply-add per term), so that the GEMV path gives a row vector the bits
+    /// that row gets inside a many-row product, however a launch splits its rows over tasks.
+    fn accumulate_row(acc: &mut [Self], av: Self, row: &[Self]);
+    /// The depth of the blocks whose partial sums [`Float::gemm`] adds into C one after the
+    /// other (f32 with a microkernel: its KC), for the GEMV path to sum in the same blocks;
+    /// `None` where the GEMV path cannot round as the GEMM does (f32 through matrixmultiply),
+    /// so row vectors take the GEMM too. f64, the oracles' type, keeps the GEMV path and makes
+    /// no promise about a row's last bit.
+    fn gemm_depth_block(k: usize) -> Option<usize>;
 
     /// σ over a slice, in place, as [`activations::sigmoid`] computes it one value at a time:
     /// f32's is branch-free (its exp is [`exp_f32`]) and compiled for the processor's widest
@@ -235,7 +248,7 @@ fn exp_slice_scalar<F: Float>(v: &mut [F]) {
 }
 
 macro_rules! float_impl {
-    ($t:ty, $gemm:path, $shared_b:path, $tanh:path, $sigmoid_slice:path, $tanh_slice:path, $exp_slice:path, $pack_b:path, $gemm_packed:path) => {
+    ($t:ty, $gemm:path, $shared_b:path, $tanh:path, $sigmoid_slice:path, $tanh_slice:path, $exp_slice:path, $pack_b:path, $gemm_packed:path, $accumulate_row:path, $depth_block:path) => {
         impl Float for $t {
             const ZERO: Self = 0.0;
             const ONE: Self = 1.0;
@@ -244,6 +257,15 @@ macro_rules! float_impl {
             }
             fn to_f64(self) -> f64 {
                 self as f64
+            }
+            fn mul_add(self, a: Self, b: Self) -> Self {
+                <$t>::mul_add(self, a, b)
+            }
+            fn accumulate_row(acc: &mut [Self], av: Self, row: &[Self]) {
+                $accumulate_row(acc, av, row)
+            }
+            fn gemm_depth_block(k: usize) -> Option<usize> {
+                $depth_block(k)
             }
             fn exp(self) -> Self {
                 <$t>::exp(self)
@@ -322,7 +344,7 @@ macro_rules! float_impl {
                     return;
                 }
                 // SAFETY: forwarded from the caller.
-                unsafe { parallel_gemm(mkn, a, b, c, one) }
+                unsafe { parallel_gemm(mkn, alpha, beta, a, b, c, one) }
             }
             fn pack_b(b: &[Self], kn: [usize; 2], rsb: usize) -> Option<sgemm::PackedB> {
                 $pack_b(b, kn, rsb)
@@ -462,7 +484,9 @@ float_impl!(
     tanh_f32_slice,
     exp_f32_slice,
     pack_b_f32,
-    gemm_packed_f32
+    gemm_packed_f32,
+    sgemm::accumulate_row,
+    sgemm::depth_block
 );
 float_impl!(
     f64,
@@ -473,8 +497,21 @@ float_impl!(
     tanh_slice_scalar,
     exp_slice_scalar,
     pack_b_never,
-    gemm_in_place
+    gemm_in_place,
+    accumulate_row_f64,
+    whole_depth
 );
+
+/// f64's GEMV sums: a product and a sum per term (matrixmultiply's own rounding is not matched).
+fn accumulate_row_f64(acc: &mut [f64], av: f64, row: &[f64]) {
+    for (s, &v) in acc.iter_mut().zip(row) {
+        *s += av * v;
+    }
+}
+
+fn whole_depth(k: usize) -> Option<usize> {
+    Some(k)
+}
 
 /// The name [`crate::Device::cpu_gemm`] reports.
 pub(crate) fn gemm_name() -> &'static str {
@@ -517,20 +554,23 @@ const PARALLEL_GEMM_MIN: usize = 1 << 19;
 ///
 /// # Safety
 /// As [`Float::gemm`].
+#[allow(clippy::too_many_arguments)]
 unsafe fn parallel_gemm<F: Float>(
     [m, k, n]: [usize; 3],
+    alpha: F,
+    beta: F,
     a: (*const F, isize, isize),
     b: (*const F, isize, isize),
     c: (*mut F, isize, isize),
     one: impl Fn([usize; 3], (*const F, isize, isize), (*const F, isize, isize), (*mut F, isize, isize))
         + Sync,
 ) {
-    if m == 1 && b.2 == 1 && c.2 == 1 {
+    if m == 1 && b.2 == 1 && c.2 == 1 && F::gemm_depth_block(k).is_some() {
         // A row vector times a matrix whose rows are contiguous (a skinny RNN step at batch 1, a
         // matmul with M = 1): memory-bound, and a GEMM's register tile would be mostly padding. Walk B
         // once, row by row, each pool task owning a run of C's columns.
         // SAFETY: forwarded from the caller.
-        return unsafe { gemv_rows([k, n], a, b, c, one) };
+        return unsafe { gemv_rows([k, n], alpha, beta, a, b, c) };
     }
     let threads = rayon::current_num_threads();
     if threads == 1 || m * n * k < PARALLEL_GEMM_MIN || !may_fork() {
@@ -644,52 +684,62 @@ impl<'a, F> RowsMut<'a, F> {
 }
 
 /// c[0, :] = α·a[0, :]·B + β·c[0, :] for B with contiguous rows (`b.2 == 1`) and C contiguous:
-/// the sums Σ_k a_k·B[k, :] run over B once, row by row, a block of C's columns per pool task;
-/// α and β are applied by `one` (the caller's product) on the 1×1 product of [1] and the sums.
+/// the sums Σ_k a_k·B[k, :] run over B once, row by row, a block of C's columns per pool task.
+/// Rounded as the GEMM rounds one row of a many-row product (its depth blocks, its fused
+/// multiply-adds, then α·sum + β·C with one rounding, later blocks added to C), so a row's
+/// bits do not depend on how many rows a task multiplies at once.
 ///
 /// # Safety
 /// As [`Float::gemm`].
 unsafe fn gemv_rows<F: Float>(
     [k, n]: [usize; 2],
+    alpha: F,
+    beta: F,
     a: (*const F, isize, isize),
     b: (*const F, isize, isize),
     c: (*mut F, isize, isize),
-    one: impl Fn([usize; 3], (*const F, isize, isize), (*const F, isize, isize), (*mut F, isize, isize))
-        + Sync,
 ) {
     use rayon::prelude::*;
     let (a, b, c) = (Shared(a), Shared(b), Shared(c));
     // Columns per task: the running sums stay on the stack (no scratch to borrow: the caller
     // may hold this thread's).
     const BLOCK: usize = 256;
+    let depth = F::gemm_depth_block(k).unwrap_or(k).max(1);
     let block = |blk: usize| {
         let (Shared((ap, _, csa)), Shared((bp, rsb, _)), Shared((cp, _, _))) = (a, b, c);
         let j0 = blk * BLOCK;
         let cols = BLOCK.min(n - j0);
         let mut acc = [F::ZERO; BLOCK];
         let acc = &mut acc[..cols];
-        for kk in 0..k as isize {
-            // SAFETY: a[0, kk] and B[kk, j0..j0 + cols] lie inside what the caller vouched for.
-            let (av, row) = unsafe {
-                (
-                    *ap.offset(kk * csa),
-                    std::slice::from_raw_parts(bp.offset(kk * rsb + j0 as isize), cols),
-                )
-            };
-            for (s, &v) in acc.iter_mut().zip(row) {
-                *s += av * v;
+        // SAFETY: C's columns j0..j0 + cols are this task's alone.
+        let out = unsafe { std::slice::from_raw_parts_mut(cp.add(j0), cols) };
+        if k == 0 {
+            for o in out.iter_mut() {
+                *o = if beta == F::ZERO { F::ZERO } else { beta * *o };
             }
+            return;
         }
-        // C[0, j0..] = α·acc + β·C[0, j0..]: the 1×1×cols product of [1] and acc.
-        let unit = [F::ONE];
-        // SAFETY: C's columns j0..j0 + cols are this task's; acc is 1×cols.
-        unsafe {
-            one(
-                [1, 1, cols],
-                (unit.as_ptr(), 1, 1),
-                (acc.as_ptr(), cols as isize, 1),
-                (cp.add(j0), cols as isize, 1),
-            )
+        for p0 in (0..k).step_by(depth) {
+            acc.fill(F::ZERO);
+            for kk in p0 as isize..(p0 + depth).min(k) as isize {
+                // SAFETY: a[0, kk] and B[kk, j0..j0 + cols] lie inside what the caller vouched
+                // for.
+                let (av, row) = unsafe {
+                    (
+                        *ap.offset(kk * csa),
+                        std::slice::from_raw_parts(bp.offset(kk * rsb + j0 as isize), cols),
+                    )
+                };
+                F::accumulate_row(acc, av, row);
+            }
+            for (o, &s) in out.iter_mut().zip(acc.iter()) {
+                let r = alpha * s;
+                *o = match (p0, beta == F::ZERO) {
+                    (0, true) => r,
+                    (0, false) => beta.mul_add(*o, r),
+                    _ => *o + r,
+                };
+            }
         }
     };
     if worth_parallel(k * n) {
@@ -838,11 +888,75 @@ pub(crate) fn strided_offset(i: usize, shape: &[u32], strides: &[u32]) -> usize 
 mod tests {
     use super::{exp_f32, may_fork, shared_b_f32, sigmoid_f32, tanh_f32, Float};
 
+    /// A row vector's product (the GEMV path) has the bits of the same row inside a many-row
+    /// product (the microkernel's tiles, full and edge), for depths of one block and of
+    /// several, β = 0, 1 and neither: so a launch's result does not depend on how its rows
+    /// are split over the pool (a 16-thread machine split a recurrent batch into one-row tasks
+    /// and its outputs moved in the last bit). Where matrixmultiply runs (no microkernel for
+    /// the processor) row vectors take the GEMM as well, but its own blocking makes no such
+    /// promise.
+    #[test]
+    fn a_row_alone_has_the_bits_it_has_among_many() {
+        if super::sgemm::Isa::detect().is_none() {
+            // matrixmultiply's blocks depend on the product's shape: no promise there.
+            return;
+        }
+        let value =
+            |i: usize, s: usize| ((i * 2_654_435_761 + s * 40_503) % 1000) as f32 / 1000.0 - 0.5;
+        for (m, k, n) in [(13, 67, 268), (9, 300, 17), (20, 600, 40), (3, 1, 5)] {
+            let a: Vec<f32> = (0..m * k).map(|i| value(i, 1)).collect();
+            let b: Vec<f32> = (0..k * n).map(|i| value(i, 2)).collect();
+            let c0: Vec<f32> = (0..m * n).map(|i| value(i, 3)).collect();
+            for (alpha, beta) in [(1.0f32, 0.0f32), (0.7, 1.0), (-0.5, 1.5)] {
+                let mut all = c0.clone();
+                // SAFETY: the strides address exactly the vectors above.
+                unsafe {
+                    <f32 as Float>::gemm(
+                        [m, k, n],
+                        alpha,
+                        (a.as_ptr(), k as isize, 1),
+                        (b.as_ptr(), n as isize, 1),
+                        beta,
+                        (all.as_mut_ptr(), n as isize, 1),
+                    )
+                };
+                for r in 0..m {
+                    let mut one = c0[r * n..][..n].to_vec();
+                    // SAFETY: row r of A, all of B, one row of C.
+                    unsafe {
+                        <f32 as Float>::gemm(
+                            [1, k, n],
+                            alpha,
+                            (a[r * k..].as_ptr(), k as isize, 1),
+                            (b.as_ptr(), n as isize, 1),
+                            beta,
+                            (one.as_mut_ptr(), n as isize, 1),
+                        )
+                    };
+                    let row = &all[r * n..][..n];
+                    let differ = one
+                        .iter()
+                        .zip(row)
+                        .filter(|(x, y)| x.to_bits() != y.to_bits());
+                    assert_eq!(
+                        differ.count(),
+                        0,
+                        "[{m}, {k}, {n}] α {alpha} β {beta}: row {r} alone differs from its \
+                         bits among {m} rows"
+                    );
+                }
+            }
+        }
+    }
+
     /// A tall product with B packed once and shared over the pool's tasks (the last task's
     /// rows short of a full block), B row-major and transposed, α and β: the f64 sums.
     #[test]
     fn a_tall_product_over_a_shared_packed_b_is_the_product() {
-        let (m, k, n) = (1031, 300, 131);
+        // Tall enough that every thread count gives four tasks of at least SHARED_B_ROWS rows,
+        // the last one short.
+        let m = 4 * rayon::current_num_threads() * super::SHARED_B_ROWS + 7;
+        let (k, n) = (300, 131);
         let value =
             |i: usize, s: usize| ((i * 2_654_435_761 + s * 40_503) % 1000) as f32 / 1000.0 - 0.5;
         let a: Vec<f32> = (0..m * k).map(|i| value(i, 1)).collect();

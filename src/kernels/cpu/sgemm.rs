@@ -106,6 +106,26 @@ pub(crate) unsafe fn sgemm(
     }
 }
 
+/// acc[j] += av·row[j] with one rounding per term where the microkernel runs (its fused
+/// multiply-adds), else a product and a sum: the GEMV path's sums, rounded as a row of a
+/// many-row product is.
+pub(crate) fn accumulate_row(acc: &mut [f32], av: f32, row: &[f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if Isa::detect().is_some() && is_x86_feature_detected!("fma") {
+        // SAFETY: the processor has FMA (detected just above).
+        return unsafe { x86::accumulate_row(acc, av, row) };
+    }
+    for (s, &v) in acc.iter_mut().zip(row) {
+        *s += av * v;
+    }
+}
+
+/// The depth blocks [`sgemm`] sums one after the other where the microkernel runs (KC); `None`
+/// where matrixmultiply does, whose rounding a row loop does not reproduce.
+pub(crate) fn depth_block(_k: usize) -> Option<usize> {
+    Isa::detect().map(|_| KC)
+}
+
 /// The three operands of a product: (pointer, row stride, column stride).
 #[derive(Clone, Copy)]
 pub(crate) struct Operands {
@@ -547,7 +567,8 @@ unsafe fn tile(
             unsafe {
                 let e = c.offset(i as isize * rsc + j as isize * csc);
                 let v = alpha * t[i * nr + j];
-                *e = if beta == 0.0 { v } else { v + beta * *e };
+                // β·C + α·acc with one rounding, as the full tile's epilogue.
+                *e = if beta == 0.0 { v } else { beta.mul_add(*e, v) };
             }
         }
     }
@@ -632,6 +653,17 @@ mod x86 {
             for (c, v) in out.into_iter().enumerate() {
                 _mm256_storeu_ps(dst.add(stride * c), v);
             }
+        }
+    }
+
+    /// acc[j] = av·row[j] + acc[j] with one rounding (vectorised: `mul_add` is `vfmadd` here).
+    ///
+    /// # Safety
+    /// The processor has FMA.
+    #[target_feature(enable = "fma")]
+    pub(super) unsafe fn accumulate_row(acc: &mut [f32], av: f32, row: &[f32]) {
+        for (s, &v) in acc.iter_mut().zip(row) {
+            *s = av.mul_add(v, *s);
         }
     }
 
