@@ -1,13 +1,25 @@
 //! Public behaviour of the engine foundation: counters and pool reuse, error paths, and running on
 //! a device the test (standing in for a host application) created itself.
 
-use std::sync::OnceLock;
+use std::sync::{Mutex, MutexGuard, OnceLock};
 
 #[path = "../examples/embed_in_app.rs"]
 #[allow(dead_code)]
 mod embed_in_app;
 
 use timeloom::{Activation, Device, Error, Gpu, GpuOptions, Matmul, Tensor};
+
+/// One test at a time. These tests make and drop devices and instances of their own while
+/// others submit work, and NVIDIA's Vulkan driver (580.159, an H200) deadlocked on exactly that:
+/// one thread in vkDestroyDevice, one in vkDestroyInstance waiting for the loader's lock, two in
+/// vkQueueSubmit on the shared device, none returning (tools/gpu_check.sh found it; NOTES.md
+/// has the stacks). Lavapipe never did. Run one at a time, each test still asserts what it
+/// asserted.
+fn serial() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    // A failed test poisons the lock; the next one runs regardless.
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// The binary's shared device, for tests that do not assert counters.
 fn shared() -> Gpu {
@@ -47,6 +59,7 @@ mod counters {
 
     #[test]
     fn a_steady_loop_allocates_nothing_after_its_first_step() {
+        let _serial = serial();
         let gpu = private();
         let dev = Device::Gpu(gpu.clone());
         let x = Tensor::zeros(&dev, &[8, 33]).unwrap();
@@ -81,6 +94,7 @@ mod counters {
     /// batch's commands). Here x's buffer is released before the exp that reads it has run.
     #[test]
     fn an_upload_never_overwrites_a_buffer_that_pending_work_still_reads() {
+        let _serial = serial();
         let gpu = private();
         let dev = Device::Gpu(gpu.clone());
         let xs = seq(1024, 0.01);
@@ -101,6 +115,7 @@ mod counters {
     /// number; views, empty tensors and host tensors among them read as they would alone.
     #[test]
     fn read_all_submits_once_and_waits_once() {
+        let _serial = serial();
         let gpu = private();
         let dev = Device::Gpu(gpu.clone());
         let a = Tensor::from_slice(&dev, &seq(12, 0.5), &[3, 4]).unwrap();
@@ -123,6 +138,7 @@ mod counters {
 
     #[test]
     fn flush_submits_once_and_only_when_there_is_work() {
+        let _serial = serial();
         let gpu = private();
         let dev = Device::Gpu(gpu.clone());
         let a = Tensor::from_slice(&dev, &seq(64, 1.0), &[8, 8]).unwrap();
@@ -152,6 +168,7 @@ mod counters {
 
     #[test]
     fn each_kernel_compiles_once_per_device() {
+        let _serial = serial();
         let gpu = private();
         let dev = Device::Gpu(gpu.clone());
         let a = Tensor::from_slice(&dev, &seq(6, 1.0), &[2, 3]).unwrap();
@@ -187,6 +204,7 @@ mod errors {
 
     #[test]
     fn mismatched_shapes_are_shape_mismatch_errors_naming_the_argument() {
+        let _serial = serial();
         let dev = Device::Gpu(shared());
         let a = Tensor::zeros(&dev, &[3, 4]).unwrap();
         let b = Tensor::zeros(&dev, &[5, 6]).unwrap();
@@ -222,6 +240,7 @@ mod errors {
 
     #[test]
     fn zero_size_dimensions_are_rejected_where_they_are_invalid() {
+        let _serial = serial();
         let dev = Device::Gpu(shared());
         let empty = Tensor::zeros(&dev, &[0, 4]).unwrap();
         let w = Tensor::zeros(&dev, &[4, 2]).unwrap();
@@ -253,6 +272,7 @@ mod errors {
 
     #[test]
     fn a_tensor_over_the_binding_limit_is_too_large() {
+        let _serial = serial();
         // A device with WebGPU's default limits: 128 MiB per storage binding.
         let gpu = default_limits_gpu();
         let limit = gpu.limits().max_storage_buffer_binding_size;
@@ -274,6 +294,7 @@ mod errors {
 
     #[test]
     fn operands_on_different_devices_are_a_device_mismatch() {
+        let _serial = serial();
         let g = Tensor::zeros(&Device::Gpu(shared()), &[2, 2]).unwrap();
         let c = Tensor::zeros(&Device::Cpu, &[2, 2]).unwrap();
         let e = g.matmul(&c).unwrap_err();
@@ -288,6 +309,7 @@ mod errors {
 
     #[test]
     fn an_adapter_filter_that_matches_nothing_is_no_adapter() {
+        let _serial = serial();
         let options = GpuOptions {
             adapter: Some("no-such-adapter-xyz".into()),
             ..GpuOptions::default()
@@ -301,6 +323,7 @@ mod errors {
 
     #[test]
     fn out_of_range_axes_and_bad_views_are_invalid_arguments() {
+        let _serial = serial();
         let t = Tensor::zeros(&Device::Cpu, &[2, 3]).unwrap();
         assert!(matches!(t.sum(2), Err(Error::InvalidArgument { .. })));
         assert!(matches!(
@@ -360,6 +383,7 @@ mod interop {
 
     #[test]
     fn runs_on_a_device_the_application_created() {
+        let _serial = serial();
         let (device, queue) = app_device(timeloom::wgpu::Limits::default());
         let gpu = Gpu::from_wgpu(device.clone(), queue);
         assert!(!gpu.owns_device());
@@ -396,6 +420,7 @@ mod zero_copy {
 
     #[test]
     fn an_application_buffer_is_a_tensor_and_a_tensor_is_a_buffer() {
+        let _serial = serial();
         let (device, queue) = app_device(wgpu::Limits::default());
         let gpu = Gpu::from_wgpu(device.clone(), queue.clone());
         // The app's buffer: 4 floats of padding, then a 2×3 matrix.
@@ -474,6 +499,7 @@ mod faults {
 
     #[test]
     fn a_destroyed_device_is_device_lost_at_the_next_call() {
+        let _serial = serial();
         let gpu = private();
         let dev = Device::Gpu(gpu.clone());
         let a = Tensor::from_slice(&dev, &[1.0, 2.0], &[2]).unwrap();
@@ -491,6 +517,7 @@ mod faults {
 
     #[test]
     fn two_threads_recording_on_one_gpu_get_correct_results() {
+        let _serial = serial();
         let gpu = shared();
         let handles: Vec<_> = (0..2)
             .map(|k| {
@@ -527,6 +554,7 @@ mod faults {
 
     #[test]
     fn check_finite_names_the_first_bad_element_and_its_op() {
+        let _serial = serial();
         let dev = Device::Gpu(shared());
         let w = Tensor::from_slice(&dev, &[1.0, -1.0, 2.0], &[3])
             .unwrap()
@@ -547,6 +575,7 @@ mod faults {
 
     #[test]
     fn two_thousand_lstm_steps_keep_resident_memory_flat() {
+        let _serial = serial();
         let gpu = private();
         let dev = Device::Gpu(gpu.clone());
         let model = Recurrent::lstm(3, 8).build(&dev, &mut Rng::new(0)).unwrap();
@@ -582,6 +611,7 @@ mod host_application {
     /// trains on the same queue: the engine never blocks on the device and reads nothing back.
     #[test]
     fn training_between_render_passes_never_blocks_the_host() {
+        let _serial = super::serial();
         let during = super::embed_in_app::run(6, true).unwrap();
         assert_eq!(during.blocking_waits, 0, "{during:?}");
         assert_eq!(during.bytes_downloaded, 0, "{during:?}");
@@ -601,6 +631,7 @@ mod limits {
     /// does not is `Unsupported` naming the limit, never a wgpu panic.
     #[test]
     fn a_downlevel_device_runs_what_fits_and_names_the_limit_otherwise() {
+        let _serial = serial();
         let (device, queue) = app_device(timeloom::wgpu::Limits::downlevel_defaults());
         let gpu = Gpu::from_wgpu(device, queue);
         let dev = Device::Gpu(gpu.clone());
@@ -645,6 +676,7 @@ mod external_lifetime {
     /// that wraps it drops, timeloom keeps no reference to it.
     #[test]
     fn wrapped_buffers_reuse_bind_groups_and_are_released() {
+        let _serial = serial();
         let (device, queue) = app_device(wgpu::Limits::default());
         let gpu = Gpu::from_wgpu(device.clone(), queue);
         let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC;

@@ -64,6 +64,18 @@ fn check_gradient(what: &str, param: &Tensor, loss: &dyn Fn() -> Tensor) {
     param.write(&base).unwrap();
 }
 
+/// Whether the examples' figures can draw their text (examples/common/plot.rs's font): without
+/// one they skip the figure with a line saying what to install, and the tests skip its checks.
+fn font_installed() -> bool {
+    let path = std::env::var("TIMELOOM_FONT")
+        .unwrap_or_else(|_| "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf".into());
+    let found = std::path::Path::new(&path).is_file();
+    if !found {
+        eprintln!("no font at {path}: the figure's checks are skipped");
+    }
+    found
+}
+
 #[test]
 fn tape_gradients_of_an_mlp_match_finite_differences() {
     let dev = Device::Cpu;
@@ -359,8 +371,10 @@ fn mnist_cnn_learns_real_mnist_in_one_epoch_on_the_gpu() {
     let history = mnist_cnn::run(&cfg).unwrap();
     let acc = history[0].accuracy;
     assert!(acc > 0.90, "test accuracy after one epoch: {acc}");
-    let png = std::fs::read(out.join("misclassified.png")).unwrap();
-    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    if font_installed() {
+        let png = std::fs::read(out.join("misclassified.png")).unwrap();
+        assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    }
     let _ = std::fs::remove_dir_all(out);
 }
 
@@ -479,7 +493,9 @@ fn seq2seq_translates_held_out_dates() {
         r.beam_one_agrees, 1.0,
         "a beam of width 1 is greedy decoding"
     );
-    assert!(std::fs::metadata(out.join("attention.png")).unwrap().len() > 100);
+    if font_installed() {
+        assert!(std::fs::metadata(out.join("attention.png")).unwrap().len() > 100);
+    }
     let _ = std::fs::remove_dir_all(out);
 }
 
