@@ -27,6 +27,10 @@
 //! Environment: TIMELOOM_PERSISTENT=0|1 forces the recurrent rows onto the per-step or the
 //! one-dispatch path; TIMELOOM_GRU_RESET_BEFORE=1 measures the reset-before GRU in the gru rows.
 
+// The generation row includes the char_rnn example, which brings its own copy of
+// examples/common/cli.rs.
+#![allow(clippy::duplicate_mod)]
+
 use std::collections::BTreeSet;
 use std::time::Instant;
 
@@ -58,6 +62,10 @@ mod gpu_only;
 mod report;
 #[path = "gpu_vs_cpu/workload.rs"]
 mod workload;
+// The generation row samples through the example's own code (char_transformer includes char_rnn).
+#[path = "../examples/char_transformer.rs"]
+#[allow(dead_code)]
+mod char_transformer;
 
 use gpu_only::{cold_start, fma_peak, lstm_cold_start, matmul_tiles};
 use report::{print_row, read_reference, shape_str, write_json, Reference, Row};
@@ -362,6 +370,20 @@ const CASES: &[Case] = &[
         large: RECURRENT_LARGE,
         ..case("gru_train_step", RECURRENT_TRAIN, RECURRENT)
     },
+    // Text generation at batch 1 as `char_rnn` samples today: per token one LSTM step, the
+    // decoder, a readback and a draw on the host (V = tinyshakespeare's vocabulary).
+    Case {
+        paths: GPU_CPU,
+        ..case(
+            "char_rnn_generate",
+            &[
+                "matmul",
+                "recurrent_step_forward",
+                "recurrent_sequence_forward",
+            ],
+            &[&[("V", 65), ("H", 256), ("N", 64)]],
+        )
+    },
 ];
 
 /// Rows that run on the GPU alone, each with its own code in `gpu_vs_cpu/gpu_only.rs`: (op,
@@ -576,6 +598,11 @@ fn measure(
             row.seq_per_s = Some(per_s);
             notes.push(format!("{per_s:.1} seq/s"));
         }
+        if let Some(n) = w.tokens {
+            let per_s = n as f64 / (ms / 1e3);
+            row.tokens_per_s = Some(per_s);
+            notes.push(format!("{per_s:.1} tokens/s"));
+        }
         if let (true, Some(g)) = (case.own_device, g) {
             let peak = g.stats().largest_buffer;
             row.peak_bytes = Some(peak);
@@ -653,6 +680,10 @@ fn main() {
     if std::env::var_os("MESA_SHADER_CACHE_DISABLE").is_none() {
         // Before any Vulkan instance exists: the cold start must pay the real compiles.
         std::env::set_var("MESA_SHADER_CACHE_DISABLE", "true");
+    }
+    if std::env::var_os("__GL_SHADER_DISK_CACHE").is_none() {
+        // NVIDIA's driver keeps its own on-disk cache.
+        std::env::set_var("__GL_SHADER_DISK_CACHE", "0");
     }
     let torch = match args.torch.as_deref().map(read_reference).transpose() {
         Ok(t) => t.unwrap_or_default(),

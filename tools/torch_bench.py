@@ -30,6 +30,10 @@ at least 3, after one untimed call; the median is reported); `--threads N` sets
 `torch.set_num_threads` (default `os.cpu_count()`); `--out PATH` (default
 target/bench/torch_cpu.json under the repository root) is written atomically; `--fused-adam`
 uses `torch.optim.Adam(fused=True)` instead of torch's default Adam in the rows with an Adam step.
+`--device cuda` times the same rows on PyTorch's CUDA device instead (path `torch-cuda`, default
+out target/bench/torch_cuda.json), with TF32 off so that both sides compute in f32, and
+`torch.cuda.synchronize()` ending every call as the bench's wait ends ours: the yardstick for
+the GPU path on a machine with an NVIDIA GPU (tools/gpu_check.sh runs it there).
 
 Thread counts: our CPU path runs every parallel twin, GEMMs included, on one rayon pool of
 all the machine's threads (`RAYON_NUM_THREADS` overrides it), as PyTorch parallelises every op
@@ -52,6 +56,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = REPO / "target" / "bench" / "torch_cpu.json"
+DEFAULT_OUT_CUDA = REPO / "target" / "bench" / "torch_cuda.json"
+# The rows' path: torch-cpu, or torch-cuda with --device cuda (set once the flags are read).
+PATH = ["torch-cpu"]
 
 # ---------------------------------------------------------------------------------------------
 # The case table. It mirrors CASES (and GPU_ONLY) in benches/gpu_vs_cpu.rs: the same ops in the
@@ -273,12 +280,21 @@ def parse_args(argv=None):
         "Adam, in the optimizer and train-step rows; the adapter string says so",
     )
     p.add_argument(
+        "--device",
+        choices=("cpu", "cuda"),
+        default="cpu",
+        help="where PyTorch runs (cuda: path torch-cuda, TF32 off, each call synchronized)",
+    )
+    p.add_argument(
         "--out",
         type=Path,
-        default=DEFAULT_OUT,
-        help="the JSON rows (default: target/bench/torch_cpu.json under the repository root)",
+        help="the JSON rows (default: target/bench/torch_cpu.json, or torch_cuda.json with "
+        "--device cuda, under the repository root)",
     )
     args = p.parse_args(argv)
+    if args.out is None:
+        args.out = DEFAULT_OUT_CUDA if args.device == "cuda" else DEFAULT_OUT
+    PATH[0] = f"torch-{args.device}"
     if args.sizes is not None:
         sizes = []
         for item in args.sizes:
@@ -326,7 +342,7 @@ def shape_str(shape):
 
 
 def skip(op, shape, why):
-    print(f"{op:<24} {shape_str(shape) if shape else '':<34} {'torch-cpu':<13} skipped: {why}",
+    print(f"{op:<24} {shape_str(shape) if shape else '':<34} {PATH[0]:<13} skipped: {why}",
           file=sys.stderr)
 
 
@@ -354,7 +370,8 @@ def workload(op, size, opts):
         for d in shape:
             n *= d
         g = torch.Generator().manual_seed(n)
-        t = torch.randn(*shape, generator=g, dtype=torch.float32)
+        t = torch.randn(*shape, generator=g, dtype=torch.float32, device="cpu")
+        t = t.to(torch.get_default_device())
         return t.requires_grad_() if grad else t
 
     def ids(n, classes):
@@ -730,14 +747,16 @@ def workload(op, size, opts):
 # ---------------------------------------------------------------------------------------------
 
 
-def time_calls(reps, call):
+def time_calls(reps, call, sync):
     """`time_calls`: `reps` timed calls, or until 2 s or 10 calls have passed (at least 3); the
-    median in ms (the upper one of an even count, as ours). The caller has made one untimed call."""
+    median in ms (the upper one of an even count, as ours). Each call ends with `sync` (the
+    device's work done). The caller has made one untimed call."""
     times = []
     start = time.perf_counter()
     while True:
         t = time.perf_counter()
         call()
+        sync()
         times.append((time.perf_counter() - t) * 1e3)
         if reps is not None:
             enough = len(times) >= reps
@@ -749,15 +768,15 @@ def time_calls(reps, call):
     return times[len(times) // 2]
 
 
-def make_row(op, shape, adapter, ms, work, sequences):
+def make_row(op, shape, adapter, ms, work, sequences, path="torch-cpu", backend="cpu"):
     kind, amount = work
     rate = amount / ms / 1e6
     return {
         "op": op,
         "shape": {k: v for k, v in shape},
-        "path": "torch-cpu",
+        "path": path,
         "adapter": adapter,
-        "backend": "cpu",
+        "backend": backend,
         "median_ms": ms,
         "gflops": rate if kind == "flop" else None,
         "dispatches": 0.0,
@@ -843,7 +862,23 @@ def main(argv=None):
         print("PyTorch is not installed: pip install torch numpy", file=sys.stderr)
         return 2
     torch.set_num_threads(args.threads)
+    path, backend = "torch-cpu", "cpu"
     adapter = f"PyTorch {torch.__version__} CPU ({torch.get_num_threads()} threads)"
+
+    def sync():
+        pass
+
+    if args.device == "cuda":
+        if not torch.cuda.is_available():
+            print("--device cuda: PyTorch sees no CUDA device", file=sys.stderr)
+            return 2
+        # f32 on both sides: TF32 would compute products in 10-bit mantissas.
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+        torch.set_default_device("cuda")
+        path, backend = "torch-cuda", "cuda"
+        adapter = f"PyTorch {torch.__version__} CUDA {torch.cuda.get_device_name()} (TF32 off)"
+        sync = torch.cuda.synchronize
     if args.fused_adam:
         adapter += ", fused Adam"
     print(f"adapter: {adapter}")
@@ -869,11 +904,12 @@ def main(argv=None):
             try:
                 call = prepare()
                 call()  # untimed: lazy state (Adam's moments, grads), allocator, kernel choice
+                sync()
             except Exception as e:  # a size torch refuses shows here, as the bench's first call
                 skip(c["op"], shape, f"{type(e).__name__}: {e}")
                 continue
-            ms = time_calls(args.reps, call)
-            row = make_row(c["op"], shape, adapter, ms, work, sequences)
+            ms = time_calls(args.reps, call, sync)
+            row = make_row(c["op"], shape, adapter, ms, work, sequences, path, backend)
             print_row(row, shape)
             rows.append(row)
             del call, prepare

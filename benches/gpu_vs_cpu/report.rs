@@ -22,6 +22,8 @@ pub struct Row {
     pub submissions: f64,
     #[serde(rename = "sequences_per_s")]
     pub seq_per_s: Option<f64>,
+    /// Generated tokens per second, for the generation rows.
+    pub tokens_per_s: Option<f64>,
     /// The largest buffer allocated, for the rows on a device of their own (attention).
     pub peak_bytes: Option<u64>,
     pub gbytes_per_s: Option<f64>,
@@ -60,6 +62,7 @@ impl Row {
             dispatches: per_call.dispatches as f64,
             submissions: per_call.submissions as f64,
             seq_per_s: None,
+            tokens_per_s: None,
             peak_bytes: None,
             gbytes_per_s: None,
             kernels,

@@ -1,6 +1,7 @@
 //! The workload of every case: the cost formula, with its napkin math, and how to make the
 //! inputs and one call on a device. The case table in `gpu_vs_cpu.rs` says which shapes run.
 
+use crate::char_transformer::char_rnn;
 use timeloom::nn::{Activation, Linear, Module, Recurrent, Sequential};
 use timeloom::{
     attention, attention_reference, embedding, no_grad, AttentionOptions, ConvOptions,
@@ -27,6 +28,8 @@ pub struct Workload {
     pub work: Work,
     /// Sequences per call, for the recurrent rows' sequences/s.
     pub sequences: Option<usize>,
+    /// Tokens generated per call, for the generation rows' tokens/s.
+    pub tokens: Option<usize>,
     pub prepare: Prepare,
 }
 
@@ -63,6 +66,7 @@ pub fn plain(
     Workload {
         work,
         sequences: None,
+        tokens: None,
         prepare: Box::new(prepare),
     }
 }
@@ -412,6 +416,32 @@ pub fn workload(op: &'static str, size: &dyn Fn(&str) -> usize) -> Workload {
             Workload {
                 sequences: Some(b),
                 ..plain(flop(f), prepare)
+            }
+        }
+        "char_rnn_generate" => {
+            let (v, h, n) = (size("V"), size("H"), size("N"));
+            // Per token: the LSTM step 2·4H·(V + H) (a one-hot input, multiplied as a dense
+            // one, as the example does) and the decoder 2·H·V.
+            let per_token = 2 * 4 * h * (v + h) + 2 * h * v;
+            let prepare = move |_: &str, dev: &Device| {
+                // A corpus of `v` distinct characters; the untrained model samples as fast as a
+                // trained one.
+                let text: String = (0..4 * v)
+                    .map(|k| char::from_u32(0x21 + (k % v) as u32).unwrap_or('?'))
+                    .collect();
+                let corpus = char_rnn::Corpus::new(&text)?;
+                let cfg = char_rnn::Config {
+                    hidden: h,
+                    ..char_rnn::Config::default()
+                };
+                let mut rng = timeloom::Rng::new(3);
+                let mut model = char_rnn::CharModel::new(&cfg, corpus.vocab.len(), dev, &mut rng)?;
+                model.rnn.set_training(false);
+                boxed(move || char_rnn::sample(&model, &corpus, "!", 0.8, 10, n, &mut rng))
+            };
+            Workload {
+                tokens: Some(n),
+                ..plain(flop(n * per_token), prepare)
             }
         }
         other => panic!("no workload for case `{other}`: add one beside the others"),
