@@ -49,6 +49,7 @@ pub use ops::loss::{bce_with_logits, mse_loss, CrossEntropy, Reduction};
 pub use ops::matmul::{Activation, Matmul};
 pub use ops::norm::{embedding, sinusoidal_positions};
 pub use ops::pool::MAX_POOL_KERNEL;
+pub use ops::sample::SampleOptions;
 pub use optim::{
     Algorithm, LrLambda, NormType, Optimizer, ParamGroup, ParamState, ReduceOnPlateau, Schedule,
 };

@@ -33,6 +33,7 @@ pub(crate) mod pool2d_forward;
 pub(crate) mod recurrent_step_backward;
 pub(crate) mod recurrent_step_forward;
 pub(crate) mod reduce;
+pub(crate) mod sample_categorical;
 pub(crate) mod softmax_backward;
 pub(crate) mod softmax_forward;
 pub(crate) mod unary;
@@ -154,6 +155,7 @@ kernel_table! {
     BatchNormBackward => (batch_norm_backward::KERNEL, batch_norm_backward::Params),
     FmaPeak => (fma_peak::KERNEL, fma_peak::Params),
     Convert => (convert::KERNEL, convert::Params),
+    SampleCategorical => (sample_categorical::KERNEL, sample_categorical::Params),
 }
 
 impl Kernel {

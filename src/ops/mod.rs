@@ -13,6 +13,7 @@ pub(crate) mod optimizer;
 pub(crate) mod pool;
 pub(crate) mod recurrent;
 pub(crate) mod reduce;
+pub(crate) mod sample;
 pub(crate) mod softmax;
 
 pub(crate) use crate::tensor::{same_device, same_device_any_dtype};

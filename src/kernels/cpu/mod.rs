@@ -34,6 +34,7 @@ pub(crate) mod pool2d_forward;
 pub(crate) mod recurrent_step_backward;
 pub(crate) mod recurrent_step_forward;
 pub(crate) mod reduce;
+pub(crate) mod sample_categorical;
 pub(crate) mod sgemm;
 pub(crate) mod softmax_backward;
 pub(crate) mod softmax_forward;
