@@ -370,8 +370,9 @@ const CASES: &[Case] = &[
         large: RECURRENT_LARGE,
         ..case("gru_train_step", RECURRENT_TRAIN, RECURRENT)
     },
-    // Text generation at batch 1 as `char_rnn` samples today: per token one LSTM step, the
-    // decoder, a readback and a draw on the host (V = tinyshakespeare's vocabulary).
+    // Text generation at batch 1 as `char_rnn` samples: per token one LSTM step, the decoder,
+    // a draw on the device and the one-hot of the drawn id for the next step; one readback per
+    // call (V = tinyshakespeare's vocabulary).
     Case {
         paths: GPU_CPU,
         ..case(
@@ -380,6 +381,8 @@ const CASES: &[Case] = &[
                 "matmul",
                 "recurrent_step_forward",
                 "recurrent_sequence_forward",
+                "sample_categorical",
+                "embedding_forward",
             ],
             &[&[("V", 65), ("H", 256), ("N", 64)]],
         )

@@ -42,7 +42,10 @@ use clap::Parser;
 use optim_flags::{OptimizerChoice, ScheduleChoice};
 use timeloom::io::{serialize, write_atomic, Weights};
 use timeloom::nn::{CellKind, Linear, Module, Recurrent};
-use timeloom::{no_grad, CrossEntropy, Device, Error, Optimizer, ReduceOnPlateau, Rng, Tensor};
+use timeloom::{
+    embedding, no_grad, CrossEntropy, Device, Error, Optimizer, ReduceOnPlateau, Rng,
+    SampleOptions, Tensor,
+};
 
 /// The text as ids over a sorted vocabulary, split 90/10 by character index.
 #[derive(Clone, Debug)]
@@ -294,8 +297,19 @@ impl CharModel {
             onehot[k * self.vocab + i as usize] = 1.0;
         }
         let x = Tensor::from_slice(&self.device, &onehot, &[steps, batch, self.vocab])?;
+        self.forward_onehot(&x, steps, batch, state)
+    }
+
+    /// [`CharModel::forward`] from one-hot rows x [T, B, V] already on the device.
+    pub fn forward_onehot(
+        &self,
+        x: &Tensor,
+        steps: usize,
+        batch: usize,
+        state: &State,
+    ) -> Result<(Tensor, State), Error> {
         let st = state.as_ref().map(|(h, c)| (h, c.as_ref()));
-        let out = self.rnn.forward_with(&x, st, None)?;
+        let out = self.rnn.forward_with(x, st, None)?;
         let hdim = out.output.shape()[2];
         let logits = self
             .decoder
@@ -580,7 +594,11 @@ impl Trainer {
 }
 
 /// Samples `length` characters after `prime`: temperature-scaled softmax, optionally restricted
-/// to the `top_k` likeliest; temperature ≤ 1e-6 is greedy argmax.
+/// to the `top_k` likeliest; temperature ≤ 1e-6 is greedy argmax. The whole generation is
+/// recorded before anything is read: each token is drawn on the model's device
+/// (`Tensor::sample_categorical`, seeded from `rng`) and fed to the next step as a one-hot row
+/// (an embedding lookup in the identity), so `length` characters cost one submission and one
+/// readback on the GPU instead of one of each per character.
 pub fn sample(
     model: &CharModel,
     corpus: &Corpus,
@@ -591,19 +609,42 @@ pub fn sample(
     rng: &mut Rng,
 ) -> Result<String, Error> {
     let prime_ids = corpus.encode(if prime.is_empty() { "\n" } else { prime })?;
+    let seed = rng.next_u64();
+    let v = corpus.vocab.len();
     no_grad(|| {
         let (logits, mut state) = model.forward(&prime_ids, prime_ids.len(), 1, &None)?;
-        let v = corpus.vocab.len();
-        let mut last = logits.read_blocking()?[(prime_ids.len() - 1) * v..].to_vec();
-        let mut out = Vec::with_capacity(length);
-        for _ in 0..length {
-            let next = pick(&last, temperature, top_k, rng);
-            out.push(next);
-            let (logits, st) = model.forward(&[next], 1, 1, &state)?;
-            state = st;
-            last = logits.read_blocking()?;
+        let mut last = logits.narrow(0, prime_ids.len() - 1, 1)?;
+        let mut eye = vec![0.0f32; v * v];
+        eye.iter_mut().step_by(v + 1).for_each(|e| *e = 1.0);
+        let eye = Tensor::from_slice(&model.device, &eye, &[v, v])?;
+        let mut drawn = Vec::with_capacity(length);
+        for step in 0..length {
+            let options = SampleOptions {
+                temperature,
+                top_k,
+                seed,
+                counter: step as u32,
+            };
+            let id = last.sample_categorical(&options)?;
+            if step + 1 < length {
+                let x = embedding(&eye, &id)?.reshape(&[1, 1, v])?;
+                let (logits, st) = model.forward_onehot(&x, 1, 1, &state)?;
+                state = st;
+                last = logits;
+            }
+            drawn.push(id);
         }
-        Ok(format!("{prime}{}", corpus.decode(&out)))
+        let ids: Vec<u32> = if drawn.is_empty() {
+            Vec::new()
+        } else {
+            let parts: Vec<&Tensor> = drawn.iter().collect();
+            Tensor::cat0(&parts)?
+                .read_blocking()?
+                .into_iter()
+                .map(|i| i as u32)
+                .collect()
+        };
+        Ok(format!("{prime}{}", corpus.decode(&ids)))
     })
 }
 

@@ -186,6 +186,29 @@ fn sampling_is_deterministic_and_temperature_zero_is_argmax() {
     }
 }
 
+/// Generation on the GPU draws on the device and reads once: 40 characters, one submission
+/// and one wait (the old loop paid one of each per character); and the same weights and seed
+/// on the CPU path give the same text.
+#[test]
+fn gpu_sampling_takes_one_submission_and_matches_the_cpu_path() {
+    let dev = gpu();
+    let Device::Gpu(g) = &dev else {
+        unreachable!("gpu() is a GPU device")
+    };
+    let t = Trainer::new(small(1), &shakespeare(), &dev).unwrap();
+    // A first sample tunes and compiles what generation runs (matmul's per-shape autotune times
+    // its candidates with waits of its own) and grows the params arena to the batch's size.
+    sample(&t.model, &t.corpus, "ROMEO:", 0.8, 5, 40, &mut Rng::new(1)).unwrap();
+    let before = g.stats();
+    let on_gpu = sample(&t.model, &t.corpus, "ROMEO:", 0.8, 5, 40, &mut Rng::new(3)).unwrap();
+    let s = g.stats().since(&before);
+    assert_eq!((s.submissions, s.blocking_waits), (1, 1), "{s:?}");
+    assert!(on_gpu.starts_with("ROMEO:") && on_gpu.chars().count() == 46);
+    let c = Trainer::new(small(1), &shakespeare(), &Device::Cpu).unwrap();
+    let on_cpu = sample(&c.model, &c.corpus, "ROMEO:", 0.8, 5, 40, &mut Rng::new(3)).unwrap();
+    assert_eq!(on_gpu, on_cpu);
+}
+
 #[test]
 fn a_short_char_transformer_run_on_the_real_text_learns() {
     use char_transformer::{train, CharTransformer, TfConfig};

@@ -156,6 +156,7 @@ CASES = (
     case("lstm_train_step", RECURRENT, large=RECURRENT_LARGE),
     case("gru_forward", RECURRENT, large=RECURRENT_LARGE),
     case("gru_train_step", RECURRENT, large=RECURRENT_LARGE),
+    case("char_rnn_generate", ((("V", 65), ("H", 256), ("N", 64)),)),
 )
 
 # Rows of the bench that run on the GPU alone (gpu_vs_cpu/gpu_only.rs): nothing to compare.
@@ -196,6 +197,8 @@ TORCH_CALL = {
     "lstm_train_step": "nn.LSTM(I, H), Σy², backward, Adam(lr=1e-3)",
     "gru_forward": "nn.GRU(I, H) on [T, B, I], no_grad",
     "gru_train_step": "nn.GRU(I, H), Σy², backward, Adam(lr=1e-3)",
+    "char_rnn_generate": "nn.LSTM(V, H) + Linear(H, V), one token at a time: topk(10), "
+    "multinomial(softmax(/0.8)), one-hot of the draw fed back; one .cpu() at the end",
 }
 
 
@@ -738,6 +741,34 @@ def workload(op, size, opts):
             return call
 
         return plain("flop", f, prepare, sequences=b)
+
+    if op == "char_rnn_generate":
+        v, h, n = size("V"), size("H"), size("N")
+        # Per token: the LSTM step 2·4H·(V + H) on a one-hot input and the decoder 2·H·V.
+        per_token = 2 * 4 * h * (v + h) + 2 * h * v
+
+        # As char_rnn's sample: temperature 0.8, top 10, each draw on the device and fed back as
+        # a one-hot row; the tokens read once at the end.
+        def prepare():
+            torch.manual_seed(3)
+            lstm, dec = torch.nn.LSTM(v, h), torch.nn.Linear(h, v)
+            eye = torch.eye(v)
+
+            def call():
+                with torch.no_grad():
+                    x, state, ids = eye[0].view(1, 1, v), None, []
+                    for _ in range(n):
+                        y, state = lstm(x, state)
+                        vals, idx = torch.topk(dec(y[0]), 10)
+                        pick = torch.multinomial(torch.softmax(vals / 0.8, -1), 1)
+                        token = idx.gather(1, pick).view(1)
+                        ids.append(token)
+                        x = eye[token].view(1, 1, v)
+                    return torch.cat(ids).cpu()
+
+            return call
+
+        return plain("flop", n * per_token, prepare)
 
     raise Skip(f"no torch workload for `{op}`: add one beside the others")
 
