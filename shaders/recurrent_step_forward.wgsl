@@ -20,15 +20,19 @@
 @group(0) @binding(6) var<storage, read_write> gates: array<f32>; // [T, B, S·H] by slot
 @group(0) @binding(7) var<storage, read_write> y: array<f32>;     // [T, B, dirs·H]
 
-@compute @workgroup_size(WG)
+@compute @workgroup_size(WG, KS)
 fn recurrent_step_forward(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(local_invocation_id) lid: vec3<u32>,
 ) {
     let j = wid.x * WG + lid.x;
-    if j < p.hidden {
-        step_rows(j, wid.y * BT, p.t, p.slot, p.phase);
+    if KS == 1u {
+        if j < p.hidden {
+            step_rows(j, wid.y * BT, p.t, p.slot, p.phase);
+        }
+        return;
     }
+    step_rows_split(j, wid.y * BT, lid.x, lid.y);
 }
 
 // The persistent path: the whole sequence in one workgroup, walking the state slots up
@@ -45,23 +49,27 @@ fn step_rows(j: u32, b0: u32, t: u32, slot: u32, phase: u32) {
         cho_candidate_rows(j, b0, t, slot);
         return;
     }
+    finish_rows(j, b0, t, slot, recurrent_partial(j, b0, slot, 0u, 1u, true));
+}
+
+// Recurrent pre-activations W_hh·h_prev of unit j for rows b0 .. b0 + BT, [row][gate], summed over
+// k = k0, k0 + stride, ... < H, starting from b_hh (`with_bias`) or from 0. Reset-before GRU's
+// first phase does r and z only; its candidate waits for r ⊙ h.
+fn recurrent_partial(j: u32, b0: u32, slot: u32, k0: u32, stride: u32, with_bias: bool) -> array<f32, 32> {
     let h = p.hidden;
     let g_count = cell_gates(CELL);
     let gh = g_count * h;
     let rows = min(BT, p.batch - b0);
-    let c_plane = (p.steps + 1u) * p.batch * h;
-    // Recurrent pre-activations W_hh·h_prev + b_hh: [row][gate].
     var acc: array<f32, 32>;
-    // Reset-before GRU's first phase does r and z; its candidate waits for r ⊙ h.
     let acc_gates = select(g_count, 2u, CELL == 4u);
     for (var g = 0u; g < acc_gates; g += 1u) {
-        let bias = b_hh[g * h + j];
+        let bias = select(0.0, b_hh[g * h + j], with_bias);
         for (var r = 0u; r < BT; r += 1u) {
             acc[r * 4u + g] = bias;
         }
     }
     let prev0 = (slot * p.batch + b0) * h;
-    for (var k = 0u; k < h; k += 1u) {
+    for (var k = k0; k < h; k += stride) {
         let row = k * gh + j;
         var w = array<f32, 4>(0.0, 0.0, 0.0, 0.0);
         for (var g = 0u; g < acc_gates; g += 1u) {
@@ -75,6 +83,51 @@ fn step_rows(j: u32, b0: u32, t: u32, slot: u32, phase: u32) {
             }
         }
     }
+    return acc;
+}
+
+// The per-step path with each unit's sum over k split across the workgroup's KS rows of
+// invocations (a GPU hides memory latency with many short sums, not WG long ones): lane `ks` sums
+// k = ks, ks + KS, ...; the KS partials meet in workgroup memory, in a fixed tree order, and
+// lane 0 finishes the cell. Lanes past H sum a copy of the last unit and store nothing. Contains
+// barriers: call from uniform control flow.
+var<workgroup> k_partial: array<f32, 256>;  // [KS][WG], WG·KS ≤ 256
+
+fn step_rows_split(j: u32, b0: u32, lane: u32, ks: u32) {
+    let h = p.hidden;
+    let unit = min(j, h - 1u);
+    let acc_gates = cell_gates(CELL);
+    let rows = min(BT, p.batch - b0);
+    let part = recurrent_partial(unit, b0, p.slot, ks, KS, false);
+    var acc: array<f32, 32>;
+    for (var r = 0u; r < rows; r += 1u) {
+        for (var g = 0u; g < acc_gates; g += 1u) {
+            let a = r * 4u + g;
+            k_partial[ks * WG + lane] = part[a];
+            workgroupBarrier();
+            for (var s = KS / 2u; s > 0u; s >>= 1u) {
+                if ks < s {
+                    k_partial[ks * WG + lane] += k_partial[(ks + s) * WG + lane];
+                }
+                workgroupBarrier();
+            }
+            acc[a] = b_hh[g * h + unit] + k_partial[lane];
+            workgroupBarrier();
+        }
+    }
+    if ks == 0u && j < h {
+        finish_rows(j, b0, p.t, p.slot, acc);
+    }
+}
+
+// The cell of unit j for rows b0 .. b0 + BT from its pre-activations `acc` [row][gate]: the gate
+// nonlinearities, h_t (and c_t), the layer output and what backward needs.
+fn finish_rows(j: u32, b0: u32, t: u32, slot: u32, acc: array<f32, 32>) {
+    let h = p.hidden;
+    let g_count = cell_gates(CELL);
+    let gh = g_count * h;
+    let rows = min(BT, p.batch - b0);
+    let c_plane = (p.steps + 1u) * p.batch * h;
     for (var r = 0u; r < rows; r += 1u) {
         let b = b0 + r;
         let prev = (slot * p.batch + b) * h;

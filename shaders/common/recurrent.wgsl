@@ -13,6 +13,9 @@
 // (common/cells.wgsl).
 override CELL: u32 = 2u;
 override WG: u32 = 64u;
+// The per-step forward's k-slices per hidden unit (recurrent_step_forward: a workgroup of
+// WG × KS, each unit's W_hh·h_prev split over KS lanes); 1 sums whole rows per invocation.
+override KS: u32 = 1u;
 // Batch rows per invocation: each W_hh element an invocation loads serves BT rows.
 const BT: u32 = 8u;
 

@@ -9,7 +9,7 @@ use crate::error::Result;
 use crate::gpu::encoder::Dispatch;
 use crate::gpu::pipelines::{Access, KernelDesc};
 use crate::gpu::pool::RawBuffer;
-use crate::gpu::GpuInner;
+use crate::gpu::{lock, GpuInner};
 use crate::tensor::{host_read, host_write, Tensor};
 
 /// Gates per hidden unit and saved values per hidden unit of each cell code.
@@ -103,10 +103,52 @@ pub(crate) struct Bindings<'a> {
 /// Batch rows per invocation (`BT` in the shaders).
 pub(crate) const BT: u32 = 8;
 
-/// Grid of a step: ceil(H / WG) × ceil(B / BT).
-pub(crate) fn workgroups(gpu: &GpuInner, p: &Params) -> Result<[u32; 3]> {
+/// The tuning key under which a device may hold the per-step forward's k-split (`KS`).
+pub(crate) const K_SPLIT_KEY: (&str, u64) = ("recurrent_step_forward", 0);
+
+/// The per-step forward's k-slices per hidden unit on this device: 8 on a GPU (a unit's sum of
+/// H products split over 8 lanes, WG = 32: eight times the invocations, an eighth of the serial
+/// chain, which is what a latency-bound step wants), 1 on a CPU-backed adapter (lavapipe runs
+/// invocations as loop iterations: the split would only add barriers) and for the reset-before
+/// GRU (its two phases keep the whole-row sums). A device's tuning entry under [`K_SPLIT_KEY`]
+/// overrides the choice (the tests force each value), and so does `TIMELOOM_RECURRENT_KSPLIT`
+/// = 1, 2, 4 or 8 (the bench compares them on one machine).
+pub(crate) fn k_split(gpu: &GpuInner, cell: u32) -> u32 {
+    if cell == 4 {
+        return 1;
+    }
+    if let Some(v) = lock(&gpu.tuning).get(&K_SPLIT_KEY) {
+        return v.first().map_or(1, |&(_, k)| k as u32);
+    }
+    static ASKED: std::sync::OnceLock<Option<u32>> = std::sync::OnceLock::new();
+    let asked = ASKED.get_or_init(|| {
+        std::env::var("TIMELOOM_RECURRENT_KSPLIT")
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+            .filter(|k: &u32| [1, 2, 4, 8].contains(k))
+    });
+    if let Some(k) = *asked {
+        return k;
+    }
+    match gpu.info.device_type {
+        wgpu::DeviceType::Cpu => 1,
+        _ => 8,
+    }
+}
+
+/// Invocations per workgroup row for a k-split: WG · KS stays 64 unsplit, 256 split.
+fn wg_for(k_split: u32) -> u32 {
+    if k_split > 1 {
+        256 / k_split
+    } else {
+        WG
+    }
+}
+
+/// Grid of a step: ceil(H / wg) × ceil(B / BT).
+fn workgroups(gpu: &GpuInner, p: &Params, wg: u32) -> Result<[u32; 3]> {
     let max = gpu.limits.max_compute_workgroups_per_dimension;
-    let (x, y) = (p.hidden.div_ceil(WG), p.batch.div_ceil(BT));
+    let (x, y) = (p.hidden.div_ceil(wg), p.batch.div_ceil(BT));
     if x > max || y > max {
         // 65,535 × 64 hidden units or × 8 batch rows: far past any layer that fits in memory.
         return fold_grid("recurrent_step", u64::from(max) + 1, 1).map(|_| [x, y, 1]);
@@ -190,14 +232,26 @@ pub(crate) fn record_step(
     whole_sequence: bool,
     buffers: &[&RawBuffer; 7],
 ) -> Result<()> {
+    let ks = if !whole_sequence && kernels[0] == Kernel::RecurrentStepForward {
+        k_split(gpu, cell)
+    } else {
+        1
+    };
+    let wg = wg_for(ks);
     let (kernel, workgroups) = if whole_sequence {
         (kernels[1], [1, 1, 1])
     } else {
-        (kernels[0], workgroups(gpu, p)?)
+        (kernels[0], workgroups(gpu, p, wg)?)
     };
+    let unsplit = [("CELL", f64::from(cell)), ("WG", f64::from(WG))];
+    let split = [
+        ("CELL", f64::from(cell)),
+        ("WG", f64::from(wg)),
+        ("KS", f64::from(ks)),
+    ];
     gpu.record(&Dispatch {
         kernel: kernel.desc(),
-        overrides: &[("CELL", f64::from(cell)), ("WG", f64::from(WG))],
+        overrides: if ks > 1 { &split } else { &unsplit },
         params: bytemuck::bytes_of(p),
         buffers,
         workgroups,

@@ -214,6 +214,45 @@ mod cells {
         }
     }
 
+    /// The per-step forward with each unit's sum split over KS lanes (what a GPU runs; forced
+    /// here through the device's tuning entry, since lavapipe would choose 1) matches the CPU
+    /// path on shapes that leave lanes past H and rows past B, for every split the kernel takes.
+    #[test]
+    fn the_k_split_step_matches_cpu_for_every_split() {
+        use crate::kernels::recurrent_step_forward::K_SPLIT_KEY;
+        let shapes = [(3, 1, 2, 1), (4, 13, 5, 67), (2, 37, 3, 33), (2, 2, 4, 257)];
+        for ks in [2u32, 4, 8] {
+            let private = crate::Gpu::new_blocking().unwrap();
+            crate::gpu::lock(&private.inner.tuning)
+                .insert(K_SPLIT_KEY, vec![("KS", f64::from(ks))]);
+            let g = Device::Gpu(private);
+            for cell in CELLS {
+                for (k, &shape) in shapes.iter().enumerate() {
+                    let bi = k % 2 == 1;
+                    let lengths: Option<Vec<f32>> = (shape.1 > 1).then(|| {
+                        (0..shape.1)
+                            .map(|b| (shape.0 - b % shape.0) as f32)
+                            .collect()
+                    });
+                    let want = run(cell, &Device::Cpu, shape, 1, bi, lengths.as_deref(), false);
+                    let got = run(cell, &g, shape, 1, bi, lengths.as_deref(), false);
+                    for ((name, a), (_, b)) in got.iter().zip(&want) {
+                        let what = format!("KS={ks} {cell:?} {shape:?} bi={bi}: {name}");
+                        assert_close(
+                            &what,
+                            a,
+                            b,
+                            Tol {
+                                abs: 1e-4,
+                                rel: 1e-3,
+                            },
+                        );
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn every_cell_matches_finite_differences_on_the_cpu() {
         let dev = Device::Cpu;
