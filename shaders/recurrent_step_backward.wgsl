@@ -17,14 +17,28 @@
 @group(0) @binding(6) var<storage, read_write> dg: array<f32>;    // [2, T, B, G·H]: dG_x by time, dG_h by slot
 @group(0) @binding(7) var<storage, read_write> carry: array<f32>; // [2, T + 1, B, H]: dh, dc
 
-@compute @workgroup_size(WG)
+@compute @workgroup_size(WG, KS)
 fn recurrent_step_backward(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(local_invocation_id) lid: vec3<u32>,
 ) {
     let j = wid.x * WG + lid.x;
-    if j < p.hidden {
-        step_rows(j, wid.y * BT, p.t, p.slot, p.phase);
+    if KS == 1u {
+        if j < p.hidden {
+            step_rows(j, wid.y * BT, p.t, p.slot, p.phase);
+        }
+        return;
+    }
+    // Each unit's dG_h·W_hh split over the KS lanes, as the forward splits W_hh·h.
+    let b0 = wid.y * BT;
+    let unit = min(j, p.hidden - 1u);
+    let part = recurrent_term(unit, b0, p.slot, lid.y, KS);
+    var rec: array<f32, 8>;
+    for (var r = 0u; r < min(BT, p.batch - b0); r += 1u) {
+        rec[r] = k_reduce(part[r], lid.x, lid.y);
+    }
+    if lid.y == 0u && j < p.hidden {
+        finish_rows(j, b0, p.t, p.slot, rec);
     }
 }
 
@@ -42,26 +56,41 @@ fn step_rows(j: u32, b0: u32, t: u32, slot: u32, phase: u32) {
         cho_reset_rows(j, b0, t, slot);
         return;
     }
+    finish_rows(j, b0, t, slot, recurrent_term(j, b0, slot, 0u, 1u));
+}
+
+// The recurrent term dG_h[slot + 1]·W_hh of unit j for rows b0 .. b0 + BT, over the gate rows
+// q = q0, q0 + stride, ...: every invocation reads the same dG_h element (a broadcast), and each
+// W_hh element it loads serves all BT rows. Zero at the last slot.
+fn recurrent_term(j: u32, b0: u32, slot: u32, q0: u32, stride: u32) -> array<f32, 8> {
     let h = p.hidden;
     let g_count = cell_gates(CELL);
     let gh = g_count * h;
     let rows = min(BT, p.batch - b0);
     let plane = p.steps * p.batch * gh;             // dG_h plane of dg
-    let c_plane = (p.steps + 1u) * p.batch * h;     // c plane of state and carry
-    // The recurrent term dG_h[slot + 1]·W_hh for BT rows: every invocation reads the same dG_h
-    // element (a broadcast), and each W_hh element it loads serves all BT rows.
     var rec: array<f32, 8>;
     if slot + 1u < p.steps {
         let src0 = plane + ((slot + 1u) * p.batch + b0) * gh;
         // Reset-before GRU's n rows reach h through r ⊙ h: their part comes as a carry instead.
         let rec_rows = select(gh, 2u * h, CELL == 4u);
-        for (var q = 0u; q < rec_rows; q += 1u) {
+        for (var q = q0; q < rec_rows; q += stride) {
             let w = w_hh[q * h + j];
             for (var r = 0u; r < BT; r += 1u) {
                 rec[r] = fma(dg[src0 + select(0u, r, r < rows) * gh + q], w, rec[r]);
             }
         }
     }
+    return rec;
+}
+
+// The cell's backward for unit j and rows b0 .. b0 + BT, given the recurrent term `rec`.
+fn finish_rows(j: u32, b0: u32, t: u32, slot: u32, rec: array<f32, 8>) {
+    let h = p.hidden;
+    let g_count = cell_gates(CELL);
+    let gh = g_count * h;
+    let rows = min(BT, p.batch - b0);
+    let plane = p.steps * p.batch * gh;             // dG_h plane of dg
+    let c_plane = (p.steps + 1u) * p.batch * h;     // c plane of state and carry
     for (var r = 0u; r < rows; r += 1u) {
         let b = b0 + r;
         let prev = (slot * p.batch + b) * h;

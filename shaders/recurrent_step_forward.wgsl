@@ -86,13 +86,11 @@ fn recurrent_partial(j: u32, b0: u32, slot: u32, k0: u32, stride: u32, with_bias
     return acc;
 }
 
-// The per-step path with each unit's sum over k split across the workgroup's KS rows of
-// invocations (a GPU hides memory latency with many short sums, not WG long ones): lane `ks` sums
-// k = ks, ks + KS, ...; the KS partials meet in workgroup memory, in a fixed tree order, and
-// lane 0 finishes the cell. Lanes past H sum a copy of the last unit and store nothing. Contains
-// barriers: call from uniform control flow.
-var<workgroup> k_partial: array<f32, 256>;  // [KS][WG], WG·KS ≤ 256
-
+// The per-step path with each unit's sum split across the workgroup's KS rows of invocations (a
+// GPU hides memory latency with many short sums, not WG long ones): lane `ks` sums k = ks,
+// ks + KS, ...; the partials meet in k_reduce (common/recurrent.wgsl) and lane 0 finishes the
+// cell. Lanes past H sum a copy of the last unit and store nothing. Contains barriers: call
+// from uniform control flow.
 fn step_rows_split(j: u32, b0: u32, lane: u32, ks: u32) {
     let h = p.hidden;
     let unit = min(j, h - 1u);
@@ -103,16 +101,7 @@ fn step_rows_split(j: u32, b0: u32, lane: u32, ks: u32) {
     for (var r = 0u; r < rows; r += 1u) {
         for (var g = 0u; g < acc_gates; g += 1u) {
             let a = r * 4u + g;
-            k_partial[ks * WG + lane] = part[a];
-            workgroupBarrier();
-            for (var s = KS / 2u; s > 0u; s >>= 1u) {
-                if ks < s {
-                    k_partial[ks * WG + lane] += k_partial[(ks + s) * WG + lane];
-                }
-                workgroupBarrier();
-            }
-            acc[a] = b_hh[g * h + unit] + k_partial[lane];
-            workgroupBarrier();
+            acc[a] = b_hh[g * h + unit] + k_reduce(part[a], lane, ks);
         }
     }
     if ks == 0u && j < h {

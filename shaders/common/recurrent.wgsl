@@ -13,11 +13,31 @@
 // (common/cells.wgsl).
 override CELL: u32 = 2u;
 override WG: u32 = 64u;
-// The per-step forward's k-slices per hidden unit (recurrent_step_forward: a workgroup of
-// WG × KS, each unit's W_hh·h_prev split over KS lanes); 1 sums whole rows per invocation.
+// The per-step kernels' k-slices per hidden unit (a workgroup of WG × KS: each unit's recurrent
+// sum, W_hh·h_prev forward and dG_h·W_hh backward, split over KS lanes); 1 sums whole rows per
+// invocation.
 override KS: u32 = 1u;
 // Batch rows per invocation: each W_hh element an invocation loads serves BT rows.
 const BT: u32 = 8u;
+
+// The k-split's meeting point: invocation (lane, ks) of a WG × KS workgroup passes its partial
+// `v`; lane ks = 0 gets the sum over the KS partials, added in a fixed tree order (the others get
+// a partial sum). Contains barriers: call from uniform control flow.
+var<workgroup> k_partial: array<f32, 256>;  // [KS][WG], WG·KS ≤ 256
+
+fn k_reduce(v: f32, lane: u32, ks: u32) -> f32 {
+    k_partial[ks * WG + lane] = v;
+    workgroupBarrier();
+    for (var s = KS / 2u; s > 0u; s >>= 1u) {
+        if ks < s {
+            k_partial[ks * WG + lane] += k_partial[(ks + s) * WG + lane];
+        }
+        workgroupBarrier();
+    }
+    let r = k_partial[lane];
+    workgroupBarrier();
+    return r;
+}
 
 struct Params {
     batch: u32, hidden: u32, steps: u32, t: u32,

@@ -106,9 +106,9 @@ pub(crate) const BT: u32 = 8;
 /// The tuning key under which a device may hold the per-step forward's k-split (`KS`).
 pub(crate) const K_SPLIT_KEY: (&str, u64) = ("recurrent_step_forward", 0);
 
-/// The per-step forward's k-slices per hidden unit on this device: 8 on a GPU (a unit's sum of
-/// H products split over 8 lanes, WG = 32: eight times the invocations, an eighth of the serial
-/// chain, which is what a latency-bound step wants), 1 on a CPU-backed adapter (lavapipe runs
+/// The per-step kernels' k-slices per hidden unit on this device: 8 on a GPU (a unit's recurrent
+/// sum, H products forward and G·H backward, split over 8 lanes, WG = 32: eight times the
+/// invocations, an eighth of the serial chain, which is what a latency-bound step wants), 1 on a CPU-backed adapter (lavapipe runs
 /// invocations as loop iterations: the split would only add barriers) and for the reset-before
 /// GRU (its two phases keep the whole-row sums). A device's tuning entry under [`K_SPLIT_KEY`]
 /// overrides the choice (the tests force each value), and so does `TIMELOOM_RECURRENT_KSPLIT`
@@ -232,10 +232,11 @@ pub(crate) fn record_step(
     whole_sequence: bool,
     buffers: &[&RawBuffer; 7],
 ) -> Result<()> {
-    let ks = if !whole_sequence && kernels[0] == Kernel::RecurrentStepForward {
-        k_split(gpu, cell)
-    } else {
+    // Both per-step kernels split their recurrent sums; the persistent sweeps do not.
+    let ks = if whole_sequence {
         1
+    } else {
+        k_split(gpu, cell)
     };
     let wg = wg_for(ks);
     let (kernel, workgroups) = if whole_sequence {

@@ -214,9 +214,10 @@ mod cells {
         }
     }
 
-    /// The per-step forward with each unit's sum split over KS lanes (what a GPU runs; forced
-    /// here through the device's tuning entry, since lavapipe would choose 1) matches the CPU
-    /// path on shapes that leave lanes past H and rows past B, for every split the kernel takes.
+    /// The per-step forward and backward with each unit's recurrent sum split over KS lanes
+    /// (what a GPU runs; forced here through the device's tuning entry, since lavapipe would
+    /// choose 1) match the CPU path, outputs and every gradient, on shapes that leave lanes past
+    /// H and rows past B, for every split the kernels take.
     #[test]
     fn the_k_split_step_matches_cpu_for_every_split() {
         use crate::kernels::recurrent_step_forward::K_SPLIT_KEY;
