@@ -18,23 +18,6 @@ struct Params {
 @group(0) @binding(1) var<storage, read> x: array<f32>;          // [R, V]
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;  // [R]: the drawn indices
 
-var<workgroup> count_scratch: array<u32, 256>;
-
-// The row's total of every invocation's `v` (exact: integers). Call from uniform control flow.
-fn row_count(v: u32, lindex: u32) -> u32 {
-    count_scratch[lindex] = v;
-    workgroupBarrier();
-    for (var s = 128u; s > 0u; s >>= 1u) {
-        if lindex < s {
-            count_scratch[lindex] = count_scratch[lindex] + count_scratch[lindex + s];
-        }
-        workgroupBarrier();
-    }
-    let r = count_scratch[0];
-    workgroupBarrier();
-    return r;
-}
-
 // f32 bits mapped to u32 so that unsigned order is the floats' order (-inf < ... < -0 < +0 < ...).
 fn ordered_bits(v: f32) -> u32 {
     let b = bitcast<u32>(v);

@@ -1,6 +1,7 @@
 // Row reductions over workgroup memory, shared by the kernels that give one workgroup of 256
-// invocations to each row (softmax, cross-entropy). Each invocation passes its partial value;
-// every invocation gets the row's result. Contains barriers: call from uniform control flow.
+// invocations to each row (softmax, cross-entropy, sample_categorical). Each invocation passes
+// its partial value; every invocation gets the row's result. Contains barriers: call from
+// uniform control flow.
 
 var<workgroup> row_scratch: array<f32, 256>;
 
@@ -29,6 +30,23 @@ fn row_sum(v: f32, lindex: u32) -> f32 {
         workgroupBarrier();
     }
     let r = row_scratch[0];
+    workgroupBarrier();
+    return r;
+}
+
+var<workgroup> row_counts: array<u32, 256>;
+
+// The row's total of every invocation's count `v` (integers: exact in any order).
+fn row_count(v: u32, lindex: u32) -> u32 {
+    row_counts[lindex] = v;
+    workgroupBarrier();
+    for (var s = 128u; s > 0u; s >>= 1u) {
+        if lindex < s {
+            row_counts[lindex] = row_counts[lindex] + row_counts[lindex + s];
+        }
+        workgroupBarrier();
+    }
+    let r = row_counts[0];
     workgroupBarrier();
     return r;
 }
