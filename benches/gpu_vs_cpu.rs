@@ -21,8 +21,8 @@
 //! Timing: one untimed call per row first compiles the pipelines (and finds a size a path
 //! refuses); a GPU call is timed from recording to the end of the device's work (submit + wait),
 //! so a number includes submission overhead, as a user's step would. The first row measured is
-//! the cold start, with Mesa's on-disk shader cache off, so it counts the compiles a user's first
-//! run pays.
+//! the cold start, with the drivers' on-disk shader caches and timeloom's tuning cache off, so it
+//! counts the compiles and the tuning a user's first run pays.
 //!
 //! Environment: TIMELOOM_PERSISTENT=0|1 forces the recurrent rows onto the per-step or the
 //! one-dispatch path; TIMELOOM_RECURRENT_KSPLIT=1|2|4|8 forces the per-step forward's k-split
@@ -685,6 +685,10 @@ fn main() {
     if std::env::var_os("MESA_SHADER_CACHE_DISABLE").is_none() {
         // Before any Vulkan instance exists: the cold start must pay the real compiles.
         std::env::set_var("MESA_SHADER_CACHE_DISABLE", "true");
+    }
+    if std::env::var_os("TIMELOOM_TUNING_CACHE").is_none() {
+        // Nor may matmul tiles tuned by an earlier run: the cold starts count their tuning.
+        std::env::set_var("TIMELOOM_TUNING_CACHE", "off");
     }
     if std::env::var_os("__GL_SHADER_DISK_CACHE").is_none() {
         // NVIDIA's driver keeps its own on-disk cache.

@@ -713,3 +713,81 @@ mod external_lifetime {
         );
     }
 }
+
+mod tuning_cache {
+    use super::*;
+
+    /// Tiles tuned by one device are remembered on disk for the next on this adapter: its
+    /// first matmul tunes nothing (one wait: the read) and picks the same tiles; a file with a
+    /// tile the engine would not choose, or a corrupt one, is ignored, tuned over and replaced.
+    #[test]
+    fn a_second_device_reuses_tuned_tiles_and_distrusts_the_file() {
+        let _serial = serial();
+        let dir = std::env::temp_dir().join(format!("timeloom-tuning-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let open = || {
+            pollster::block_on(Gpu::with_options(GpuOptions {
+                tuning_cache: Some(dir.clone()),
+                ..GpuOptions::default()
+            }))
+            .unwrap()
+        };
+        // Blocking waits of a first 128³ matmul and its read on a fresh device.
+        let first_matmul = |g: &Gpu| -> u64 {
+            let dev = Device::Gpu(g.clone());
+            let a = Tensor::from_slice(&dev, &seq(128 * 128, 0.01), &[128, 128]).unwrap();
+            let before = g.stats().blocking_waits;
+            a.matmul(&a).unwrap().read_blocking().unwrap();
+            g.stats().blocking_waits - before
+        };
+        let first = open();
+        let tuned = first_matmul(&first);
+        assert!(tuned > 1, "the first device tunes: {tuned} waits");
+        let files: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert_eq!(files.len(), 1, "one file for the adapter: {files:?}");
+        let path = &files[0];
+        let good = std::fs::read_to_string(path).unwrap();
+
+        let second = open();
+        assert_eq!(first_matmul(&second), 1, "the second device tunes nothing");
+        assert_eq!(
+            timeloom::diagnostics::matmul_tiles(&first),
+            timeloom::diagnostics::matmul_tiles(&second)
+        );
+
+        // Every value of the file set to 7: well formed, for this adapter, but no tile the
+        // engine has; then plain garbage. Each time the device tunes again and rewrites it.
+        let foreign: String = good
+            .lines()
+            .map(|l| match l.split_once(' ') {
+                Some(("matmul", rest)) => {
+                    let mut w = rest.split_whitespace();
+                    let class = w.next().unwrap();
+                    let pairs: Vec<String> = w
+                        .map(|p| format!("{}=7", p.split_once('=').unwrap().0))
+                        .collect();
+                    format!("matmul {class} {}\n", pairs.join(" "))
+                }
+                _ => format!("{l}\n"),
+            })
+            .collect();
+        assert_ne!(foreign, good);
+        for bad in [foreign.as_bytes(), b"\x00\x01 not a tuning file".as_slice()] {
+            std::fs::write(path, bad).unwrap();
+            let g = open();
+            assert!(first_matmul(&g) > 1, "an untrusted file is tuned over");
+            // Replaced by a good file (the timing may pick other tiles on a noisy machine).
+            let now = std::fs::read_to_string(path).unwrap();
+            assert!(
+                now.lines().take(2).eq(good.lines().take(2))
+                    && now.contains("\nmatmul ")
+                    && !now.contains("=7"),
+                "{now}"
+            );
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

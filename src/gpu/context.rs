@@ -51,6 +51,12 @@ pub struct GpuOptions {
     /// WARP) may be chosen. `None` means yes, after every hardware adapter;
     /// [`Device::auto`](crate::Device::auto) says no, since the CPU path outruns them.
     pub software: Option<bool>,
+    /// The folder where tuned choices (matmul tiles) persist between processes, one file per
+    /// adapter and driver, so the second process on a machine tunes nothing. `None`:
+    /// `$TIMELOOM_TUNING_CACHE`, else `$XDG_CACHE_HOME/timeloom`, else `~/.cache/timeloom`;
+    /// `off` or an empty path keeps nothing. A stale or corrupt file is ignored, and every entry
+    /// is checked against the engine's own candidates before it is used.
+    pub tuning_cache: Option<std::path::PathBuf>,
 }
 
 /// What an adapter is: name, backend, driver and type.
@@ -110,6 +116,8 @@ pub(crate) struct GpuInner {
     /// Autotuned `override` values, keyed by kernel name and a shape class of the kernel's own
     /// choosing; the device layer only stores them.
     pub tuning: Mutex<HashMap<TuneKey, Vec<(&'static str, f64)>>>,
+    /// The adapter's tuning file and what it held when the device was made (untrusted).
+    pub tuning_cache: super::tuning_cache::TuningCache,
     /// Application buffers wrapped as tensors: their bind-group id and how many tensors wrap them.
     pub external: Mutex<HashMap<wgpu::Buffer, (u64, usize)>>,
     /// A tiny buffer bound where a kernel's optional input is absent.
@@ -268,6 +276,7 @@ impl Gpu {
             adapter.features(),
             true,
             options.autotune.unwrap_or(true),
+            super::tuning_cache::folder(options.tuning_cache.as_deref()),
         );
         // Errors and loss on our own device become typed errors at the next call, never panics.
         let fault = gpu.inner.fault.clone();
@@ -298,7 +307,9 @@ impl Gpu {
     pub fn from_wgpu(device: wgpu::Device, queue: wgpu::Queue) -> Gpu {
         let info = device.adapter_info();
         let features = device.features();
-        Gpu::build(device, queue, info, features, false, false)
+        // An application's device reads tuned choices but never tunes, so never writes.
+        let cache = super::tuning_cache::folder(None);
+        Gpu::build(device, queue, info, features, false, false, cache)
     }
 
     fn build(
@@ -308,7 +319,9 @@ impl Gpu {
         adapter_features: wgpu::Features,
         owned: bool,
         autotune: bool,
+        cache_folder: Option<std::path::PathBuf>,
     ) -> Gpu {
+        let tuning_cache = super::tuning_cache::TuningCache::open(cache_folder, &info);
         let placeholder = || RawBuffer {
             buffer: device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("timeloom unused binding"),
@@ -337,6 +350,7 @@ impl Gpu {
                 pipelines: PipelineCache::default(),
                 pending,
                 tuning: Mutex::new(HashMap::new()),
+                tuning_cache,
                 external: Mutex::new(HashMap::new()),
                 dummy,
                 dummy_out,
@@ -471,6 +485,22 @@ impl GpuInner {
             drop(ext);
             lock(&self.pending).forget_buffer(id);
         }
+    }
+
+    /// Saves `kernel`'s tuned choices in `tuning` (the locked map) to the adapter's tuning file,
+    /// beside what the file held for other kernels.
+    pub(crate) fn persist_tuning(
+        &self,
+        tuning: &HashMap<TuneKey, Vec<(&'static str, f64)>>,
+        kernel: &'static str,
+    ) {
+        self.tuning_cache.write(
+            kernel,
+            tuning
+                .iter()
+                .filter(|((k, _), _)| *k == kernel)
+                .map(|(&(_, class), v)| (class, v.as_slice())),
+        );
     }
 
     /// Records a GPU error to be returned by the next call.

@@ -7,6 +7,7 @@ pub(crate) mod pipelines;
 pub(crate) mod pool;
 mod readback;
 mod stats;
+pub(crate) mod tuning_cache;
 
 pub(crate) use context::GpuInner;
 pub use context::{AdapterSummary, Gpu, GpuOptions, OptionalFeatures};

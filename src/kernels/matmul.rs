@@ -414,10 +414,30 @@ pub(crate) fn choose_tile(gpu: &GpuInner, m: u32, n: u32, k: u32) -> Result<Tile
         .into_iter()
         .filter(|t| t.fits(&gpu.limits))
         .collect();
-    let tile = if gpu.autotune && candidates.len() > 1 {
-        autotune(gpu, &candidates, m, n, k)?
-    } else {
-        candidates.first().copied().unwrap_or(TileConfig::T32X32)
+    // A choice remembered on disk by an earlier process on this adapter, used only when it is
+    // one of this class's candidates that fit here, named override for override.
+    let remembered = gpu
+        .tuning_cache
+        .read
+        .get(&(KERNEL.name.to_string(), class.code()))
+        .and_then(|pairs| {
+            candidates.iter().copied().find(|t| {
+                t.overrides().len() == pairs.len()
+                    && t.overrides()
+                        .iter()
+                        .zip(pairs)
+                        .all(|(&(n, v), (m, w))| n == m && v == *w)
+            })
+        });
+    let tile = match remembered {
+        Some(tile) => tile,
+        None if gpu.autotune && candidates.len() > 1 => {
+            let tile = autotune(gpu, &candidates, m, n, k)?;
+            tuning.insert((KERNEL.name, class.code()), tile.overrides().to_vec());
+            gpu.persist_tuning(&tuning, KERNEL.name);
+            return Ok(tile);
+        }
+        None => candidates.first().copied().unwrap_or(TileConfig::T32X32),
     };
     tuning.insert((KERNEL.name, class.code()), tile.overrides().to_vec());
     Ok(tile)
