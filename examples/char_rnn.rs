@@ -648,37 +648,6 @@ pub fn sample(
     })
 }
 
-/// One draw from logits.
-pub fn pick(logits: &[f32], temperature: f32, top_k: usize, rng: &mut Rng) -> u32 {
-    let argmax = logits
-        .iter()
-        .enumerate()
-        .max_by(|a, b| a.1.total_cmp(b.1))
-        .map_or(0, |(i, _)| i);
-    if temperature <= 1e-6 {
-        return argmax as u32;
-    }
-    let mut order: Vec<usize> = (0..logits.len()).collect();
-    order.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]));
-    if top_k > 0 {
-        order.truncate(top_k);
-    }
-    let m = logits[argmax];
-    let weights: Vec<f64> = order
-        .iter()
-        .map(|&i| f64::from((logits[i] - m) / temperature).exp())
-        .collect();
-    let total: f64 = weights.iter().sum();
-    let mut u = rng.uniform() * total;
-    for (&i, w) in order.iter().zip(&weights) {
-        if u < *w {
-            return i as u32;
-        }
-        u -= w;
-    }
-    order[order.len() - 1] as u32
-}
-
 fn fmt_secs(s: f64) -> String {
     if s >= 60.0 {
         format!("{}m{:02}s", (s / 60.0) as u64, (s % 60.0) as u64)

@@ -21,11 +21,12 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use char_rnn::optim_flags::{OptimizerChoice, ScheduleChoice};
-use char_rnn::{cli, pick, Batcher, Config, Corpus, Trainer};
+use char_rnn::{cli, Batcher, Config, Corpus, Trainer};
 use clap::Parser;
 use timeloom::nn::{Embedding, LayerNorm, Linear, Module, TransformerBlock};
 use timeloom::{
-    no_grad, sinusoidal_positions, CrossEntropy, Device, Error, Optimizer, Rng, Tensor,
+    no_grad, sinusoidal_positions, CrossEntropy, Device, Error, Optimizer, Rng, SampleOptions,
+    Tensor,
 };
 
 /// The transformer's shape and training.
@@ -117,10 +118,15 @@ impl CharTransformer {
     /// Logits [B·L, V] for ids [B, L] (batch-major, L ≤ the configured context).
     pub fn forward(&self, ids: &[u32], batch: usize, len: usize) -> Result<Tensor, Error> {
         let ids: Vec<f32> = ids.iter().map(|&i| i as f32).collect();
-        let ids = Tensor::from_slice(&self.device, &ids, &[batch, len])?;
+        self.forward_ids(&Tensor::from_slice(&self.device, &ids, &[batch, len])?)
+    }
+
+    /// [`CharTransformer::forward`] from ids [B, L] already on the device (class ids as f32).
+    pub fn forward_ids(&self, ids: &Tensor) -> Result<Tensor, Error> {
+        let (batch, len) = (ids.shape()[0], ids.shape()[1]);
         let mut h = self
             .embedding
-            .forward(&ids)?
+            .forward(ids)?
             .add(&self.positions.narrow(0, 0, len)?)?;
         for b in &self.blocks {
             h = b.forward(&h)?;
@@ -223,7 +229,10 @@ pub fn train(
     Ok(curve)
 }
 
-/// Samples `length` characters after `prime`, with the last `seq_len` characters as context.
+/// Samples `length` characters after `prime`, with the last `seq_len` characters as context:
+/// each drawn on the model's device (`Tensor::sample_categorical`, seeded from `rng`), the
+/// context window kept there, one readback at the end, so `length` characters cost one
+/// submission on the GPU instead of one of each per character.
 pub fn sample(
     model: &CharTransformer,
     corpus: &Corpus,
@@ -233,13 +242,45 @@ pub fn sample(
     length: usize,
     rng: &mut Rng,
 ) -> Result<String, Error> {
-    let mut ids = corpus.encode(prime)?;
+    let prime_ids = corpus.encode(if prime.is_empty() { "\n" } else { prime })?;
+    let seed = rng.next_u64();
     no_grad(|| {
-        for _ in 0..length {
-            let ctx = &ids[ids.len().saturating_sub(cfg.seq_len)..];
-            let logits = model.forward(ctx, 1, ctx.len())?.read_blocking()?;
-            let last = &logits[(ctx.len() - 1) * model.vocab..];
-            ids.push(pick(last, temperature, 0, rng));
+        // The context window lives on the device: each drawn id is appended there (the oldest
+        // dropped once the window is full), so the whole generation is recorded before
+        // anything is read.
+        let start: Vec<f32> = prime_ids[prime_ids.len().saturating_sub(cfg.seq_len)..]
+            .iter()
+            .map(|&i| i as f32)
+            .collect();
+        let mut window = Tensor::from_slice(&model.device, &start, &[start.len()])?;
+        let mut drawn = Vec::with_capacity(length);
+        for step in 0..length {
+            let len = window.shape()[0];
+            let logits = model.forward_ids(&window.reshape(&[1, len])?)?;
+            let options = SampleOptions {
+                temperature,
+                seed,
+                counter: step as u32,
+                ..SampleOptions::default()
+            };
+            let id = logits.narrow(0, len - 1, 1)?.sample_categorical(&options)?;
+            let kept = if len == cfg.seq_len {
+                window.narrow(0, 1, len - 1)?
+            } else {
+                window
+            };
+            window = Tensor::cat0(&[&kept, &id])?;
+            drawn.push(id);
+        }
+        let mut ids = prime_ids;
+        if !drawn.is_empty() {
+            let parts: Vec<&Tensor> = drawn.iter().collect();
+            ids.extend(
+                Tensor::cat0(&parts)?
+                    .read_blocking()?
+                    .iter()
+                    .map(|&i| i as u32),
+            );
         }
         Ok(corpus.decode(&ids))
     })

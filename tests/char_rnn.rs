@@ -10,7 +10,7 @@ use char_transformer::char_rnn;
 
 use std::sync::OnceLock;
 
-use char_rnn::{pick, sample, train, Batcher, Config, Corpus, Trainer};
+use char_rnn::{sample, train, Batcher, Config, Corpus, Trainer};
 use timeloom::{Device, Gpu, Rng};
 
 fn gpu() -> Device {
@@ -175,15 +175,12 @@ fn sampling_is_deterministic_and_temperature_zero_is_argmax() {
     let b = sample(&t.model, &t.corpus, "ROMEO:", 0.8, 5, 40, &mut Rng::new(3)).unwrap();
     assert_eq!(a, b);
     assert!(a.starts_with("ROMEO:") && a.chars().count() == 46);
-    let logits = [0.1f32, 2.0, -1.0, 1.9];
-    for seed in 0..20 {
-        assert_eq!(pick(&logits, 0.0, 0, &mut Rng::new(seed)), 1);
-        assert_eq!(
-            pick(&logits, 1.0, 1, &mut Rng::new(seed)),
-            1,
-            "top-1 is argmax too"
-        );
-    }
+    // Temperature 0 is greedy whatever the seed, and so is top-1 at any temperature.
+    let greedy = sample(&t.model, &t.corpus, "ROMEO:", 0.0, 0, 40, &mut Rng::new(3)).unwrap();
+    let again = sample(&t.model, &t.corpus, "ROMEO:", 0.0, 0, 40, &mut Rng::new(9)).unwrap();
+    let top1 = sample(&t.model, &t.corpus, "ROMEO:", 1.0, 1, 40, &mut Rng::new(5)).unwrap();
+    assert_eq!(greedy, again);
+    assert_eq!(greedy, top1, "top-1 is argmax too");
 }
 
 /// Generation on the GPU draws on the device and reads once: 40 characters, one submission
@@ -205,6 +202,58 @@ fn gpu_sampling_takes_one_submission_and_matches_the_cpu_path() {
     assert!(on_gpu.starts_with("ROMEO:") && on_gpu.chars().count() == 46);
     let c = Trainer::new(small(1), &shakespeare(), &Device::Cpu).unwrap();
     let on_cpu = sample(&c.model, &c.corpus, "ROMEO:", 0.8, 5, 40, &mut Rng::new(3)).unwrap();
+    assert_eq!(on_gpu, on_cpu);
+}
+
+/// The transformer generates on the device too: its context window stays there (the oldest id
+/// dropped once 8 are held), 30 characters cost one submission and one wait, and the CPU path
+/// with the same weights and seed writes the same text.
+#[test]
+fn char_transformer_sampling_takes_one_submission_and_matches_the_cpu_path() {
+    use char_transformer::{sample as tf_sample, CharTransformer, TfConfig};
+    let text = shakespeare();
+    let corpus = Corpus::new(&text).unwrap();
+    let cfg = TfConfig {
+        embed: 16,
+        heads: 2,
+        layers: 1,
+        seq_len: 8,
+        ..TfConfig::default()
+    };
+    let g = Gpu::new_blocking().expect("the tests need a GPU adapter");
+    let dev = Device::Gpu(g.clone());
+    let model = CharTransformer::new(&cfg, corpus.vocab.len(), &dev, &mut Rng::new(0)).unwrap();
+    // First samples compile, tune and grow the params arena (it doubles each time a batch
+    // fills it: 750 dispatches take two rounds).
+    for seed in 0..2 {
+        tf_sample(
+            &model,
+            &corpus,
+            &cfg,
+            "ROMEO:",
+            0.8,
+            30,
+            &mut Rng::new(seed),
+        )
+        .unwrap();
+    }
+    let before = g.stats();
+    let on_gpu = tf_sample(&model, &corpus, &cfg, "ROMEO:", 0.8, 30, &mut Rng::new(3)).unwrap();
+    let s = g.stats().since(&before);
+    assert_eq!((s.submissions, s.blocking_waits), (1, 1), "{s:?}");
+    assert!(on_gpu.starts_with("ROMEO:") && on_gpu.chars().count() == 36);
+    let cpu_model =
+        CharTransformer::new(&cfg, corpus.vocab.len(), &Device::Cpu, &mut Rng::new(0)).unwrap();
+    let on_cpu = tf_sample(
+        &cpu_model,
+        &corpus,
+        &cfg,
+        "ROMEO:",
+        0.8,
+        30,
+        &mut Rng::new(3),
+    )
+    .unwrap();
     assert_eq!(on_gpu, on_cpu);
 }
 
