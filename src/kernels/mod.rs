@@ -225,6 +225,7 @@ pub(crate) fn fold_rows(op: &'static str, x: u32, rows: u32, max: u32) -> Result
 fn record_grid(
     gpu: &GpuInner,
     kernel: Kernel,
+    overrides: &[(&'static str, f64)],
     params: &[u8],
     buffers: &[&RawBuffer],
     workgroups: u64,
@@ -236,7 +237,7 @@ fn record_grid(
     )?;
     gpu.record(&Dispatch {
         kernel: kernel.desc(),
-        overrides: &[],
+        overrides,
         params,
         buffers,
         workgroups,
@@ -252,7 +253,26 @@ pub(crate) fn record_flat(
     buffers: &[&RawBuffer],
     elements: u64,
 ) -> Result<()> {
-    record_grid(gpu, kernel, params, buffers, elements.div_ceil(256))
+    record_flat_with(gpu, kernel, &[], params, buffers, elements)
+}
+
+/// [`record_flat`] with `override` constants (an f16 operand's flag, say).
+pub(crate) fn record_flat_with(
+    gpu: &GpuInner,
+    kernel: Kernel,
+    overrides: &[(&'static str, f64)],
+    params: &[u8],
+    buffers: &[&RawBuffer],
+    elements: u64,
+) -> Result<()> {
+    record_grid(
+        gpu,
+        kernel,
+        overrides,
+        params,
+        buffers,
+        elements.div_ceil(256),
+    )
 }
 
 /// Elements each invocation of a grid-stride kernel handles (at least; the last pass of the
@@ -280,6 +300,7 @@ pub(crate) fn record_strided(
     record_grid(
         gpu,
         kernel,
+        &[],
         params,
         buffers,
         elements.div_ceil(per_workgroup),
@@ -294,7 +315,7 @@ pub(crate) fn record_rows(
     buffers: &[&RawBuffer],
     rows: u64,
 ) -> Result<()> {
-    record_grid(gpu, kernel, params, buffers, rows)
+    record_grid(gpu, kernel, &[], params, buffers, rows)
 }
 
 /// Declares an owner's `Params` as written (attributes, docs and all) and, for tests, its layout

@@ -5,9 +5,9 @@ use crate::kernels::{
     batch_norm_backward, batch_norm_forward, embedding_backward, embedding_forward,
     layer_norm_backward, layer_norm_forward,
 };
-use crate::ops::{same_device, u32_of};
-use crate::tensor::autodiff::record;
-use crate::tensor::Tensor;
+use crate::ops::{same_device, same_device_any_dtype, u32_of};
+use crate::tensor::autodiff::{is_grad_enabled, record};
+use crate::tensor::{DType, Tensor};
 
 impl Tensor {
     /// Layer normalisation over the last axis, as PyTorch's `F.layer_norm` with
@@ -106,9 +106,14 @@ impl Tensor {
 
 /// Rows of `weight` [V, D] picked by `ids` (class ids as f32, any shape): result [ids..., D].
 /// The gradient of `weight` sums repeated ids in a fixed order: deterministic, no atomics.
-/// An id outside [0, V) gives a row of NaN.
+/// An id outside [0, V) gives a row of NaN. An f16 table (a whole one, for inference) is
+/// widened on load: the rows come out in f32, exactly the table's values; it cannot be trained
+/// (keep an f32 copy for that).
 pub fn embedding(weight: &Tensor, ids: &Tensor) -> Result<Tensor> {
     let op = "embedding";
+    if weight.dtype() == DType::F16 {
+        return embedding_f16(weight, ids);
+    }
     same_device(op, "ids", weight, ids)?;
     let [vocab, dim] = *weight.shape() else {
         return Err(Error::ShapeMismatch {
@@ -160,6 +165,59 @@ pub fn embedding(weight: &Tensor, ids: &Tensor) -> Result<Tensor> {
         )?;
         grads.add(0, dw)
     }))
+}
+
+/// [`embedding`] of an f16 table: the same kernel with the table widened on load, no gradient.
+fn embedding_f16(weight: &Tensor, ids: &Tensor) -> Result<Tensor> {
+    let op = "embedding";
+    same_device_any_dtype(op, "ids", weight, ids)?;
+    ids.expect_f32(op)?;
+    let [vocab, dim] = *weight.shape() else {
+        return Err(Error::ShapeMismatch {
+            op,
+            arg: "weight",
+            expected: "[vocabulary, dim]".into(),
+            got: shape_str(weight.shape()),
+        });
+    };
+    if !weight.is_contiguous() || weight.offset != 0 {
+        return Err(Error::Unsupported {
+            op,
+            message: "an f16 table must be a whole tensor, not a view: look rows up in the \
+                      whole table, or convert the view to f32 first"
+                .into(),
+        });
+    }
+    if weight.tracks_grad() && is_grad_enabled() {
+        return Err(Error::Unsupported {
+            op,
+            message: "an f16 table cannot be trained: train an f32 table (convert it with \
+                      to_dtype for inference), or look up under no_grad"
+                .into(),
+        });
+    }
+    let ids_c = ids.contiguous()?.detach();
+    let tokens = ids_c.numel();
+    let mut shape = ids.shape().to_vec();
+    shape.push(dim);
+    let y = ids_c.output_like(&shape, op)?;
+    let p = embedding_forward::Params {
+        tokens: u32_of(tokens),
+        dim: u32_of(dim),
+        vocab: u32_of(vocab),
+        ids_off: u32_of(ids_c.offset),
+    };
+    if tokens > 0 {
+        embedding_forward::launch(
+            &p,
+            &embedding_forward::Bindings {
+                weight,
+                ids: &ids_c,
+                y: &y,
+            },
+        )?;
+    }
+    Ok(y)
 }
 
 /// The sinusoidal positional encoding of "Attention Is All You Need": row t, column 2i is
