@@ -108,9 +108,9 @@ pub(crate) const K_SPLIT_KEY: (&str, u64) = ("recurrent_step_forward", 0);
 
 /// The per-step kernels' k-slices per hidden unit on this device: 8 on a GPU (a unit's recurrent
 /// sum, H products forward and G·H backward, split over 8 lanes, WG = 32: eight times the
-/// invocations, an eighth of the serial chain, which is what a latency-bound step wants), 1 on a CPU-backed adapter (lavapipe runs
-/// invocations as loop iterations: the split would only add barriers) and for the reset-before
-/// GRU (its two phases keep the whole-row sums). A device's tuning entry under [`K_SPLIT_KEY`]
+/// invocations, an eighth of the serial chain, which is what a latency-bound step wants), 1 on
+/// a CPU-backed adapter (lavapipe runs invocations as loop iterations: the split would only add
+/// barriers) and for the reset-before GRU (its two phases keep the whole-row sums). A device's tuning entry under [`K_SPLIT_KEY`]
 /// overrides the choice (the tests force each value), and so does `TIMELOOM_RECURRENT_KSPLIT`
 /// = 1, 2, 4 or 8 (the bench compares them on one machine).
 pub(crate) fn k_split(gpu: &GpuInner, cell: u32) -> u32 {
