@@ -408,7 +408,8 @@ fn f16_operands_give_the_product_of_their_widened_values() {
 }
 
 /// Gradients flow to an f32 input through an f16 weight (dX = dY·W reads W as f16), equal to
-/// those through the widened weight; an f16 operand that tracks gradients is refused.
+/// those through the widened weight; an f16 operand that tracks gradients is refused, except
+/// under no_grad.
 #[test]
 fn gradients_reach_an_f32_input_through_an_f16_weight() {
     for dev in [Device::Gpu(gpu()), Device::Cpu] {
@@ -435,5 +436,8 @@ fn gradients_reach_an_f32_input_through_an_f16_weight() {
         let x = Tensor::from_slice(&dev, &xv, &[m, k]).unwrap();
         let e = x.matmul(&w16.requires_grad().t().unwrap()).unwrap_err();
         assert!(matches!(e, crate::Error::Unsupported { .. }), "{dev}: {e}");
+        // Under no_grad nothing is recorded: an f16 parameter is only read (inference).
+        let tracked = w16.requires_grad();
+        assert!(crate::no_grad(|| x.matmul(&tracked.t()?)).is_ok(), "{dev}");
     }
 }

@@ -235,10 +235,11 @@ impl<'a> Matmul<'a> {
         same_device_any_dtype("matmul", "b", self.a, self.b)?;
         let operands = [Some(self.a), Some(self.b), self.bias.map(|(t, _)| t)];
         for t in operands.into_iter().flatten() {
-            if t.dtype() == DType::F16 && t.tracks_grad() {
+            // Under no_grad nothing is recorded: an f16 parameter is then only read.
+            if t.dtype() == DType::F16 && t.tracks_grad() && crate::is_grad_enabled() {
                 return Err(Error::Unsupported {
                     op: "matmul",
-                    message: "an f16 operand that tracks gradients: f16 tensors are read, not trained, so far; keep trained weights in f32 (or detach the f16 copy)".into(),
+                    message: "an f16 operand that tracks gradients: f16 tensors are read, not trained, so far; keep trained weights in f32, or run inference under no_grad (or detach the f16 copy)".into(),
                 });
             }
         }
