@@ -111,10 +111,13 @@ impl Tensor {
 /// (keep an f32 copy for that).
 pub fn embedding(weight: &Tensor, ids: &Tensor) -> Result<Tensor> {
     let op = "embedding";
-    if weight.dtype() == DType::F16 {
-        return embedding_f16(weight, ids);
+    let half = weight.dtype() == DType::F16;
+    if half {
+        same_device_any_dtype(op, "ids", weight, ids)?;
+        ids.expect_f32(op)?;
+    } else {
+        same_device(op, "ids", weight, ids)?;
     }
-    same_device(op, "ids", weight, ids)?;
     let [vocab, dim] = *weight.shape() else {
         return Err(Error::ShapeMismatch {
             op,
@@ -123,12 +126,33 @@ pub fn embedding(weight: &Tensor, ids: &Tensor) -> Result<Tensor> {
             got: shape_str(weight.shape()),
         });
     };
-    let w = weight.owned()?;
+    let w = if half {
+        if !weight.is_contiguous() || weight.offset != 0 {
+            return Err(Error::Unsupported {
+                op,
+                message: "an f16 table must be a whole tensor, not a view: look rows up in the \
+                          whole table, or convert the view to f32 first"
+                    .into(),
+            });
+        }
+        if weight.tracks_grad() && is_grad_enabled() {
+            return Err(Error::Unsupported {
+                op,
+                message: "an f16 table cannot be trained: train an f32 table (convert it with \
+                          to_dtype for inference), or look up under no_grad"
+                    .into(),
+            });
+        }
+        weight.detach()
+    } else {
+        weight.owned()?
+    };
     let ids_c = ids.contiguous()?.detach();
     let tokens = ids_c.numel();
     let mut shape = ids.shape().to_vec();
     shape.push(dim);
-    let y = w.output_like(&shape, op)?;
+    // The rows come out in f32 whatever the table's dtype (ids are f32 on the same device).
+    let y = ids_c.output_like(&shape, op)?;
     let p = embedding_forward::Params {
         tokens: u32_of(tokens),
         dim: u32_of(dim),
@@ -144,6 +168,9 @@ pub fn embedding(weight: &Tensor, ids: &Tensor) -> Result<Tensor> {
                 y: &y,
             },
         )?;
+    }
+    if half {
+        return Ok(y);
     }
     Ok(record(y, op, &[weight], move |grads, dy| {
         let dy = dy.contiguous()?;
@@ -165,59 +192,6 @@ pub fn embedding(weight: &Tensor, ids: &Tensor) -> Result<Tensor> {
         )?;
         grads.add(0, dw)
     }))
-}
-
-/// [`embedding`] of an f16 table: the same kernel with the table widened on load, no gradient.
-fn embedding_f16(weight: &Tensor, ids: &Tensor) -> Result<Tensor> {
-    let op = "embedding";
-    same_device_any_dtype(op, "ids", weight, ids)?;
-    ids.expect_f32(op)?;
-    let [vocab, dim] = *weight.shape() else {
-        return Err(Error::ShapeMismatch {
-            op,
-            arg: "weight",
-            expected: "[vocabulary, dim]".into(),
-            got: shape_str(weight.shape()),
-        });
-    };
-    if !weight.is_contiguous() || weight.offset != 0 {
-        return Err(Error::Unsupported {
-            op,
-            message: "an f16 table must be a whole tensor, not a view: look rows up in the \
-                      whole table, or convert the view to f32 first"
-                .into(),
-        });
-    }
-    if weight.tracks_grad() && is_grad_enabled() {
-        return Err(Error::Unsupported {
-            op,
-            message: "an f16 table cannot be trained: train an f32 table (convert it with \
-                      to_dtype for inference), or look up under no_grad"
-                .into(),
-        });
-    }
-    let ids_c = ids.contiguous()?.detach();
-    let tokens = ids_c.numel();
-    let mut shape = ids.shape().to_vec();
-    shape.push(dim);
-    let y = ids_c.output_like(&shape, op)?;
-    let p = embedding_forward::Params {
-        tokens: u32_of(tokens),
-        dim: u32_of(dim),
-        vocab: u32_of(vocab),
-        ids_off: u32_of(ids_c.offset),
-    };
-    if tokens > 0 {
-        embedding_forward::launch(
-            &p,
-            &embedding_forward::Bindings {
-                weight,
-                ids: &ids_c,
-                y: &y,
-            },
-        )?;
-    }
-    Ok(y)
 }
 
 /// The sinusoidal positional encoding of "Attention Is All You Need": row t, column 2i is
