@@ -443,6 +443,11 @@ struct Args {
     /// List the cases, their shapes and the kernels each runs, and exit.
     #[arg(long)]
     list: bool,
+    /// Time each GPU row's dispatches on the device (GPU timestamps; TIMELOOM_PROFILE=1 does
+    /// the same) and print where each row's device time goes, kernel by kernel. The timestamps
+    /// make each submission wait: the rows' wall times are then not the plain run's.
+    #[arg(long)]
+    profile: bool,
     /// Passed by `cargo bench`; ignored.
     #[arg(long, hide = true)]
     bench: bool,
@@ -516,8 +521,13 @@ impl Args {
 }
 
 /// Times `call` `reps` times (adaptive when `None`: until 2 s or 10 calls, at least 3); returns
-/// the median in ms and the counters of one call. The caller has made one untimed call.
-fn time_calls(gpu: Option<&Gpu>, reps: Option<usize>, mut call: impl FnMut()) -> (f64, Stats) {
+/// the median in ms, the counters of one call and the number of calls. The caller has made one
+/// untimed call.
+fn time_calls(
+    gpu: Option<&Gpu>,
+    reps: Option<usize>,
+    mut call: impl FnMut(),
+) -> (f64, Stats, usize) {
     let before = gpu.map(Gpu::stats).unwrap_or_default();
     let mut times = Vec::new();
     let start = Instant::now();
@@ -539,7 +549,7 @@ fn time_calls(gpu: Option<&Gpu>, reps: Option<usize>, mut call: impl FnMut()) ->
     per_call.dispatches /= n;
     per_call.submissions /= n;
     times.sort_by(f64::total_cmp);
-    (times[times.len() / 2], per_call)
+    (times[times.len() / 2], per_call, times.len())
 }
 
 /// Waits for the device's work (a no-op on the CPU, whose ops finish when they return).
@@ -591,12 +601,24 @@ fn measure(
                 continue;
             }
         };
-        let (ms, stats) = time_calls(g, args.reps, || {
+        // The untimed call's device time is not the row's.
+        let profiling = g.is_some_and(Gpu::profiling);
+        if profiling {
+            g.map(Gpu::take_profile);
+        }
+        let (ms, stats, calls) = time_calls(g, args.reps, || {
             call().unwrap_or_else(|e| panic!("{}: {e}", case.op));
             sync(g).expect("sync");
         });
         let mut row =
             Row::new(case.op, case.kernels, shape.clone(), path, g, ms, &stats).with_work(w.work);
+        let profile = match (profiling, g) {
+            (true, Some(g)) => g.take_profile().ok(),
+            _ => None,
+        };
+        if let Some(p) = &profile {
+            row = row.with_profile(p, calls);
+        }
         let mut notes = Vec::new();
         if let Some(b) = w.sequences {
             let per_s = b as f64 / (ms / 1e3);
@@ -614,6 +636,30 @@ fn measure(
             notes.push(format!("largest buffer {} KiB", peak / 1024));
         }
         print_row(&row, &notes.join(", "));
+        if let Some(p) = &profile {
+            // Per call: the calls all ran the same dispatches.
+            let n = calls as u64;
+            let per_call = timeloom::Profile {
+                kernels: p
+                    .kernels
+                    .iter()
+                    .map(|k| timeloom::KernelTime {
+                        kernel: k.kernel.clone(),
+                        dispatches: k.dispatches / n,
+                        ms: k.ms / n as f64,
+                    })
+                    .collect(),
+                ms: p.ms / n as f64,
+                dispatches: p.dispatches / n,
+            };
+            out!(
+                "    device time per call {:.3} ms of {ms:.3} ms (median wall), mean of {calls} calls:",
+                per_call.ms
+            );
+            for line in per_call.table(8).lines() {
+                out!("    {line}");
+            }
+        }
         times.push((path, ms));
         rows.push(row);
     }
@@ -681,6 +727,10 @@ fn main() {
             "kernels without a bench row: {}; add a case to CASES",
             missing.join(", ")
         );
+    }
+    if args.profile {
+        // Before any device exists: every device the bench makes then profiles.
+        std::env::set_var("TIMELOOM_PROFILE", "1");
     }
     if std::env::var_os("MESA_SHADER_CACHE_DISABLE").is_none() {
         // Before any Vulkan instance exists: the cold start must pay the real compiles.

@@ -41,7 +41,7 @@ mod tensor;
 
 pub use device::{Chosen, Device};
 pub use error::{Error, Result};
-pub use gpu::{AdapterSummary, Gpu, GpuOptions, OptionalFeatures, Stats};
+pub use gpu::{AdapterSummary, Gpu, GpuOptions, KernelTime, OptionalFeatures, Profile, Stats};
 pub use ops::attention::{attention, attention_reference, AttentionOptions};
 pub use ops::conv::ConvOptions;
 pub use ops::cpu_gemm;

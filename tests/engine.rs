@@ -197,6 +197,67 @@ mod counters {
             "unary, binary and reduce are each one pipeline"
         );
     }
+
+    /// The device-time profile times every dispatch once, by kernel and specialisation, and
+    /// starts over when taken; a device made without it says how to get one.
+    #[test]
+    fn the_profile_times_every_dispatch_by_kernel() {
+        let _serial = serial();
+        let options = GpuOptions {
+            profile: Some(true),
+            autotune: Some(false),
+            ..GpuOptions::default()
+        };
+        let gpu = pollster::block_on(Gpu::with_options(options)).unwrap();
+        if !gpu.profiling() {
+            let e = gpu.take_profile().unwrap_err();
+            assert!(matches!(e, Error::Unsupported { .. }), "{e}");
+            eprintln!("skipped: {e}");
+            return;
+        }
+        let dev = Device::Gpu(gpu.clone());
+        let a = Tensor::from_slice(&dev, &seq(97 * 61, 0.01), &[97, 61]).unwrap();
+        let before = gpu.stats();
+        let mut c = a.matmul(&a.t().unwrap()).unwrap();
+        for _ in 0..3 {
+            c = c.matmul(&c).unwrap().tanh().unwrap();
+        }
+        // Writing a tensor that recorded work reads submits that work: the profile carries on
+        // over the next submission.
+        a.write(&seq(97 * 61, 0.02)).unwrap();
+        let out = c
+            .sum_all()
+            .unwrap()
+            .add(&a.relu().unwrap().sum_all().unwrap())
+            .unwrap();
+        out.read_blocking().unwrap();
+        assert!(gpu.stats().since(&before).submissions >= 2);
+        let work = gpu.stats().since(&before);
+        let profile = gpu.take_profile().unwrap();
+        assert_eq!(profile.dispatches, work.dispatches, "{}", profile.table(20));
+        let matmul: u64 = profile
+            .kernels
+            .iter()
+            .filter(|k| k.kernel.starts_with("matmul"))
+            .map(|k| k.dispatches)
+            .sum();
+        assert_eq!(matmul, 4, "{}", profile.table(20));
+        assert!(profile.kernels.iter().all(|k| k.ms >= 0.0));
+        assert!(profile.ms > 0.0, "{}", profile.table(20));
+        let sum: f64 = profile.kernels.iter().map(|k| k.ms).sum();
+        assert!((sum - profile.ms).abs() <= 1e-9 * sum.max(1.0));
+        assert!(profile.table(2).contains("more)"));
+        let again = gpu.take_profile().unwrap();
+        assert_eq!((again.dispatches, again.kernels.len()), (0, 0));
+
+        let plain = pollster::block_on(Gpu::with_options(GpuOptions {
+            profile: Some(false),
+            ..GpuOptions::default()
+        }))
+        .unwrap();
+        let e = plain.take_profile().unwrap_err();
+        assert!(e.to_string().contains("TIMELOOM_PROFILE"), "{e}");
+    }
 }
 
 mod errors {

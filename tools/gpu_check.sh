@@ -15,7 +15,7 @@
 # Environment: TIMELOOM_ADAPTER / TIMELOOM_BACKEND pick the adapter as everywhere else;
 # GPU_CHECK_SIZES (matmul N and attention L, default 256,1024), GPU_CHECK_REPS (default 5),
 # GPU_CHECK_TEST_TIMEOUT (seconds per test binary, default 300).
-# Writes target/gpu_check/{tests.log,bench.log,bench.json,torch_cuda.json,table.md}, and
+# Writes target/gpu_check/{tests.log,bench.log,profile.log,bench.json,torch_cuda.json,table.md}, and
 # copies them to $OUT when that is set (the device tool's output folder).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -170,6 +170,16 @@ cp -f "$ROOT/target/bench/gpu_vs_cpu.json" "$WORK/bench.json" 2>/dev/null \
   || say "the bench wrote no JSON (exit $bench_rc); see $WORK/bench.log"
 [ "$bench_rc" = 0 ] || tail -20 "$WORK/bench.log" >&2
 
+# Where each row's device time goes, kernel by kernel (GPU timestamps; a second run, since the
+# timestamps make each submission wait). Not in the smoke run.
+if [ "$SMOKE" = 0 ]; then
+  say "bench --profile: device time per kernel"
+  "$BENCH" matmul mlp_train_step conv2d_train_step attention_train_step lstm_train_step \
+    gru_train_step char_rnn_generate --sizes 1024 --shape T=64,B=32,I=128,H=256 --reps 3 \
+    --paths gpu,gpu_reference --profile >"$WORK/profile.log" 2>&1 \
+    || say "the profiled bench failed; see $WORK/profile.log"
+fi
+
 # PyTorch on the same rows on the same GPU, where it has one (not in CI).
 rm -f "$WORK/torch_cuda.json"
 if [ "$SMOKE" = 0 ] && python3 -c 'import torch, sys; sys.exit(not torch.cuda.is_available())' 2>/dev/null; then
@@ -239,6 +249,7 @@ PY
 say "done in $(($(date +%s) - START)) s; logs in $WORK"
 if [ -n "${OUT:-}" ] && [ -d "${OUT:-}" ]; then
   cp -f "$WORK"/tests.log "$WORK"/bench.log "$WORK"/table.md "$OUT"/ 2>/dev/null
+  cp -f "$WORK"/profile.log "$OUT"/ 2>/dev/null
   cp -f "$WORK"/bench.json "$WORK"/torch_cuda.json "$WORK"/torch.log "$OUT"/ 2>/dev/null
 fi
 failed=$(awk -F'|' '$4 != "ok"' "$WORK/tests.summary" | wc -l)

@@ -30,6 +30,20 @@ pub struct Row {
     pub kernels: &'static [&'static str],
     /// The element type of the op's stored operands: "f16" for the `_f16` cases, else "f32".
     pub dtype: &'static str,
+    /// With `--profile`: device milliseconds per call (GPU timestamps, summed over dispatches).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device_ms: Option<f64>,
+    /// With `--profile`: per kernel specialisation, dispatches and device ms per call.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub profile: Vec<KernelRow>,
+}
+
+/// One kernel's share of a profiled row, per call.
+#[derive(Serialize)]
+pub struct KernelRow {
+    pub kernel: String,
+    pub dispatches: f64,
+    pub ms: f64,
 }
 
 /// The shape as a JSON object whose keys keep the table's order (`{"M":128,"N":128,"K":128}`).
@@ -67,7 +81,25 @@ impl Row {
             gbytes_per_s: None,
             kernels,
             dtype: if op.ends_with("_f16") { "f16" } else { "f32" },
+            device_ms: None,
+            profile: Vec::new(),
         }
+    }
+
+    /// The device-time profile of `calls` calls, per call.
+    pub fn with_profile(mut self, p: &timeloom::Profile, calls: usize) -> Row {
+        let n = calls.max(1) as f64;
+        self.device_ms = Some(p.ms / n);
+        self.profile = p
+            .kernels
+            .iter()
+            .map(|k| KernelRow {
+                kernel: k.kernel.clone(),
+                dispatches: k.dispatches as f64 / n,
+                ms: k.ms / n,
+            })
+            .collect();
+        self
     }
 
     pub fn with_work(mut self, work: Work) -> Row {

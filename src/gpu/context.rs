@@ -11,6 +11,7 @@ use super::encoder::Pending;
 use super::lock;
 use super::pipelines::PipelineCache;
 use super::pool::{next_buffer_id, BufferKind, BufferPool, RawBuffer};
+use super::profile::{Profile, Profiler};
 use super::stats::{Counters, Stats};
 use crate::error::{Error, Result};
 
@@ -57,6 +58,12 @@ pub struct GpuOptions {
     /// `off` or an empty path keeps nothing. A stale or corrupt file is ignored, and every entry
     /// is checked against the engine's own candidates before it is used.
     pub tuning_cache: Option<std::path::PathBuf>,
+    /// Time every dispatch on the device (GPU timestamps), for [`Gpu::take_profile`]. `None`:
+    /// on when `TIMELOOM_PROFILE=1`. Each submission then waits for its timestamps, so profile a
+    /// workload, not a deployment. Needs the adapter's `TIMESTAMP_QUERY_INSIDE_PASSES` (Vulkan,
+    /// DX12, Metal on AMD and Intel); without it the device opens unprofiled and
+    /// `take_profile` says so.
+    pub profile: Option<bool>,
 }
 
 /// What an adapter is: name, backend, driver and type.
@@ -256,10 +263,21 @@ impl Gpu {
             };
             return Err(Error::NoAdapter { message });
         };
+        let timestamps = wgpu::Features::TIMESTAMP_QUERY
+            | wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS
+            | wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES;
+        let profile = options.profile.unwrap_or_else(|| {
+            std::env::var("TIMELOOM_PROFILE")
+                .is_ok_and(|v| matches!(v.as_str(), "1" | "true" | "on"))
+        }) && adapter.features().contains(timestamps);
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("timeloom"),
-                required_features: wgpu::Features::empty(),
+                required_features: if profile {
+                    timestamps
+                } else {
+                    wgpu::Features::empty()
+                },
                 required_limits: required_limits(&adapter.limits()),
                 experimental_features: wgpu::ExperimentalFeatures::disabled(),
                 memory_hints: wgpu::MemoryHints::Performance,
@@ -278,6 +296,10 @@ impl Gpu {
             options.autotune.unwrap_or(true),
             super::tuning_cache::folder(options.tuning_cache.as_deref()),
         );
+        if profile {
+            lock(&gpu.inner.pending).profiler =
+                Some(Profiler::new(&gpu.inner.device, &gpu.inner.queue));
+        }
         // Errors and loss on our own device become typed errors at the next call, never panics.
         let fault = gpu.inner.fault.clone();
         gpu.inner
@@ -357,6 +379,53 @@ impl Gpu {
                 fault: Arc::new(Mutex::new(None)),
             }),
         }
+    }
+
+    /// Device time per kernel since the device was made or this was last called, then starts a
+    /// new profile. Submits and waits for recorded work first, so the profile covers it.
+    ///
+    /// Only on a device made with [`GpuOptions::profile`] (or `TIMELOOM_PROFILE=1`) on an
+    /// adapter with timestamp queries inside passes; elsewhere an [`Error::Unsupported`] says
+    /// which of the two is missing.
+    ///
+    /// ```no_run
+    /// # use timeloom::{Gpu, GpuOptions, Tensor, Device};
+    /// let options = GpuOptions { profile: Some(true), ..GpuOptions::default() };
+    /// let gpu = pollster::block_on(Gpu::with_options(options))?;
+    /// let a = Tensor::ones(&[512, 512], &Device::Gpu(gpu.clone()))?;
+    /// let _c = a.matmul(&a)?;
+    /// print!("{}", gpu.take_profile()?.table(10));
+    /// # Ok::<(), timeloom::Error>(())
+    /// ```
+    pub fn take_profile(&self) -> Result<Profile> {
+        if lock(&self.inner.pending).profiler.is_none() {
+            let why = if self
+                .inner
+                .adapter_features
+                .contains(wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES)
+            {
+                "this device was made without it: create it with GpuOptions { profile: \
+                 Some(true), .. } or set TIMELOOM_PROFILE=1"
+            } else {
+                "the adapter offers no timestamp queries inside passes \
+                 (TIMESTAMP_QUERY_INSIDE_PASSES)"
+            };
+            return Err(Error::Unsupported {
+                op: "take_profile",
+                message: format!("no device-time profile: {why}"),
+            });
+        }
+        self.inner.synchronize()?;
+        let mut p = lock(&self.inner.pending);
+        Ok(p.profiler
+            .as_mut()
+            .expect("checked above; never removed")
+            .take(true))
+    }
+
+    /// Whether this device times its dispatches (see [`Gpu::take_profile`]).
+    pub fn profiling(&self) -> bool {
+        lock(&self.inner.pending).profiler.is_some()
     }
 
     /// The adapter's name, backend, type and driver.

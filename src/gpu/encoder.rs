@@ -13,6 +13,7 @@ use super::context::GpuInner;
 use super::lock;
 use super::pipelines::{KernelDesc, Overrides};
 use super::pool::{next_buffer_id, RawBuffer};
+use super::profile::Profiler;
 use super::stats::Counters;
 use crate::error::{Error, Result};
 
@@ -51,6 +52,8 @@ pub(crate) struct Pending {
     /// a kernel's output (dispatches in one queue run in order, with barriers), but not as the
     /// target of an upload; pooled again after the submission.
     retired: HashMap<u64, Vec<RawBuffer>>,
+    /// The device-time profile, when the device was made with one.
+    pub profiler: Option<Profiler>,
 }
 
 fn create_arena(device: &wgpu::Device, bytes: u64) -> wgpu::Buffer {
@@ -74,6 +77,7 @@ impl Pending {
             grow_arena_to: 0,
             bind_groups: HashMap::new(),
             retired: HashMap::new(),
+            profiler: None,
         }
     }
 
@@ -132,12 +136,17 @@ impl GpuInner {
             .pipelines
             .get(&self.device, &self.counters, d.kernel, d.overrides)?;
 
-        let mut p = lock(&self.pending);
+        let mut guard = lock(&self.pending);
+        let p: &mut Pending = &mut guard;
         if p.params.len() as u64 + PARAM_SLOT > p.arena_capacity {
             // The arena is full: submit what is recorded and grow it (up to MAX_ARENA), so the
             // next batch fits.
             p.grow_arena_to = (p.arena_capacity * 2).min(MAX_ARENA);
-            self.flush_locked(&mut p);
+            self.flush_locked(p);
+        }
+        if p.profiler.as_ref().is_some_and(|f| !f.has_room(2)) {
+            // The profile's query set is full (a pass's opening stamp and this dispatch's).
+            self.flush_locked(p);
         }
         let offset = p.params.len() as u32;
         p.params.extend_from_slice(d.params);
@@ -178,16 +187,23 @@ impl GpuInner {
             p.bind_groups.insert(key, bg);
         }
         let bg = p.bind_groups[&key].clone();
-        let pass = self.pass(&mut p);
+        self.open_pass(p);
+        let pass = p.pass.as_mut().expect("the pass was opened above");
         pass.set_pipeline(&compiled.pipeline);
         pass.set_bind_group(0, &bg, &[offset]);
         let [x, y, z] = d.workgroups;
         pass.dispatch_workgroups(x, y, z);
+        if let Some(f) = p.profiler.as_mut() {
+            let i = f.close_dispatch(d.kernel.name, d.overrides);
+            pass.write_timestamp(&f.query_set, i);
+        }
         Counters::add(&self.counters.dispatches, 1);
         Ok(())
     }
 
-    fn pass<'p>(&self, p: &'p mut Pending) -> &'p mut wgpu::ComputePass<'static> {
+    /// Opens the pending compute pass if none is open (with its opening timestamp when
+    /// profiling).
+    fn open_pass(&self, p: &mut Pending) {
         if p.pass.is_none() {
             let encoder = p.encoder.get_or_insert_with(|| {
                 self.device
@@ -202,9 +218,12 @@ impl GpuInner {
                 })
                 .forget_lifetime();
             Counters::add(&self.counters.passes, 1);
-            p.pass = Some(pass);
+            let pass = p.pass.insert(pass);
+            if let Some(f) = p.profiler.as_mut() {
+                let i = f.open_pass();
+                pass.write_timestamp(&f.query_set, i);
+            }
         }
-        p.pass.as_mut().expect("the pass was opened above")
     }
 
     /// On a host application's device, a validation error scope around timeloom's own calls, so
@@ -235,7 +254,11 @@ impl GpuInner {
     /// Submits the pending work, if any, as one command buffer.
     pub(crate) fn flush_locked(&self, p: &mut Pending) -> Option<wgpu::SubmissionIndex> {
         p.pass = None;
-        let index = p.encoder.take().map(|encoder| {
+        let mut stamps = 0;
+        let index = p.encoder.take().map(|mut encoder| {
+            if let Some(f) = p.profiler.as_mut() {
+                stamps = f.resolve(&mut encoder);
+            }
             if !p.params.is_empty() {
                 self.queue.write_buffer(&p.arena, 0, &p.params);
                 p.params.clear();
@@ -249,6 +272,12 @@ impl GpuInner {
         for (_, list) in p.retired.drain() {
             for b in list {
                 self.pool.release(b);
+            }
+        }
+        if let Some(f) = p.profiler.as_mut() {
+            // Profiling makes every submission wait for its timestamps.
+            if let Err(e) = f.collect(&self.device, stamps) {
+                self.report_fault(e.to_string());
             }
         }
         if p.grow_arena_to > p.arena_capacity {
