@@ -2,8 +2,10 @@
 // op(A) [M, K] and op(B) [K, N] are read through (row, column, batch) strides, so transposed
 // operands (the NT and TN products backward needs) are never materialised.
 // A workgroup computes a BM×BN tile of C (BM = WG_M·TM, BN = WG_N·TN); each invocation owns a
-// TM×TN block of it, strided by WG_M rows and WG_N columns so that neighbours write neighbours.
-// K is walked in steps of BK through workgroup memory.
+// TM×TN block of it as TM/4 × TN/4 blocks of 4×4, the blocks strided by WG_M·4 rows and WG_N·4
+// columns, so that neighbours read neighbouring vec4s of the tiles and write neighbouring
+// columns. K is walked in steps of BK through workgroup memory; each step of k reads TM/4 + TN/4
+// vec4s and issues TM·TN multiply-adds (8×8: 4 loads for 64; the 4×4 tile: 2 for 16).
 // A, B and the bias may each hold f16 (A_HALF, B_HALF, BIAS_HALF = 1: binary16 packed two to a
 // word, widened on load by common/half.wgsl); the products and sums are f32 and C is f32. The
 // f32 pipelines leave the flags at 0, so their loads are the plain ones.
@@ -13,16 +15,18 @@
 override WG_M: u32 = 16u;
 override WG_N: u32 = 16u;
 override BK: u32 = 16u;
+// Rows and columns of C per invocation: 4 or 8 (the direct kernel: TN = 4).
+override TM: u32 = 4u;
+override TN: u32 = 4u;
 // 0: the workgroup-memory kernel above. R > 0: the direct kernel below, R rows per workgroup.
 override DIRECT_ROWS: u32 = 0u;
 const DIRECT_MAX_ROWS: u32 = 16u;
 override A_HALF: u32 = 0u;
 override B_HALF: u32 = 0u;
 override BIAS_HALF: u32 = 0u;
-const TM: u32 = 4u;
-const TN: u32 = 4u;
-// Each tile holds at most 1,024 floats (8 KiB for both): within WebGPU's 16 KiB guarantee.
-const TILE_CAPACITY: u32 = 1024u;
+// Each tile holds at most 1,024 floats as 256 vec4s (8 KiB for both): within WebGPU's 16 KiB
+// guarantee, and the downlevel limit's 16,352 bytes.
+const TILE_VECS: u32 = 256u;
 
 struct Params {
     m: u32, n: u32, k: u32, batch: u32,
@@ -61,8 +65,8 @@ fn bias_at(i: u32) -> f32 {
     return bitcast<f32>(bias[i]);
 }
 
-var<workgroup> a_tile: array<f32, TILE_CAPACITY>;  // [BK][BM]
-var<workgroup> b_tile: array<f32, TILE_CAPACITY>;  // [BK][BN]
+var<workgroup> a_tile: array<vec4<f32>, TILE_VECS>;  // [BK][BM / 4]: rows 4v .. 4v + 3 in vec4 v
+var<workgroup> b_tile: array<vec4<f32>, TILE_VECS>;  // [BK][BN / 4]: columns likewise
 
 @compute @workgroup_size(WG_N, WG_M, 1)
 fn matmul(
@@ -81,6 +85,8 @@ fn matmul(
     }
     let bm = WG_M * TM;
     let bn = WG_N * TN;
+    let bm4 = bm / 4u;
+    let bn4 = bn / 4u;
     let threads = WG_M * WG_N;
     let tile_n = tile % p.tiles_n;
     let tile_m = (tile / p.tiles_n) % p.tiles_m;
@@ -94,7 +100,8 @@ fn matmul(
     let a_k_fast = p.a_cs == 1u;
     let b_n_fast = p.b_cs == 1u;
 
-    var acc: array<f32, 16>;  // [TM][TN]
+    // [row < TM][column group < TN / 4]: row r's groups at 2r, 2r + 1.
+    var acc: array<vec4<f32>, 16>;
     for (var k0 = 0u; k0 < p.k; k0 += BK) {
         for (var i = lindex; i < bm * BK; i += threads) {
             var r = i % bm;
@@ -109,7 +116,7 @@ fn matmul(
             if gr < p.m && gk < p.k {
                 v = a_at(a_base + gr * p.a_rs + gk * p.a_cs);
             }
-            a_tile[kk * bm + r] = v;
+            a_tile[kk * bm4 + r / 4u][r % 4u] = v;
         }
         for (var i = lindex; i < BK * bn; i += threads) {
             var kk = i % BK;
@@ -124,21 +131,25 @@ fn matmul(
             if gc < p.n && gk < p.k {
                 v = b_at(b_base + gk * p.b_rs + gc * p.b_cs);
             }
-            b_tile[kk * bn + cc] = v;
+            b_tile[kk * bn4 + cc / 4u][cc % 4u] = v;
         }
         workgroupBarrier();
         for (var kk = 0u; kk < BK; kk += 1u) {
-            var ar: array<f32, 4>;
-            var br: array<f32, 4>;
-            for (var i = 0u; i < TM; i += 1u) {
-                ar[i] = a_tile[kk * bm + lid.y + i * WG_M];
+            var av: array<vec4<f32>, 2>;
+            var bv: array<vec4<f32>, 2>;
+            for (var i = 0u; i < TM / 4u; i += 1u) {
+                av[i] = a_tile[kk * bm4 + lid.y + i * WG_M];
             }
-            for (var j = 0u; j < TN; j += 1u) {
-                br[j] = b_tile[kk * bn + lid.x + j * WG_N];
+            for (var j = 0u; j < TN / 4u; j += 1u) {
+                bv[j] = b_tile[kk * bn4 + lid.x + j * WG_N];
             }
-            for (var i = 0u; i < TM; i += 1u) {
-                for (var j = 0u; j < TN; j += 1u) {
-                    acc[i * TN + j] = fma(ar[i], br[j], acc[i * TN + j]);
+            for (var i = 0u; i < TM / 4u; i += 1u) {
+                for (var ii = 0u; ii < 4u; ii += 1u) {
+                    let ar = vec4<f32>(av[i][ii]);
+                    let r = (i * 4u + ii) * 2u;
+                    for (var j = 0u; j < TN / 4u; j += 1u) {
+                        acc[r + j] = fma(ar, bv[j], acc[r + j]);
+                    }
                 }
             }
         }
@@ -146,17 +157,20 @@ fn matmul(
         workgroupBarrier();
     }
 
-    for (var i = 0u; i < TM; i += 1u) {
-        let row = row0 + lid.y + i * WG_M;
-        if row >= p.m {
-            continue;
-        }
-        for (var j = 0u; j < TN; j += 1u) {
-            let col = col0 + lid.x + j * WG_N;
-            if col >= p.n {
+    for (var i = 0u; i < TM / 4u; i += 1u) {
+        for (var ii = 0u; ii < 4u; ii += 1u) {
+            let row = row0 + (lid.y + i * WG_M) * 4u + ii;
+            if row >= p.m {
                 continue;
             }
-            store_c(bi, row, col, acc[i * TN + j]);
+            for (var j = 0u; j < TN / 4u; j += 1u) {
+                for (var jj = 0u; jj < 4u; jj += 1u) {
+                    let col = col0 + (lid.x + j * WG_N) * 4u + jj;
+                    if col < p.n {
+                        store_c(bi, row, col, acc[(i * 4u + ii) * 2u + j][jj]);
+                    }
+                }
+            }
         }
     }
 }
@@ -178,7 +192,7 @@ fn matmul_direct(tile: u32, lx: u32) {
     // Out-of-range rows and columns load a clamped (valid) element and are never stored, so the
     // inner loop has no branches.
     var b_col: array<u32, 4>;
-    for (var j = 0u; j < TN; j += 1u) {
+    for (var j = 0u; j < 4u; j += 1u) {
         b_col[j] = b_base + min(tile_n * bn + lx + j * WG_N, p.n - 1u) * p.b_cs;
     }
     var a_row: array<u32, DIRECT_MAX_ROWS>;

@@ -33,7 +33,8 @@ pub fn matmul_tiles(gpu: &Gpu) -> Vec<(String, String)> {
 }
 
 /// Every matmul tile shape timeloom knows, described, and GFLOP/s of each on an M×K by K×N
-/// product here (best of three after a warm-up; tiles that do not fit the device are skipped).
+/// product here (best of three submissions of four calls after a warm-up; tiles that do not fit
+/// the device are skipped).
 /// Blocks on the device.
 pub fn matmul_tile_sweep(gpu: &Gpu, m: u32, n: u32, k: u32) -> Result<Vec<(String, f64)>> {
     let mut out = Vec::new();
@@ -45,10 +46,10 @@ pub fn matmul_tile_sweep(gpu: &Gpu, m: u32, n: u32, k: u32) -> Result<Vec<(Strin
     Ok(out)
 }
 
-/// GFLOP/s of one tile shape on an M×K by K×N product (best of three after a warm-up). Blocks
+/// GFLOP/s of one tile shape on an M×K by K×N product (as above). Blocks
 /// on the device.
 fn matmul_tile_gflops(gpu: &Gpu, tile: TileConfig, m: u32, n: u32, k: u32) -> Result<f64> {
     let flop = 2.0 * f64::from(m) * f64::from(n) * f64::from(k);
-    let secs = matmul::time_tile(&gpu.inner, tile, m, n, k, 3)?;
+    let secs = matmul::time_tile(&gpu.inner, tile, (m, n, k), 3, 4)?;
     Ok(flop / secs / 1e9)
 }

@@ -15,8 +15,9 @@
 # Environment: TIMELOOM_ADAPTER / TIMELOOM_BACKEND pick the adapter as everywhere else;
 # GPU_CHECK_SIZES (matmul N and attention L, default 256,1024), GPU_CHECK_REPS (default 5),
 # GPU_CHECK_TEST_TIMEOUT (seconds per test binary, default 300).
-# Writes target/gpu_check/{tests.log,bench.log,profile.log,bench.json,torch_cuda.json,table.md}, and
-# copies them to $OUT when that is set (the device tool's output folder).
+# Writes target/gpu_check/{tests.log,bench.log,profile.log,sweep.log,bench.json,
+# torch_cuda.json,table.md}, and copies them to $OUT when that is set (the device tool's
+# output folder).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -178,6 +179,17 @@ if [ "$SMOKE" = 0 ]; then
     gru_train_step char_rnn_generate --sizes 1024 --shape T=64,B=32,I=128,H=256 --reps 3 \
     --paths gpu,gpu_reference --profile >"$WORK/profile.log" 2>&1 \
     || say "the profiled bench failed; see $WORK/profile.log"
+  # The candidates the autotune chooses among, each timed: every matmul tile on square
+  # products, and the recurrent steps' k-split.
+  say "sweeps: matmul tiles, recurrent k-split"
+  {
+    "$BENCH" matmul_tiles --sizes 1024,2048 --paths gpu
+    for ks in 1 2 4 8; do
+      echo "TIMELOOM_RECURRENT_KSPLIT=$ks"
+      TIMELOOM_RECURRENT_KSPLIT=$ks "$BENCH" lstm_train_step gru_train_step \
+        --shape T=64,B=32,I=128,H=256 --reps 3 --paths gpu
+    done
+  } >"$WORK/sweep.log" 2>&1 || say "a sweep failed; see $WORK/sweep.log"
 fi
 
 # PyTorch on the same rows on the same GPU, where it has one (not in CI).
@@ -249,7 +261,7 @@ PY
 say "done in $(($(date +%s) - START)) s; logs in $WORK"
 if [ -n "${OUT:-}" ] && [ -d "${OUT:-}" ]; then
   cp -f "$WORK"/tests.log "$WORK"/bench.log "$WORK"/table.md "$OUT"/ 2>/dev/null
-  cp -f "$WORK"/profile.log "$OUT"/ 2>/dev/null
+  cp -f "$WORK"/profile.log "$WORK"/sweep.log "$OUT"/ 2>/dev/null
   cp -f "$WORK"/bench.json "$WORK"/torch_cuda.json "$WORK"/torch.log "$OUT"/ 2>/dev/null
 fi
 failed=$(awk -F'|' '$4 != "ok"' "$WORK/tests.summary" | wc -l)

@@ -388,13 +388,17 @@ impl Gpu {
     /// adapter with timestamp queries inside passes; elsewhere an [`Error::Unsupported`] says
     /// which of the two is missing.
     ///
-    /// ```no_run
-    /// # use timeloom::{Gpu, GpuOptions, Tensor, Device};
+    /// ```
+    /// # use timeloom::{Device, Gpu, GpuOptions, Tensor};
     /// let options = GpuOptions { profile: Some(true), ..GpuOptions::default() };
     /// let gpu = pollster::block_on(Gpu::with_options(options))?;
-    /// let a = Tensor::ones(&[512, 512], &Device::Gpu(gpu.clone()))?;
-    /// let _c = a.matmul(&a)?;
-    /// print!("{}", gpu.take_profile()?.table(10));
+    /// let a = Tensor::zeros(&Device::Gpu(gpu.clone()), &[256, 256])?;
+    /// let _c = a.matmul(&a)?.relu()?;
+    /// if gpu.profiling() {
+    ///     let profile = gpu.take_profile()?; // submits, waits, and starts a new profile
+    ///     print!("{}", profile.table(10)); // kernel, dispatches, ms, µs per dispatch, share
+    ///     assert!(profile.dispatches >= 2);
+    /// }
     /// # Ok::<(), timeloom::Error>(())
     /// ```
     pub fn take_profile(&self) -> Result<Profile> {

@@ -83,7 +83,7 @@ impl Params {
     }
 }
 
-/// A workgroup tile: WG_M × WG_N invocations, each computing 4 × 4 outputs, stepping K by BK.
+/// A workgroup tile: WG_M × WG_N invocations, each computing TM × TN outputs, stepping K by BK.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct TileConfig {
     /// Invocations along M.
@@ -95,22 +95,54 @@ pub(crate) struct TileConfig {
     /// 0 for the workgroup-memory kernel; else the direct kernel with this many rows per
     /// workgroup (and `wg_m` = 1).
     pub direct_rows: u32,
+    /// Rows of C per invocation: 4 or 8 (4 in the direct kernel).
+    pub tm: u32,
+    /// Columns of C per invocation: 4 or 8 (4 in the direct kernel).
+    pub tn: u32,
 }
 
-const TM: u32 = 4;
-const TN: u32 = 4;
-/// Floats per workgroup tile array (`TILE_CAPACITY` in the shader).
+/// Floats per workgroup tile array (`TILE_VECS` vec4s in the shader).
 const TILE_CAPACITY: u32 = 1024;
 /// `DIRECT_MAX_ROWS` in the shader.
 const DIRECT_MAX_ROWS: u32 = 16;
 
 impl TileConfig {
+    /// 128×128 tiles of 256 invocations, 8×8 outputs each: large products on GPUs that hide
+    /// latency with registers (64 multiply-adds per 4 vec4 reads of workgroup memory).
+    pub const R128X128: TileConfig = TileConfig {
+        wg_m: 16,
+        wg_n: 16,
+        bk: 8,
+        direct_rows: 0,
+        tm: 8,
+        tn: 8,
+    };
+    /// 128×64 tiles of 128 invocations, 8×8 outputs each.
+    pub const R128X64: TileConfig = TileConfig {
+        wg_m: 16,
+        wg_n: 8,
+        bk: 8,
+        direct_rows: 0,
+        tm: 8,
+        tn: 8,
+    };
+    /// 64×64 tiles of 64 invocations, 8×8 outputs each: more workgroups for mid-size products.
+    pub const R64X64: TileConfig = TileConfig {
+        wg_m: 8,
+        wg_n: 8,
+        bk: 16,
+        direct_rows: 0,
+        tm: 8,
+        tn: 8,
+    };
     /// 64×64 tiles of 256 invocations: large square products.
     pub const T64X64: TileConfig = TileConfig {
         wg_m: 16,
         wg_n: 16,
         bk: 16,
         direct_rows: 0,
+        tm: 4,
+        tn: 4,
     };
     /// 32×64 tiles of 128 invocations.
     pub const T32X64: TileConfig = TileConfig {
@@ -118,6 +150,8 @@ impl TileConfig {
         wg_n: 16,
         bk: 16,
         direct_rows: 0,
+        tm: 4,
+        tn: 4,
     };
     /// 32×32 tiles of 64 invocations: mid-size products, small devices.
     pub const T32X32: TileConfig = TileConfig {
@@ -125,6 +159,8 @@ impl TileConfig {
         wg_n: 8,
         bk: 32,
         direct_rows: 0,
+        tm: 4,
+        tn: 4,
     };
     /// 8×128 tiles: a few rows (an RNN's batch) against a wide matrix.
     pub const T8X128: TileConfig = TileConfig {
@@ -132,6 +168,8 @@ impl TileConfig {
         wg_n: 32,
         bk: 8,
         direct_rows: 0,
+        tm: 4,
+        tn: 4,
     };
     /// 4×256 tiles: one to four rows, matrix-vector like.
     pub const T4X256: TileConfig = TileConfig {
@@ -139,6 +177,8 @@ impl TileConfig {
         wg_n: 64,
         bk: 4,
         direct_rows: 0,
+        tm: 4,
+        tn: 4,
     };
     /// Direct kernel, 8×256 tiles.
     pub const D8X256: TileConfig = TileConfig {
@@ -146,6 +186,8 @@ impl TileConfig {
         wg_n: 64,
         bk: 0,
         direct_rows: 8,
+        tm: 4,
+        tn: 4,
     };
     /// Direct kernel, 16×128 tiles.
     pub const D16X128: TileConfig = TileConfig {
@@ -153,6 +195,8 @@ impl TileConfig {
         wg_n: 32,
         bk: 0,
         direct_rows: 16,
+        tm: 4,
+        tn: 4,
     };
     /// Direct kernel, 4×256 tiles: matrix-vector like.
     pub const D4X256: TileConfig = TileConfig {
@@ -160,6 +204,8 @@ impl TileConfig {
         wg_n: 64,
         bk: 0,
         direct_rows: 4,
+        tm: 4,
+        tn: 4,
     };
     /// 128×8 tiles: many rows, few columns.
     pub const T128X8: TileConfig = TileConfig {
@@ -167,6 +213,8 @@ impl TileConfig {
         wg_n: 2,
         bk: 8,
         direct_rows: 0,
+        tm: 4,
+        tn: 4,
     };
 
     /// Rows of C per workgroup.
@@ -174,47 +222,56 @@ impl TileConfig {
         if self.direct_rows > 0 {
             self.direct_rows
         } else {
-            self.wg_m * TM
+            self.wg_m * self.tm
         }
     }
 
     /// Columns of C per workgroup.
     pub fn bn(self) -> u32 {
-        self.wg_n * TN
+        self.wg_n * self.tn
     }
 
     /// The inverse of [`TileConfig::overrides`].
     fn from_overrides(overrides: &[(&'static str, f64)]) -> TileConfig {
-        let get = |name: &str| {
+        let get = |name: &str, default: u32| {
             overrides
                 .iter()
                 .find(|(n, _)| *n == name)
-                .map_or(0, |&(_, v)| v as u32)
+                .map_or(default, |&(_, v)| v as u32)
         };
-        let direct_rows = get("DIRECT_ROWS");
+        let direct_rows = get("DIRECT_ROWS", 0);
         TileConfig {
-            wg_m: get("WG_M"),
-            wg_n: get("WG_N"),
+            wg_m: get("WG_M", 0),
+            wg_n: get("WG_N", 0),
             // `overrides` raises the direct kernel's unused BK of 0 to 1.
-            bk: if direct_rows > 0 { 0 } else { get("BK") },
+            bk: if direct_rows > 0 { 0 } else { get("BK", 0) },
             direct_rows,
+            tm: get("TM", 4),
+            tn: get("TN", 4),
         }
     }
 
-    fn overrides(self) -> [(&'static str, f64); 4] {
+    fn overrides(self) -> [(&'static str, f64); 6] {
         [
             ("WG_M", f64::from(self.wg_m)),
             ("WG_N", f64::from(self.wg_n)),
             ("BK", f64::from(self.bk.max(1))),
+            ("TM", f64::from(self.tm)),
+            ("TN", f64::from(self.tn)),
             ("DIRECT_ROWS", f64::from(self.direct_rows)),
         ]
     }
 
     /// Whether the tiles fit the shader's arrays and the device's workgroup limits.
     pub fn fits(self, limits: &wgpu::Limits) -> bool {
-        let direct_ok =
-            self.direct_rows == 0 || (self.wg_m == 1 && self.direct_rows <= DIRECT_MAX_ROWS);
+        let direct_ok = self.direct_rows == 0
+            || (self.wg_m == 1
+                && self.direct_rows <= DIRECT_MAX_ROWS
+                && self.tm == 4
+                && self.tn == 4);
+        let block_ok = [self.tm, self.tn].iter().all(|t| *t == 4 || *t == 8);
         direct_ok
+            && block_ok
             && self.bm() * self.bk <= TILE_CAPACITY
             && self.bk * self.bn() <= TILE_CAPACITY
             && self.wg_m * self.wg_n <= limits.max_compute_invocations_per_workgroup
@@ -237,8 +294,18 @@ impl std::fmt::Display for TileConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         if self.direct_rows > 0 {
             write!(f, "{}x{} direct", self.bm(), self.bn())
-        } else {
+        } else if (self.tm, self.tn) == (4, 4) {
             write!(f, "{}x{} (bk {})", self.bm(), self.bn(), self.bk)
+        } else {
+            write!(
+                f,
+                "{}x{} (bk {}, {}x{} per invocation)",
+                self.bm(),
+                self.bn(),
+                self.bk,
+                self.tm,
+                self.tn
+            )
         }
     }
 }
@@ -285,10 +352,22 @@ impl ShapeClass {
     }
 
     /// What the autotune tries, best guess for a discrete GPU first (the choice without
-    /// autotune): the workgroup-memory kernel, then direct ones.
-    fn candidates(self) -> Vec<TileConfig> {
+    /// autotune): the workgroup-memory kernel, then direct ones. A CPU-backed adapter
+    /// (`software`: lavapipe, SwiftShader, WARP) skips the 8×8-per-invocation tiles: lavapipe
+    /// compiles each in about 1.6 s (the first 1024³ product went from 1.4 to 6.2 s with them)
+    /// and runs them at 6–7 GFLOP/s against the direct kernel's 8–9.
+    fn candidates(self, software: bool) -> Vec<TileConfig> {
         match self {
+            ShapeClass::Square if software => vec![
+                TileConfig::T64X64,
+                TileConfig::T32X64,
+                TileConfig::D8X256,
+                TileConfig::D16X128,
+            ],
             ShapeClass::Square => vec![
+                TileConfig::R64X64,
+                TileConfig::R128X64,
+                TileConfig::R128X128,
                 TileConfig::T64X64,
                 TileConfig::T32X64,
                 TileConfig::D8X256,
@@ -305,6 +384,8 @@ impl ShapeClass {
                     wg_n: 64,
                     bk: 0,
                     direct_rows: rows,
+                    tm: 4,
+                    tn: 4,
                 },
             ],
             ShapeClass::FewColumns => {
@@ -409,8 +490,9 @@ pub(crate) fn choose_tile(gpu: &GpuInner, m: u32, n: u32, k: u32) -> Result<Tile
     if let Some(t) = tuning.get(&(KERNEL.name, class.code())) {
         return Ok(TileConfig::from_overrides(t));
     }
+    let software = gpu.info.device_type == wgpu::DeviceType::Cpu;
     let candidates: Vec<TileConfig> = class
-        .candidates()
+        .candidates(software)
         .into_iter()
         .filter(|t| t.fits(&gpu.limits))
         .collect();
@@ -459,7 +541,10 @@ pub(crate) fn chosen_tiles(gpu: &GpuInner) -> Vec<(String, String)> {
 }
 
 /// Every tile shape timeloom knows, for sweeps.
-pub(crate) const ALL_TILES: [TileConfig; 9] = [
+pub(crate) const ALL_TILES: [TileConfig; 12] = [
+    TileConfig::R128X128,
+    TileConfig::R128X64,
+    TileConfig::R64X64,
     TileConfig::T64X64,
     TileConfig::T32X64,
     TileConfig::T32X32,
@@ -471,15 +556,15 @@ pub(crate) const ALL_TILES: [TileConfig; 9] = [
     TileConfig::D4X256,
 ];
 
-/// Seconds per call of an M×K by K×N product with `tile`: best of `reps` after a warm-up.
-/// Blocks on the device.
+/// Seconds per call of an M×K by K×N product with `tile`: best of `reps` submissions of `batch`
+/// calls each (so that a fast device's submission latency does not hide the kernel), after a
+/// warm-up. Blocks on the device.
 pub(crate) fn time_tile(
     gpu: &GpuInner,
     tile: TileConfig,
-    m: u32,
-    n: u32,
-    k: u32,
+    (m, n, k): (u32, u32, u32),
     reps: usize,
+    batch: usize,
 ) -> Result<f64> {
     let a = gpu.acquire(u64::from(m * k) * 4, "matmul autotune", "proxy A")?;
     // Whatever was taken goes back before an error does.
@@ -514,9 +599,11 @@ pub(crate) fn time_tile(
         let mut best = f64::INFINITY;
         for _ in 0..reps {
             let start = Instant::now();
-            record(gpu, &mut p, &bufs, tile)?;
+            for _ in 0..batch {
+                record(gpu, &mut p, &bufs, tile)?;
+            }
             gpu.synchronize()?;
-            best = best.min(start.elapsed().as_secs_f64());
+            best = best.min(start.elapsed().as_secs_f64() / batch as f64);
         }
         Ok(best)
     })();
@@ -527,9 +614,12 @@ pub(crate) fn time_tile(
     timed
 }
 
-/// Times each candidate on a proxy of the problem (each side capped at 256, so the whole tune
-/// costs well under a second on lavapipe) and returns the fastest. Blocks on the device: only
-/// called on a device timeloom owns.
+/// Times each candidate on a proxy of the problem and returns the fastest. The proxy caps each
+/// side at 256 (the whole tune costs well under a second on lavapipe); where even the best
+/// candidate finishes that in under a millisecond (a real GPU, where such a product is mostly
+/// launch latency and would favour whichever tile launches most workgroups), it times again on
+/// sides capped at 1,024, four calls per submission. Blocks on the device: only called on a
+/// device timeloom owns.
 fn autotune(
     gpu: &GpuInner,
     candidates: &[TileConfig],
@@ -537,12 +627,18 @@ fn autotune(
     n: u32,
     k: u32,
 ) -> Result<TileConfig> {
-    let (m, n, k) = (m.min(256), n.min(256), k.min(256));
     let mut best = (f64::INFINITY, candidates[0]);
-    for &tile in candidates {
-        let t = time_tile(gpu, tile, m, n, k, 2)?;
-        if t < best.0 {
-            best = (t, tile);
+    for (cap, batch) in [(256, 1), (1024, 4)] {
+        let proxy = (m.min(cap), n.min(cap), k.min(cap));
+        if cap > 256 && (best.0 >= 1e-3 || proxy == (m.min(256), n.min(256), k.min(256))) {
+            break;
+        }
+        best = (f64::INFINITY, candidates[0]);
+        for &tile in candidates {
+            let t = time_tile(gpu, tile, proxy, 2, batch)?;
+            if t < best.0 {
+                best = (t, tile);
+            }
         }
     }
     Ok(best.1)

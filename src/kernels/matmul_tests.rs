@@ -243,92 +243,99 @@ fn shares_a_2d_operand_across_the_batch() {
     );
 }
 
+/// Every tile shape, on a small shape and on one that spans several of the largest tiles with
+/// ragged edges, with A plain and transposed (the loader's two paths), and with f16 operands.
 #[test]
 fn every_tile_shape_computes_the_same_product() {
     let g = gpu();
-    let (m, n, k) = (37u32, 71u32, 45u32);
-    let a = randn(5, (m * k) as usize);
-    let b = randn(6, (k * n) as usize);
-    let want = {
-        let dev = Device::Cpu;
-        let at = Tensor::from_slice(&dev, &a, &[m as usize, k as usize]).unwrap();
-        let bt = Tensor::from_slice(&dev, &b, &[k as usize, n as usize]).unwrap();
-        at.matmul(&bt).unwrap().read_blocking().unwrap()
-    };
     let dev = Device::Gpu(g.clone());
-    let at = Tensor::from_slice(&dev, &a, &[m as usize, k as usize]).unwrap();
-    let bt = Tensor::from_slice(&dev, &b, &[k as usize, n as usize]).unwrap();
-    for tile in [
-        super::TileConfig::T64X64,
-        super::TileConfig::T32X64,
-        super::TileConfig::T32X32,
-        super::TileConfig::T8X128,
-        super::TileConfig::T4X256,
-        super::TileConfig::T128X8,
-        super::TileConfig::D8X256,
-        super::TileConfig::D16X128,
-        super::TileConfig::D4X256,
-    ] {
-        let c = Tensor::from_slice(
-            &dev,
-            &vec![f32::NAN; (m * n) as usize],
-            &[m as usize, n as usize],
-        )
-        .unwrap();
-        let mut p = super::Params::row_major(m, n, k);
-        let bufs = super::RawBindings {
-            a: at.raw().unwrap(),
-            b: bt.raw().unwrap(),
-            bias: None,
-            c: c.raw().unwrap(),
-            halves: [false; 3],
+    for (si, &(m, n, k)) in [(37u32, 71u32, 45u32), (263, 141, 29)].iter().enumerate() {
+        let a = randn(5 + si as u64, (m * k) as usize);
+        let b = randn(6 + si as u64, (k * n) as usize);
+        let want = {
+            let dev = Device::Cpu;
+            let at = Tensor::from_slice(&dev, &a, &[m as usize, k as usize]).unwrap();
+            let bt = Tensor::from_slice(&dev, &b, &[k as usize, n as usize]).unwrap();
+            at.matmul(&bt).unwrap().read_blocking().unwrap()
         };
-        super::record(&g.inner, &mut p, &bufs, tile).unwrap();
-        assert_close(
-            &format!("tile {tile}"),
-            &c.read_blocking().unwrap(),
-            &want,
-            Tol {
-                abs: 1e-4,
-                rel: 1e-4,
-            },
-        );
-        // The same tile with f16 A and B: the product of the widened values.
-        let (ah, bh) = (
-            at.to_dtype(DType::F16).unwrap(),
-            bt.to_dtype(DType::F16).unwrap(),
-        );
-        let want_half = ah
-            .to_dtype(DType::F32)
-            .unwrap()
-            .to_device(&Device::Cpu)
-            .unwrap()
-            .matmul(
-                &bh.to_dtype(DType::F32)
-                    .unwrap()
-                    .to_device(&Device::Cpu)
-                    .unwrap(),
+        let at = Tensor::from_slice(&dev, &a, &[m as usize, k as usize]).unwrap();
+        // The same A stored transposed, [K, M], read through strides.
+        let a_kt = at.t().unwrap().contiguous().unwrap();
+        let bt = Tensor::from_slice(&dev, &b, &[k as usize, n as usize]).unwrap();
+        for tile in super::ALL_TILES {
+            let c = Tensor::from_slice(
+                &dev,
+                &vec![f32::NAN; (m * n) as usize],
+                &[m as usize, n as usize],
             )
-            .unwrap()
-            .read_blocking()
             .unwrap();
-        let bufs = super::RawBindings {
-            a: ah.raw().unwrap(),
-            b: bh.raw().unwrap(),
-            bias: None,
-            c: c.raw().unwrap(),
-            halves: [true, true, false],
-        };
-        super::record(&g.inner, &mut p, &bufs, tile).unwrap();
-        assert_close(
-            &format!("tile {tile}, f16 operands"),
-            &c.read_blocking().unwrap(),
-            &want_half,
-            Tol {
-                abs: 1e-4,
-                rel: 1e-4,
-            },
-        );
+            for transposed in [false, true] {
+                let mut p = super::Params::row_major(m, n, k);
+                let a_buf = if transposed {
+                    (p.a_rs, p.a_cs) = (1, m);
+                    a_kt.raw().unwrap()
+                } else {
+                    at.raw().unwrap()
+                };
+                let bufs = super::RawBindings {
+                    a: a_buf,
+                    b: bt.raw().unwrap(),
+                    bias: None,
+                    c: c.raw().unwrap(),
+                    halves: [false; 3],
+                };
+                super::record(&g.inner, &mut p, &bufs, tile).unwrap();
+                assert_close(
+                    &format!("tile {tile}, {m}x{n}x{k}, A transposed {transposed}"),
+                    &c.read_blocking().unwrap(),
+                    &want,
+                    Tol {
+                        abs: 1e-4,
+                        rel: 1e-4,
+                    },
+                );
+            }
+            if si > 0 {
+                continue;
+            }
+            // The same tile with f16 A and B: the product of the widened values.
+            let (ah, bh) = (
+                at.to_dtype(DType::F16).unwrap(),
+                bt.to_dtype(DType::F16).unwrap(),
+            );
+            let want_half = ah
+                .to_dtype(DType::F32)
+                .unwrap()
+                .to_device(&Device::Cpu)
+                .unwrap()
+                .matmul(
+                    &bh.to_dtype(DType::F32)
+                        .unwrap()
+                        .to_device(&Device::Cpu)
+                        .unwrap(),
+                )
+                .unwrap()
+                .read_blocking()
+                .unwrap();
+            let mut p = super::Params::row_major(m, n, k);
+            let bufs = super::RawBindings {
+                a: ah.raw().unwrap(),
+                b: bh.raw().unwrap(),
+                bias: None,
+                c: c.raw().unwrap(),
+                halves: [true, true, false],
+            };
+            super::record(&g.inner, &mut p, &bufs, tile).unwrap();
+            assert_close(
+                &format!("tile {tile}, f16 operands"),
+                &c.read_blocking().unwrap(),
+                &want_half,
+                Tol {
+                    abs: 1e-4,
+                    rel: 1e-4,
+                },
+            );
+        }
     }
 }
 
