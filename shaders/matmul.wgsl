@@ -100,8 +100,14 @@ fn matmul(
     let a_k_fast = p.a_cs == 1u;
     let b_n_fast = p.b_cs == 1u;
 
-    // [row < TM][column group < TN / 4]: row r's groups at 2r, 2r + 1.
-    var acc: array<vec4<f32>, 16>;
+    // The TM×TN block as vec4s of four columns: row i's first four columns in ri_a, the next
+    // four (TN = 8) in ri_b. Named variables, never an array indexed in a loop: a driver that
+    // does not unroll the loop (NVIDIA's, from naga's SPIR-V) would keep such an array in local
+    // memory and pay a load and a store around every multiply-add.
+    var r0a = vec4<f32>(); var r0b = vec4<f32>(); var r1a = vec4<f32>(); var r1b = vec4<f32>();
+    var r2a = vec4<f32>(); var r2b = vec4<f32>(); var r3a = vec4<f32>(); var r3b = vec4<f32>();
+    var r4a = vec4<f32>(); var r4b = vec4<f32>(); var r5a = vec4<f32>(); var r5b = vec4<f32>();
+    var r6a = vec4<f32>(); var r6b = vec4<f32>(); var r7a = vec4<f32>(); var r7b = vec4<f32>();
     for (var k0 = 0u; k0 < p.k; k0 += BK) {
         for (var i = lindex; i < bm * BK; i += threads) {
             var r = i % bm;
@@ -135,44 +141,69 @@ fn matmul(
         }
         workgroupBarrier();
         for (var kk = 0u; kk < BK; kk += 1u) {
-            var av: array<vec4<f32>, 2>;
-            var bv: array<vec4<f32>, 2>;
-            for (var i = 0u; i < TM / 4u; i += 1u) {
-                av[i] = a_tile[kk * bm4 + lid.y + i * WG_M];
+            let a0 = a_tile[kk * bm4 + lid.y];
+            let b0 = b_tile[kk * bn4 + lid.x];
+            var b1 = vec4<f32>();
+            if TN == 8u {
+                b1 = b_tile[kk * bn4 + lid.x + WG_N];
             }
-            for (var j = 0u; j < TN / 4u; j += 1u) {
-                bv[j] = b_tile[kk * bn4 + lid.x + j * WG_N];
-            }
-            for (var i = 0u; i < TM / 4u; i += 1u) {
-                for (var ii = 0u; ii < 4u; ii += 1u) {
-                    let ar = vec4<f32>(av[i][ii]);
-                    let r = (i * 4u + ii) * 2u;
-                    for (var j = 0u; j < TN / 4u; j += 1u) {
-                        acc[r + j] = fma(ar, bv[j], acc[r + j]);
-                    }
-                }
+            rank1(a0.x, b0, b1, &r0a, &r0b);
+            rank1(a0.y, b0, b1, &r1a, &r1b);
+            rank1(a0.z, b0, b1, &r2a, &r2b);
+            rank1(a0.w, b0, b1, &r3a, &r3b);
+            if TM == 8u {
+                let a1 = a_tile[kk * bm4 + lid.y + WG_M];
+                rank1(a1.x, b0, b1, &r4a, &r4b);
+                rank1(a1.y, b0, b1, &r5a, &r5b);
+                rank1(a1.z, b0, b1, &r6a, &r6b);
+                rank1(a1.w, b0, b1, &r7a, &r7b);
             }
         }
         // The next iteration overwrites the tiles that slower invocations may still read.
         workgroupBarrier();
     }
 
-    for (var i = 0u; i < TM / 4u; i += 1u) {
-        for (var ii = 0u; ii < 4u; ii += 1u) {
-            let row = row0 + (lid.y + i * WG_M) * 4u + ii;
-            if row >= p.m {
-                continue;
-            }
-            for (var j = 0u; j < TN / 4u; j += 1u) {
-                for (var jj = 0u; jj < 4u; jj += 1u) {
-                    let col = col0 + (lid.x + j * WG_N) * 4u + jj;
-                    if col < p.n {
-                        store_c(bi, row, col, acc[(i * 4u + ii) * 2u + j][jj]);
-                    }
-                }
+    // Rows 4·lid.y .. + 3 (and 4·(lid.y + WG_M) .. + 3), columns 4·lid.x .. + 3 (and
+    // 4·(lid.x + WG_N) .. + 3) of the tile. One store_c in a loop, the block's vec4s picked by
+    // selects: the epilogue is large, and lavapipe compiles every copy of it.
+    let ra = row0 + lid.y * 4u;
+    let rb = row0 + (lid.y + WG_M) * 4u - 4u;
+    let ca = col0 + lid.x * 4u;
+    let cb = col0 + (lid.x + WG_N) * 4u - 4u;
+    for (var i = 0u; i < TM; i += 1u) {
+        let row = select(ra, rb, i >= 4u) + i;
+        if row >= p.m {
+            continue;
+        }
+        let x = pick(i, r0a, r1a, r2a, r3a, r4a, r5a, r6a, r7a);
+        let y = pick(i, r0b, r1b, r2b, r3b, r4b, r5b, r6b, r7b);
+        for (var j = 0u; j < TN; j += 1u) {
+            let col = select(ca, cb, j >= 4u) + j;
+            if col < p.n {
+                store_c(bi, row, col, select(x, y, j >= 4u)[j % 4u]);
             }
         }
     }
+}
+
+// One row of the block, one k: x += a·b0, and y += a·b1 when TN = 8.
+fn rank1(a: f32, b0: vec4<f32>, b1: vec4<f32>, x: ptr<function, vec4<f32>>, y: ptr<function, vec4<f32>>) {
+    let av = vec4<f32>(a);
+    *x = fma(av, b0, *x);
+    if TN == 8u {
+        *y = fma(av, b1, *y);
+    }
+}
+
+// v_i, by selects (no indexed memory).
+fn pick(i: u32, v0: vec4<f32>, v1: vec4<f32>, v2: vec4<f32>, v3: vec4<f32>, v4: vec4<f32>, v5: vec4<f32>, v6: vec4<f32>, v7: vec4<f32>) -> vec4<f32> {
+    var v = select(v0, v1, i == 1u);
+    v = select(v, v2, i == 2u);
+    v = select(v, v3, i == 3u);
+    v = select(v, v4, i == 4u);
+    v = select(v, v5, i == 5u);
+    v = select(v, v6, i == 6u);
+    return select(v, v7, i == 7u);
 }
 
 // The direct kernel: no workgroup memory and no barriers. A workgroup of WG_N invocations (WG_M

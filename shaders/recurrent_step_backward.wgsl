@@ -33,12 +33,13 @@ fn recurrent_step_backward(
     let b0 = wid.y * BT;
     let unit = min(j, p.hidden - 1u);
     let part = recurrent_term(unit, b0, p.slot, lid.y, KS);
-    var rec: array<f32, 8>;
-    for (var r = 0u; r < min(BT, p.batch - b0); r += 1u) {
-        rec[r] = k_reduce(part[r], lid.x, lid.y);
+    let lo = k_reduce(part[0], lid.x, lid.y);
+    var hi = vec4<f32>();
+    if p.batch - b0 > 4u {
+        hi = k_reduce(part[1], lid.x, lid.y);
     }
     if lid.y == 0u && j < p.hidden {
-        finish_rows(j, b0, p.t, p.slot, rec);
+        finish_rows(j, b0, p.t, p.slot, array<vec4<f32>, 2>(lo, hi));
     }
 }
 
@@ -59,32 +60,41 @@ fn step_rows(j: u32, b0: u32, t: u32, slot: u32, phase: u32) {
     finish_rows(j, b0, t, slot, recurrent_term(j, b0, slot, 0u, 1u));
 }
 
-// The recurrent term dG_h[slot + 1]·W_hh of unit j for rows b0 .. b0 + BT, over the gate rows
-// q = q0, q0 + stride, ...: every invocation reads the same dG_h element (a broadcast), and each
-// W_hh element it loads serves all BT rows. Zero at the last slot.
-fn recurrent_term(j: u32, b0: u32, slot: u32, q0: u32, stride: u32) -> array<f32, 8> {
+// The recurrent term dG_h[slot + 1]·W_hh of unit j for rows b0 .. b0 + BT (rows 0-3, then 4-7,
+// as two vec4s), over the gate rows q = q0, q0 + stride, ...: every invocation reads the same
+// dG_h element (a broadcast), and each W_hh element it loads serves all BT rows. Zero at the last
+// slot. Named vec4 sums, not an array indexed in the loop (see recurrent_partial, forward).
+fn recurrent_term(j: u32, b0: u32, slot: u32, q0: u32, stride: u32) -> array<vec4<f32>, 2> {
     let h = p.hidden;
-    let g_count = cell_gates(CELL);
-    let gh = g_count * h;
+    let gh = cell_gates(CELL) * h;
     let rows = min(BT, p.batch - b0);
     let plane = p.steps * p.batch * gh;             // dG_h plane of dg
-    var rec: array<f32, 8>;
+    var lo = vec4<f32>();
+    var hi = vec4<f32>();
     if slot + 1u < p.steps {
-        let src0 = plane + ((slot + 1u) * p.batch + b0) * gh;
+        // Row r's dG_h; rows past the batch read row 0 again (in bounds) and are never stored.
+        let o0 = plane + ((slot + 1u) * p.batch + b0) * gh;
+        let o1 = o0 + select(0u, 1u, 1u < rows) * gh;
+        let o2 = o0 + select(0u, 2u, 2u < rows) * gh;
+        let o3 = o0 + select(0u, 3u, 3u < rows) * gh;
+        let o4 = o0 + select(0u, 4u, 4u < rows) * gh;
+        let o5 = o0 + select(0u, 5u, 5u < rows) * gh;
+        let o6 = o0 + select(0u, 6u, 6u < rows) * gh;
+        let o7 = o0 + select(0u, 7u, 7u < rows) * gh;
         // Reset-before GRU's n rows reach h through r ⊙ h: their part comes as a carry instead.
         let rec_rows = select(gh, 2u * h, CELL == 4u);
         for (var q = q0; q < rec_rows; q += stride) {
-            let w = w_hh[q * h + j];
-            for (var r = 0u; r < BT; r += 1u) {
-                rec[r] = fma(dg[src0 + select(0u, r, r < rows) * gh + q], w, rec[r]);
-            }
+            let w = vec4<f32>(w_hh[q * h + j]);
+            lo = fma(vec4<f32>(dg[o0 + q], dg[o1 + q], dg[o2 + q], dg[o3 + q]), w, lo);
+            hi = fma(vec4<f32>(dg[o4 + q], dg[o5 + q], dg[o6 + q], dg[o7 + q]), w, hi);
         }
     }
-    return rec;
+    return array<vec4<f32>, 2>(lo, hi);
 }
 
-// The cell's backward for unit j and rows b0 .. b0 + BT, given the recurrent term `rec`.
-fn finish_rows(j: u32, b0: u32, t: u32, slot: u32, rec: array<f32, 8>) {
+// The cell's backward for unit j and rows b0 .. b0 + BT, given the recurrent term `rec` (rows
+// 0-3, then 4-7).
+fn finish_rows(j: u32, b0: u32, t: u32, slot: u32, rec: array<vec4<f32>, 2>) {
     let h = p.hidden;
     let g_count = cell_gates(CELL);
     let gh = g_count * h;
@@ -96,7 +106,7 @@ fn finish_rows(j: u32, b0: u32, t: u32, slot: u32, rec: array<f32, 8>) {
         let prev = (slot * p.batch + b) * h;
         let next = ((slot + 1u) * p.batch + b) * h;
         let valid = f32(t) < lengths[b];
-        var dh = carry[next + j] + rec[r];
+        var dh = carry[next + j] + rec[r / 4u][r % 4u];
         if valid {
             dh += dy[(t * p.batch + b) * p.y_stride + p.y_off + j];
         }

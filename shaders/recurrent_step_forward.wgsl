@@ -52,38 +52,44 @@ fn step_rows(j: u32, b0: u32, t: u32, slot: u32, phase: u32) {
     finish_rows(j, b0, t, slot, recurrent_partial(j, b0, slot, 0u, 1u, true));
 }
 
-// Recurrent pre-activations W_hh·h_prev of unit j for rows b0 .. b0 + BT, [row][gate], summed over
-// k = k0, k0 + stride, ... < H, starting from b_hh (`with_bias`) or from 0. Reset-before GRU's
-// first phase does r and z only; its candidate waits for r ⊙ h.
-fn recurrent_partial(j: u32, b0: u32, slot: u32, k0: u32, stride: u32, with_bias: bool) -> array<f32, 32> {
+// Recurrent pre-activations W_hh·h_prev of unit j for rows b0 .. b0 + BT, one vec4 per row over
+// the gates (i, f, g, o; unused lanes 0), summed over k = k0, k0 + stride, ... < H, starting from
+// b_hh (`with_bias`) or from 0. Reset-before GRU's first phase does r and z only; its candidate
+// waits for r ⊙ h. The sums live in eight named vec4s, never in an array indexed in the loop: a
+// driver that does not unroll naga's loops (NVIDIA's) would keep such an array in local memory,
+// a load and a store around every multiply-add.
+fn recurrent_partial(j: u32, b0: u32, slot: u32, k0: u32, stride: u32, with_bias: bool) -> array<vec4<f32>, 8> {
     let h = p.hidden;
-    let g_count = cell_gates(CELL);
-    let gh = g_count * h;
+    let gh = cell_gates(CELL) * h;
+    let acc_gates = select(cell_gates(CELL), 2u, CELL == 4u);
     let rows = min(BT, p.batch - b0);
-    var acc: array<f32, 32>;
-    let acc_gates = select(g_count, 2u, CELL == 4u);
-    for (var g = 0u; g < acc_gates; g += 1u) {
-        let bias = select(0.0, b_hh[g * h + j], with_bias);
-        for (var r = 0u; r < BT; r += 1u) {
-            acc[r * 4u + g] = bias;
-        }
+    var bias = vec4<f32>();
+    if with_bias {
+        bias = gate_vec_b(j, h, acc_gates);
     }
-    let prev0 = (slot * p.batch + b0) * h;
+    // Row r's h_prev; rows past the batch read row 0 again (in bounds) and are never stored.
+    let o0 = (slot * p.batch + b0) * h;
+    let o1 = o0 + select(0u, 1u, 1u < rows) * h;
+    let o2 = o0 + select(0u, 2u, 2u < rows) * h;
+    let o3 = o0 + select(0u, 3u, 3u < rows) * h;
+    let o4 = o0 + select(0u, 4u, 4u < rows) * h;
+    let o5 = o0 + select(0u, 5u, 5u < rows) * h;
+    let o6 = o0 + select(0u, 6u, 6u < rows) * h;
+    let o7 = o0 + select(0u, 7u, 7u < rows) * h;
+    var a0 = bias; var a1 = bias; var a2 = bias; var a3 = bias;
+    var a4 = bias; var a5 = bias; var a6 = bias; var a7 = bias;
     for (var k = k0; k < h; k += stride) {
-        let row = k * gh + j;
-        var w = array<f32, 4>(0.0, 0.0, 0.0, 0.0);
-        for (var g = 0u; g < acc_gates; g += 1u) {
-            w[g] = w_t[row + g * h];
-        }
-        for (var r = 0u; r < BT; r += 1u) {
-            // Rows past the batch read row 0 again (in bounds) and are never stored.
-            let hk = state[prev0 + select(0u, r, r < rows) * h + k];
-            for (var g = 0u; g < acc_gates; g += 1u) {
-                acc[r * 4u + g] = fma(hk, w[g], acc[r * 4u + g]);
-            }
-        }
+        let w = gate_vec_w(k * gh + j, h, acc_gates);
+        a0 = fma(vec4<f32>(state[o0 + k]), w, a0);
+        a1 = fma(vec4<f32>(state[o1 + k]), w, a1);
+        a2 = fma(vec4<f32>(state[o2 + k]), w, a2);
+        a3 = fma(vec4<f32>(state[o3 + k]), w, a3);
+        a4 = fma(vec4<f32>(state[o4 + k]), w, a4);
+        a5 = fma(vec4<f32>(state[o5 + k]), w, a5);
+        a6 = fma(vec4<f32>(state[o6 + k]), w, a6);
+        a7 = fma(vec4<f32>(state[o7 + k]), w, a7);
     }
-    return acc;
+    return array<vec4<f32>, 8>(a0, a1, a2, a3, a4, a5, a6, a7);
 }
 
 // The per-step path with each unit's sum split across the workgroup's KS rows of invocations (a
@@ -94,24 +100,51 @@ fn recurrent_partial(j: u32, b0: u32, slot: u32, k0: u32, stride: u32, with_bias
 fn step_rows_split(j: u32, b0: u32, lane: u32, ks: u32) {
     let h = p.hidden;
     let unit = min(j, h - 1u);
-    let acc_gates = cell_gates(CELL);
     let rows = min(BT, p.batch - b0);
     let part = recurrent_partial(unit, b0, p.slot, ks, KS, false);
-    var acc: array<f32, 32>;
+    let bias = gate_vec_b(unit, h, cell_gates(CELL));
+    var acc: array<vec4<f32>, 8>;
     for (var r = 0u; r < rows; r += 1u) {
-        for (var g = 0u; g < acc_gates; g += 1u) {
-            let a = r * 4u + g;
-            acc[a] = b_hh[g * h + unit] + k_reduce(part[a], lane, ks);
-        }
+        acc[r] = bias + k_reduce(part[r], lane, ks);
     }
     if ks == 0u && j < h {
         finish_rows(j, b0, p.t, p.slot, acc);
     }
 }
 
-// The cell of unit j for rows b0 .. b0 + BT from its pre-activations `acc` [row][gate]: the gate
-// nonlinearities, h_t (and c_t), the layer output and what backward needs.
-fn finish_rows(j: u32, b0: u32, t: u32, slot: u32, acc: array<f32, 32>) {
+// Gates 0 .. n of unit j from a [G·H]-strided row starting at `at` (gate g at at + g·h), as a
+// vec4 with 0 past n. One function per buffer: WGSL passes no pointers to storage.
+fn gate_vec_w(at: u32, h: u32, n: u32) -> vec4<f32> {
+    var v = vec4<f32>(w_t[at], 0.0, 0.0, 0.0);
+    if n > 1u {
+        v.y = w_t[at + h];
+    }
+    if n > 2u {
+        v.z = w_t[at + 2u * h];
+    }
+    if n > 3u {
+        v.w = w_t[at + 3u * h];
+    }
+    return v;
+}
+
+fn gate_vec_b(at: u32, h: u32, n: u32) -> vec4<f32> {
+    var v = vec4<f32>(b_hh[at], 0.0, 0.0, 0.0);
+    if n > 1u {
+        v.y = b_hh[at + h];
+    }
+    if n > 2u {
+        v.z = b_hh[at + 2u * h];
+    }
+    if n > 3u {
+        v.w = b_hh[at + 3u * h];
+    }
+    return v;
+}
+
+// The cell of unit j for rows b0 .. b0 + BT from its pre-activations `acc` [row] (a vec4 over
+// the gates): the gate nonlinearities, h_t (and c_t), the layer output and what backward needs.
+fn finish_rows(j: u32, b0: u32, t: u32, slot: u32, acc: array<vec4<f32>, 8>) {
     let h = p.hidden;
     let g_count = cell_gates(CELL);
     let gh = g_count * h;
@@ -125,15 +158,15 @@ fn finish_rows(j: u32, b0: u32, t: u32, slot: u32, acc: array<f32, 32>) {
         let valid = f32(t) < lengths[b];
         let h_prev = state[prev + j];
         let saved = ((slot * p.batch + b) * cell_saved(CELL)) * h + j;
-        let a = r * 4u;
+        let a = acc[r];
         var h_new = h_prev;
         var store = true;
         switch CELL {
             case 2u: {
-                let ig = sigmoid_stable(xg[xb] + acc[a]);
-                let fg = sigmoid_stable(xg[xb + h] + acc[a + 1u]);
-                let gg = tanh_stable(xg[xb + 2u * h] + acc[a + 2u]);
-                let og = sigmoid_stable(xg[xb + 3u * h] + acc[a + 3u]);
+                let ig = sigmoid_stable(xg[xb] + a.x);
+                let fg = sigmoid_stable(xg[xb + h] + a.y);
+                let gg = tanh_stable(xg[xb + 2u * h] + a.z);
+                let og = sigmoid_stable(xg[xb + 3u * h] + a.w);
                 let c_prev = state[c_plane + prev + j];
                 var c_new = c_prev;
                 if valid {
@@ -147,28 +180,28 @@ fn finish_rows(j: u32, b0: u32, t: u32, slot: u32, acc: array<f32, 32>) {
                 gates[saved + 3u * h] = og;
             }
             case 3u: {
-                let rg = sigmoid_stable(xg[xb] + acc[a]);
-                let z = sigmoid_stable(xg[xb + h] + acc[a + 1u]);
+                let rg = sigmoid_stable(xg[xb] + a.x);
+                let z = sigmoid_stable(xg[xb + h] + a.y);
                 // reset-after: n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn)).
-                let n = tanh_stable(xg[xb + 2u * h] + rg * acc[a + 2u]);
+                let n = tanh_stable(xg[xb + 2u * h] + rg * a.z);
                 if valid {
                     h_new = (1.0 - z) * n + z * h_prev;
                 }
                 gates[saved] = rg;
                 gates[saved + h] = z;
                 gates[saved + 2u * h] = n;
-                gates[saved + 3u * h] = acc[a + 2u];
+                gates[saved + 3u * h] = a.z;
             }
             case 4u: {
                 // Phase 0 of reset-before: r, z and r ⊙ h_prev for the candidate phase.
-                let rg = sigmoid_stable(xg[xb] + acc[a]);
+                let rg = sigmoid_stable(xg[xb] + a.x);
                 gates[saved] = rg;
-                gates[saved + h] = sigmoid_stable(xg[xb + h] + acc[a + 1u]);
+                gates[saved + h] = sigmoid_stable(xg[xb + h] + a.y);
                 gates[saved + 3u * h] = rg * h_prev;
                 store = false;
             }
             default: {
-                let pre = xg[xb] + acc[a];
+                let pre = xg[xb] + a.x;
                 if valid {
                     h_new = select(tanh_stable(pre), max(pre, 0.0), CELL == 1u);
                 }

@@ -21,11 +21,12 @@ override KS: u32 = 1u;
 const BT: u32 = 8u;
 
 // The k-split's meeting point: invocation (lane, ks) of a WG × KS workgroup passes its partial
-// `v`; lane ks = 0 gets the sum over the KS partials, added in a fixed tree order (the others get
-// a partial sum). Contains barriers: call from uniform control flow.
-var<workgroup> k_partial: array<f32, 256>;  // [KS][WG], WG·KS ≤ 256
+// `v` (four sums: a row's gates forward, four rows backward); lane ks = 0 gets the sums over the
+// KS partials, added in a fixed tree order (the others get partial sums). Contains barriers:
+// call from uniform control flow.
+var<workgroup> k_partial: array<vec4<f32>, 256>;  // [KS][WG], WG·KS ≤ 256
 
-fn k_reduce(v: f32, lane: u32, ks: u32) -> f32 {
+fn k_reduce(v: vec4<f32>, lane: u32, ks: u32) -> vec4<f32> {
     k_partial[ks * WG + lane] = v;
     workgroupBarrier();
     for (var s = KS / 2u; s > 0u; s >>= 1u) {
