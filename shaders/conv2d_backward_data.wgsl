@@ -30,51 +30,22 @@ fn conv2d_backward_data(
     let ohw = p.oh * p.ow;
     let cols = p.n * hw;
 
-    var dy_base: array<u32, CONV_TN>;
-    var py: array<i32, CONV_TN>;  // iy + pad
-    var px: array<i32, CONV_TN>;  // ix + pad
-    for (var j = 0u; j < CONV_TN; j += 1u) {
-        let col = min(t.col0 + lx + j * CONV_WG, cols - 1u);
-        let n = col / hw;
-        dy_base[j] = (n * p.c_out + t.group * mg) * ohw;
-        py[j] = i32((col % hw) / p.w + p.pad_h);
-        px[j] = i32(col % p.w + p.pad_w);
-    }
-    var w_row: array<u32, CONV_TM_MAX>;
-    for (var i = 0u; i < CONV_TM; i += 1u) {
-        w_row[i] = min(t.row0 + i, cg - 1u) * taps;
-    }
+    let c0 = in_pixel(min(t.col0 + lx, cols - 1u), t.group * mg);
+    let c1 = in_pixel(min(t.col0 + lx + CONV_WG, cols - 1u), t.group * mg);
+    let c2 = in_pixel(min(t.col0 + lx + 2u * CONV_WG, cols - 1u), t.group * mg);
+    let c3 = in_pixel(min(t.col0 + lx + 3u * CONV_WG, cols - 1u), t.group * mg);
+    let live = cg - t.row0;
 
-    let unit_stride = p.stride_h == 1u && p.stride_w == 1u;
-    var acc: array<vec4<f32>, CONV_TM_MAX>;
+    var acc: ConvAcc;
     for (var o = 0u; o < mg; o += 1u) {
-        let w_o = (t.group * mg + o) * cg * taps;
+        let w_o = (t.group * mg + o) * cg * taps + t.row0 * taps;
+        let plane = o * ohw;
         for (var ky = 0u; ky < p.kh; ky += 1u) {
             for (var kx = 0u; kx < p.kw; kx += 1u) {
-                var dv = array<f32, CONV_TN>(0.0, 0.0, 0.0, 0.0);
-                for (var j = 0u; j < CONV_TN; j += 1u) {
-                    let ty = py[j] - i32(ky * p.dil_h);
-                    let tx = px[j] - i32(kx * p.dil_w);
-                    if ty >= 0 && tx >= 0 {
-                        // Stride 1 (the common case) needs no division: a uniform branch.
-                        var oy = u32(ty);
-                        var ox = u32(tx);
-                        var on_grid = true;
-                        if !unit_stride {
-                            oy = oy / p.stride_h;
-                            ox = ox / p.stride_w;
-                            on_grid = oy * p.stride_h == u32(ty) && ox * p.stride_w == u32(tx);
-                        }
-                        if on_grid && oy < p.oh && ox < p.ow {
-                            dv[j] = dy[dy_base[j] + o * ohw + oy * p.ow + ox];
-                        }
-                    }
-                }
-                let dk = vec4<f32>(dv[0], dv[1], dv[2], dv[3]);
-                let tap = w_o + ky * p.kw + kx;
-                for (var i = 0u; i < CONV_TM; i += 1u) {
-                    acc[i] = fma(vec4<f32>(w[tap + w_row[i]]), dk, acc[i]);
-                }
+                let ty = i32(ky * p.dil_h);
+                let tx = i32(kx * p.dil_w);
+                let dk = vec4<f32>(dy_tap(c0, plane, ty, tx), dy_tap(c1, plane, ty, tx), dy_tap(c2, plane, ty, tx), dy_tap(c3, plane, ty, tx));
+                conv_accumulate(&acc, w_o + ky * p.kw + kx, taps, live, dk);
             }
         }
     }
@@ -85,12 +56,56 @@ fn conv2d_backward_data(
             break;
         }
         let c = t.group * cg + row;
+        let sums = conv_row(acc, i);
         for (var j = 0u; j < CONV_TN; j += 1u) {
             let col = t.col0 + lx + j * CONV_WG;
             if col < cols {
                 let n = col / hw;
-                dx[(n * p.c_in + c) * hw + col % hw] = acc[i][j];
+                dx[(n * p.c_in + c) * hw + col % hw] = sums[j];
             }
         }
     }
+}
+
+// Input pixel `col` (n, iy, ix): where its image's dY channels of the group (from `channel0`)
+// start, and iy + pad, ix + pad.
+struct InPixel {
+    base: u32,
+    py: i32,
+    px: i32,
+}
+
+fn in_pixel(col: u32, channel0: u32) -> InPixel {
+    let hw = p.h * p.w;
+    let n = col / hw;
+    return InPixel((n * p.c_out + channel0) * p.oh * p.ow, i32((col % hw) / p.w + p.pad_h), i32(col % p.w + p.pad_w));
+}
+
+// The dY element that reaches pixel `px` through tap offset (ty, tx) = (ky·dil, kx·dil) in the
+// channel plane at `plane`, 0 where none does.
+fn dy_tap(px: InPixel, plane: u32, ty: i32, tx: i32) -> f32 {
+    let sy = px.py - ty;
+    let sx = px.px - tx;
+    if sy < 0 || sx < 0 {
+        return 0.0;
+    }
+    // Stride 1 (the common case) needs no division: a uniform branch.
+    var oy = u32(sy);
+    var ox = u32(sx);
+    if p.stride_h != 1u || p.stride_w != 1u {
+        oy = oy / p.stride_h;
+        ox = ox / p.stride_w;
+        if oy * p.stride_h != u32(sy) || ox * p.stride_w != u32(sx) {
+            return 0.0;
+        }
+    }
+    if oy < p.oh && ox < p.ow {
+        return dy[px.base + plane + oy * p.ow + ox];
+    }
+    return 0.0;
+}
+
+// conv_accumulate's row operand: the weights.
+fn row_operand(at: u32) -> f32 {
+    return w[at];
 }

@@ -39,56 +39,37 @@ fn conv2d_backward_weight(
     let ohw = p.oh * p.ow;
     let cols = cg * taps;
 
-    var x_chan: array<u32, CONV_TN>;
-    var oy_off: array<i32, CONV_TN>;  // ky·dil − pad
-    var ox_off: array<i32, CONV_TN>;  // kx·dil − pad
-    for (var j = 0u; j < CONV_TN; j += 1u) {
-        let col = min(col0 + j, cols - 1u);
-        let tap = col % taps;
-        x_chan[j] = (t.group * cg + col / taps) * hw;
-        oy_off[j] = i32((tap / p.kw) * p.dil_h) - i32(p.pad_h);
-        ox_off[j] = i32((tap % p.kw) * p.dil_w) - i32(p.pad_w);
-    }
-    var dy_chan: array<u32, CONV_TM_MAX>;
-    for (var i = 0u; i < CONV_TM; i += 1u) {
-        dy_chan[i] = (t.group * mg + min(t.row0 + i, mg - 1u)) * ohw;
-    }
+    let k0 = tap_column(min(col0, cols - 1u), t.group * cg);
+    let k1 = tap_column(min(col0 + 1u, cols - 1u), t.group * cg);
+    let k2 = tap_column(min(col0 + 2u, cols - 1u), t.group * cg);
+    let k3 = tap_column(min(col0 + 3u, cols - 1u), t.group * cg);
+    let dy0 = (t.group * mg + t.row0) * ohw;
+    let live = mg - t.row0;
 
-    var acc: array<vec4<f32>, CONV_TM_MAX>;
+    var acc: ConvAcc;
     let q0 = t.split * p.per_split;
     let q1 = min(q0 + p.per_split, p.n * ohw);
     for (var q = q0 + lx; q < q1; q += CONV_WG) {
         let n = q / ohw;
         let pix = q % ohw;
-        let oy = pix / p.ow;
-        let ox = pix % p.ow;
+        let oy = i32((pix / p.ow) * p.stride_h);
+        let ox = i32((pix % p.ow) * p.stride_w);
         let x_n = n * p.c_in * hw;
-        var xv = array<f32, CONV_TN>(0.0, 0.0, 0.0, 0.0);
-        for (var j = 0u; j < CONV_TN; j += 1u) {
-            let iy = i32(oy * p.stride_h) + oy_off[j];
-            let ix = i32(ox * p.stride_w) + ox_off[j];
-            if conv_inside(iy, p.h) && conv_inside(ix, p.w) {
-                xv[j] = x[x_n + x_chan[j] + u32(iy) * p.w + u32(ix)];
-            }
-        }
-        let xk = vec4<f32>(xv[0], xv[1], xv[2], xv[3]);
-        let dy_n = n * p.c_out * ohw + pix;
-        for (var i = 0u; i < CONV_TM; i += 1u) {
-            acc[i] = fma(vec4<f32>(dy[dy_n + dy_chan[i]]), xk, acc[i]);
-        }
+        let xk = vec4<f32>(x_at(k0, x_n, oy, ox), x_at(k1, x_n, oy, ox), x_at(k2, x_n, oy, ox), x_at(k3, x_n, oy, ox));
+        conv_accumulate(&acc, n * p.c_out * ohw + pix + dy0, ohw, live, xk);
     }
 
     // The upper half of the lanes hands its sums to the lower half, then a tree: the scratch
     // holds half the lanes (8 KiB), inside even downlevel devices' 16,352 bytes.
     if lx >= HALF_WG {
         for (var i = 0u; i < CONV_TM; i += 1u) {
-            lanes[i * HALF_WG + lx - HALF_WG] = acc[i];
+            lanes[i * HALF_WG + lx - HALF_WG] = conv_row(acc, i);
         }
     }
     workgroupBarrier();
     if lx < HALF_WG {
         for (var i = 0u; i < CONV_TM; i += 1u) {
-            lanes[i * HALF_WG + lx] += acc[i];
+            lanes[i * HALF_WG + lx] += conv_row(acc, i);
         }
     }
     workgroupBarrier();
@@ -112,4 +93,38 @@ fn conv2d_backward_weight(
             }
         }
     }
+}
+
+// Column `col` = (c, tap) of the group's weight gradient: its input channel plane (from channel
+// `channel0`) and the tap's offset ky·dil − pad, kx·dil − pad.
+struct TapColumn {
+    chan: u32,
+    dy: i32,
+    dx: i32,
+}
+
+fn tap_column(col: u32, channel0: u32) -> TapColumn {
+    let taps = p.kh * p.kw;
+    let tap = col % taps;
+    return TapColumn(
+        (channel0 + col / taps) * p.h * p.w,
+        i32((tap / p.kw) * p.dil_h) - i32(p.pad_h),
+        i32((tap % p.kw) * p.dil_w) - i32(p.pad_w),
+    );
+}
+
+// The input element column `k` multiplies at output pixel (oy·stride, ox·stride) of image x_n,
+// 0 in the padding.
+fn x_at(k: TapColumn, x_n: u32, oy: i32, ox: i32) -> f32 {
+    let iy = oy + k.dy;
+    let ix = ox + k.dx;
+    if conv_inside(iy, p.h) && conv_inside(ix, p.w) {
+        return x[x_n + k.chan + u32(iy) * p.w + u32(ix)];
+    }
+    return 0.0;
+}
+
+// conv_accumulate's row operand: dY.
+fn row_operand(at: u32) -> f32 {
+    return dy[at];
 }

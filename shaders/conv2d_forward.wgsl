@@ -29,41 +29,25 @@ fn conv2d_forward(
     let ohw = p.oh * p.ow;
     let cols = p.n * ohw;
 
-    // Out-of-range columns and rows compute on a clamped (valid) one and are never stored.
-    var x_base: array<u32, CONV_TN>;
-    var iy0: array<i32, CONV_TN>;
-    var ix0: array<i32, CONV_TN>;
-    for (var j = 0u; j < CONV_TN; j += 1u) {
-        let col = min(t.col0 + lx + j * CONV_WG, cols - 1u);
-        let n = col / ohw;
-        let oy = (col % ohw) / p.ow;
-        let ox = col % p.ow;
-        x_base[j] = (n * p.c_in + t.group * cg) * hw;
-        iy0[j] = i32(oy * p.stride_h) - i32(p.pad_h);
-        ix0[j] = i32(ox * p.stride_w) - i32(p.pad_w);
-    }
-    var w_row: array<u32, CONV_TM_MAX>;
-    for (var i = 0u; i < CONV_TM; i += 1u) {
-        w_row[i] = (t.group * mg + min(t.row0 + i, mg - 1u)) * cg * taps;
-    }
+    // Out-of-range columns compute on a clamped (valid) one and are never stored; rows past the
+    // group's are skipped (conv_accumulate's `live`).
+    let c0 = out_pixel(min(t.col0 + lx, cols - 1u));
+    let c1 = out_pixel(min(t.col0 + lx + CONV_WG, cols - 1u));
+    let c2 = out_pixel(min(t.col0 + lx + 2u * CONV_WG, cols - 1u));
+    let c3 = out_pixel(min(t.col0 + lx + 3u * CONV_WG, cols - 1u));
+    let w0 = (t.group * mg + t.row0) * cg * taps;
+    let live = mg - t.row0;
 
-    var acc: array<vec4<f32>, CONV_TM_MAX>;
+    var acc: ConvAcc;
     var k = 0u;
     for (var c = 0u; c < cg; c += 1u) {
         for (var ky = 0u; ky < p.kh; ky += 1u) {
             for (var kx = 0u; kx < p.kw; kx += 1u) {
-                var xv = array<f32, CONV_TN>(0.0, 0.0, 0.0, 0.0);
-                for (var j = 0u; j < CONV_TN; j += 1u) {
-                    let iy = iy0[j] + i32(ky * p.dil_h);
-                    let ix = ix0[j] + i32(kx * p.dil_w);
-                    if conv_inside(iy, p.h) && conv_inside(ix, p.w) {
-                        xv[j] = x[x_base[j] + c * hw + u32(iy) * p.w + u32(ix)];
-                    }
-                }
-                let xk = vec4<f32>(xv[0], xv[1], xv[2], xv[3]);
-                for (var i = 0u; i < CONV_TM; i += 1u) {
-                    acc[i] = fma(vec4<f32>(w[w_row[i] + k]), xk, acc[i]);
-                }
+                let dy = i32(ky * p.dil_h);
+                let dx = i32(kx * p.dil_w);
+                let at = (t.group * cg + c) * hw;
+                let xk = vec4<f32>(x_tap(c0, at, dy, dx), x_tap(c1, at, dy, dx), x_tap(c2, at, dy, dx), x_tap(c3, at, dy, dx));
+                conv_accumulate(&acc, w0 + k, cg * taps, live, xk);
                 k += 1u;
             }
         }
@@ -79,12 +63,45 @@ fn conv2d_forward(
         if p.has_bias == 1u {
             b = bias[co];
         }
+        let sums = conv_row(acc, i);
         for (var j = 0u; j < CONV_TN; j += 1u) {
             let col = t.col0 + lx + j * CONV_WG;
             if col < cols {
                 let n = col / ohw;
-                y[(n * p.c_out + co) * ohw + col % ohw] = acc[i][j] + b;
+                y[(n * p.c_out + co) * ohw + col % ohw] = sums[j] + b;
             }
         }
     }
+}
+
+// Output pixel `col` (n, oy, ox) of the im2col view: where its image starts in x and the input
+// coordinates of its kernel's top-left tap.
+struct Pixel {
+    base: u32,
+    iy: i32,
+    ix: i32,
+}
+
+fn out_pixel(col: u32) -> Pixel {
+    let ohw = p.oh * p.ow;
+    let n = col / ohw;
+    let oy = (col % ohw) / p.ow;
+    let ox = col % p.ow;
+    return Pixel(n * p.c_in * p.h * p.w, i32(oy * p.stride_h) - i32(p.pad_h), i32(ox * p.stride_w) - i32(p.pad_w));
+}
+
+// The input element under tap (dy, dx) of pixel `px` in the channel plane at `at` of its image,
+// 0 in the padding.
+fn x_tap(px: Pixel, at: u32, dy: i32, dx: i32) -> f32 {
+    let iy = px.iy + dy;
+    let ix = px.ix + dx;
+    if conv_inside(iy, p.h) && conv_inside(ix, p.w) {
+        return x[px.base + at + u32(iy) * p.w + u32(ix)];
+    }
+    return 0.0;
+}
+
+// conv_accumulate's row operand: the weights.
+fn row_operand(at: u32) -> f32 {
+    return w[at];
 }
