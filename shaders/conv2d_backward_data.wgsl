@@ -5,7 +5,8 @@
 // oy·stride + ky·dil = iy + pad (and the same in x); taps that land between strides or outside
 // the output contribute zero. Each dx element is written once: deterministic, no atomics.
 // Rows: input channels of the group. Columns: input pixels. K: (o, ky, kx) of the group.
-// Grid and tiling: common/conv2d.wgsl. Needs: common/conv2d.wgsl, common/grid.wgsl.
+// Grid and tiling: common/conv2d.wgsl. Needs: common/conv2d.wgsl, common/grid.wgsl,
+// common/row_sums.wgsl.
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> dy: array<f32>;        // [N, C_out, OH, OW]
@@ -36,7 +37,7 @@ fn conv2d_backward_data(
     let c3 = in_pixel(min(t.col0 + lx + 3u * CONV_WG, cols - 1u), t.group * mg);
     let live = cg - t.row0;
 
-    var acc: ConvAcc;
+    var acc: RowSums;
     for (var o = 0u; o < mg; o += 1u) {
         let w_o = (t.group * mg + o) * cg * taps + t.row0 * taps;
         let plane = o * ohw;
@@ -45,7 +46,7 @@ fn conv2d_backward_data(
                 let ty = i32(ky * p.dil_h);
                 let tx = i32(kx * p.dil_w);
                 let dk = vec4<f32>(dy_tap(c0, plane, ty, tx), dy_tap(c1, plane, ty, tx), dy_tap(c2, plane, ty, tx), dy_tap(c3, plane, ty, tx));
-                conv_accumulate(&acc, w_o + ky * p.kw + kx, taps, live, dk);
+                row_sums_fma(&acc, CONV_TM, live, w_o + ky * p.kw + kx, taps, dk);
             }
         }
     }
@@ -56,7 +57,7 @@ fn conv2d_backward_data(
             break;
         }
         let c = t.group * cg + row;
-        let sums = conv_row(acc, i);
+        let sums = row_sums_get(acc, i);
         for (var j = 0u; j < CONV_TN; j += 1u) {
             let col = t.col0 + lx + j * CONV_WG;
             if col < cols {
@@ -105,7 +106,7 @@ fn dy_tap(px: InPixel, plane: u32, ty: i32, tx: i32) -> f32 {
     return 0.0;
 }
 
-// conv_accumulate's row operand: the weights.
+// row_sums_fma's row operand: the weights.
 fn row_operand(at: u32) -> f32 {
     return w[at];
 }

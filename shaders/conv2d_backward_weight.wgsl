@@ -9,7 +9,8 @@
 // sums the partials with the deterministic reduce kernel. No atomics: the same bits every run.
 // Rows: output channels of the group. Columns: taps (c, ky, kx). K: output pixels.
 // Grid: as common/conv2d.wgsl, with tiles_cols counting CONV_TN-column tiles.
-// Needs: common/conv2d.wgsl, common/grid.wgsl.
+// Needs: common/conv2d.wgsl, common/grid.wgsl,
+// common/row_sums.wgsl.
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> dy: array<f32>;          // [N, C_out, OH, OW]
@@ -46,7 +47,7 @@ fn conv2d_backward_weight(
     let dy0 = (t.group * mg + t.row0) * ohw;
     let live = mg - t.row0;
 
-    var acc: ConvAcc;
+    var acc: RowSums;
     let q0 = t.split * p.per_split;
     let q1 = min(q0 + p.per_split, p.n * ohw);
     for (var q = q0 + lx; q < q1; q += CONV_WG) {
@@ -56,20 +57,20 @@ fn conv2d_backward_weight(
         let ox = i32((pix % p.ow) * p.stride_w);
         let x_n = n * p.c_in * hw;
         let xk = vec4<f32>(x_at(k0, x_n, oy, ox), x_at(k1, x_n, oy, ox), x_at(k2, x_n, oy, ox), x_at(k3, x_n, oy, ox));
-        conv_accumulate(&acc, n * p.c_out * ohw + pix + dy0, ohw, live, xk);
+        row_sums_fma(&acc, CONV_TM, live, n * p.c_out * ohw + pix + dy0, ohw, xk);
     }
 
     // The upper half of the lanes hands its sums to the lower half, then a tree: the scratch
     // holds half the lanes (8 KiB), inside even downlevel devices' 16,352 bytes.
     if lx >= HALF_WG {
         for (var i = 0u; i < CONV_TM; i += 1u) {
-            lanes[i * HALF_WG + lx - HALF_WG] = conv_row(acc, i);
+            lanes[i * HALF_WG + lx - HALF_WG] = row_sums_get(acc, i);
         }
     }
     workgroupBarrier();
     if lx < HALF_WG {
         for (var i = 0u; i < CONV_TM; i += 1u) {
-            lanes[i * HALF_WG + lx] += conv_row(acc, i);
+            lanes[i * HALF_WG + lx] += row_sums_get(acc, i);
         }
     }
     workgroupBarrier();
@@ -124,7 +125,7 @@ fn x_at(k: TapColumn, x_n: u32, oy: i32, ox: i32) -> f32 {
     return 0.0;
 }
 
-// conv_accumulate's row operand: dY.
+// row_sums_fma's row operand: dY.
 fn row_operand(at: u32) -> f32 {
     return dy[at];
 }

@@ -3,7 +3,8 @@
 //   Y_g [C_out/G, N·OH·OW] = W_g [C_out/G, C_in/G·kh·kw] · im2col(X_g),
 // the im2col column of output pixel (n, oy, ox) read straight from x, padding as zeros.
 // Rows: output channels of the group. Columns: output pixels. K: (c, ky, kx) of the group.
-// Grid and tiling: common/conv2d.wgsl. Needs: common/conv2d.wgsl, common/grid.wgsl.
+// Grid and tiling: common/conv2d.wgsl. Needs: common/conv2d.wgsl, common/grid.wgsl,
+// common/row_sums.wgsl.
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;        // [N, C_in, H, W]
@@ -38,7 +39,7 @@ fn conv2d_forward(
     let w0 = (t.group * mg + t.row0) * cg * taps;
     let live = mg - t.row0;
 
-    var acc: ConvAcc;
+    var acc: RowSums;
     var k = 0u;
     for (var c = 0u; c < cg; c += 1u) {
         for (var ky = 0u; ky < p.kh; ky += 1u) {
@@ -47,7 +48,7 @@ fn conv2d_forward(
                 let dx = i32(kx * p.dil_w);
                 let at = (t.group * cg + c) * hw;
                 let xk = vec4<f32>(x_tap(c0, at, dy, dx), x_tap(c1, at, dy, dx), x_tap(c2, at, dy, dx), x_tap(c3, at, dy, dx));
-                conv_accumulate(&acc, w0 + k, cg * taps, live, xk);
+                row_sums_fma(&acc, CONV_TM, live, w0 + k, cg * taps, xk);
                 k += 1u;
             }
         }
@@ -63,7 +64,7 @@ fn conv2d_forward(
         if p.has_bias == 1u {
             b = bias[co];
         }
-        let sums = conv_row(acc, i);
+        let sums = row_sums_get(acc, i);
         for (var j = 0u; j < CONV_TN; j += 1u) {
             let col = t.col0 + lx + j * CONV_WG;
             if col < cols {
@@ -101,7 +102,7 @@ fn x_tap(px: Pixel, at: u32, dy: i32, dx: i32) -> f32 {
     return 0.0;
 }
 
-// conv_accumulate's row operand: the weights.
+// row_sums_fma's row operand: the weights.
 fn row_operand(at: u32) -> f32 {
     return w[at];
 }

@@ -10,17 +10,16 @@
 // word, widened on load by common/half.wgsl); the products and sums are f32 and C is f32. The
 // f32 pipelines leave the flags at 0, so their loads are the plain ones.
 // Grid: linear workgroup = (tile_n, tile_m, batch), n fastest, folded into x and y.
-// Needs: common/activations.wgsl, common/grid.wgsl, common/half.wgsl.
+// Needs: common/activations.wgsl, common/grid.wgsl, common/half.wgsl, common/row_sums.wgsl.
 
 override WG_M: u32 = 16u;
 override WG_N: u32 = 16u;
 override BK: u32 = 16u;
-// Rows and columns of C per invocation: 4 or 8 (the direct kernel: TN = 4).
+// Rows and columns of C per invocation: 4 or 8 (the direct kernel: 4 columns, DIRECT_ROWS rows).
 override TM: u32 = 4u;
 override TN: u32 = 4u;
 // 0: the workgroup-memory kernel above. R > 0: the direct kernel below, R rows per workgroup.
 override DIRECT_ROWS: u32 = 0u;
-const DIRECT_MAX_ROWS: u32 = 16u;
 override A_HALF: u32 = 0u;
 override B_HALF: u32 = 0u;
 override BIAS_HALF: u32 = 0u;
@@ -80,7 +79,7 @@ fn matmul(
         return;
     }
     if DIRECT_ROWS > 0u {
-        matmul_direct(tile, lid.x);
+        matmul_direct(tile, lid.x, lid.y);
         return;
     }
     let bm = WG_M * TM;
@@ -206,51 +205,72 @@ fn pick(i: u32, v0: vec4<f32>, v1: vec4<f32>, v2: vec4<f32>, v3: vec4<f32>, v4: 
     return select(v, v7, i == 7u);
 }
 
-// The direct kernel: no workgroup memory and no barriers. A workgroup of WG_N invocations (WG_M
-// is 1) owns DIRECT_ROWS rows and WG_N·TN columns; each invocation keeps DIRECT_ROWS × TN sums,
-// its columns strided by WG_N so neighbours read neighbouring elements of B. Every invocation of
-// a workgroup reads the same A element at each step, a uniform load. Wins where workgroup memory
-// is no faster than cached global memory (CPU-backed adapters such as lavapipe); the autotune
-// decides per adapter.
-fn matmul_direct(tile: u32, lx: u32) {
-    let bn = WG_N * TN;
+// The direct kernel: no tiles. A workgroup of WG_N × WG_M invocations owns DIRECT_ROWS rows and
+// WG_N·4 columns; invocation (lx, ly) keeps DIRECT_ROWS × 4 sums (RowSums), its columns strided
+// by WG_N so neighbours read neighbouring elements of B, over k = ly, ly + WG_M, ... Every
+// invocation of a row of the workgroup reads the same A element at each step, a uniform load.
+// WG_M = 1 sums all of K in one invocation: best where workgroup memory is no faster than cached
+// global memory and lanes are few (CPU-backed adapters such as lavapipe). WG_M > 1 splits K, the
+// partials meeting in workgroup memory in a fixed tree order: a GPU hides memory latency with
+// many short sums, and a product of a few rows has few outputs to spread. The autotune decides
+// per adapter. Contains barriers when WG_M > 1: called from uniform control flow.
+fn matmul_direct(tile: u32, lx: u32, ly: u32) {
+    let bn = WG_N * 4u;
     let tile_n = tile % p.tiles_n;
     let tile_m = (tile / p.tiles_n) % p.tiles_m;
     let bi = tile / (p.tiles_n * p.tiles_m);
     let row0 = tile_m * DIRECT_ROWS;
-    let a_base = p.a_off + bi * p.a_bs;
+    let live = p.m - row0;
+    let a_base = p.a_off + bi * p.a_bs + row0 * p.a_rs;
     let b_base = p.b_off + bi * p.b_bs;
-    // Out-of-range rows and columns load a clamped (valid) element and are never stored, so the
-    // inner loop has no branches.
-    var b_col: array<u32, 4>;
-    for (var j = 0u; j < 4u; j += 1u) {
-        b_col[j] = b_base + min(tile_n * bn + lx + j * WG_N, p.n - 1u) * p.b_cs;
-    }
-    var a_row: array<u32, DIRECT_MAX_ROWS>;
-    for (var i = 0u; i < DIRECT_ROWS; i += 1u) {
-        a_row[i] = a_base + min(row0 + i, p.m - 1u) * p.a_rs;
-    }
-    var acc: array<vec4<f32>, DIRECT_MAX_ROWS>;
-    for (var k = 0u; k < p.k; k += 1u) {
+    // Out-of-range columns load a clamped (valid) element and are never stored, so the inner
+    // loop has no branches; rows past M are skipped (row_sums_fma's `live`).
+    let col0 = tile_n * bn + lx;
+    let b0 = b_base + min(col0, p.n - 1u) * p.b_cs;
+    let b1 = b_base + min(col0 + WG_N, p.n - 1u) * p.b_cs;
+    let b2 = b_base + min(col0 + 2u * WG_N, p.n - 1u) * p.b_cs;
+    let b3 = b_base + min(col0 + 3u * WG_N, p.n - 1u) * p.b_cs;
+    var acc: RowSums;
+    for (var k = ly; k < p.k; k += WG_M) {
         let bk = k * p.b_rs;
-        let bv = vec4<f32>(b_at(b_col[0] + bk), b_at(b_col[1] + bk), b_at(b_col[2] + bk), b_at(b_col[3] + bk));
-        let ak = k * p.a_cs;
-        for (var i = 0u; i < DIRECT_ROWS; i += 1u) {
-            acc[i] = fma(vec4<f32>(a_at(a_row[i] + ak)), bv, acc[i]);
-        }
+        let bv = vec4<f32>(b_at(b0 + bk), b_at(b1 + bk), b_at(b2 + bk), b_at(b3 + bk));
+        row_sums_fma(&acc, DIRECT_ROWS, live, a_base + k * p.a_cs, p.a_rs, bv);
     }
-    for (var i = 0u; i < DIRECT_ROWS; i += 1u) {
-        let row = row0 + i;
-        if row >= p.m {
-            break;
+    for (var i = 0u; i < min(DIRECT_ROWS, live); i += 1u) {
+        var sums = row_sums_get(acc, i);
+        if WG_M > 1u {
+            sums = k_split_sum(sums, lx, ly);
         }
-        for (var j = 0u; j < TN; j += 1u) {
-            let col = tile_n * bn + lx + j * WG_N;
-            if col < p.n {
-                store_c(bi, row, col, acc[i][j]);
+        if ly == 0u {
+            for (var j = 0u; j < 4u; j += 1u) {
+                let col = col0 + j * WG_N;
+                if col < p.n {
+                    store_c(bi, row0 + i, col, sums[j]);
+                }
             }
         }
     }
+}
+
+// The WG_M partials of invocation column lx, added in a fixed tree order through a_tile (idle in
+// the direct kernel); ly = 0 gets the sum. Contains barriers.
+fn k_split_sum(v: vec4<f32>, lx: u32, ly: u32) -> vec4<f32> {
+    a_tile[ly * WG_N + lx] = v;
+    workgroupBarrier();
+    for (var s = WG_M / 2u; s > 0u; s >>= 1u) {
+        if ly < s {
+            a_tile[ly * WG_N + lx] += a_tile[(ly + s) * WG_N + lx];
+        }
+        workgroupBarrier();
+    }
+    let r = a_tile[lx];
+    workgroupBarrier();
+    return r;
+}
+
+// row_sums_fma's row operand: an element of A.
+fn row_operand(at: u32) -> f32 {
+    return a_at(at);
 }
 
 // The epilogue shared by both kernels: α, β·C, bias, activation.

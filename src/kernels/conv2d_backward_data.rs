@@ -7,7 +7,7 @@ use crate::error::Result;
 use crate::gpu::pipelines::{Access, KernelDesc};
 use crate::tensor::{host_read, host_write, Tensor};
 
-pub(crate) const SOURCE: &str = wgsl!("conv2d_backward_data", "conv2d", "grid");
+pub(crate) const SOURCE: &str = wgsl!("conv2d_backward_data", "conv2d", "grid", "row_sums");
 
 /// `conv2d_backward_data` as the device layer sees it.
 pub(crate) const KERNEL: KernelDesc = KernelDesc {

@@ -14,7 +14,7 @@ use crate::gpu::pool::RawBuffer;
 use crate::gpu::GpuInner;
 use crate::tensor::{host_read, host_write, Tensor};
 
-pub(crate) const SOURCE: &str = wgsl!("conv2d_forward", "conv2d", "grid");
+pub(crate) const SOURCE: &str = wgsl!("conv2d_forward", "conv2d", "grid", "row_sums");
 
 /// `conv2d_forward` as the device layer sees it.
 pub(crate) const KERNEL: KernelDesc = KernelDesc {

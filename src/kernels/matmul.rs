@@ -17,7 +17,7 @@ use crate::gpu::GpuInner;
 use crate::tensor::dtype::unpack;
 use crate::tensor::{host_write, DType, Tensor};
 
-pub(crate) const SOURCE: &str = wgsl!("matmul", "activations", "grid", "half");
+pub(crate) const SOURCE: &str = wgsl!("matmul", "activations", "grid", "half", "row_sums");
 
 /// `matmul` as the device layer sees it.
 pub(crate) const KERNEL: KernelDesc = KernelDesc {
@@ -93,7 +93,7 @@ pub(crate) struct TileConfig {
     /// K step through workgroup memory.
     pub bk: u32,
     /// 0 for the workgroup-memory kernel; else the direct kernel with this many rows per
-    /// workgroup (and `wg_m` = 1).
+    /// workgroup, K split over `wg_m` invocations (1: not split).
     pub direct_rows: u32,
     /// Rows of C per invocation: 4 or 8 (4 in the direct kernel).
     pub tm: u32,
@@ -103,7 +103,7 @@ pub(crate) struct TileConfig {
 
 /// Floats per workgroup tile array (`TILE_VECS` vec4s in the shader).
 const TILE_CAPACITY: u32 = 1024;
-/// `DIRECT_MAX_ROWS` in the shader.
+/// Rows the direct kernel holds (`RowSums` in shaders/common/row_sums.wgsl).
 const DIRECT_MAX_ROWS: u32 = 16;
 
 impl TileConfig {
@@ -207,6 +207,23 @@ impl TileConfig {
         tm: 4,
         tn: 4,
     };
+    /// Direct kernel, one row by 64 columns, K split 16 ways: a row vector on a GPU.
+    pub const DK1X64: TileConfig = TileConfig::split_direct(1, 16, 16);
+    /// Direct kernel, 16 rows by 128 columns, K split 8 ways.
+    pub const DK16X128: TileConfig = TileConfig::split_direct(16, 32, 8);
+
+    /// The direct kernel on `rows` rows and `wg_n`·4 columns, K split `wg_m` ways.
+    pub const fn split_direct(rows: u32, wg_n: u32, wg_m: u32) -> TileConfig {
+        TileConfig {
+            wg_m,
+            wg_n,
+            bk: 0,
+            direct_rows: rows,
+            tm: 4,
+            tn: 4,
+        }
+    }
+
     /// 128×8 tiles: many rows, few columns.
     pub const T128X8: TileConfig = TileConfig {
         wg_m: 32,
@@ -264,8 +281,10 @@ impl TileConfig {
 
     /// Whether the tiles fit the shader's arrays and the device's workgroup limits.
     pub fn fits(self, limits: &wgpu::Limits) -> bool {
+        // The direct kernel's K split adds its partials in a_tile: WG_M·WG_N vec4s.
         let direct_ok = self.direct_rows == 0
-            || (self.wg_m == 1
+            || (self.wg_m.is_power_of_two()
+                && self.wg_m * self.wg_n <= TILE_CAPACITY / 4
                 && self.direct_rows <= DIRECT_MAX_ROWS
                 && self.tm == 4
                 && self.tn == 4);
@@ -292,7 +311,15 @@ impl std::fmt::Display for ShapeClass {
 
 impl std::fmt::Display for TileConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.direct_rows > 0 {
+        if self.direct_rows > 0 && self.wg_m > 1 {
+            write!(
+                f,
+                "{}x{} direct, k split {}",
+                self.bm(),
+                self.bn(),
+                self.wg_m
+            )
+        } else if self.direct_rows > 0 {
             write!(f, "{}x{} direct", self.bm(), self.bn())
         } else if (self.tm, self.tn) == (4, 4) {
             write!(f, "{}x{} (bk {})", self.bm(), self.bn(), self.bk)
@@ -372,6 +399,16 @@ impl ShapeClass {
                 TileConfig::T32X64,
                 TileConfig::D8X256,
                 TileConfig::D16X128,
+            ],
+            ShapeClass::FewRows(rows) if !software => vec![
+                TileConfig::split_direct(rows, 16, 16),
+                TileConfig::split_direct(rows, 32, 8),
+                if rows <= 4 {
+                    TileConfig::T4X256
+                } else {
+                    TileConfig::T8X128
+                },
+                TileConfig::split_direct(rows, 64, 1),
             ],
             ShapeClass::FewRows(rows) => vec![
                 if rows <= 4 {
@@ -541,7 +578,7 @@ pub(crate) fn chosen_tiles(gpu: &GpuInner) -> Vec<(String, String)> {
 }
 
 /// Every tile shape timeloom knows, for sweeps.
-pub(crate) const ALL_TILES: [TileConfig; 12] = [
+pub(crate) const ALL_TILES: [TileConfig; 14] = [
     TileConfig::R128X128,
     TileConfig::R128X64,
     TileConfig::R64X64,
@@ -554,6 +591,8 @@ pub(crate) const ALL_TILES: [TileConfig; 12] = [
     TileConfig::D8X256,
     TileConfig::D16X128,
     TileConfig::D4X256,
+    TileConfig::DK1X64,
+    TileConfig::DK16X128,
 ];
 
 /// Seconds per call of an M×K by K×N product with `tile`: best of `reps` submissions of `batch`
