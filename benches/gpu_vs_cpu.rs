@@ -19,7 +19,7 @@
 //! and writes `target/bench/gpu_vs_cpu.json`, one object per row.
 //!
 //! Timing: one untimed call per row first compiles the pipelines (and finds a size a path
-//! refuses); a GPU call is timed from recording to the end of the device's work (submit + wait),
+//! refuses), then untimed calls for 0.3 s bring a GPU's clocks up; a GPU call is timed from recording to the end of the device's work (submit + wait),
 //! so a number includes submission overhead, as a user's step would. The first row measured is
 //! the cold start, with the drivers' on-disk shader caches and timeloom's tuning cache off, so it
 //! counts the compiles and the tuning a user's first run pays.
@@ -520,14 +520,27 @@ impl Args {
     }
 }
 
-/// Times `call` `reps` times (adaptive when `None`: until 2 s or 10 calls, at least 3); returns
-/// the median in ms, the counters of one call and the number of calls. The caller has made one
-/// untimed call.
+/// Untimed calls before a row's timed ones, until this long has passed: a real GPU idles its
+/// clocks while the CPU rows run, and ten 1 ms calls end before they ramp up again (the H200's
+/// conv and LSTM rows read 2-3× slow after a CPU row, and right in a GPU-only run).
+const WARM_UP_S: f64 = 0.3;
+
+/// Times `call` `reps` times (adaptive when `None`: until 2 s or 10 calls, at least 3), after
+/// untimed calls for [`WARM_UP_S`]; returns the median in ms, the counters of one call and the
+/// number of calls. The caller has made one untimed call.
 fn time_calls(
     gpu: Option<&Gpu>,
     reps: Option<usize>,
     mut call: impl FnMut(),
 ) -> (f64, Stats, usize) {
+    let warm = Instant::now();
+    while warm.elapsed().as_secs_f64() < WARM_UP_S {
+        call();
+    }
+    // The untimed calls' device time is not the row's.
+    if let Some(g) = gpu.filter(|g| g.profiling()) {
+        g.take_profile().expect("a profiling device");
+    }
     let before = gpu.map(Gpu::stats).unwrap_or_default();
     let mut times = Vec::new();
     let start = Instant::now();
@@ -601,11 +614,7 @@ fn measure(
                 continue;
             }
         };
-        // The untimed call's device time is not the row's.
         let profiling = g.is_some_and(Gpu::profiling);
-        if profiling {
-            g.map(Gpu::take_profile);
-        }
         let (ms, stats, calls) = time_calls(g, args.reps, || {
             call().unwrap_or_else(|e| panic!("{}: {e}", case.op));
             sync(g).expect("sync");
