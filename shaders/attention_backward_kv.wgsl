@@ -1,10 +1,11 @@
-// attention_backward_kv: dK and dV of fused attention, deterministic without atomics: an
-// invocation owns one key j and sums over every query i that saw it, streaming Q and dO through
-// workgroup memory TILE_ROWS rows at a time and recomputing the probabilities from the saved
-// log-sum-exp: p = exp(scale·q_i·k_j − lse_i), dV_j += p·dO_i, ds = p·(dO_i·v_j − D_i),
-// dK_j += scale·ds·q_i, with D_i = rowsum(dO_i ⊙ O_i) precomputed.
-// Grid: x = ceil(L / WG), y·z = BH (folded past 65,535). Tiles: tile_a Q, tile_b dO, TILE_ROWS
-// query rows each. Needs: common/attention.wgsl, common/grid.wgsl.
+// attention_backward_kv: dK and dV of fused attention, deterministic without atomics: a
+// workgroup holds ROWS key rows (K and V) and streams Q and dO through workgroup memory TILE
+// query rows at a time (common/attention.wgsl), recomputing the probabilities from the saved
+// log-sum-exp: lane c of key row j computes p = exp(scale·q_c·k_j − lse_c) and
+// ds = p·(dO_c·v_j − D_c) for query c, with D_c = rowsum(dO_c ⊙ O_c) precomputed; after a
+// barrier every lane adds its slices of dV_j += Σ_c p·dO_c and dK_j += scale·Σ_c ds·q_c.
+// Grid: x = ceil(L / ROWS), y·z = BH (folded past 65,535). Held: held_a K, held_b V. Tiles:
+// tile_a Q, tile_b dO. Needs: common/attention.wgsl, common/grid.wgsl.
 
 struct Params { len: u32, heads: u32, causal: u32, scale: f32, bh: u32, _pad0: u32, _pad1: u32, _pad2: u32 }
 
@@ -17,72 +18,79 @@ struct Params { len: u32, heads: u32, causal: u32, scale: f32, bh: u32, _pad0: u
 @group(0) @binding(6) var<storage, read> lengths: array<f32>;    // [B]
 @group(0) @binding(7) var<storage, read_write> dkv: array<f32>;  // [2, BH, L, D]: dK, then dV
 
-@compute @workgroup_size(WG)
+@compute @workgroup_size(LANES, ROWS)
 fn attention_backward_kv(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_id) lid: vec3<u32>,
     @builtin(local_invocation_index) lindex: u32,
 ) {
     let bh = folded_row(wid, nwg);
     if bh >= p.bh {
         return;
     }
-    let j = wid.x * WG + lindex;
+    let lane = lid.x;
+    let r = lid.y;
+    let j0 = wid.x * ROWS;
+    let j = j0 + r;
     let kv_len = min(p.len, u32(lengths[bh / p.heads]));
-    let key_ok = j < kv_len;
     let base = bh * p.len * HEAD_DIM;
     let plane = p.bh * p.len;  // offset of D in stats
-    var kj: array<f32, MAX_DIM>;
-    var vj: array<f32, MAX_DIM>;
-    var dk: array<f32, MAX_DIM>;
-    var dv: array<f32, MAX_DIM>;
-    if key_ok {
-        for (var c = 0u; c < HEAD_DIM; c += 1u) {
-            kj[c] = k[base + j * HEAD_DIM + c];
-            vj[c] = v[base + j * HEAD_DIM + c];
-        }
-    }
+    load_held(j0, p.len, base, lindex);
+    var dk0 = vec4<f32>();
+    var dk1 = vec4<f32>();
+    var dv0 = vec4<f32>();
+    var dv1 = vec4<f32>();
     // Causal: queries before this workgroup's first key never see its keys (uniform start).
     var i_start = 0u;
     if p.causal == 1u {
-        i_start = (wid.x * WG / TILE_ROWS) * TILE_ROWS;
+        i_start = (j0 / TILE) * TILE;
     }
-    for (var i0 = i_start; i0 < p.len; i0 += TILE_ROWS) {
-        load_tiles(i0, p.len, base, lindex);
+    for (var i0 = i_start; i0 < p.len; i0 += TILE) {
         workgroupBarrier();
-        if key_ok {
-            for (var ii = 0u; ii < TILE_ROWS; ii += 1u) {
-                let i = i0 + ii;
-                if i >= p.len || (p.causal == 1u && j > i) {
-                    continue;
-                }
-                var s = 0.0;
-                var dp = 0.0;
-                for (var c = 0u; c < HEAD_DIM; c += 1u) {
-                    s = fma(tile_a[ii * HEAD_DIM + c], kj[c], s);
-                    dp = fma(tile_b[ii * HEAD_DIM + c], vj[c], dp);
-                }
-                let pij = exp(s * p.scale - stats[bh * p.len + i]);
-                let ds = pij * (dp - stats[plane + bh * p.len + i]);
-                for (var c = 0u; c < HEAD_DIM; c += 1u) {
-                    dv[c] = fma(pij, tile_b[ii * HEAD_DIM + c], dv[c]);
-                    dk[c] = fma(ds * p.scale, tile_a[ii * HEAD_DIM + c], dk[c]);
-                }
+        load_tile(i0, p.len, base, lindex);
+        workgroupBarrier();
+        if lane < TILE {
+            let i = i0 + lane;
+            var pij = 0.0;
+            var ds = 0.0;
+            if i < p.len && j < kv_len && !(p.causal == 1u && j > i) {
+                pij = exp(dot_a(r, lane) * p.scale - stats[bh * p.len + i]);
+                ds = pij * (dot_b(r, lane) - stats[plane + bh * p.len + i]);
             }
+            pair_a[r * TILE + lane] = pij;
+            pair_b[r * TILE + lane] = ds * p.scale;
         }
         workgroupBarrier();
+        for (var c = 0u; c < TILE; c += 1u) {
+            let pc = vec4<f32>(pair_a[r * TILE + c]);
+            let dc = vec4<f32>(pair_b[r * TILE + c]);
+            dv0 = fma(pc, slice_b(c, lane, 0u), dv0);
+            dk0 = fma(dc, slice_a(c, lane, 0u), dk0);
+            if HEAD_DIM > 4u * LANES {
+                dv1 = fma(pc, slice_b(c, lane, 1u), dv1);
+                dk1 = fma(dc, slice_a(c, lane, 1u), dk1);
+            }
+        }
     }
     if j < p.len {
         // Masked keys (past the length) get zero gradients.
-        let dv_plane = p.bh * p.len * HEAD_DIM;
-        for (var c = 0u; c < HEAD_DIM; c += 1u) {
-            dkv[base + j * HEAD_DIM + c] = dk[c];
-            dkv[dv_plane + base + j * HEAD_DIM + c] = dv[c];
-        }
+        store_slices(base + j * HEAD_DIM, lane, dk0, dk1);
+        store_slices(p.bh * p.len * HEAD_DIM + base + j * HEAD_DIM, lane, dv0, dv1);
     }
 }
 
-// The Q and dO elements at `at` for load_tiles (common/attention.wgsl).
+// The K and V elements at `at`, and the Q and dO elements at `at`, for the loaders
+// (common/attention.wgsl).
+fn held_pair(at: u32) -> vec2<f32> {
+    return vec2<f32>(k[at], v[at]);
+}
+
 fn tile_pair(at: u32) -> vec2<f32> {
     return vec2<f32>(q[at], d_o[at]);
+}
+
+// store_slices' writer.
+fn put(at: u32, value: f32) {
+    dkv[at] = value;
 }

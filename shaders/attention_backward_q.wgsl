@@ -1,8 +1,10 @@
-// attention_backward_q: dQ of fused attention: an invocation owns one query i and streams K and V
-// through workgroup memory TILE_ROWS keys at a time: p = exp(scale·q_i·k_j − lse_i),
-// ds = p·(dO_i·v_j − D_i), dQ_i = scale·Σ_j ds·k_j. Deterministic (a fixed order, no atomics).
-// Grid: x = ceil(L / WG), y·z = BH (folded past 65,535). Tiles: tile_a K, tile_b V, TILE_ROWS
-// keys each. Needs: common/attention.wgsl, common/grid.wgsl.
+// attention_backward_q: dQ of fused attention: a workgroup holds ROWS query rows (Q and dO) and
+// streams K and V through workgroup memory TILE keys at a time (common/attention.wgsl): lane c
+// of row i computes p = exp(scale·q_i·k_c − lse_i) and ds = p·(dO_i·v_c − D_i) for key c; after
+// a barrier every lane adds its slice of scale·Σ_c ds·k_c. Deterministic (a fixed order, no
+// atomics).
+// Grid: x = ceil(L / ROWS), y·z = BH (folded past 65,535). Held: held_a Q, held_b dO. Tiles:
+// tile_a K, tile_b V. Needs: common/attention.wgsl, common/grid.wgsl.
 
 struct Params { len: u32, heads: u32, causal: u32, scale: f32, bh: u32, _pad0: u32, _pad1: u32, _pad2: u32 }
 
@@ -15,68 +17,73 @@ struct Params { len: u32, heads: u32, causal: u32, scale: f32, bh: u32, _pad0: u
 @group(0) @binding(6) var<storage, read> lengths: array<f32>;    // [B]
 @group(0) @binding(7) var<storage, read_write> dq: array<f32>;   // [BH, L, D]
 
-@compute @workgroup_size(WG)
+@compute @workgroup_size(LANES, ROWS)
 fn attention_backward_q(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_id) lid: vec3<u32>,
     @builtin(local_invocation_index) lindex: u32,
 ) {
     let bh = folded_row(wid, nwg);
     if bh >= p.bh {
         return;
     }
-    let i = wid.x * WG + lindex;
-    let row_ok = i < p.len;
+    let lane = lid.x;
+    let r = lid.y;
+    let i0 = wid.x * ROWS;
+    let i = i0 + r;
     let kv_len = min(p.len, u32(lengths[bh / p.heads]));
     let base = bh * p.len * HEAD_DIM;
-    var qi: array<f32, MAX_DIM>;
-    var doi: array<f32, MAX_DIM>;
-    var acc: array<f32, MAX_DIM>;
+    load_held(i0, p.len, base, lindex);
     var lse_i = 0.0;
     var d_i = 0.0;
-    if row_ok {
-        for (var c = 0u; c < HEAD_DIM; c += 1u) {
-            qi[c] = q[base + i * HEAD_DIM + c];
-            doi[c] = d_o[base + i * HEAD_DIM + c];
-        }
+    if i < p.len {
         lse_i = stats[bh * p.len + i];
         d_i = stats[p.bh * p.len + bh * p.len + i];
     }
+    var acc0 = vec4<f32>();
+    var acc1 = vec4<f32>();
     var last_key = kv_len;
     if p.causal == 1u {
-        last_key = min(kv_len, (wid.x + 1u) * WG);
+        last_key = min(kv_len, i0 + ROWS);
     }
-    for (var j0 = 0u; j0 < last_key; j0 += TILE_ROWS) {
-        load_tiles(j0, p.len, base, lindex);
+    for (var j0 = 0u; j0 < last_key; j0 += TILE) {
         workgroupBarrier();
-        if row_ok {
-            for (var jj = 0u; jj < TILE_ROWS; jj += 1u) {
-                let j = j0 + jj;
-                if j >= kv_len || (p.causal == 1u && j > i) {
-                    continue;
-                }
-                var s = 0.0;
-                var dp = 0.0;
-                for (var c = 0u; c < HEAD_DIM; c += 1u) {
-                    s = fma(qi[c], tile_a[jj * HEAD_DIM + c], s);
-                    dp = fma(doi[c], tile_b[jj * HEAD_DIM + c], dp);
-                }
-                let ds = exp(s * p.scale - lse_i) * (dp - d_i);
-                for (var c = 0u; c < HEAD_DIM; c += 1u) {
-                    acc[c] = fma(ds * p.scale, tile_a[jj * HEAD_DIM + c], acc[c]);
-                }
+        load_tile(j0, p.len, base, lindex);
+        workgroupBarrier();
+        if lane < TILE {
+            let j = j0 + lane;
+            var ds = 0.0;
+            if j < kv_len && !(p.causal == 1u && j > i) {
+                ds = exp(dot_a(r, lane) * p.scale - lse_i) * (dot_b(r, lane) - d_i);
+            }
+            pair_a[r * TILE + lane] = ds * p.scale;
+        }
+        workgroupBarrier();
+        for (var c = 0u; c < TILE; c += 1u) {
+            let ds = vec4<f32>(pair_a[r * TILE + c]);
+            acc0 = fma(ds, slice_a(c, lane, 0u), acc0);
+            if HEAD_DIM > 4u * LANES {
+                acc1 = fma(ds, slice_a(c, lane, 1u), acc1);
             }
         }
-        workgroupBarrier();
     }
-    if row_ok {
-        for (var c = 0u; c < HEAD_DIM; c += 1u) {
-            dq[base + i * HEAD_DIM + c] = acc[c];
-        }
+    if i < p.len {
+        store_slices(base + i * HEAD_DIM, lane, acc0, acc1);
     }
 }
 
-// The K and V elements at `at` for load_tiles (common/attention.wgsl).
+// The Q and dO elements at `at`, and the K and V elements at `at`, for the loaders
+// (common/attention.wgsl).
+fn held_pair(at: u32) -> vec2<f32> {
+    return vec2<f32>(q[at], d_o[at]);
+}
+
 fn tile_pair(at: u32) -> vec2<f32> {
     return vec2<f32>(k[at], v[at]);
+}
+
+// store_slices' writer.
+fn put(at: u32, value: f32) {
+    dq[at] = value;
 }

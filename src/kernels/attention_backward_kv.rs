@@ -2,7 +2,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::attention_forward::WG;
+use super::attention_forward::tiling;
 use super::cpu;
 use super::{fold_rows, max_grid, on, params, wgsl, with_host_reads, Kernel, On};
 use crate::error::Result;
@@ -126,12 +126,13 @@ fn record(
 ) -> Result<()> {
     let [q, k, v, d_o, stats, lengths] = *inputs;
     // `attention` refused head dimensions past MAX_DIM on both devices before recording.
+    let (rows, overrides) = tiling(head_dim);
     gpu.record(&Dispatch {
         kernel: kernel.desc(),
-        overrides: &[("HEAD_DIM", f64::from(head_dim)), ("WG", f64::from(WG))],
+        overrides: &overrides,
         params: bytemuck::bytes_of(p),
         buffers: &[q, k, v, d_o, stats, lengths, out],
-        workgroups: fold_rows("attention", p.len.div_ceil(WG), p.bh, max_grid(gpu))?,
+        workgroups: fold_rows("attention", p.len.div_ceil(rows), p.bh, max_grid(gpu))?,
     })
 }
 

@@ -25,10 +25,27 @@ pub(crate) const KERNEL: KernelDesc = KernelDesc {
     ],
 };
 
-/// Query rows per workgroup (`WG`).
-pub(crate) const WG: u32 = 64;
-/// Largest head dimension the kernels hold in registers (`MAX_DIM`).
+/// Largest head dimension the kernels take (`MAX_DIM` in shaders/common/attention.wgsl).
 pub(crate) const MAX_DIM: u32 = 128;
+
+/// The three fused kernels' tiling for a head dimension (common/attention.wgsl): held rows per
+/// workgroup (`ROWS`) and streamed rows per tile (`TILE`), as large as the workgroup tiles hold
+/// (256 and 128 vec4s, 128 pairs) up to 16 each, and the overrides that say so. A workgroup is
+/// 16 × ROWS invocations.
+pub(crate) fn tiling(head_dim: u32) -> (u32, [(&'static str, f64); 3]) {
+    let dv4 = head_dim.div_ceil(4).max(1);
+    let rows = (256 / dv4).min(16);
+    // And the pairs ROWS·TILE within pair_a's 128.
+    let tile = (128 / dv4).min(16).min(128 / rows);
+    (
+        rows,
+        [
+            ("HEAD_DIM", f64::from(head_dim)),
+            ("ROWS", f64::from(rows)),
+            ("TILE", f64::from(tile)),
+        ],
+    )
+}
 
 params! {
     /// Mirrors `struct Params` in shaders/attention_forward.wgsl.
@@ -65,21 +82,24 @@ pub(crate) struct Bindings<'a> {
 /// O = softmax(QKᵀ·scale, masked)·V for [BH, L, `head_dim`] Q, K, V where `b.o` lives.
 pub(crate) fn launch(p: &Params, head_dim: u32, b: &Bindings<'_>) -> Result<()> {
     match on(b.o) {
-        On::Gpu(gpu) => gpu.record(&Dispatch {
+        On::Gpu(gpu) => {
             // `attention` refused head dimensions past MAX_DIM on both devices before this.
-            kernel: Kernel::AttentionForward.desc(),
-            overrides: &[("HEAD_DIM", f64::from(head_dim)), ("WG", f64::from(WG))],
-            params: bytemuck::bytes_of(p),
-            buffers: &[
-                b.q.gpu_raw(),
-                b.k.gpu_raw(),
-                b.v.gpu_raw(),
-                b.lengths.gpu_raw(),
-                b.o.gpu_raw(),
-                b.lse.gpu_raw(),
-            ],
-            workgroups: fold_rows("attention", p.len.div_ceil(WG), p.bh, max_grid(gpu))?,
-        }),
+            let (rows, overrides) = tiling(head_dim);
+            gpu.record(&Dispatch {
+                kernel: Kernel::AttentionForward.desc(),
+                overrides: &overrides,
+                params: bytemuck::bytes_of(p),
+                buffers: &[
+                    b.q.gpu_raw(),
+                    b.k.gpu_raw(),
+                    b.v.gpu_raw(),
+                    b.lengths.gpu_raw(),
+                    b.o.gpu_raw(),
+                    b.lse.gpu_raw(),
+                ],
+                workgroups: fold_rows("attention", p.len.div_ceil(rows), p.bh, max_grid(gpu))?,
+            })
+        }
         On::Cpu => {
             // Self-attention may pass one storage as Q, K and V.
             with_host_reads(&[b.q, b.k, b.v, b.lengths], |x| {
@@ -106,6 +126,27 @@ pub(crate) fn launch(p: &Params, head_dim: u32, b: &Bindings<'_>) -> Result<()> 
 #[cfg(test)]
 mod tests {
     use crate::testing::{assert_close, gpu, randn, Tol};
+
+    /// Every head dimension's tiles fit common/attention.wgsl's arrays (HELD_VECS 256,
+    /// TILE_VECS 128, PAIRS 128) and a tile's rows fit its LANES (16): past them the kernels
+    /// would write outside workgroup memory.
+    #[test]
+    fn the_tiling_fits_the_workgroup_arrays_for_every_head_dimension() {
+        for d in 1..=super::MAX_DIM {
+            let (rows, o) = super::tiling(d);
+            let (r, t) = (o[1].1 as u32, o[2].1 as u32);
+            let dv4 = d.div_ceil(4);
+            assert_eq!(rows, r);
+            assert!(
+                (1..=16).contains(&r) && (1..=16).contains(&t),
+                "d {d}: {r} rows, tile {t}"
+            );
+            assert!(
+                r * dv4 <= 256 && t * dv4 <= 128 && r * t <= 128,
+                "d {d}: {r}, {t}"
+            );
+        }
+    }
     use crate::{attention, attention_reference, AttentionOptions, Device, Tensor};
 
     #[test]
