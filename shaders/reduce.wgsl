@@ -6,6 +6,8 @@
 // fixed order, no atomics.
 // mode 0: one invocation per output, 256 per workgroup (coalesced over `inner`).
 // mode 1: one workgroup per output (inner = 1): 256 invocations stride the chunk, then a tree.
+// mode 2: 16 outputs along inner per workgroup, 16 invocations striding each one's chunk, then
+// a tree (GPUs, few outputs, long sums).
 // Grid: folded into x and y. Needs: common/grid.wgsl, common/float.wgsl.
 
 struct Params {
@@ -76,6 +78,35 @@ fn reduce(
                 acc = reduce_combine(acc, x[p.x_off + (o * p.len + r) * p.inner + i], p.op);
             }
             y[p.y_off + out] = acc * p.scale;
+        }
+        return;
+    }
+    if p.mode == 2u {
+        // 16 outputs along inner per workgroup, 16 invocations each: invocation (col, lane)
+        // takes rows lane, lane + 16, ... of its chunk, then the lanes meet in a fixed tree.
+        let col = lindex % 16u;
+        let lane = lindex / 16u;
+        let out = linear_workgroup(wid, nwg) * 16u + col;
+        var acc = reduce_identity(p.op);
+        if out < outputs {
+            let i = out % p.inner;
+            let c = (out / p.inner) % p.chunks;
+            let o = out / (p.inner * p.chunks);
+            let r_end = min(p.len, (c + 1u) * p.chunk);
+            for (var r = c * p.chunk + lane; r < r_end; r += 16u) {
+                acc = reduce_combine(acc, x[p.x_off + (o * p.len + r) * p.inner + i], p.op);
+            }
+        }
+        partial[lindex] = acc;
+        workgroupBarrier();
+        for (var s = 128u; s >= 16u; s >>= 1u) {
+            if lindex < s {
+                partial[lindex] = reduce_merge(partial[lindex], partial[lindex + s], p.op);
+            }
+            workgroupBarrier();
+        }
+        if lane == 0u && out < outputs {
+            y[p.y_off + out] = partial[col] * p.scale;
         }
         return;
     }

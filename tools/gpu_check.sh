@@ -184,7 +184,7 @@ if [ "$SMOKE" = 0 ]; then
   say "sweeps: matmul tiles, recurrent k-split"
   {
     "$BENCH" matmul_tiles --sizes 1024,2048 --paths gpu
-    for ks in 1 2 4 8; do
+    for ks in 4 8 16; do
       echo "TIMELOOM_RECURRENT_KSPLIT=$ks"
       TIMELOOM_RECURRENT_KSPLIT=$ks "$BENCH" lstm_train_step gru_train_step \
         --shape T=64,B=32,I=128,H=256 --reps 3 --paths gpu

@@ -211,6 +211,8 @@ impl TileConfig {
     pub const DK1X64: TileConfig = TileConfig::split_direct(1, 16, 16);
     /// Direct kernel, 16 rows by 128 columns, K split 8 ways.
     pub const DK16X128: TileConfig = TileConfig::split_direct(16, 32, 8);
+    /// Direct kernel, 16 rows by 16 columns, K split 64 ways: many workgroups for few outputs.
+    pub const DK16X16: TileConfig = TileConfig::split_direct(16, 4, 64);
 
     /// The direct kernel on `rows` rows and `wg_n`·4 columns, K split `wg_m` ways.
     pub const fn split_direct(rows: u32, wg_n: u32, wg_m: u32) -> TileConfig {
@@ -403,6 +405,8 @@ impl ShapeClass {
             ShapeClass::FewRows(rows) if !software => vec![
                 TileConfig::split_direct(rows, 16, 16),
                 TileConfig::split_direct(rows, 32, 8),
+                TileConfig::split_direct(rows, 8, 32),
+                TileConfig::split_direct(rows, 4, 64),
                 if rows <= 4 {
                     TileConfig::T4X256
                 } else {
@@ -578,7 +582,7 @@ pub(crate) fn chosen_tiles(gpu: &GpuInner) -> Vec<(String, String)> {
 }
 
 /// Every tile shape timeloom knows, for sweeps.
-pub(crate) const ALL_TILES: [TileConfig; 14] = [
+pub(crate) const ALL_TILES: [TileConfig; 15] = [
     TileConfig::R128X128,
     TileConfig::R128X64,
     TileConfig::R64X64,
@@ -593,6 +597,7 @@ pub(crate) const ALL_TILES: [TileConfig; 14] = [
     TileConfig::D4X256,
     TileConfig::DK1X64,
     TileConfig::DK16X128,
+    TileConfig::DK16X16,
 ];
 
 /// Seconds per call of an M×K by K×N product with `tile`: best of `reps` submissions of `batch`

@@ -110,9 +110,9 @@ pub(crate) const K_SPLIT_KEY: (&str, u64) = ("recurrent_step_forward", 0);
 /// sum, H products forward and G·H backward, split over 8 lanes, WG = 32: eight times the
 /// invocations, an eighth of the serial chain, which is what a latency-bound step wants), 1 on
 /// a CPU-backed adapter (lavapipe runs invocations as loop iterations: the split would only add
-/// barriers) and for the reset-before GRU (its two phases keep the whole-row sums). A device's tuning entry under [`K_SPLIT_KEY`]
-/// overrides the choice (the tests force each value), and so does `TIMELOOM_RECURRENT_KSPLIT`
-/// = 1, 2, 4 or 8 (the bench compares them on one machine).
+/// barriers) and for the reset-before GRU (its two phases keep the whole-row sums). A device's
+/// tuning entry under [`K_SPLIT_KEY`] overrides the choice (the tests force each value), and so does `TIMELOOM_RECURRENT_KSPLIT`
+/// = 1, 2, 4, 8 or 16 (the bench compares them on one machine).
 pub(crate) fn k_split(gpu: &GpuInner, cell: u32) -> u32 {
     if cell == 4 {
         return 1;
@@ -125,7 +125,7 @@ pub(crate) fn k_split(gpu: &GpuInner, cell: u32) -> u32 {
         std::env::var("TIMELOOM_RECURRENT_KSPLIT")
             .ok()
             .and_then(|v| v.trim().parse().ok())
-            .filter(|k: &u32| [1, 2, 4, 8].contains(k))
+            .filter(|k: &u32| [1, 2, 4, 8, 16].contains(k))
     });
     if let Some(k) = *asked {
         return k;

@@ -222,7 +222,7 @@ mod cells {
     fn the_k_split_step_matches_cpu_for_every_split() {
         use crate::kernels::recurrent_step_forward::K_SPLIT_KEY;
         let shapes = [(3, 1, 2, 1), (4, 13, 5, 67), (2, 37, 3, 33), (2, 2, 4, 257)];
-        for ks in [2u32, 4, 8] {
+        for ks in [2u32, 4, 8, 16] {
             let private = crate::Gpu::new_blocking().unwrap();
             crate::gpu::lock(&private.inner.tuning)
                 .insert(K_SPLIT_KEY, vec![("KS", f64::from(ks))]);
