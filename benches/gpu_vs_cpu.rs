@@ -25,8 +25,8 @@
 //! counts the compiles and the tuning a user's first run pays.
 //!
 //! Environment: TIMELOOM_PERSISTENT=0|1 forces the recurrent rows onto the per-step or the
-//! one-dispatch path; TIMELOOM_RECURRENT_KSPLIT=1|2|4|8 forces the per-step forward's k-split
-//! (default: 8 on a GPU, 1 on a CPU-backed adapter); TIMELOOM_GRU_RESET_BEFORE=1 measures the
+//! one-dispatch path; TIMELOOM_RECURRENT_KSPLIT=1|2|4|8|16 forces the per-step forward's k-split
+//! (default: 16 on a GPU, 1 on a CPU-backed adapter); TIMELOOM_GRU_RESET_BEFORE=1 measures the
 //! reset-before GRU in the gru rows.
 
 // The generation row includes the char_rnn example, which brings its own copy of
