@@ -36,7 +36,7 @@ fn attention_backward_kv(
     let kv_len = min(p.len, u32(lengths[bh / p.heads]));
     let base = bh * p.len * HEAD_DIM;
     let plane = p.bh * p.len;  // offset of D in stats
-    load_held(j0, p.len, base, lindex);
+    load_rows(true, j0, p.len, base, lindex);
     var dk0 = vec4<f32>();
     var dk1 = vec4<f32>();
     var dv0 = vec4<f32>();
@@ -48,7 +48,7 @@ fn attention_backward_kv(
     }
     for (var i0 = i_start; i0 < p.len; i0 += TILE) {
         workgroupBarrier();
-        load_tile(i0, p.len, base, lindex);
+        load_rows(false, i0, p.len, base, lindex);
         workgroupBarrier();
         if lane < TILE {
             let i = i0 + lane;

@@ -34,7 +34,7 @@ fn attention_backward_q(
     let i = i0 + r;
     let kv_len = min(p.len, u32(lengths[bh / p.heads]));
     let base = bh * p.len * HEAD_DIM;
-    load_held(i0, p.len, base, lindex);
+    load_rows(true, i0, p.len, base, lindex);
     var lse_i = 0.0;
     var d_i = 0.0;
     if i < p.len {
@@ -49,7 +49,7 @@ fn attention_backward_q(
     }
     for (var j0 = 0u; j0 < last_key; j0 += TILE) {
         workgroupBarrier();
-        load_tile(j0, p.len, base, lindex);
+        load_rows(false, j0, p.len, base, lindex);
         workgroupBarrier();
         if lane < TILE {
             let j = j0 + lane;

@@ -38,7 +38,7 @@ fn attention_forward(
     let i = i0 + r;
     let kv_len = min(p.len, u32(lengths[bh / p.heads]));
     let base = bh * p.len * HEAD_DIM;
-    load_held(i0, p.len, base, lindex);
+    load_rows(true, i0, p.len, base, lindex);
     var m = MASKED;
     var l = 0.0;
     var acc0 = vec4<f32>();
@@ -51,7 +51,7 @@ fn attention_forward(
     for (var j0 = 0u; j0 < last_key; j0 += TILE) {
         // The previous tile's readers are done (and, the first time, the held rows are loaded).
         workgroupBarrier();
-        load_tile(j0, p.len, base, lindex);
+        load_rows(false, j0, p.len, base, lindex);
         workgroupBarrier();
         if lane < TILE {
             let j = j0 + lane;

@@ -16,7 +16,7 @@
 // - `var<workgroup>` tiles: workgroup memory is a module-scope variable, not a binding, so it
 //   adds nothing to the pipeline layout the Rust side declares; kernels::layout_check sums each
 //   entry point's against the downlevel limit.
-// The loaders call back into the kernel, which defines
+// The loader calls back into the kernel, which defines
 //   fn held_pair(at: u32) -> vec2<f32>   and   fn tile_pair(at: u32) -> vec2<f32>
 // returning the elements of its two held and its two streamed operands at flat index `at`. WGSL
 // has no buffer parameters, so this is how one loader serves three kernels.
@@ -49,35 +49,32 @@ fn dv4() -> u32 {
     return (HEAD_DIM + 3u) / 4u;
 }
 
-// Fills held_a and held_b with rows r0 .. r0 + ROWS of the kernel's held operands, row r of this
-// (batch, head) starting at element base + r·HEAD_DIM, zeros at and past `len` and in the
-// padding. No barrier inside.
-fn load_held(r0: u32, len: u32, base: u32, lindex: u32) {
+// Fills held_a and held_b (`held`) or tile_a and tile_b with ROWS or TILE rows from r0 of the
+// kernel's held or streamed operands, row r of this (batch, head) starting at element
+// base + r·HEAD_DIM, zeros at and past `len` and in the padding. `held` must be uniform. No
+// barrier inside.
+fn load_rows(held: bool, r0: u32, len: u32, base: u32, lindex: u32) {
     let width = dv4() * 4u;
-    for (var e = lindex; e < ROWS * width; e += ROWS * LANES) {
+    let count = select(TILE, ROWS, held) * width;
+    for (var e = lindex; e < count; e += ROWS * LANES) {
         let r = r0 + e / width;
         let c = e % width;
         var pair = vec2<f32>(0.0, 0.0);
         if r < len && c < HEAD_DIM {
-            pair = held_pair(base + r * HEAD_DIM + c);
+            let at = base + r * HEAD_DIM + c;
+            if held {
+                pair = held_pair(at);
+            } else {
+                pair = tile_pair(at);
+            }
         }
-        held_a[e / 4u][e % 4u] = pair.x;
-        held_b[e / 4u][e % 4u] = pair.y;
-    }
-}
-
-// The same for tile_a and tile_b: rows t0 .. t0 + TILE of the streamed operands.
-fn load_tile(t0: u32, len: u32, base: u32, lindex: u32) {
-    let width = dv4() * 4u;
-    for (var e = lindex; e < TILE * width; e += ROWS * LANES) {
-        let r = t0 + e / width;
-        let c = e % width;
-        var pair = vec2<f32>(0.0, 0.0);
-        if r < len && c < HEAD_DIM {
-            pair = tile_pair(base + r * HEAD_DIM + c);
+        if held {
+            held_a[e / 4u][e % 4u] = pair.x;
+            held_b[e / 4u][e % 4u] = pair.y;
+        } else {
+            tile_a[e / 4u][e % 4u] = pair.x;
+            tile_b[e / 4u][e % 4u] = pair.y;
         }
-        tile_a[e / 4u][e % 4u] = pair.x;
-        tile_b[e / 4u][e % 4u] = pair.y;
     }
 }
 
