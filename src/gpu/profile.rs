@@ -179,18 +179,21 @@ impl Profiler {
         }
         let slice = self.readback.slice(0..u64::from(n) * 8);
         slice.map_async(wgpu::MapMode::Read, |_| {});
-        device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| Error::Gpu {
+        if let Err(e) = device.poll(wgpu::PollType::wait_indefinitely()) {
+            // Cancel the pending map, so the next batch may copy into the buffer again.
+            self.readback.unmap();
+            return Err(Error::Gpu {
                 message: format!("waiting for the profile's timestamps failed: {e}"),
-            })?;
-        let ticks: Vec<u64> = {
-            let view = slice.get_mapped_range().map_err(|e| Error::Gpu {
+            });
+        }
+        let ticks: Result<Vec<u64>> = slice
+            .get_mapped_range()
+            .map(|view| bytemuck::cast_slice(&view).to_vec())
+            .map_err(|e| Error::Gpu {
                 message: format!("reading the profile's timestamps failed: {e}"),
-            })?;
-            bytemuck::cast_slice(&view).to_vec()
-        };
+            });
         self.readback.unmap();
+        let ticks = ticks?;
         for (i, mark) in marks.iter().enumerate().skip(1) {
             if let Some(label) = *mark {
                 // A timestamp counter may wrap or, on some drivers, step back: such a pair

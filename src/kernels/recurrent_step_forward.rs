@@ -119,15 +119,21 @@ pub(crate) fn k_split(gpu: &GpuInner, cell: u32) -> u32 {
     if cell == 4 {
         return 1;
     }
+    // Only the splits the kernels take (k_reduce halves KS, and WG·KS must be 256).
+    let allowed = |k: &u32| [1, 2, 4, 8, 16].contains(k);
     if let Some(v) = lock(&gpu.tuning).get(&K_SPLIT_KEY) {
-        return v.first().map_or(1, |&(_, k)| k as u32);
+        return v
+            .first()
+            .map(|&(_, k)| k as u32)
+            .filter(allowed)
+            .unwrap_or(1);
     }
     static ASKED: std::sync::OnceLock<Option<u32>> = std::sync::OnceLock::new();
     let asked = ASKED.get_or_init(|| {
         std::env::var("TIMELOOM_RECURRENT_KSPLIT")
             .ok()
             .and_then(|v| v.trim().parse().ok())
-            .filter(|k: &u32| [1, 2, 4, 8, 16].contains(k))
+            .filter(allowed)
     });
     if let Some(k) = *asked {
         return k;
