@@ -221,6 +221,31 @@ mod tests {
     /// A batch entry of length 0 attends to nothing: zeros out of every path (fused on both
     /// devices, the reference), zero gradients into Q, K and V, and no NaN anywhere; the other
     /// entry is unaffected. Head dimensions past the register limit fail on both devices.
+    /// The materialised path uploads only the mask it needs: nothing unmasked, one L×L plane
+    /// for a causal mask alone, BH planes with lengths.
+    #[test]
+    fn the_reference_uploads_no_more_mask_than_it_needs() {
+        let g = crate::Gpu::new_blocking().unwrap();
+        let dev = Device::Gpu(g.clone());
+        let (bh, len, dim, heads) = (4usize, 33usize, 8usize, 2usize);
+        let t = |seed| Tensor::from_slice(&dev, &randn(seed, bh * len * dim), &[bh, len, dim]);
+        let (q, k, v) = (t(1).unwrap(), t(2).unwrap(), t(3).unwrap());
+        let plane = (len * len * 4) as u64;
+        for (causal, lengths, want) in [
+            (false, None, 0),
+            (false, Some(vec![len, len + 5]), 0),
+            (true, None, plane),
+            (true, Some(vec![len, len]), plane),
+            (false, Some(vec![len, 7]), bh as u64 * plane),
+        ] {
+            let before = g.stats().bytes_uploaded;
+            let out = attention_reference(&q, &k, &v, causal, lengths.as_deref(), heads).unwrap();
+            let uploaded = g.stats().bytes_uploaded - before;
+            out.read_blocking().unwrap();
+            assert_eq!(uploaded, want, "causal {causal}, lengths {lengths:?}");
+        }
+    }
+
     #[test]
     fn a_zero_length_entry_gives_zeros_and_zero_gradients_on_every_path() {
         let (len, dim, heads) = (20usize, 12usize, 1usize);

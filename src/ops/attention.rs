@@ -183,18 +183,31 @@ pub fn attention_reference(
     let scores = super::matmul::Matmul::new(q, &k.transpose(1, 2)?)
         .alpha(scale)
         .compute()?;
-    let mut mask = vec![0.0f32; bh * len * len];
-    for b in 0..bh {
-        let kv = lengths.map_or(len, |l| l[b / heads].min(len));
-        for i in 0..len {
-            for j in 0..len {
-                if j >= kv || (causal && j > i) {
-                    mask[(b * len + i) * len + j] = -1.0e30;
+    // The additive mask, only as large as it must be: none without masking, one [1, L, L]
+    // plane broadcast over the rows for a causal mask alone, [BH, L, L] with lengths (an
+    // unmasked call used to upload BH·L² zeros: 128 MiB at L = 1024, most of the path's time).
+    let short = lengths.is_some_and(|l| l.iter().any(|&n| n < len));
+    let masked = if causal || short {
+        let rows = if short { bh } else { 1 };
+        let mut mask = vec![0.0f32; rows * len * len];
+        for b in 0..rows {
+            let kv = lengths.map_or(len, |l| l[b / heads].min(len));
+            for i in 0..len {
+                for j in 0..len {
+                    if j >= kv || (causal && j > i) {
+                        mask[(b * len + i) * len + j] = -1.0e30;
+                    }
                 }
             }
         }
+        scores.add(&Tensor::from_slice(&q.device(), &mask, &[rows, len, len])?)?
+    } else {
+        scores
+    };
+    let out = masked.softmax()?.matmul(v)?;
+    if !lengths.is_some_and(|l| l.contains(&0)) {
+        return Ok(out);
     }
-    let mask = Tensor::from_slice(&q.device(), &mask, &[bh, len, len])?;
     // A query with no key at all (length 0) gets zeros, as the fused kernels give, not the
     // uniform average that the softmax of an all-masked row would be.
     let keep: Vec<f32> = (0..bh * len)
@@ -204,5 +217,5 @@ pub fn attention_reference(
         })
         .collect();
     let keep = Tensor::from_slice(&q.device(), &keep, &[bh, len, 1])?;
-    scores.add(&mask)?.softmax()?.matmul(v)?.mul(&keep)
+    out.mul(&keep)
 }
