@@ -106,10 +106,13 @@ fn columns_mode(p: &Params, outputs: u64) -> bool {
 /// One pass over [outer, len, inner] in chunks of `chunk`.
 fn record_pass(gpu: &GpuInner, p: &mut Params, x: &RawBuffer, y: &RawBuffer) -> Result<()> {
     p.chunks = p.len.div_ceil(p.chunk);
-    p.mode = u32::from(p.inner == 1 && p.chunk >= 64);
     let outputs = u64::from(p.outer) * u64::from(p.chunks) * u64::from(p.inner);
-    let gpu_like = gpu.info.device_type != wgpu::DeviceType::Cpu
-        || crate::gpu::lock(&gpu.tuning).contains_key(&COLUMNS_KEY);
+    // A CPU-backed adapter pays microseconds per workgroup and has few lanes: a workgroup per
+    // output only for a handful of outputs (lavapipe spent 39 ms on each of an attention step's
+    // 8,192 row sums of 64 that way, 17% of the step).
+    let software = gpu.info.device_type == wgpu::DeviceType::Cpu;
+    p.mode = u32::from(p.inner == 1 && p.chunk >= 64 && (!software || outputs <= 64));
+    let gpu_like = !software || crate::gpu::lock(&gpu.tuning).contains_key(&COLUMNS_KEY);
     if p.mode == 0 && gpu_like && columns_mode(p, outputs) {
         p.mode = 2;
     }
