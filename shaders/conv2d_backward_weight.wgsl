@@ -18,7 +18,7 @@
 @group(0) @binding(3) var<storage, read_write> part: array<f32>;  // [splits, C_out, C_in/G·kh·kw]
 
 const HALF_WG: u32 = CONV_WG / 2u;
-var<workgroup> lanes: array<vec4<f32>, 512>;  // [CONV_TM_MAX][HALF_WG]
+var<workgroup> lanes: array<vec4<f32>, CONV_TM_MAX * HALF_WG>;  // [CONV_TM][HALF_WG]
 
 @compute @workgroup_size(CONV_WG)
 fn conv2d_backward_weight(

@@ -31,7 +31,7 @@ fn conv2d_forward(
     let cols = p.n * ohw;
 
     // Out-of-range columns compute on a clamped (valid) one and are never stored; rows past the
-    // group's are skipped (conv_accumulate's `live`).
+    // group's are skipped (row_sums_fma's `live`).
     let c0 = out_pixel(min(t.col0 + lx, cols - 1u));
     let c1 = out_pixel(min(t.col0 + lx + CONV_WG, cols - 1u));
     let c2 = out_pixel(min(t.col0 + lx + 2u * CONV_WG, cols - 1u));

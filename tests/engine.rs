@@ -242,7 +242,6 @@ mod counters {
             .map(|k| k.dispatches)
             .sum();
         assert_eq!(matmul, 4, "{}", profile.table(20));
-        assert!(profile.kernels.iter().all(|k| k.ms >= 0.0));
         assert!(profile.ms > 0.0, "{}", profile.table(20));
         let sum: f64 = profile.kernels.iter().map(|k| k.ms).sum();
         assert!((sum - profile.ms).abs() <= 1e-9 * sum.max(1.0));

@@ -26,11 +26,10 @@ override HEAD_DIM: u32 = 64u;
 // ROWS·DV4 and TILE·DV4 vec4s, TILE ≤ LANES).
 override ROWS: u32 = 16u;
 override TILE: u32 = 8u;
-// Invocations per held row: lane l owns dimensions 4l .. 4l + 3 and 64 + 4l .. 64 + 4l + 3.
-const LANES: u32 = 16u;
-// The largest head dimension (the Rust side refuses a larger one:
+// Invocations per held row: lane l owns dimensions 4l .. 4l + 3 and 64 + 4l .. 64 + 4l + 3, so
+// a head has at most 128 dimensions (the Rust side refuses more:
 // `kernels::attention_forward::MAX_DIM`).
-const MAX_DIM: u32 = 128u;
+const LANES: u32 = 16u;
 const HELD_VECS: u32 = 256u;
 const TILE_VECS: u32 = 128u;
 const PAIRS: u32 = 128u;
