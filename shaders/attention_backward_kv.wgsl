@@ -1,9 +1,9 @@
 // attention_backward_kv: dK and dV of fused attention, deterministic without atomics: a
 // workgroup holds ROWS key rows (K and V) and streams Q and dO through workgroup memory TILE
 // query rows at a time (common/attention.wgsl), recomputing the probabilities from the saved
-// log-sum-exp: lane c of key row j computes p = exp(scale·q_c·k_j − lse_c) and
-// ds = p·(dO_c·v_j − D_c) for query c, with D_c = rowsum(dO_c ⊙ O_c) precomputed; after a
-// barrier every lane adds its slices of dV_j += Σ_c p·dO_c and dK_j += scale·Σ_c ds·q_c.
+// log-sum-exp: the pair phase computes, for key j and query i, p = exp(scale·q_i·k_j − lse_i)
+// and ds = p·(dO_i·v_j − D_i), with D_i = rowsum(dO_i ⊙ O_i) precomputed; the fold phase adds
+// dV_j += Σ_i p·dO_i and dK_j += scale·Σ_i ds·q_i.
 // Grid: x = ceil(L / ROWS), y·z = BH (folded past 65,535). Held: held_a K, held_b V. Tiles:
 // tile_a Q, tile_b dO. Needs: common/attention.wgsl, common/grid.wgsl.
 
@@ -18,29 +18,36 @@ struct Params { len: u32, heads: u32, causal: u32, scale: f32, bh: u32, _pad0: u
 @group(0) @binding(6) var<storage, read> lengths: array<f32>;    // [B]
 @group(0) @binding(7) var<storage, read_write> dkv: array<f32>;  // [2, BH, L, D]: dK, then dV
 
-@compute @workgroup_size(LANES, ROWS)
+// The workgroup arrays' sizes (common/attention.wgsl): two held operands, TILE ≤ 8 rows of up
+// to 16 vec4s (or 4 of 32), two pair scalars.
+const TWO_HELD: bool = true;
+const HELD_B_VECS: u32 = 256u;
+const TILE_VECS: u32 = 128u;
+const PAIRS_A: u32 = 128u;
+const PAIRS_B: u32 = 128u;
+
+@compute @workgroup_size(64)
 fn attention_backward_kv(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_id) lid: vec3<u32>,
     @builtin(local_invocation_index) lindex: u32,
 ) {
     let bh = folded_row(wid, nwg);
     if bh >= p.bh {
         return;
     }
-    let lane = lid.x;
-    let r = lid.y;
     let j0 = wid.x * ROWS;
-    let j = j0 + r;
     let kv_len = min(p.len, u32(lengths[bh / p.heads]));
     let base = bh * p.len * HEAD_DIM;
     let plane = p.bh * p.len;  // offset of D in stats
     load_rows(true, j0, p.len, base, lindex);
-    var dk0 = vec4<f32>();
-    var dk1 = vec4<f32>();
-    var dv0 = vec4<f32>();
-    var dv1 = vec4<f32>();
+    let c = lindex % TILE;
+    let pg = lindex / TILE;
+    let ps = INVOCATIONS / TILE;
+    let lane = lindex % LANES;
+    let g = lindex / LANES;
+    var dk = no_slices();
+    var dv = no_slices();
     // Causal: queries before this workgroup's first key never see its keys (uniform start).
     var i_start = 0u;
     if p.causal == 1u {
@@ -50,34 +57,47 @@ fn attention_backward_kv(
         workgroupBarrier();
         load_rows(false, i0, p.len, base, lindex);
         workgroupBarrier();
-        if lane < TILE {
-            let i = i0 + lane;
-            var pij = 0.0;
-            var ds = 0.0;
-            if i < p.len && j < kv_len && !(p.causal == 1u && j > i) {
-                pij = exp(dot_a(r, lane) * p.scale - stats[bh * p.len + i]);
-                ds = pij * (dot_b(r, lane) - stats[plane + bh * p.len + i]);
-            }
-            pair_a[r * TILE + lane] = pij;
-            pair_b[r * TILE + lane] = ds * p.scale;
+        // This invocation's query i = i0 + c: its saved statistics.
+        let i = i0 + c;
+        var lse_i = 0.0;
+        var d_i = 0.0;
+        if i < p.len {
+            lse_i = stats[bh * p.len + i];
+            d_i = stats[plane + bh * p.len + i];
+        }
+        let d = pair_dots(c, pg, true);
+        put_pair(pg, c, j0, i, kv_len, d.a.x, d.b.x, lse_i, d_i);
+        if pair_rows() > 1u {
+            put_pair(pg + ps, c, j0, i, kv_len, d.a.y, d.b.y, lse_i, d_i);
+        }
+        if pair_rows() > 2u {
+            put_pair(pg + 2u * ps, c, j0, i, kv_len, d.a.z, d.b.z, lse_i, d_i);
+            put_pair(pg + 3u * ps, c, j0, i, kv_len, d.a.w, d.b.w, lse_i, d_i);
         }
         workgroupBarrier();
-        for (var c = 0u; c < TILE; c += 1u) {
-            let pc = vec4<f32>(pair_a[r * TILE + c]);
-            let dc = vec4<f32>(pair_b[r * TILE + c]);
-            dv0 = fma(pc, slice_b(c, lane, 0u), dv0);
-            dk0 = fma(dc, slice_a(c, lane, 0u), dk0);
-            if HEAD_DIM > 4u * LANES {
-                dv1 = fma(pc, slice_b(c, lane, 1u), dv1);
-                dk1 = fma(dc, slice_a(c, lane, 1u), dk1);
-            }
-        }
+        dv = fold_tile(dv, lane, g, false, true);
+        dk = fold_tile(dk, lane, g, true, false);
     }
-    if j < p.len {
-        // Masked keys (past the length) get zero gradients.
-        store_slices(base + j * HEAD_DIM, lane, dk0, dk1);
-        store_slices(p.bh * p.len * HEAD_DIM + base + j * HEAD_DIM, lane, dv0, dv1);
+    // Masked keys (past the length) get zero gradients (their pairs were zero).
+    store_slices(dk, base, j0, p.len, lane, g);
+    store_slices(dv, p.bh * p.len * HEAD_DIM + base, j0, p.len, lane, g);
+}
+
+// Pair (held row r = key j0 + r, query i): p into pair_a and scale·ds into pair_b from the dot
+// products kq = k·q (unscaled) and vdo = v·dO; zero where masked or past L.
+fn put_pair(r: u32, c: u32, j0: u32, i: u32, kv_len: u32, kq: f32, vdo: f32, lse_i: f32, d_i: f32) {
+    if r >= ROWS {
+        return;
     }
+    let j = j0 + r;
+    var pij = 0.0;
+    var ds = 0.0;
+    if i < p.len && j < kv_len && !(p.causal == 1u && j > i) {
+        pij = exp(kq * p.scale - lse_i);
+        ds = pij * (vdo - d_i);
+    }
+    pair_a[pair_at(r, c)] = pij;
+    pair_b[pair_at(r, c)] = ds * p.scale;
 }
 
 // The K and V elements at `at`, and the Q and dO elements at `at`, for the loaders

@@ -126,7 +126,7 @@ fn record(
 ) -> Result<()> {
     let [q, k, v, d_o, stats, lengths] = *inputs;
     // `attention` refused head dimensions past MAX_DIM on both devices before recording.
-    let (rows, overrides) = tiling(head_dim);
+    let (rows, overrides) = tiling(head_dim, true);
     gpu.record(&Dispatch {
         kernel: kernel.desc(),
         overrides: &overrides,
@@ -146,7 +146,15 @@ mod tests {
     #[test]
     fn fused_gradients_match_the_reference() {
         let (g, c) = (Device::Gpu(gpu()), Device::Cpu);
-        for (len, dim) in [(1usize, 16usize), (7, 16), (64, 64), (129, 128), (512, 64)] {
+        for (len, dim) in [
+            (1usize, 16usize),
+            (7, 16),
+            (17, 3),
+            (33, 72),
+            (64, 64),
+            (129, 128),
+            (512, 64),
+        ] {
             for causal in [false, true] {
                 let (batch, heads) = (2usize, 2usize);
                 let bh = batch * heads;
