@@ -1,4 +1,5 @@
-//! `convert`: params and bindings of the f32 ↔ f16 storage conversion (`Tensor::to_dtype`).
+//! `convert`: params and bindings of the f32 ↔ f16 storage conversion (`Tensor::to_dtype`) and
+//! of the strided f16 copy (`Tensor::contiguous` of an f16 view).
 
 use bytemuck::{Pod, Zeroable};
 
@@ -8,7 +9,7 @@ use crate::error::Result;
 use crate::gpu::pipelines::{Access, KernelDesc};
 use crate::tensor::{host_read, host_write, Tensor};
 
-pub(crate) const SOURCE: &str = wgsl!("convert", "grid", "half");
+pub(crate) const SOURCE: &str = wgsl!("convert", "grid", "half", "strided");
 
 /// `convert` as the device layer sees it.
 pub(crate) const KERNEL: KernelDesc = KernelDesc {
@@ -21,6 +22,8 @@ pub(crate) const KERNEL: KernelDesc = KernelDesc {
 pub(crate) const TO_F16: u32 = 0;
 /// `Params::mode`: widen f16 to f32.
 pub(crate) const TO_F32: u32 = 1;
+/// `Params::mode`: copy f16 to f16 (a strided view made contiguous).
+pub(crate) const F16_COPY: u32 = 2;
 
 params! {
     /// Mirrors `struct Params` in shaders/convert.wgsl.
@@ -28,17 +31,23 @@ params! {
     #[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
     pub struct Params {
         pub numel: u32,
-        /// [`TO_F16`] or [`TO_F32`].
+        /// [`TO_F16`], [`TO_F32`] or [`F16_COPY`].
         pub mode: u32,
-        /// First element of x (an f16 element index when widening).
+        /// First element of x (an f16 element index when x is f16).
         pub x_off: u32,
-        /// First element of y (a word index when narrowing).
+        /// First element of y (a word index when y is f16).
         pub y_off: u32,
+        pub rank: u32,
+        /// 1 when x is contiguous: the shader then skips the stride walk.
+        pub contiguous: u32,
+        pub _pad: [u32; 2],
+        pub shape: [u32; 8],
+        pub x_strides: [u32; 8],
     }
 }
 const _: () = assert!(std::mem::size_of::<Params>().is_multiple_of(16));
 
-/// The tensors of one `convert` launch: contiguous ranges, the f16 side in words.
+/// The tensors of one `convert` launch: x any strides (in elements), y contiguous.
 pub(crate) struct Bindings<'a> {
     pub x: &'a Tensor,
     pub y: &'a Tensor,
@@ -49,7 +58,7 @@ pub(crate) fn launch(p: &Params, b: &Bindings<'_>) -> Result<()> {
     match on(b.y) {
         On::Gpu(gpu) => {
             let n = u64::from(p.numel);
-            let items = if p.mode == TO_F16 { n.div_ceil(2) } else { n };
+            let items = if p.mode == TO_F32 { n } else { n.div_ceil(2) };
             record_strided(
                 gpu,
                 Kernel::Convert,

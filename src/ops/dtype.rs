@@ -3,16 +3,18 @@
 
 use crate::device::Device;
 use crate::error::{shape_str, Error, Result};
-use crate::kernels::convert::{self, TO_F16, TO_F32};
+use crate::kernels::convert::{self, F16_COPY, TO_F16, TO_F32};
+use crate::kernels::pack8;
 use crate::ops::u32_of;
 use crate::tensor::dtype::pack;
 use crate::tensor::{checked_numel, DType, Tensor};
 
 impl Tensor {
     /// This tensor with elements of `dtype`: a clone when it already has them; else a new
-    /// contiguous tensor on the same device. f32 → f16 rounds to nearest even (±∞ past
-    /// 65504, as PyTorch's `.half()`); f16 → f32 is exact. Not recorded on the tape: the
-    /// result is a new leaf (mixed-precision training, which needs it, is the next step).
+    /// contiguous tensor on the same device, read through the view's strides. f32 → f16 rounds
+    /// to nearest even (±∞ past 65504, as PyTorch's `.half()`); f16 → f32 is exact. Not
+    /// recorded on the tape: the result is a new leaf (mixed-precision training, which needs
+    /// it, is the next step).
     ///
     /// ```
     /// use timeloom::{DType, Device, Tensor};
@@ -23,37 +25,39 @@ impl Tensor {
     /// ```
     ///
     /// # Errors
-    /// `Unsupported` for a strided view of an f16 tensor (convert the whole tensor, then take
-    /// the view).
+    /// `OutOfMemory` or `TooLarge` when the result does not fit the device.
     pub fn to_dtype(&self, dtype: DType) -> Result<Tensor> {
         if dtype == self.dtype {
             return Ok(self.clone());
         }
-        let (x, mode) = match dtype {
-            DType::F16 => (self.contiguous()?, TO_F16),
-            DType::F32 => {
-                if !self.is_contiguous() {
-                    return Err(Error::Unsupported {
-                        op: "to_dtype",
-                        message: format!(
-                            "a strided view ({} with strides {:?}) of an f16 tensor: convert the whole tensor to f32, then take the view",
-                            shape_str(&self.shape),
-                            self.strides
-                        ),
-                    });
-                }
-                (self.clone(), TO_F32)
-            }
+        let mode = match dtype {
+            DType::F16 => TO_F16,
+            DType::F32 => TO_F32,
         };
-        let y = x.output_of(&x.shape, dtype, "to_dtype")?;
-        if x.numel() > 0 {
+        self.convert_into(dtype, mode, "to_dtype")
+    }
+
+    /// A contiguous copy of an f16 tensor (any view) starting at element 0 of its own buffer.
+    pub(crate) fn f16_copy(&self) -> Result<Tensor> {
+        self.convert_into(DType::F16, F16_COPY, "contiguous")
+    }
+
+    /// The `convert` kernel from this view (any strides) into a new contiguous `dtype` tensor.
+    fn convert_into(&self, dtype: DType, mode: u32, op: &'static str) -> Result<Tensor> {
+        let y = self.output_of(&self.shape, dtype, op)?;
+        if self.numel() > 0 {
             let p = convert::Params {
-                numel: u32_of(x.numel()),
+                numel: u32_of(self.numel()),
                 mode,
-                x_off: u32_of(x.offset),
+                x_off: u32_of(self.offset),
                 y_off: 0,
+                rank: u32_of(self.rank()),
+                contiguous: u32::from(self.is_contiguous()),
+                _pad: [0; 2],
+                shape: pack8(&self.shape),
+                x_strides: pack8(&self.strides),
             };
-            convert::launch(&p, &convert::Bindings { x: &x, y: &y })?;
+            convert::launch(&p, &convert::Bindings { x: self, y: &y })?;
         }
         Ok(y)
     }
@@ -152,7 +156,7 @@ mod tests {
     }
 
     /// Narrow views of an f16 tensor at odd and even offsets widen and read correctly; a
-    /// transposed one is refused, not misread.
+    /// transposed one copies contiguous (f16 to f16) through its strides; f32 views narrow.
     #[test]
     fn f16_views_at_any_offset_read_and_widen() {
         let x: Vec<f32> = (0..12).map(|i| i as f32 - 5.5).collect();
@@ -170,13 +174,24 @@ mod tests {
             }
             let both = Tensor::read_all_blocking(&[&h.narrow(0, 3, 2).unwrap(), &h]).unwrap();
             assert_eq!((both[0].as_slice(), both[1].as_slice()), (&x[3..5], &x[..]));
+            // A transposed view (odd rows and columns) copies through its strides, as f16 and
+            // widened, and reads.
             let t = h.reshape(&[3, 4]).unwrap().t().unwrap();
-            for e in [
-                t.read_blocking().unwrap_err(),
-                t.to_dtype(DType::F32).unwrap_err(),
-            ] {
-                assert!(matches!(e, Error::Unsupported { .. }), "{dev}: {e}");
-            }
+            let want: Vec<f32> = (0..12).map(|i| x[(i % 3) * 4 + i / 3]).collect();
+            let c = t.contiguous().unwrap();
+            assert_eq!(c.dtype(), DType::F16);
+            assert_eq!(c.read_blocking().unwrap(), want, "{dev} contiguous");
+            assert_eq!(t.read_blocking().unwrap(), want, "{dev} read");
+            let w = t.to_dtype(DType::F32).unwrap();
+            assert_eq!(w.read_blocking().unwrap(), want, "{dev} widened");
+            // A strided narrowing of an f32 view: every other element of rows 1..3.
+            let f = Tensor::from_slice(&dev, &x, &[3, 4]).unwrap();
+            let v = f.narrow(0, 1, 2).unwrap().t().unwrap().narrow(0, 1, 3).unwrap();
+            let want: Vec<f32> = [5, 9, 6, 10, 7, 11].iter().map(|&i| x[i]).collect();
+            let n = v.to_dtype(DType::F16).unwrap();
+            assert_eq!(n.read_blocking().unwrap(), want, "{dev} narrowed from a view");
+            let o = h.narrow(0, 1, 10).unwrap().reshape(&[10]).unwrap().owned().unwrap();
+            assert_eq!(o.read_blocking().unwrap(), &x[1..11], "{dev} owned");
         }
     }
 
@@ -237,7 +252,7 @@ mod tests {
             let h = a.to_dtype(DType::F16).unwrap();
             let ids = Tensor::from_slice(&dev, &[0.0, 1.0], &[2]).unwrap();
             type Op = fn(&Tensor, &Tensor, &Tensor) -> crate::Result<Tensor>;
-            let ops: [(&str, Op); 20] = [
+            let ops: [(&str, Op); 19] = [
                 ("add", |h, a, _| h.add(a)),
                 ("add (second)", |h, a, _| a.add(h)),
                 ("mul (second)", |h, a, _| a.mul(h)),
@@ -250,7 +265,6 @@ mod tests {
                 ("max", |h, _, _| h.max(1)),
                 ("softmax", |h, _, _| h.softmax()),
                 ("log_softmax", |h, _, _| h.log_softmax()),
-                ("contiguous of a transpose", |h, _, _| h.t()?.contiguous()),
                 ("expand", |h, _, _| h.reshape(&[1, 4])?.expand(&[3, 4])),
                 ("cross-entropy logits", |h, _, ids| {
                     crate::CrossEntropy::new().compute(h, ids)

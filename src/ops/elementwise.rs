@@ -7,7 +7,7 @@ use crate::kernels::unary::{self, UnaryOp};
 use crate::kernels::{axpy, pack8, unary_backward};
 use crate::ops::{same_device, u32_of};
 use crate::tensor::autodiff::record;
-use crate::tensor::Tensor;
+use crate::tensor::{DType, Tensor};
 
 /// The shape both operands broadcast to, NumPy style (trailing axes aligned; 1 stretches).
 pub(crate) fn broadcast_shape(op: &'static str, a: &[usize], b: &[usize]) -> Result<Vec<usize>> {
@@ -41,15 +41,21 @@ impl Tensor {
         let t = self.contiguous()?.detach();
         if t.offset == 0 {
             Ok(t)
+        } else if t.dtype == DType::F16 {
+            t.f16_copy()
         } else {
             t.affine(1.0, 0.0)
         }
     }
 
-    /// A contiguous tensor with the same elements: `self` when already contiguous.
+    /// A contiguous tensor with the same elements: `self` when already contiguous. An f16 view
+    /// is copied as f16 (not recorded on the tape: f16 tensors are read, never trained).
     pub fn contiguous(&self) -> Result<Tensor> {
         if self.is_contiguous() {
             return Ok(self.clone());
+        }
+        if self.dtype == DType::F16 {
+            return self.f16_copy();
         }
         self.unary_op(UnaryOp::Identity, 1.0, 0.0)
     }

@@ -161,15 +161,9 @@ impl Tensor {
         }
     }
 
-    /// A contiguous view of this tensor to read: f32 views are copied contiguous; a strided
-    /// view of an f16 tensor is refused (convert first).
+    /// A contiguous view of this tensor to read: strided views (f32 or f16) are copied
+    /// contiguous first.
     fn readable(&self) -> Result<Tensor> {
-        if self.dtype == DType::F16 && !self.is_contiguous() {
-            return Err(Error::Unsupported {
-                op: "Tensor::read",
-                message: "a strided view of an f16 tensor: read the whole tensor, or convert it with .to_dtype(DType::F32) and take the view of that".into(),
-            });
-        }
         self.contiguous()
     }
 
