@@ -8,12 +8,15 @@
 // An invocation owns BT batch rows of its hidden unit, so each W_hh element it loads serves BT
 // rows (weights are the traffic that matters; h_prev reads are broadcasts).
 // Grid: x = ceil(H / WG), y = ceil(B / BT). Saves: gates[slot] (see cell_saved), state[slot + 1].
-// Needs: common/recurrent.wgsl, common/activations.wgsl, common/cells.wgsl.
+// W_hhᵀ may be f16 (W_HALF, for f16 inference: its elements widened as they are loaded, sums
+// f32); its binding holds u32 words either way, f32 ones bitcast.
+// Needs: common/recurrent.wgsl, common/activations.wgsl, common/cells.wgsl, common/half.wgsl.
 
 // CELL, WG, BT and Params: common/recurrent.wgsl.
+override W_HALF: bool = false;
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> xg: array<f32>;          // [T, B, G·H]: x·W_ihᵀ + b_ih
-@group(0) @binding(2) var<storage, read> w_t: array<f32>;         // [H, G·H]: W_hhᵀ
+@group(0) @binding(2) var<storage, read> w_t: array<u32>;         // [H, G·H]: W_hhᵀ, f32 or f16
 @group(0) @binding(3) var<storage, read> b_hh: array<f32>;        // [G·H]
 @group(0) @binding(4) var<storage, read> lengths: array<f32>;     // [B]
 @group(0) @binding(5) var<storage, read_write> state: array<f32>; // [2, T + 1, B, H]: h, then c
@@ -115,17 +118,25 @@ fn step_rows_split(j: u32, b0: u32, lane: u32, ks: u32) {
 // Gates 0 .. n of unit j from a [G·H]-strided row starting at `at` (gate g at at + g·h), as a
 // vec4 with 0 past n. One function per buffer: WGSL passes no pointers to storage.
 fn gate_vec_w(at: u32, h: u32, n: u32) -> vec4<f32> {
-    var v = vec4<f32>(w_t[at], 0.0, 0.0, 0.0);
+    var v = vec4<f32>(weight(at), 0.0, 0.0, 0.0);
     if n > 1u {
-        v.y = w_t[at + h];
+        v.y = weight(at + h);
     }
     if n > 2u {
-        v.z = w_t[at + 2u * h];
+        v.z = weight(at + 2u * h);
     }
     if n > 3u {
-        v.w = w_t[at + 3u * h];
+        v.w = weight(at + 3u * h);
     }
     return v;
+}
+
+// Element i of W_hhᵀ as f32.
+fn weight(i: u32) -> f32 {
+    if W_HALF {
+        return half_at(w_t[i >> 1u], i);
+    }
+    return bitcast<f32>(w_t[i]);
 }
 
 fn gate_vec_b(at: u32, h: u32, n: u32) -> vec4<f32> {
@@ -227,7 +238,7 @@ fn cho_candidate_rows(j: u32, b0: u32, t: u32, slot: u32) {
         acc[r] = bias;
     }
     for (var k = 0u; k < h; k += 1u) {
-        let w = w_t[k * gh + 2u * h + j];
+        let w = weight(k * gh + 2u * h + j);
         for (var r = 0u; r < BT; r += 1u) {
             let b = b0 + select(0u, r, r < rows);
             acc[r] = fma(gates[((slot * p.batch + b) * 4u + 3u) * h + k], w, acc[r]);

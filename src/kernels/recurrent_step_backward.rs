@@ -75,7 +75,7 @@ pub(crate) fn launch(cell: u32, p: &Params, whole_sequence: bool, b: &Bindings<'
                 Kernel::RecurrentStepBackward,
                 Kernel::RecurrentSequenceBackward,
             ];
-            record_step(gpu, kernels, cell, p, whole_sequence, &buffers)
+            record_step(gpu, kernels, cell, p, whole_sequence, false, &buffers)
         }
         On::Cpu => {
             let (dy, w_hh) = (host_read(b.dy), host_read(b.w_hh));

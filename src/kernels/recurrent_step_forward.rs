@@ -10,7 +10,8 @@ use crate::gpu::encoder::Dispatch;
 use crate::gpu::pipelines::{Access, KernelDesc};
 use crate::gpu::pool::RawBuffer;
 use crate::gpu::{lock, GpuInner};
-use crate::tensor::{host_read, host_write, Tensor};
+use crate::tensor::dtype::unpack;
+use crate::tensor::{host_read, host_write, DType, Tensor};
 
 /// Gates per hidden unit and saved values per hidden unit of each cell code.
 pub(crate) use crate::kernels::cpu::recurrent_step_forward::{cell_gates, cell_saved};
@@ -19,7 +20,8 @@ pub(crate) const SOURCE: &str = wgsl!(
     "recurrent_step_forward",
     "recurrent",
     "activations",
-    "cells"
+    "cells",
+    "half"
 );
 
 /// `recurrent_sequence_forward` as the device layer sees it.
@@ -86,7 +88,7 @@ const _: () = assert!(std::mem::size_of::<Params>().is_multiple_of(16));
 pub(crate) struct Bindings<'a> {
     /// [T, B, G·H]: x·W_ihᵀ + b_ih for every step.
     pub xg: &'a Tensor,
-    /// [H, G·H]: W_hhᵀ, contiguous.
+    /// [H, G·H]: W_hhᵀ, contiguous; f32, or f16 for inference (widened as it is read).
     pub w_t: &'a Tensor,
     /// [G·H]
     pub b_hh: &'a Tensor,
@@ -231,13 +233,15 @@ pub(crate) fn sequence_steps(
 }
 
 /// Records one step with `kernels[0]`, or the whole sequence in one workgroup with `kernels[1]`
-/// (grid 1 × 1): the forward's and the backward's GPU half.
+/// (grid 1 × 1): the forward's and the backward's GPU half. `half_w`: the forward reads an f16
+/// W_hhᵀ (`W_HALF`; the override is left out otherwise, so f32 pipelines keep their keys).
 pub(crate) fn record_step(
     gpu: &GpuInner,
     kernels: [Kernel; 2],
     cell: u32,
     p: &Params,
     whole_sequence: bool,
+    half_w: bool,
     buffers: &[&RawBuffer; 7],
 ) -> Result<()> {
     // Both per-step kernels split their recurrent sums; the persistent sweeps do not.
@@ -252,15 +256,16 @@ pub(crate) fn record_step(
     } else {
         (kernels[0], workgroups(gpu, p, wg)?)
     };
-    let unsplit = [("CELL", f64::from(cell)), ("WG", f64::from(WG))];
-    let split = [
-        ("CELL", f64::from(cell)),
-        ("WG", f64::from(wg)),
-        ("KS", f64::from(ks)),
-    ];
+    let mut overrides = vec![("CELL", f64::from(cell)), ("WG", f64::from(wg))];
+    if ks > 1 {
+        overrides.push(("KS", f64::from(ks)));
+    }
+    if half_w {
+        overrides.push(("W_HALF", 1.0));
+    }
     gpu.record(&Dispatch {
         kernel: kernel.desc(),
-        overrides: if ks > 1 { &split } else { &unsplit },
+        overrides: &overrides,
         params: bytemuck::bytes_of(p),
         buffers,
         workgroups,
@@ -286,17 +291,27 @@ pub(crate) fn launch(cell: u32, p: &Params, whole_sequence: bool, b: &Bindings<'
                 Kernel::RecurrentStepForward,
                 Kernel::RecurrentSequenceForward,
             ];
-            record_step(gpu, kernels, cell, p, whole_sequence, &buffers)
+            let half_w = b.w_t.dtype() == DType::F16;
+            record_step(gpu, kernels, cell, p, whole_sequence, half_w, &buffers)
         }
         On::Cpu => {
             let (xg, w_t) = (host_read(b.xg), host_read(b.w_t));
+            // An f16 W_hhᵀ widened once per launch (on the host a launch is the whole sequence
+            // unless the layer forces the per-step path).
+            let widened;
+            let w_t: &[f32] = if b.w_t.dtype() == DType::F16 {
+                widened = unpack(&w_t, b.w_t.offset, b.w_t.numel());
+                &widened
+            } else {
+                &w_t[b.w_t.offset..]
+            };
             let (b_hh, lengths) = (host_read(b.b_hh), host_read(b.lengths));
             let mut state = host_write(b.state);
             let mut gates = host_write(b.gates);
             let mut y = host_write(b.y);
             let inputs = cpu::recurrent_step_forward::Inputs {
                 xg: &xg,
-                w_t: &w_t,
+                w_t,
                 b_hh: &b_hh[b.b_hh.offset..],
                 lengths: &lengths[b.lengths.offset..],
             };

@@ -11,7 +11,7 @@ use crate::error::{shape_str, Error, Result};
 use crate::init::Init;
 use crate::recurrent::{layer, CellKind, DirectionWeights};
 use crate::rng::Rng;
-use crate::tensor::Tensor;
+use crate::tensor::{DType, Tensor};
 
 /// The configuration of a recurrent stack; build it with [`Recurrent::lstm`] and friends.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -381,6 +381,70 @@ impl Recurrent {
     /// The device the parameters live on.
     pub fn device(&self) -> &Device {
         &self.device
+    }
+
+    /// A copy of this stack with every parameter converted to `dtype`, same configuration and
+    /// mode. f16 (half the parameter memory) is for inference: run it under
+    /// [`no_grad`](crate::no_grad), its weights widened to f32 as the kernels load them and the
+    /// states, sums and outputs f32; training it is refused with `Unsupported`. f32 gives
+    /// trainable parameters again (a loaded `.half()` model converted back).
+    ///
+    /// ```
+    /// use timeloom::nn::Recurrent;
+    /// use timeloom::{no_grad, DType, Device, Rng, Tensor};
+    /// let dev = Device::Cpu;
+    /// let lstm = Recurrent::lstm(3, 4).build(&dev, &mut Rng::new(0))?;
+    /// let half = lstm.to_dtype(DType::F16)?;
+    /// let x = Tensor::full(&dev, &[5, 2, 3], 1.0)?;
+    /// let y = no_grad(|| half.forward_with(&x, None, None))?.output;
+    /// let want = lstm.forward_with(&x, None, None)?.output;
+    /// for (a, b) in y.read_blocking()?.iter().zip(want.read_blocking()?) {
+    ///     assert!((a - b).abs() < 1e-2); // f16 weights: about 3 significant digits
+    /// }
+    /// # Ok::<(), timeloom::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// `OutOfMemory` when the copy does not fit the device.
+    pub fn to_dtype(&self, dtype: DType) -> Result<Recurrent> {
+        let convert = |t: &Tensor| -> Result<Tensor> {
+            let c = t.detach().to_dtype(dtype)?;
+            // A conversion to the same type is the same storage: copy it, so the two stacks
+            // never share (or train) one parameter.
+            let c = match (t.dtype(), dtype) {
+                (DType::F16, DType::F16) => c.f16_copy()?,
+                (DType::F32, DType::F32) => c.scale(1.0)?.detach(),
+                _ => c,
+            };
+            Ok(if dtype == DType::F32 {
+                c.requires_grad()
+            } else {
+                c
+            })
+        };
+        let weights = self
+            .weights
+            .iter()
+            .map(|dirs| {
+                dirs.iter()
+                    .map(|w| {
+                        Ok(DirectionWeights {
+                            w_ih: convert(&w.w_ih)?,
+                            w_hh: convert(&w.w_hh)?,
+                            b_ih: convert(&w.b_ih)?,
+                            b_hh: convert(&w.b_hh)?,
+                        })
+                    })
+                    .collect::<Result<Vec<_>>>()
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Recurrent {
+            config: self.config,
+            weights,
+            device: self.device.clone(),
+            seed: AtomicU64::new(self.seed.load(Ordering::Relaxed)),
+            training: self.training,
+        })
     }
 }
 

@@ -186,11 +186,27 @@ mod tests {
             assert_eq!(w.read_blocking().unwrap(), want, "{dev} widened");
             // A strided narrowing of an f32 view: every other element of rows 1..3.
             let f = Tensor::from_slice(&dev, &x, &[3, 4]).unwrap();
-            let v = f.narrow(0, 1, 2).unwrap().t().unwrap().narrow(0, 1, 3).unwrap();
+            let v = f
+                .narrow(0, 1, 2)
+                .unwrap()
+                .t()
+                .unwrap()
+                .narrow(0, 1, 3)
+                .unwrap();
             let want: Vec<f32> = [5, 9, 6, 10, 7, 11].iter().map(|&i| x[i]).collect();
             let n = v.to_dtype(DType::F16).unwrap();
-            assert_eq!(n.read_blocking().unwrap(), want, "{dev} narrowed from a view");
-            let o = h.narrow(0, 1, 10).unwrap().reshape(&[10]).unwrap().owned().unwrap();
+            assert_eq!(
+                n.read_blocking().unwrap(),
+                want,
+                "{dev} narrowed from a view"
+            );
+            let o = h
+                .narrow(0, 1, 10)
+                .unwrap()
+                .reshape(&[10])
+                .unwrap()
+                .owned()
+                .unwrap();
             assert_eq!(o.read_blocking().unwrap(), &x[1..11], "{dev} owned");
         }
     }

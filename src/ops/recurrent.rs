@@ -3,7 +3,7 @@
 
 use crate::error::Result;
 use crate::kernels::{recurrent_step_backward as bwd, recurrent_step_forward as fwd};
-use crate::ops::same_device;
+use crate::ops::{same_device, same_device_any_dtype};
 
 pub(crate) use crate::kernels::recurrent_step_backward::Bindings as StepBackward;
 pub(crate) use crate::kernels::recurrent_step_forward::{
@@ -18,8 +18,9 @@ pub(crate) fn recurrent_step_forward(
     b: &StepForward<'_>,
 ) -> Result<()> {
     let op = "recurrent_step_forward";
+    // W_hhᵀ may be f16 (inference; the scheduler refuses it where gradients are wanted).
+    same_device_any_dtype(op, "w_t", b.xg, b.w_t)?;
     for (arg, t) in [
-        ("w_t", b.w_t),
         ("b_hh", b.b_hh),
         ("lengths", b.lengths),
         ("state", b.state),

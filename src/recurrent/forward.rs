@@ -1,13 +1,14 @@
 //! The forward of one recurrent layer, per direction: one GEMM for the input projection of all T
 //! steps, one copy of W_hhᵀ, then the planned step launches (`recurrent_step_forward`), and the
-//! final states copied into the packed result. Recorded, never waited on.
+//! final states copied into the packed result. Recorded, never waited on. f16 weights (inference)
+//! stay f16: the GEMM and the steps widen them as they load them.
 
 use super::plan::SequencePlan;
 use super::{span, DirectionWeights};
 use crate::error::Result;
 use crate::ops::matmul::Matmul;
 use crate::ops::recurrent::{recurrent_step_forward, StepForward};
-use crate::tensor::Tensor;
+use crate::tensor::{DType, Tensor};
 
 /// What the backward needs of one direction.
 pub(crate) struct Saved {
@@ -53,8 +54,9 @@ pub(crate) fn run(
             &[steps, batch, plan.saved_per_unit() * hidden],
             "recurrent gates",
         )?;
-        // The kernel reads b_hh from element 0 of its buffer.
-        let b_hh = w.b_hh.detach().owned()?;
+        // The kernel reads b_hh from element 0 of its buffer, in f32 (an f16 one is widened:
+        // G·H values).
+        let b_hh = w.b_hh.detach().to_dtype(DType::F32)?.owned()?;
         let b = StepForward {
             xg: &xg,
             w_t: &w_t,

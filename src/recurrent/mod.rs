@@ -10,10 +10,11 @@ mod plan;
 #[cfg(test)]
 mod tests;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::is_grad_enabled;
 use crate::ops::recurrent::cell_gates;
 use crate::tensor::autodiff::{no_grad, record};
-use crate::tensor::Tensor;
+use crate::tensor::{DType, Tensor};
 use backward::Backward;
 use plan::SequencePlan;
 
@@ -79,6 +80,35 @@ fn span(t: &Tensor, start: usize, len: usize) -> Result<Tensor> {
     t.reshape(&[t.numel()])?.narrow(0, start, len)
 }
 
+/// f16 weights run forward only: the backward kernels read f32 weights, and f16 ones are not
+/// trained. So with f16 weights nothing may need this layer's gradients while the tape records.
+fn check_half_weights(
+    x: &Tensor,
+    h0: &Tensor,
+    c0: Option<&Tensor>,
+    dirs: &[DirectionWeights],
+) -> Result<()> {
+    let half = dirs
+        .iter()
+        .flat_map(|w| [&w.w_ih, &w.w_hh, &w.b_ih, &w.b_hh])
+        .any(|t| t.dtype() == DType::F16);
+    let tracked = [Some(x), Some(h0), c0]
+        .into_iter()
+        .flatten()
+        .chain(
+            dirs.iter()
+                .flat_map(|w| [&w.w_ih, &w.w_hh, &w.b_ih, &w.b_hh]),
+        )
+        .any(Tensor::tracks_grad);
+    if half && tracked && is_grad_enabled() {
+        return Err(Error::Unsupported {
+            op: "Recurrent::forward",
+            message: "f16 weights with inputs or weights that track gradients: f16 recurrent layers run forward only (inference); run under no_grad, or keep a trained layer in f32 (Recurrent::to_dtype(DType::F32))".into(),
+        });
+    }
+    Ok(())
+}
+
 /// Runs one layer over x [T, B, I] with initial states h0 (and c0) [dirs, B, H] and per-sequence
 /// `lengths` [B] (f32, ≤ T), as one node on the tape.
 pub(crate) fn layer(
@@ -91,6 +121,7 @@ pub(crate) fn layer(
     persistent: Option<bool>,
 ) -> Result<LayerOutput> {
     let plan = SequencePlan::new(cell, x.shape(), dirs, persistent)?;
+    check_half_weights(x, h0, c0, dirs)?;
     let (steps, batch, hidden, nd) = (plan.steps, plan.batch, plan.hidden, plan.dirs);
 
     // Everything inside runs detached: the node below is the only thing the tape sees.

@@ -254,6 +254,75 @@ mod cells {
         }
     }
 
+    /// A stack converted to f16 runs forward (under no_grad) as the f32 stack holding the same
+    /// f16-rounded weights does, on both devices, for every cell, on the persistent, per-step
+    /// and k-split paths, stacked and bidirectional, with lengths; the converted parameters
+    /// are f16. With the tape recording and an input that tracks gradients it is refused.
+    #[test]
+    fn f16_weights_run_forward_as_their_f32_widening() {
+        use crate::kernels::recurrent_step_forward::K_SPLIT_KEY;
+        use crate::testing::randn;
+        use crate::DType;
+        let split = crate::Gpu::new_blocking().unwrap();
+        crate::gpu::lock(&split.inner.tuning).insert(K_SPLIT_KEY, vec![("KS", 4.0)]);
+        let devices = [
+            (Device::Gpu(gpu()), None),
+            (Device::Gpu(gpu()), Some(false)),
+            (Device::Gpu(split), Some(false)),
+            (Device::Cpu, None),
+        ];
+        let shapes = [
+            (3usize, 1usize, 2usize, 1usize),
+            (4, 13, 5, 67),
+            (2, 3, 7, 129),
+        ];
+        for cell in CELLS {
+            for (k, &(t, b, i, h)) in shapes.iter().enumerate() {
+                let bi = k != 1;
+                for (dev, persistent) in &devices {
+                    let m = stack_with(cell, i, h, 2, bi, dev, *persistent);
+                    let half = m.to_dtype(DType::F16).unwrap();
+                    assert!(half
+                        .parameters()
+                        .iter()
+                        .all(|p| p.dtype() == DType::F16 && !p.tracks_grad()));
+                    let widened = half.to_dtype(DType::F32).unwrap();
+                    let x = Tensor::from_slice(dev, &randn(5, t * b * i), &[t, b, i]).unwrap();
+                    let lens: Vec<f32> = (0..b).map(|r| (t - r % t) as f32).collect();
+                    let lengths = Tensor::from_slice(dev, &lens, &[b]).unwrap();
+                    let got = no_grad(|| half.forward_with(&x, None, Some(&lengths))).unwrap();
+                    let want = no_grad(|| widened.forward_with(&x, None, Some(&lengths))).unwrap();
+                    let what = format!("{cell:?} {:?} bi={bi} {dev} {persistent:?}", (t, b, i, h));
+                    for (name, a, w) in [
+                        ("output", &got.output, &want.output),
+                        ("h_n", &got.h_n, &want.h_n),
+                    ] {
+                        assert_eq!(a.dtype(), DType::F32, "{what}: {name}");
+                        assert_close(
+                            &format!("{what}: {name}"),
+                            &a.read_blocking().unwrap(),
+                            &w.read_blocking().unwrap(),
+                            Tol {
+                                abs: 1e-5,
+                                rel: 1e-4,
+                            },
+                        );
+                    }
+                }
+            }
+        }
+        let dev = Device::Cpu;
+        let half = stack(CellKind::Lstm, 2, 3, 1, false, &dev)
+            .to_dtype(DType::F16)
+            .unwrap();
+        let x = Tensor::full(&dev, &[2, 1, 2], 1.0).unwrap().requires_grad();
+        let e = half.forward_with(&x, None, None).unwrap_err();
+        assert!(
+            matches!(e, crate::Error::Unsupported { .. }) && e.to_string().contains("no_grad"),
+            "{e}"
+        );
+    }
+
     #[test]
     fn every_cell_matches_finite_differences_on_the_cpu() {
         let dev = Device::Cpu;
