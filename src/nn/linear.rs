@@ -7,7 +7,7 @@ use crate::error::{shape_str, Error, Result};
 use crate::init::Init;
 use crate::ops::matmul::Matmul;
 use crate::rng::Rng;
-use crate::tensor::Tensor;
+use crate::tensor::{DType, Tensor};
 
 /// A fully connected layer.
 ///
@@ -65,6 +65,45 @@ impl Linear {
         Ok(Linear {
             weight: weight.requires_grad(),
             bias: bias.map(|b| b.requires_grad()),
+        })
+    }
+
+    /// A copy of this layer with its weight and bias converted to `dtype` (new storage, never
+    /// shared). An f16 layer (half the parameter memory) is for inference: its parameters do
+    /// not track gradients, the product widens them as it loads them, and the output is f32;
+    /// f32 makes trainable parameters again.
+    ///
+    /// ```
+    /// use timeloom::nn::{Linear, Module};
+    /// use timeloom::{DType, Device, Rng, Tensor};
+    /// let layer = Linear::new(&Device::Cpu, 4, 3, &mut Rng::new(0))?;
+    /// let half = layer.to_dtype(DType::F16)?;
+    /// assert_eq!(half.weight.dtype(), DType::F16);
+    /// let y = half.forward(&Tensor::zeros(&Device::Cpu, &[2, 4])?)?;
+    /// assert_eq!(y.dtype(), DType::F32);
+    /// # Ok::<(), timeloom::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// `OutOfMemory` when the copy does not fit the device.
+    pub fn to_dtype(&self, dtype: DType) -> Result<Linear> {
+        let convert = |t: &Tensor| -> Result<Tensor> {
+            let c = t.detach().to_dtype(dtype)?;
+            // The same type is the same storage: copy it.
+            let c = match (t.dtype(), dtype) {
+                (DType::F16, DType::F16) => c.f16_copy()?,
+                (DType::F32, DType::F32) => c.scale(1.0)?.detach(),
+                _ => c,
+            };
+            Ok(if dtype == DType::F32 {
+                c.requires_grad()
+            } else {
+                c
+            })
+        };
+        Ok(Linear {
+            weight: convert(&self.weight)?,
+            bias: self.bias.as_ref().map(convert).transpose()?,
         })
     }
 }

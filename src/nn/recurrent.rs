@@ -384,9 +384,10 @@ impl Recurrent {
     }
 
     /// A copy of this stack with every parameter converted to `dtype`, same configuration and
-    /// mode. f16 (half the parameter memory) is for inference: run it under
-    /// [`no_grad`](crate::no_grad), its weights widened to f32 as the kernels load them and the
-    /// states, sums and outputs f32; training it is refused with `Unsupported`. f32 gives
+    /// mode (new storage, never shared). f16 (half the parameter memory) is for inference: the
+    /// parameters do not track gradients, the kernels widen them as they load them, and the
+    /// states, sums and outputs are f32; an input that tracks gradients while the tape records
+    /// is refused with `Unsupported` (run under [`no_grad`](crate::no_grad)). f32 gives
     /// trainable parameters again (a loaded `.half()` model converted back).
     ///
     /// ```
