@@ -10,8 +10,8 @@ use char_transformer::char_rnn;
 
 use std::sync::OnceLock;
 
-use char_rnn::{sample, train, Batcher, Config, Corpus, Trainer};
-use timeloom::{Device, Gpu, Rng};
+use char_rnn::{sample, train, Batcher, CharModel, Config, Corpus, Trainer};
+use timeloom::{DType, Device, Gpu, Rng};
 
 fn gpu() -> Device {
     static GPU: OnceLock<Gpu> = OnceLock::new();
@@ -203,6 +203,36 @@ fn gpu_sampling_takes_one_submission_and_matches_the_cpu_path() {
     let c = Trainer::new(small(1), &shakespeare(), &Device::Cpu).unwrap();
     let on_cpu = sample(&c.model, &c.corpus, "ROMEO:", 0.8, 5, 40, &mut Rng::new(3)).unwrap();
     assert_eq!(on_gpu, on_cpu);
+}
+
+/// A half-precision copy of the model (`--precision f16 --sample-only`) holds half the
+/// parameter bytes, generates in one submission on the GPU, and writes the same text on both
+/// devices for one seed.
+#[test]
+fn an_f16_copy_samples_in_one_submission_on_both_devices() {
+    let g = Gpu::new_blocking().expect("the tests need a GPU adapter");
+    let dev = Device::Gpu(g.clone());
+    let mut texts = Vec::new();
+    for (d, on_gpu) in [(dev.clone(), true), (Device::Cpu, false)] {
+        let t = Trainer::new(small(1), &shakespeare(), &d).unwrap();
+        let half = t.model.to_dtype(DType::F16).unwrap();
+        let size = |m: &CharModel| -> usize {
+            m.named_parameters()
+                .iter()
+                .map(|(_, p)| p.numel() * p.dtype().size())
+                .sum()
+        };
+        assert_eq!(2 * size(&half), size(&t.model));
+        sample(&half, &t.corpus, "ROMEO:", 0.8, 5, 40, &mut Rng::new(1)).unwrap();
+        let before = g.stats();
+        texts.push(sample(&half, &t.corpus, "ROMEO:", 0.8, 5, 40, &mut Rng::new(3)).unwrap());
+        if on_gpu {
+            let s = g.stats().since(&before);
+            assert_eq!((s.submissions, s.blocking_waits), (1, 1), "{s:?}");
+        }
+    }
+    assert!(texts[0].starts_with("ROMEO:") && texts[0].chars().count() == 46);
+    assert_eq!(texts[0], texts[1]);
 }
 
 /// The transformer generates on the device too: its context window stays there (the oldest id

@@ -47,6 +47,10 @@ pub(crate) struct Pending {
     arena_capacity: u64,
     arena_generation: u64,
     grow_arena_to: u64,
+    /// Params bytes of the batch so far that earlier submissions of it took because the arena
+    /// was full: at the batch's end the arena grows to hold all of it, so a batch of that size
+    /// (a generation loop, a training step) is one submission the next time.
+    spilled: u64,
     bind_groups: HashMap<BindKey, wgpu::BindGroup>,
     /// Buffers released while this batch may still use them, by size class: reusable at once as
     /// a kernel's output (dispatches in one queue run in order, with barriers), but not as the
@@ -75,6 +79,7 @@ impl Pending {
             arena_capacity: INITIAL_ARENA,
             arena_generation: next_buffer_id(),
             grow_arena_to: 0,
+            spilled: 0,
             bind_groups: HashMap::new(),
             retired: HashMap::new(),
             profiler: None,
@@ -142,7 +147,9 @@ impl GpuInner {
             // The arena is full: submit what is recorded and grow it (up to MAX_ARENA), so the
             // next batch fits.
             p.grow_arena_to = (p.arena_capacity * 2).min(MAX_ARENA);
+            let spilled = p.spilled + p.params.len() as u64;
             self.flush_locked(p);
+            p.spilled = spilled;
         }
         if p.profiler.as_ref().is_some_and(|f| !f.has_room(2)) {
             // The profile's query set is full (a pass's opening stamp and this dispatch's).
@@ -254,6 +261,15 @@ impl GpuInner {
     /// Submits the pending work, if any, as one command buffer.
     pub(crate) fn flush_locked(&self, p: &mut Pending) -> Option<wgpu::SubmissionIndex> {
         p.pass = None;
+        // The batch's end (or an overflow, whose caller restores `spilled` after this): a batch
+        // that overflowed gets an arena that holds it whole.
+        let batch = p.spilled + p.params.len() as u64;
+        if p.spilled > 0 {
+            p.grow_arena_to = p
+                .grow_arena_to
+                .max(batch.next_power_of_two().min(MAX_ARENA));
+        }
+        p.spilled = 0;
         let mut stamps = 0;
         let index = p.encoder.take().map(|mut encoder| {
             if let Some(f) = p.profiler.as_mut() {
