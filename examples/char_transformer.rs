@@ -25,8 +25,8 @@ use char_rnn::{cli, Batcher, Config, Corpus, Trainer};
 use clap::Parser;
 use timeloom::nn::{Embedding, LayerNorm, Linear, Module, TransformerBlock};
 use timeloom::{
-    no_grad, sinusoidal_positions, CrossEntropy, Device, Error, Optimizer, Rng, SampleOptions,
-    Tensor,
+    no_grad, sinusoidal_positions, CrossEntropy, DType, Device, Error, Optimizer, Rng,
+    SampleOptions, Tensor,
 };
 
 /// The transformer's shape and training.
@@ -102,6 +102,24 @@ impl CharTransformer {
             )?,
             vocab,
             device: device.clone(),
+        })
+    }
+
+    /// A copy with every parameter in `dtype`: f16 for inference at half the parameter memory
+    /// (weights widened as the kernels load them; activations and sums f32).
+    pub fn to_dtype(&self, dtype: DType) -> Result<CharTransformer, Error> {
+        Ok(CharTransformer {
+            embedding: self.embedding.to_dtype(dtype)?,
+            blocks: self
+                .blocks
+                .iter()
+                .map(|b| b.to_dtype(dtype))
+                .collect::<Result<_, _>>()?,
+            norm: self.norm.to_dtype(dtype)?,
+            head: self.head.to_dtype(dtype)?,
+            positions: self.positions.clone(),
+            vocab: self.vocab,
+            device: self.device.clone(),
         })
     }
 
@@ -384,6 +402,25 @@ fn try_main() -> Result<(), Error> {
     println!(
         "----- transformer sample -----\n{}",
         sample(&model, &corpus, &cfg, "ROMEO:", 0.8, 200, &mut Rng::new(1))?
+    );
+    // The trained model as f16 (inference at half the parameter memory), against itself.
+    let half = model.to_dtype(DType::F16)?;
+    let bytes = |m: &CharTransformer| -> usize {
+        m.parameters()
+            .iter()
+            .map(|t| t.numel() * t.dtype().size())
+            .sum()
+    };
+    println!(
+        "f16 copy: {} parameter bytes (f32: {}); validation loss {:.4} (f32: {:.4})",
+        bytes(&half),
+        bytes(&model),
+        val_loss(&half, &corpus, &cfg, 20)?,
+        val_loss(&model, &corpus, &cfg, 20)?
+    );
+    println!(
+        "----- f16 copy's sample -----\n{}",
+        sample(&half, &corpus, &cfg, "ROMEO:", 0.8, 200, &mut Rng::new(1))?
     );
     if compare {
         // An LSTM with about the same number of parameters: 4·H·(V + H + 2) + H·V + V ≈ n_params.

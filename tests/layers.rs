@@ -797,3 +797,81 @@ fn an_f16_lstm_runs_in_little_more_than_half_the_memory() {
         );
     }
 }
+
+/// Every layer's `to_dtype(F16)` copy (issue 17: f16 inference) computes what the f32 layer
+/// holding the same f16-rounded parameters computes, on both devices, and holds f16
+/// parameters that do not track gradients: Linear, Embedding, LayerNorm, MultiHeadAttention
+/// and a causal TransformerBlock at awkward sizes (E = 12, 3 heads, L = 7, B = 2).
+#[test]
+fn every_layers_f16_copy_computes_what_its_f32_widening_does() {
+    use timeloom::nn::{Embedding, LayerNorm, Linear, MultiHeadAttention, TransformerBlock};
+    use timeloom::DType;
+    let (b, l, e, v) = (2usize, 7usize, 12usize, 11usize);
+    for dev in [Device::Gpu(Gpu::new_blocking().unwrap()), Device::Cpu] {
+        let mut rng = Rng::new(13);
+        let x = Tensor::from_slice(&dev, &rng.normals(b * l * e), &[b, l, e]).unwrap();
+        let ids: Vec<f32> = (0..b * l).map(|i| ((i * 5) % v) as f32).collect();
+        let ids = Tensor::from_slice(&dev, &ids, &[b, l]).unwrap();
+        let mut ln = LayerNorm::new(&dev, e).unwrap();
+        ln.weight = Tensor::from_slice(&dev, &rng.normals(e), &[e]).unwrap();
+        ln.bias = Tensor::from_slice(&dev, &rng.normals(e), &[e]).unwrap();
+        type Pair = (Box<dyn Module>, Box<dyn Module>);
+        // The f16 copy and the f32 layer widened back from it: the same rounded parameters.
+        fn pair<M: Module + 'static>(half: M, widened: M) -> Pair {
+            (Box::new(half), Box::new(widened))
+        }
+        let linear = Linear::new(&dev, e, 5, &mut rng).unwrap();
+        let emb = Embedding::new(&dev, v, e, &mut rng).unwrap();
+        let mha = MultiHeadAttention::new(&dev, e, 3, &mut rng)
+            .unwrap()
+            .batch_first(true);
+        let block = TransformerBlock::new(&dev, e, 3, true, &mut rng).unwrap();
+        let (h, f) = (DType::F16, DType::F32);
+        let linear = linear.to_dtype(h).unwrap();
+        let emb = emb.to_dtype(h).unwrap();
+        let ln = ln.to_dtype(h).unwrap();
+        let mha = mha.to_dtype(h).unwrap();
+        let block = block.to_dtype(h).unwrap();
+        let layers: Vec<(&str, Pair, &Tensor)> = vec![
+            (
+                "Linear",
+                pair(linear.to_dtype(h).unwrap(), linear.to_dtype(f).unwrap()),
+                &x,
+            ),
+            (
+                "Embedding",
+                pair(emb.to_dtype(h).unwrap(), emb.to_dtype(f).unwrap()),
+                &ids,
+            ),
+            (
+                "LayerNorm",
+                pair(ln.to_dtype(h).unwrap(), ln.to_dtype(f).unwrap()),
+                &x,
+            ),
+            (
+                "MultiHeadAttention",
+                pair(mha.to_dtype(h).unwrap(), mha.to_dtype(f).unwrap()),
+                &x,
+            ),
+            (
+                "TransformerBlock",
+                pair(block.to_dtype(h).unwrap(), block.to_dtype(f).unwrap()),
+                &x,
+            ),
+        ];
+        for (name, (half, widened), input) in layers {
+            for (_, p) in half.named_parameters() {
+                assert!(p.dtype() == DType::F16 && !p.tracks_grad(), "{dev} {name}");
+            }
+            let got = half.forward(input).unwrap().read_blocking().unwrap();
+            let want = widened.forward(input).unwrap().read_blocking().unwrap();
+            assert_eq!(got.len(), want.len(), "{dev} {name}");
+            for (k, (a, w)) in got.iter().zip(&want).enumerate() {
+                assert!(
+                    (a - w).abs() <= 1e-5 + 1e-5 * w.abs(),
+                    "{dev} {name}[{k}]: f16 {a}, widened {w}"
+                );
+            }
+        }
+    }
+}

@@ -2,14 +2,14 @@
 //! (`in_proj_weight` [3E, E], `in_proj_bias` [3E], `out_proj.weight` [E, E], `out_proj.bias`
 //! [E]), on the fused attention kernels.
 
-use super::{Linear, Module};
+use super::{converted, Linear, Module};
 use crate::device::Device;
 use crate::error::{shape_str, Error, Result};
 use crate::init::Init;
 use crate::ops::attention::{attention, AttentionOptions};
 use crate::ops::matmul::Matmul;
 use crate::rng::Rng;
-use crate::tensor::Tensor;
+use crate::tensor::{DType, Tensor};
 
 /// Multi-head attention: per head softmax(QKᵀ/√d)V on learned projections, then an output
 /// projection.
@@ -60,6 +60,23 @@ impl MultiHeadAttention {
             )?,
             heads,
             batch_first: false,
+        })
+    }
+
+    /// A copy with every parameter converted to `dtype` (see
+    /// [`Linear::to_dtype`](super::Linear::to_dtype)): an f16 copy holds its projections at half
+    /// the memory and computes in f32 (the projections widen the weights as they load them;
+    /// the attention runs on their f32 outputs).
+    ///
+    /// # Errors
+    /// `OutOfMemory` when the copy does not fit the device.
+    pub fn to_dtype(&self, dtype: DType) -> Result<MultiHeadAttention> {
+        Ok(MultiHeadAttention {
+            in_proj_weight: converted(&self.in_proj_weight, dtype)?,
+            in_proj_bias: converted(&self.in_proj_bias, dtype)?,
+            out_proj: self.out_proj.to_dtype(dtype)?,
+            heads: self.heads,
+            batch_first: self.batch_first,
         })
     }
 

@@ -1,7 +1,7 @@
 //! Linear: y = x·Wᵀ + b, with PyTorch's layout (`weight` [out, in], `bias` [out]) and default
 //! initialisation U(±1/√in) for both.
 
-use super::Module;
+use super::{converted, Module};
 use crate::device::Device;
 use crate::error::{shape_str, Error, Result};
 use crate::init::Init;
@@ -87,23 +87,13 @@ impl Linear {
     /// # Errors
     /// `OutOfMemory` when the copy does not fit the device.
     pub fn to_dtype(&self, dtype: DType) -> Result<Linear> {
-        let convert = |t: &Tensor| -> Result<Tensor> {
-            let c = t.detach().to_dtype(dtype)?;
-            // The same type is the same storage: copy it.
-            let c = match (t.dtype(), dtype) {
-                (DType::F16, DType::F16) => c.f16_copy()?,
-                (DType::F32, DType::F32) => c.scale(1.0)?.detach(),
-                _ => c,
-            };
-            Ok(if dtype == DType::F32 {
-                c.requires_grad()
-            } else {
-                c
-            })
-        };
         Ok(Linear {
-            weight: convert(&self.weight)?,
-            bias: self.bias.as_ref().map(convert).transpose()?,
+            weight: converted(&self.weight, dtype)?,
+            bias: self
+                .bias
+                .as_ref()
+                .map(|b| converted(b, dtype))
+                .transpose()?,
         })
     }
 }

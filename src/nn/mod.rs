@@ -18,7 +18,21 @@ pub use recurrent::{Recurrent, RecurrentBuilder, RecurrentConfig, RecurrentOutpu
 pub use transformer::TransformerBlock;
 
 use crate::error::Result;
-use crate::tensor::Tensor;
+use crate::tensor::{DType, Tensor};
+
+/// `t` converted to `dtype` as a parameter of a converted layer (the layers' `to_dtype`): new
+/// storage even when the type is the same, so the two layers never share (or train) one
+/// tensor; an f32 result is trainable (`requires_grad`), an f16 one is read, never trained
+/// (inference: the kernels widen it as they load it).
+pub(crate) fn converted(t: &Tensor, dtype: DType) -> Result<Tensor> {
+    let c = t.detach().to_dtype(dtype)?;
+    Ok(match (t.dtype(), dtype) {
+        (DType::F16, DType::F16) => c.f16_copy()?,
+        (DType::F32, DType::F32) => c.scale(1.0)?.requires_grad(),
+        (_, DType::F32) => c.requires_grad(),
+        (_, DType::F16) => c,
+    })
+}
 
 /// A layer or a model: a forward map with named parameters.
 pub trait Module: Send + Sync {

@@ -1,13 +1,13 @@
 //! LayerNorm and Embedding layers with PyTorch's parameter names and initialisation
 //! (`weight` = 1 and `bias` = 0 for LayerNorm; `weight` ~ N(0, 1) for Embedding).
 
-use super::Module;
+use super::{converted, Module};
 use crate::device::Device;
 use crate::error::Result;
 use crate::init::Init;
 use crate::ops::norm::embedding;
 use crate::rng::Rng;
-use crate::tensor::Tensor;
+use crate::tensor::{DType, Tensor};
 
 /// `nn.LayerNorm(dim)`: normalises the last axis, then scales by `weight` and shifts by `bias`.
 pub struct LayerNorm {
@@ -26,6 +26,21 @@ impl LayerNorm {
             weight: Tensor::full(device, &[dim], 1.0)?.requires_grad(),
             bias: Tensor::zeros(device, &[dim])?.requires_grad(),
             eps: 1e-5,
+        })
+    }
+}
+
+impl LayerNorm {
+    /// A copy with γ and β converted to `dtype` (see [`Linear::to_dtype`](super::Linear::to_dtype)):
+    /// an f16 copy normalises in f32, its γ and β widened per call (D values each).
+    ///
+    /// # Errors
+    /// `OutOfMemory` when the copy does not fit the device.
+    pub fn to_dtype(&self, dtype: DType) -> Result<LayerNorm> {
+        Ok(LayerNorm {
+            weight: converted(&self.weight, dtype)?,
+            bias: converted(&self.bias, dtype)?,
+            eps: self.eps,
         })
     }
 }
@@ -140,6 +155,20 @@ impl Embedding {
             weight: Init::Normal(0.0, 1.0)
                 .tensor(device, &[vocab, dim], rng)?
                 .requires_grad(),
+        })
+    }
+}
+
+impl Embedding {
+    /// A copy with the table converted to `dtype` (see
+    /// [`Linear::to_dtype`](super::Linear::to_dtype)): an f16 table is looked up at half the
+    /// memory, its rows widened to f32 as they are read.
+    ///
+    /// # Errors
+    /// `OutOfMemory` when the copy does not fit the device.
+    pub fn to_dtype(&self, dtype: DType) -> Result<Embedding> {
+        Ok(Embedding {
+            weight: converted(&self.weight, dtype)?,
         })
     }
 }

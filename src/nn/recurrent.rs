@@ -5,7 +5,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::Module;
+use super::{converted, Module};
 use crate::device::Device;
 use crate::error::{shape_str, Error, Result};
 use crate::init::Init;
@@ -408,21 +408,6 @@ impl Recurrent {
     /// # Errors
     /// `OutOfMemory` when the copy does not fit the device.
     pub fn to_dtype(&self, dtype: DType) -> Result<Recurrent> {
-        let convert = |t: &Tensor| -> Result<Tensor> {
-            let c = t.detach().to_dtype(dtype)?;
-            // A conversion to the same type is the same storage: copy it, so the two stacks
-            // never share (or train) one parameter.
-            let c = match (t.dtype(), dtype) {
-                (DType::F16, DType::F16) => c.f16_copy()?,
-                (DType::F32, DType::F32) => c.scale(1.0)?.detach(),
-                _ => c,
-            };
-            Ok(if dtype == DType::F32 {
-                c.requires_grad()
-            } else {
-                c
-            })
-        };
         let weights = self
             .weights
             .iter()
@@ -430,10 +415,10 @@ impl Recurrent {
                 dirs.iter()
                     .map(|w| {
                         Ok(DirectionWeights {
-                            w_ih: convert(&w.w_ih)?,
-                            w_hh: convert(&w.w_hh)?,
-                            b_ih: convert(&w.b_ih)?,
-                            b_hh: convert(&w.b_hh)?,
+                            w_ih: converted(&w.w_ih, dtype)?,
+                            w_hh: converted(&w.w_hh, dtype)?,
+                            b_ih: converted(&w.b_ih, dtype)?,
+                            b_hh: converted(&w.b_hh, dtype)?,
                         })
                     })
                     .collect::<Result<Vec<_>>>()

@@ -7,7 +7,7 @@ use super::{LayerNorm, Linear, Module, MultiHeadAttention};
 use crate::device::Device;
 use crate::error::Result;
 use crate::rng::Rng;
-use crate::tensor::Tensor;
+use crate::tensor::{DType, Tensor};
 
 /// One pre-norm transformer block over [B, L, E].
 pub struct TransformerBlock {
@@ -41,6 +41,25 @@ impl TransformerBlock {
             norm1: LayerNorm::new(device, embed)?,
             norm2: LayerNorm::new(device, embed)?,
             causal,
+        })
+    }
+}
+
+impl TransformerBlock {
+    /// A copy with every parameter converted to `dtype` (see
+    /// [`Linear::to_dtype`](super::Linear::to_dtype)): f16 for inference at half the parameter
+    /// memory, activations and sums f32.
+    ///
+    /// # Errors
+    /// `OutOfMemory` when the copy does not fit the device.
+    pub fn to_dtype(&self, dtype: DType) -> Result<TransformerBlock> {
+        Ok(TransformerBlock {
+            self_attn: self.self_attn.to_dtype(dtype)?,
+            linear1: self.linear1.to_dtype(dtype)?,
+            linear2: self.linear2.to_dtype(dtype)?,
+            norm1: self.norm1.to_dtype(dtype)?,
+            norm2: self.norm2.to_dtype(dtype)?,
+            causal: self.causal,
         })
     }
 }

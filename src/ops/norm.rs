@@ -27,6 +27,22 @@ impl Tensor {
                 message: "the last axis is empty".into(),
             });
         }
+        // An f16 γ or β (a half-precision model's, for inference) is widened: D values each.
+        let widened = match affine {
+            Some((g, b)) if g.dtype() == DType::F16 || b.dtype() == DType::F16 => {
+                for (arg, t) in [("gamma", g), ("beta", b)] {
+                    if t.dtype() == DType::F16 && t.tracks_grad() && crate::is_grad_enabled() {
+                        return Err(Error::Unsupported {
+                            op,
+                            message: format!("an f16 {arg} that tracks gradients: f16 parameters are read, not trained; keep trained ones in f32, or run inference under no_grad"),
+                        });
+                    }
+                }
+                Some((g.to_dtype(DType::F32)?, b.to_dtype(DType::F32)?))
+            }
+            _ => None,
+        };
+        let affine = widened.as_ref().map(|(g, b)| (g, b)).or(affine);
         if let Some((g, b)) = affine {
             vectors_of(op, self, cols, [("gamma", g), ("beta", b)])?;
         }
