@@ -153,6 +153,13 @@ const RECURRENT_FORWARD: &[&str] = &[
     "recurrent_step_forward",
     "recurrent_sequence_forward",
 ];
+/// The f16 layer's forward: W_hhᵀ copied as f16 and b_hh widened by `convert`.
+const RECURRENT_FORWARD_F16: &[&str] = &[
+    "matmul",
+    "convert",
+    "recurrent_step_forward",
+    "recurrent_sequence_forward",
+];
 const RECURRENT_TRAIN: &[&str] = &[
     "matmul",
     "recurrent_step_forward",
@@ -358,7 +365,15 @@ const CASES: &[Case] = &[
     ),
     Case {
         large: RECURRENT_LARGE,
+        own_device: true,
         ..case("lstm_forward", RECURRENT_FORWARD, RECURRENT)
+    },
+    // Inference with the layer converted to f16 (`Recurrent::to_dtype`): W_ih, W_hh and the
+    // biases f16, states and outputs f32; beside the f32 row, with each one's resident bytes.
+    Case {
+        large: RECURRENT_LARGE,
+        own_device: true,
+        ..case("lstm_forward_f16", RECURRENT_FORWARD_F16, RECURRENT)
     },
     Case {
         large: RECURRENT_LARGE,
@@ -366,7 +381,13 @@ const CASES: &[Case] = &[
     },
     Case {
         large: RECURRENT_LARGE,
+        own_device: true,
         ..case("gru_forward", RECURRENT_FORWARD, RECURRENT)
+    },
+    Case {
+        large: RECURRENT_LARGE,
+        own_device: true,
+        ..case("gru_forward_f16", RECURRENT_FORWARD_F16, RECURRENT)
     },
     Case {
         large: RECURRENT_LARGE,
@@ -640,9 +661,14 @@ fn measure(
             notes.push(format!("{per_s:.1} tokens/s"));
         }
         if let (true, Some(g)) = (case.own_device, g) {
-            let peak = g.stats().largest_buffer;
-            row.peak_bytes = Some(peak);
-            notes.push(format!("largest buffer {} KiB", peak / 1024));
+            let stats = g.stats();
+            row.peak_bytes = Some(stats.largest_buffer);
+            row.resident_bytes = Some(stats.bytes_resident);
+            notes.push(format!(
+                "largest buffer {} KiB, resident {} KiB",
+                stats.largest_buffer / 1024,
+                stats.bytes_resident / 1024
+            ));
         }
         print_row(&row, &notes.join(", "));
         if let Some(p) = &profile {

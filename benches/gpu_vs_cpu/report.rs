@@ -24,12 +24,17 @@ pub struct Row {
     pub seq_per_s: Option<f64>,
     /// Generated tokens per second, for the generation rows.
     pub tokens_per_s: Option<f64>,
-    /// The largest buffer allocated, for the rows on a device of their own (attention).
+    /// The largest buffer allocated, for the rows on a device of their own (attention, the
+    /// recurrent forwards).
     pub peak_bytes: Option<u64>,
     pub gbytes_per_s: Option<f64>,
     pub kernels: &'static [&'static str],
     /// The element type of the op's stored operands: "f16" for the `_f16` cases, else "f32".
     pub dtype: &'static str,
+    /// Device memory held after the row's calls (its pool included), for the rows on a device
+    /// of their own: the model, its activations and what the pool keeps for the next call.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resident_bytes: Option<u64>,
     /// With `--profile`: device milliseconds per call (GPU timestamps, summed over dispatches).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub device_ms: Option<f64>,
@@ -81,6 +86,7 @@ impl Row {
             gbytes_per_s: None,
             kernels,
             dtype: if op.ends_with("_f16") { "f16" } else { "f32" },
+            resident_bytes: None,
             device_ms: None,
             profile: Vec::new(),
         }

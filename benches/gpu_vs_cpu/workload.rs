@@ -377,10 +377,12 @@ pub fn workload(op: &'static str, size: &dyn Fn(&str) -> usize) -> Workload {
                 })
             })
         }
-        "lstm_forward" | "lstm_train_step" | "gru_forward" | "gru_train_step" => {
+        "lstm_forward" | "lstm_train_step" | "gru_forward" | "gru_train_step"
+        | "lstm_forward_f16" | "gru_forward_f16" => {
             let (t, b, i, h) = (size("T"), size("B"), size("I"), size("H"));
             let lstm = op.starts_with("lstm");
             let train = op.ends_with("train_step");
+            let half = op.ends_with("_f16");
             let gates = if lstm { 4 } else { 3 };
             // Forward: 2·T·B·(I + H)·G·H FLOP. The backward adds the same for dW_ih and dW_hh
             // and the recurrent sweep's 2·T·B·H·G·H, but no dX (the input needs no gradient):
@@ -402,6 +404,18 @@ pub fn workload(op: &'static str, size: &dyn Fn(&str) -> usize) -> Workload {
                     _ => builder,
                 };
                 let model = builder.build(dev, &mut timeloom::Rng::new(2))?;
+                // The f16 copy alone stays on the device (the f32 one is dropped).
+                let model = if half {
+                    let copy = model.to_dtype(DType::F16)?;
+                    drop(model);
+                    if let Device::Gpu(g) = dev {
+                        g.synchronize()?;
+                        g.trim_pool();
+                    }
+                    copy
+                } else {
+                    model
+                };
                 let mut opt = Optimizer::adam(model.parameters(), 1e-3);
                 let x = input(dev, &[t, b, i])?;
                 boxed(move || {
