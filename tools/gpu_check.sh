@@ -14,7 +14,10 @@
 #
 # Environment: TIMELOOM_ADAPTER / TIMELOOM_BACKEND pick the adapter as everywhere else;
 # GPU_CHECK_SIZES (matmul N and attention L, default 256,1024), GPU_CHECK_REPS (default 5),
-# GPU_CHECK_TEST_TIMEOUT (seconds per test binary, default 300).
+# GPU_CHECK_TEST_TIMEOUT (seconds per test binary, default 300). For a short device session:
+# GPU_CHECK_TESTS (a test-name filter, e.g. attention), GPU_CHECK_ROWS (the bench rows instead
+# of the key rows, comma-separated, e.g. attention_train_step,lstm_forward_f16) and
+# GPU_CHECK_SWEEPS=0 (no profile run, no sweeps).
 # Writes target/gpu_check/{tests.log,bench.log,profile.log,sweep.log,bench.json,
 # torch_cuda.json,table.md}, and copies them to $OUT when that is set (the device tool's
 # output folder).
@@ -29,7 +32,7 @@ while [ $# -gt 0 ]; do
     --pack) MODE=pack; BINS=${2:?--pack needs a folder}; shift 2 ;;
     --bins) MODE=bins; BINS=${2:?--bins needs a folder}; shift 2 ;;
     --smoke) SMOKE=1; shift ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
     *) echo "gpu_check: unknown argument $1 (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -132,7 +135,8 @@ if [ "$SMOKE" = 0 ]; then
     skip=()
     hung=""
     for attempt in 1 2; do
-      timeout "$TEST_TIMEOUT" "$exe" --test-threads=1 "${skip[@]}" >"$WORK/test.log" 2>&1
+      timeout "$TEST_TIMEOUT" "$exe" --test-threads=1 ${GPU_CHECK_TESTS:+"$GPU_CHECK_TESTS"} \
+        "${skip[@]}" >"$WORK/test.log" 2>&1
       rc=$?
       cat "$WORK/test.log" >>"$WORK/tests.log"
       [ "$rc" = 124 ] || break
@@ -159,8 +163,13 @@ fi
 
 # The key rows: the ceiling, the cold starts, matmul (square, skinny, f16 weights), the MLP,
 # conv, attention (fused and materialised), LSTM/GRU training steps, generation.
+# `lstm_forward` also picks the f16 layer's row (lstm_forward_f16, issue 17), each with its
+# resident bytes.
 ROWS=(fma_peak matmul_cold_start lstm_cold_start matmul mlp_train_step conv2d_train_step
-      attention_train_step lstm_train_step gru_train_step char_rnn_generate)
+      attention_train_step lstm_train_step gru_train_step char_rnn_generate lstm_forward)
+if [ -n "${GPU_CHECK_ROWS:-}" ]; then
+  read -ra ROWS <<<"${GPU_CHECK_ROWS//,/ }"
+fi
 PATHS=gpu,gpu_reference,cpu
 [ "$SMOKE" = 1 ] && PATHS=gpu,gpu_reference
 say "bench: ${ROWS[*]} --sizes $SIZES --reps $REPS --paths $PATHS"
@@ -173,7 +182,7 @@ cp -f "$ROOT/target/bench/gpu_vs_cpu.json" "$WORK/bench.json" 2>/dev/null \
 
 # Where each row's device time goes, kernel by kernel (GPU timestamps; a second run, since the
 # timestamps make each submission wait). Not in the smoke run.
-if [ "$SMOKE" = 0 ]; then
+if [ "$SMOKE" = 0 ] && [ "${GPU_CHECK_SWEEPS:-1}" != 0 ]; then
   say "bench --profile: device time per kernel"
   "$BENCH" matmul mlp_train_step conv2d_train_step attention_train_step lstm_train_step \
     gru_train_step char_rnn_generate --sizes 1024 --shape T=64,B=32,I=128,H=256 --reps 3 \
@@ -244,6 +253,8 @@ for r in rows:
         note.append(f"{r['tokens_per_s']:.0f} tokens/s")
     if r.get("sequences_per_s"):
         note.append(f"{r['sequences_per_s']:.0f} seq/s")
+    if r.get("resident_bytes"):
+        note.append(f"resident {r['resident_bytes'] / 2**20:.1f} MiB")
     if r["path"] == "cpu":
         note.append(r["adapter"])
     line = (f"| {r['op']} | {shape} | {r['path']} | {r.get('dtype', 'f32')} | {r['median_ms']:.3f} | "
