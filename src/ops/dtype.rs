@@ -211,6 +211,35 @@ mod tests {
         }
     }
 
+    /// An f16 parameter that tracks gradients is refused where the tape records (matmul,
+    /// layer norm's γ, an embedding table: one gate, `read_only_f16`) and read under no_grad.
+    #[test]
+    fn f16_parameters_are_read_only() {
+        let dev = Device::Cpu;
+        let x = Tensor::from_slice(&dev, &[1.0, 2.0, 4.0, 8.0], &[2, 2]).unwrap();
+        let h = x.to_dtype(DType::F16).unwrap().requires_grad();
+        let v = Tensor::from_slice(&dev, &[1.0, 3.0], &[2])
+            .unwrap()
+            .to_dtype(DType::F16)
+            .unwrap()
+            .requires_grad();
+        let ids = Tensor::from_slice(&dev, &[1.0, 0.0], &[2]).unwrap();
+        type Op = fn(&Tensor, &Tensor, &Tensor, &Tensor) -> crate::Result<Tensor>;
+        let ops: [(&str, Op); 3] = [
+            ("matmul", |x, h, _, _| x.matmul(h)),
+            ("layer_norm", |x, _, v, _| x.layer_norm(Some((v, v)), 1e-5)),
+            ("embedding", |_, h, _, ids| crate::embedding(h, ids)),
+        ];
+        for (name, op) in ops {
+            let e = op(&x, &h, &v, &ids).unwrap_err();
+            assert!(
+                matches!(e, Error::Unsupported { .. }) && e.to_string().contains("no_grad"),
+                "{name}: {e}"
+            );
+            crate::no_grad(|| op(&x, &h, &v, &ids)).unwrap();
+        }
+    }
+
     /// Writing into an f16 view that starts or ends mid-word leaves the neighbouring element of
     /// that word as it was, on both devices; moving to the other device keeps the type.
     #[test]

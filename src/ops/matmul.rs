@@ -3,7 +3,7 @@
 
 use crate::error::{shape_str, Error, Result};
 use crate::kernels::matmul::{self, Bindings, Params};
-use crate::ops::{same_device_any_dtype, u32_of};
+use crate::ops::{read_only_f16, same_device_any_dtype, u32_of};
 use crate::tensor::{DType, Tensor};
 
 /// The activation a [`Matmul`] applies to its result, in the same kernel.
@@ -233,14 +233,14 @@ impl<'a> Matmul<'a> {
     /// Checks devices, element types and shapes; returns (batch, M, N).
     fn check(&self) -> Result<(usize, usize, usize)> {
         same_device_any_dtype("matmul", "b", self.a, self.b)?;
-        let operands = [Some(self.a), Some(self.b), self.bias.map(|(t, _)| t)];
-        for t in operands.into_iter().flatten() {
-            // Under no_grad nothing is recorded: an f16 parameter is then only read.
-            if t.dtype() == DType::F16 && t.tracks_grad() && crate::is_grad_enabled() {
-                return Err(Error::Unsupported {
-                    op: "matmul",
-                    message: "an f16 operand that tracks gradients: f16 tensors are read, not trained, so far; keep trained weights in f32, or run inference under no_grad (or detach the f16 copy)".into(),
-                });
+        let operands = [
+            ("a", Some(self.a)),
+            ("b", Some(self.b)),
+            ("bias", self.bias.map(|(t, _)| t)),
+        ];
+        for (arg, t) in operands {
+            if let Some(t) = t {
+                read_only_f16("matmul", arg, t)?;
             }
         }
         let (ba, m, k, ..) = matrix_view("a", self.a)?;

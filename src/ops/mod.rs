@@ -16,7 +16,7 @@ pub(crate) mod reduce;
 pub(crate) mod sample;
 pub(crate) mod softmax;
 
-pub(crate) use crate::tensor::{same_device, same_device_any_dtype};
+pub(crate) use crate::tensor::{read_only_f16, same_device, same_device_any_dtype};
 
 /// Casts a size the tensor checks already bounded by 2³² − 1.
 pub(crate) fn u32_of(v: usize) -> u32 {

@@ -5,8 +5,8 @@ use crate::kernels::{
     batch_norm_backward, batch_norm_forward, embedding_backward, embedding_forward,
     layer_norm_backward, layer_norm_forward,
 };
-use crate::ops::{same_device, same_device_any_dtype, u32_of};
-use crate::tensor::autodiff::{is_grad_enabled, record};
+use crate::ops::{read_only_f16, same_device, same_device_any_dtype, u32_of};
+use crate::tensor::autodiff::record;
 use crate::tensor::{DType, Tensor};
 
 impl Tensor {
@@ -30,14 +30,8 @@ impl Tensor {
         // An f16 γ or β (a half-precision model's, for inference) is widened: D values each.
         let widened = match affine {
             Some((g, b)) if g.dtype() == DType::F16 || b.dtype() == DType::F16 => {
-                for (arg, t) in [("gamma", g), ("beta", b)] {
-                    if t.dtype() == DType::F16 && t.tracks_grad() && crate::is_grad_enabled() {
-                        return Err(Error::Unsupported {
-                            op,
-                            message: format!("an f16 {arg} that tracks gradients: f16 parameters are read, not trained; keep trained ones in f32, or run inference under no_grad"),
-                        });
-                    }
-                }
+                read_only_f16(op, "gamma", g)?;
+                read_only_f16(op, "beta", b)?;
                 Some((g.to_dtype(DType::F32)?, b.to_dtype(DType::F32)?))
             }
             _ => None,
@@ -151,14 +145,7 @@ pub fn embedding(weight: &Tensor, ids: &Tensor) -> Result<Tensor> {
                     .into(),
             });
         }
-        if weight.tracks_grad() && is_grad_enabled() {
-            return Err(Error::Unsupported {
-                op,
-                message: "an f16 table cannot be trained: train an f32 table (convert it with \
-                          to_dtype for inference), or look up under no_grad"
-                    .into(),
-            });
-        }
+        read_only_f16(op, "table", weight)?;
         weight.detach()
     } else {
         weight.owned()?

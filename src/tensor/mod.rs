@@ -447,6 +447,19 @@ pub(crate) fn same_device_any_dtype(
     }
 }
 
+/// `Err(Unsupported)` for an f16 operand that tracks gradients while the tape records: f16
+/// tensors are read (inference, a frozen copy), never trained, so far. Every op that takes an
+/// f16 operand which could be a parameter checks it here.
+pub(crate) fn read_only_f16(op: &'static str, arg: &'static str, t: &Tensor) -> Result<()> {
+    if t.dtype == DType::F16 && t.tracks_grad() && crate::is_grad_enabled() {
+        return Err(Error::Unsupported {
+            op,
+            message: format!("an f16 {arg} that tracks gradients: f16 tensors are read, not trained, so far; keep trained weights in f32, or run inference under no_grad (or detach the f16 copy)"),
+        });
+    }
+    Ok(())
+}
+
 /// Held-lock access to host storage for the CPU path of ops.
 pub(crate) fn host_read(t: &Tensor) -> std::sync::RwLockReadGuard<'_, Vec<f32>> {
     match &t.storage {
