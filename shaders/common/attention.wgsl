@@ -31,7 +31,7 @@
 
 override HEAD_DIM: u32 = 64u;
 // Held rows per workgroup (8 or 16) and streamed rows per tile (4, 8 or 16), from HEAD_DIM:
-// ROWS·dv4 ≤ 256 vec4s, TILE·dv4 ≤ TILE_VECS, ROWS·TILE ≤ 256 pairs.
+// ROWS·dv4 ≤ 256 vec4s, TILE·dv4 ≤ TILE_VECS, ROWS·TILE ≤ PAIRS_A.
 override ROWS: u32 = 16u;
 override TILE: u32 = 16u;
 // Fold lanes per held row: lane l owns dimensions 4l .. 4l + 3 and 64 + 4l .. 64 + 4l + 3, so

@@ -25,7 +25,8 @@ pub(crate) const KERNEL: KernelDesc = KernelDesc {
     ],
 };
 
-/// Largest head dimension the kernels take (`MAX_DIM` in shaders/common/attention.wgsl).
+/// Largest head dimension the kernels take: shaders/common/attention.wgsl's 16 fold lanes own
+/// two vec4 slices each.
 pub(crate) const MAX_DIM: u32 = 128;
 
 /// The three fused kernels' tiling for a head dimension (common/attention.wgsl): held rows per
